@@ -1,0 +1,1064 @@
+/**
+ * sipsd - SIP selective disclosure for Kamailio
+ *
+ * A trusted proxy reads the S/MIME (CMS) encrypted body of a SIP message when
+ * the caller made it one of the recipients, and forwards the message unchanged.
+ *
+ * This module is a thin adapter: it gathers the SIP fields the library needs
+ * (Call-ID, tags, method, status, Content-Type, Content-Transfer-Encoding,
+ * Disclose-To, body) into an sd_msg and maps the library's results to script
+ * return codes, pseudo-variables, RPC and statistics. All parsing of CMS and
+ * S/MIME, key handling and the per-dialog key cache live in libsipsd (Rust).
+ *
+ * SPDX-License-Identifier: MIT OR Apache-2.0
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/sr_module.h"
+#include "core/dprint.h"
+#include "core/mod_fix.h"
+#include "core/data_lump.h"
+#include "core/ut.h"
+#include "core/trim.h"
+#include "core/pvar.h"
+#include "core/kemi.h"
+#include "core/rpc.h"
+#include "core/rpc_lookup.h"
+#include "core/counters.h"
+#include "core/globals.h"
+#include "core/parser/msg_parser.h"
+#include "core/parser/parse_from.h"
+#include "core/parser/parse_to.h"
+#include "core/parser/parse_cseq.h"
+#include "core/parser/parse_content.h"
+#include "modules/dialog/dlg_load.h"
+#include "modules/dialog/dlg_hash.h"
+#include "modules/textops/api.h"
+
+#include "sipsd.h"
+
+MODULE_VERSION
+
+/* script return codes; 0 would stop the routing script, so it is never used */
+#define SIPSD_RC_YES 1
+#define SIPSD_RC_NOT_FOR_ME -1
+#define SIPSD_RC_NOT_ENCRYPTED -2
+#define SIPSD_RC_ERROR -3
+
+static int mod_init(void);
+static void mod_destroy(void);
+
+static int w_sd_should_decrypt(sip_msg_t *msg, char *p1, char *p2);
+static int w_sd_decrypt(sip_msg_t *msg, char *p1, char *p2);
+static int w_sd_replace_body(sip_msg_t *msg, char *p1, char *p2);
+static int w_sd_rotate(sip_msg_t *msg, char *p1, char *p2);
+static int w_sd_dialog_end(sip_msg_t *msg, char *p1, char *p2);
+
+static int sipsd_param_rsa_key(modparam_t type, void *val);
+static int sipsd_param_psk(modparam_t type, void *val);
+static int sipsd_param_identity(modparam_t type, void *val);
+static int sipsd_param_mode(modparam_t type, void *val);
+static int sipsd_param_cache_capacity(modparam_t type, void *val);
+static int sipsd_param_cache_ttl(modparam_t type, void *val);
+static int sipsd_param_rotate_max_age(modparam_t type, void *val);
+static int sipsd_param_rotate_max_uses(modparam_t type, void *val);
+static int sipsd_param_max_body_size(modparam_t type, void *val);
+static int sipsd_param_max_parts(modparam_t type, void *val);
+static int sipsd_param_max_depth(modparam_t type, void *val);
+static int sipsd_param_strict_key_permissions(modparam_t type, void *val);
+
+static int pv_get_sd(sip_msg_t *msg, pv_param_t *param, pv_value_t *res);
+static int pv_parse_sd_name(pv_spec_t *sp, str *in);
+
+static void sipsd_rpc_stats(rpc_t *rpc, void *ctx);
+static void sipsd_rpc_reload(rpc_t *rpc, void *ctx);
+
+static counter_val_t sipsd_stat_decrypted(void);
+static counter_val_t sipsd_stat_not_for_me(void);
+static counter_val_t sipsd_stat_errors(void);
+
+/* module-only parameter: never log plaintext unless set */
+static int sipsd_log_plaintext = 0;
+
+#define SD_ROUTES (REQUEST_ROUTE | ONREPLY_ROUTE | FAILURE_ROUTE | BRANCH_ROUTE)
+
+/* clang-format off */
+static cmd_export_t cmds[] = {
+	{"sd_should_decrypt", (cmd_function)w_sd_should_decrypt, 0,
+		0, 0, SD_ROUTES},
+	{"sd_decrypt", (cmd_function)w_sd_decrypt, 0,
+		0, 0, SD_ROUTES},
+	{"sd_replace_body", (cmd_function)w_sd_replace_body, 0,
+		0, 0, SD_ROUTES},
+	{"sd_rotate", (cmd_function)w_sd_rotate, 0,
+		0, 0, SD_ROUTES},
+	{"sd_dialog_end", (cmd_function)w_sd_dialog_end, 0,
+		0, 0, SD_ROUTES},
+	{0, 0, 0, 0, 0, 0}
+};
+
+static param_export_t params[] = {
+	{"rsa_key",        PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_rsa_key},
+	{"psk",            PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_psk},
+	{"identity",       PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_identity},
+	{"mode",           PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_mode},
+	{"cache_capacity", PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_cache_capacity},
+	{"cache_ttl",      PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_cache_ttl},
+	{"rotate_max_age", PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_rotate_max_age},
+	{"rotate_max_uses", PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_rotate_max_uses},
+	{"max_body_size",  PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_max_body_size},
+	{"max_parts",      PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_max_parts},
+	{"max_depth",      PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_max_depth},
+	{"strict_key_permissions", PARAM_INT | USE_FUNC_PARAM,
+		(void *)sipsd_param_strict_key_permissions},
+	{"log_plaintext",  PARAM_INT, &sipsd_log_plaintext},
+	{0, 0, 0}
+};
+
+static const char *sipsd_rpc_stats_doc[2] = {
+	"Counters and cache state of the sipsd library", 0
+};
+static const char *sipsd_rpc_reload_doc[2] = {
+	"Re-read the key files now (all processes follow)", 0
+};
+
+static rpc_export_t sipsd_rpc_cmds[] = {
+	{"sipsd.stats",  sipsd_rpc_stats,  sipsd_rpc_stats_doc,  0},
+	{"sipsd.reload", sipsd_rpc_reload, sipsd_rpc_reload_doc, 0},
+	{0, 0, 0, 0}
+};
+
+static pv_export_t mod_pvs[] = {
+	{{"sd", (sizeof("sd") - 1)}, PVT_OTHER, pv_get_sd, 0,
+		pv_parse_sd_name, 0, 0, 0},
+	{{0, 0}, 0, 0, 0, 0, 0, 0, 0}
+};
+
+static stat_export_t sipsd_stats[] = {
+	{"decrypted",  STAT_IS_FUNC, (stat_var **)sipsd_stat_decrypted},
+	{"not_for_me", STAT_IS_FUNC, (stat_var **)sipsd_stat_not_for_me},
+	{"errors",     STAT_IS_FUNC, (stat_var **)sipsd_stat_errors},
+	{0, 0, 0}
+};
+
+struct module_exports exports = {
+	"sipsd",         /* module name */
+	DEFAULT_DLFLAGS, /* dlopen flags */
+	cmds,            /* exported functions */
+	params,          /* exported parameters */
+	sipsd_rpc_cmds,  /* exported RPC methods */
+	mod_pvs,         /* exported pseudo-variables */
+	0,               /* response handling function */
+	mod_init,        /* module initialization function */
+	0,               /* per-child init function: nothing per process */
+	mod_destroy      /* module destroy function */
+};
+/* clang-format on */
+
+/* ---------------------------------------------------------------------- */
+/* state                                                                  */
+
+/* library context: created in mod_init (before fork), shared by all workers */
+static sd_ctx *_sipsd_ctx = NULL;
+/* configuration being built from modparams; freed once the context exists */
+static sd_config *_sipsd_cfg = NULL;
+/* first configuration error, reported again by mod_init */
+static int _sipsd_cfg_failed = 0;
+
+/* optional APIs of other modules */
+static struct dlg_binds _sipsd_dlgb;
+static int _sipsd_dlg_loaded = 0;
+static textops_api_t _sipsd_textops;
+static int _sipsd_textops_loaded = 0;
+
+/* Result of the last library call for one message, per process. Keyed by
+ * message id + pid (msg_ctx_id_t) so nothing is ever shown for another one. */
+typedef struct sipsd_last {
+	msg_ctx_id_t mid;
+	int valid;
+	sd_result code;
+	sd_plain *plain;       /* owned; freed when another message is handled */
+	int has_generation;
+	unsigned int generation;
+	int body_replaced;
+} sipsd_last_t;
+
+static sipsd_last_t _sipsd_last = {0};
+
+/* the values $sd(name) can show */
+enum sipsd_pv_name
+{
+	SIPSD_PV_BODY = 0,
+	SIPSD_PV_CONTENT_TYPE,
+	SIPSD_PV_CONTENT_ID,
+	SIPSD_PV_SMIME_TYPE,
+	SIPSD_PV_KEY_SOURCE,
+	SIPSD_PV_KEY_LABEL,
+	SIPSD_PV_MEDIA_ADDR,
+	SIPSD_PV_MEDIA_PORT,
+	SIPSD_PV_CRYPTO,
+	SIPSD_PV_GENERATION,
+	SIPSD_PV_ERROR,
+	SIPSD_PV_CODE
+};
+
+typedef struct sipsd_pv_def {
+	str name;
+	int id;
+	int field; /* sd_field, or -1 when not read from the decrypted part */
+} sipsd_pv_def_t;
+
+static sipsd_pv_def_t _sipsd_pv_defs[] = {
+	{str_init("body"), SIPSD_PV_BODY, SD_FIELD_BODY},
+	{str_init("content_type"), SIPSD_PV_CONTENT_TYPE, SD_FIELD_CONTENT_TYPE},
+	{str_init("content_id"), SIPSD_PV_CONTENT_ID, SD_FIELD_CONTENT_ID},
+	{str_init("smime_type"), SIPSD_PV_SMIME_TYPE, SD_FIELD_SMIME_TYPE},
+	{str_init("key_source"), SIPSD_PV_KEY_SOURCE, SD_FIELD_KEY_SOURCE},
+	{str_init("key_label"), SIPSD_PV_KEY_LABEL, SD_FIELD_KEY_LABEL},
+	{str_init("media_addr"), SIPSD_PV_MEDIA_ADDR, SD_FIELD_MEDIA_ADDR},
+	{str_init("media_port"), SIPSD_PV_MEDIA_PORT, SD_FIELD_MEDIA_PORT},
+	{str_init("crypto"), SIPSD_PV_CRYPTO, SD_FIELD_CRYPTO},
+	{str_init("generation"), SIPSD_PV_GENERATION, -1},
+	{str_init("error"), SIPSD_PV_ERROR, -1},
+	{str_init("code"), SIPSD_PV_CODE, -1},
+	{{0, 0}, 0, 0}
+};
+
+/* ---------------------------------------------------------------------- */
+/* helpers                                                                */
+
+static inline sd_str sipsd_sdstr(const str *s)
+{
+	sd_str r;
+	r.ptr = (s != NULL && s->len > 0) ? (const uint8_t *)s->s : NULL;
+	r.len = (s != NULL && s->len > 0) ? (size_t)s->len : 0;
+	return r;
+}
+
+static inline void sipsd_str_from_sd(const sd_str *in, str *out)
+{
+	out->s = (char *)in->ptr;
+	out->len = (in->ptr != NULL) ? (int)in->len : 0;
+}
+
+static int sipsd_rc(sd_result r)
+{
+	switch(r) {
+		case SD_OK:
+			return SIPSD_RC_YES;
+		case SD_NOT_FOR_ME:
+			return SIPSD_RC_NOT_FOR_ME;
+		case SD_NOT_ENCRYPTED:
+			return SIPSD_RC_NOT_ENCRYPTED;
+		default:
+			return SIPSD_RC_ERROR;
+	}
+}
+
+/* the state of this message, or NULL if the last call was for another one */
+static sipsd_last_t *sipsd_last_get(sip_msg_t *msg)
+{
+	if(_sipsd_last.valid && msg_ctx_id_match(msg, &_sipsd_last.mid) == 1)
+		return &_sipsd_last;
+	return NULL;
+}
+
+/* the state of this message, starting a fresh one when msg is a new message */
+static sipsd_last_t *sipsd_last_for(sip_msg_t *msg)
+{
+	sipsd_last_t *l = sipsd_last_get(msg);
+	if(l != NULL)
+		return l;
+	sd_plain_free(_sipsd_last.plain);
+	memset(&_sipsd_last, 0, sizeof(_sipsd_last));
+	msg_ctx_id_set(msg, &_sipsd_last.mid);
+	_sipsd_last.valid = 1;
+	return &_sipsd_last;
+}
+
+/* one header by name (HDR_OTHER_T), or NULL */
+static hdr_field_t *sipsd_find_hdr(sip_msg_t *msg, hdr_field_t *start,
+		const char *name, int len)
+{
+	hdr_field_t *hf;
+	for(hf = start; hf != NULL; hf = hf->next) {
+		if(hf->type == HDR_OTHER_T && hf->name.len == len
+				&& strncasecmp(hf->name.s, name, len) == 0)
+			return hf;
+	}
+	return NULL;
+}
+
+#define SIPSD_HDR_CTE "Content-Transfer-Encoding"
+#define SIPSD_HDR_CTE_LEN (sizeof(SIPSD_HDR_CTE) - 1)
+#define SIPSD_HDR_DISCLOSE "Disclose-To"
+#define SIPSD_HDR_DISCLOSE_LEN (sizeof(SIPSD_HDR_DISCLOSE) - 1)
+
+/* sd_msg with the storage it borrows from besides the SIP buffer */
+typedef struct sipsd_msg {
+	sd_msg m;
+	str call_id;
+	char *disclose_buf; /* pkg memory: all Disclose-To values joined */
+} sipsd_msg_t;
+
+static void sipsd_msg_free(sipsd_msg_t *sm)
+{
+	if(sm->disclose_buf != NULL) {
+		pkg_free(sm->disclose_buf);
+		sm->disclose_buf = NULL;
+	}
+}
+
+/* gather the fields of msg the library needs; 0 on success, -1 on error */
+static int sipsd_msg_build(sip_msg_t *msg, sipsd_msg_t *sm)
+{
+	str s;
+	hdr_field_t *hf;
+	struct to_body *tb;
+	int total, n;
+	char *body;
+
+	memset(sm, 0, sizeof(*sm));
+	if(parse_headers(msg, HDR_EOH_F, 0) < 0) {
+		LM_ERR("cannot parse the SIP headers\n");
+		return -1;
+	}
+	if(msg->callid == NULL || msg->callid->body.len <= 0) {
+		LM_ERR("message without Call-ID\n");
+		return -1;
+	}
+	sm->call_id = msg->callid->body;
+	trim(&sm->call_id);
+	sm->m.call_id = sipsd_sdstr(&sm->call_id);
+
+	if(parse_from_header(msg) < 0) {
+		LM_ERR("cannot parse the From header (call %.*s)\n", sm->call_id.len,
+				sm->call_id.s);
+		return -1;
+	}
+	sm->m.from_tag = sipsd_sdstr(&get_from(msg)->tag_value);
+
+	if(msg->to == NULL) {
+		LM_ERR("message without To header (call %.*s)\n", sm->call_id.len,
+				sm->call_id.s);
+		return -1;
+	}
+	tb = get_to(msg);
+	if(tb != NULL)
+		sm->m.to_tag = sipsd_sdstr(&tb->tag_value);
+
+	if(msg->first_line.type == SIP_REQUEST) {
+		sm->m.method = sipsd_sdstr(&msg->first_line.u.request.method);
+		sm->m.status = 0;
+	} else {
+		if(msg->cseq == NULL || msg->cseq->parsed == NULL) {
+			LM_ERR("reply without CSeq (call %.*s)\n", sm->call_id.len,
+					sm->call_id.s);
+			return -1;
+		}
+		sm->m.method = sipsd_sdstr(&get_cseq(msg)->method);
+		sm->m.status = msg->first_line.u.reply.statuscode;
+	}
+
+	if(msg->content_type != NULL) {
+		s = msg->content_type->body;
+		trim(&s);
+		sm->m.content_type = sipsd_sdstr(&s);
+	}
+
+	hf = sipsd_find_hdr(msg, msg->headers, SIPSD_HDR_CTE, SIPSD_HDR_CTE_LEN);
+	if(hf != NULL) {
+		s = hf->body;
+		trim(&s);
+		sm->m.transfer_encoding = sipsd_sdstr(&s);
+	}
+
+	/* all Disclose-To values joined with ", " */
+	total = 0;
+	n = 0;
+	for(hf = sipsd_find_hdr(msg, msg->headers, SIPSD_HDR_DISCLOSE,
+				SIPSD_HDR_DISCLOSE_LEN);
+			hf != NULL; hf = sipsd_find_hdr(msg, hf->next, SIPSD_HDR_DISCLOSE,
+								SIPSD_HDR_DISCLOSE_LEN)) {
+		total += hf->body.len + 2;
+		n++;
+	}
+	if(n > 0) {
+		sm->disclose_buf = (char *)pkg_malloc(total + 1);
+		if(sm->disclose_buf == NULL) {
+			PKG_MEM_ERROR;
+			return -1;
+		}
+		total = 0;
+		for(hf = sipsd_find_hdr(msg, msg->headers, SIPSD_HDR_DISCLOSE,
+					SIPSD_HDR_DISCLOSE_LEN);
+				hf != NULL; hf = sipsd_find_hdr(msg, hf->next,
+									SIPSD_HDR_DISCLOSE, SIPSD_HDR_DISCLOSE_LEN)) {
+			s = hf->body;
+			trim(&s);
+			if(s.len <= 0)
+				continue;
+			if(total > 0) {
+				memcpy(sm->disclose_buf + total, ", ", 2);
+				total += 2;
+			}
+			memcpy(sm->disclose_buf + total, s.s, s.len);
+			total += s.len;
+		}
+		sm->disclose_buf[total] = '\0';
+		s.s = sm->disclose_buf;
+		s.len = total;
+		sm->m.disclose_to = sipsd_sdstr(&s);
+	}
+
+	/* the body, binary; bounded by Content-Length when present */
+	body = get_body(msg);
+	if(body != NULL && body < msg->buf + msg->len) {
+		s.s = body;
+		s.len = (int)(msg->buf + msg->len - body);
+		if(msg->content_length != NULL) {
+			long cl = get_content_length(msg);
+			if(cl >= 0 && cl < s.len)
+				s.len = (int)cl;
+		}
+		sm->m.body = sipsd_sdstr(&s);
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* modparams: each one goes to sd_config_set under its own name            */
+
+static int sipsd_config_set(const char *name, const char *value)
+{
+	sd_result r;
+
+	if(_sipsd_cfg == NULL) {
+		_sipsd_cfg = sd_config_new();
+		if(_sipsd_cfg == NULL) {
+			LM_ERR("cannot allocate the sipsd configuration\n");
+			return -1;
+		}
+	}
+	if(value == NULL) {
+		LM_ERR("modparam %s: missing value\n", name);
+		_sipsd_cfg_failed = 1;
+		return -1;
+	}
+	r = sd_config_set(_sipsd_cfg, name, value);
+	if(r != SD_OK) {
+		/* values are key file paths and options, never key material */
+		LM_ERR("modparam %s=\"%s\" rejected: %s (%u)\n", name, value,
+				sd_strerror(r), (unsigned)r);
+		_sipsd_cfg_failed = 1;
+		return -1;
+	}
+	LM_DBG("modparam %s set\n", name);
+	return 0;
+}
+
+static int sipsd_config_set_int(const char *name, void *val)
+{
+	char buf[INT2STR_MAX_LEN + 1];
+	snprintf(buf, sizeof(buf), "%d", (int)(long)val);
+	return sipsd_config_set(name, buf);
+}
+
+#define SIPSD_STR_PARAM(NAME)                                    \
+	static int sipsd_param_##NAME(modparam_t type, void *val)    \
+	{                                                            \
+		return sipsd_config_set(#NAME, (const char *)val);       \
+	}
+#define SIPSD_INT_PARAM(NAME)                                    \
+	static int sipsd_param_##NAME(modparam_t type, void *val)    \
+	{                                                            \
+		return sipsd_config_set_int(#NAME, val);                 \
+	}
+
+SIPSD_STR_PARAM(rsa_key)
+SIPSD_STR_PARAM(psk)
+SIPSD_STR_PARAM(identity)
+SIPSD_STR_PARAM(mode)
+SIPSD_INT_PARAM(cache_capacity)
+SIPSD_INT_PARAM(cache_ttl)
+SIPSD_INT_PARAM(rotate_max_age)
+SIPSD_INT_PARAM(rotate_max_uses)
+SIPSD_INT_PARAM(max_body_size)
+SIPSD_INT_PARAM(max_parts)
+SIPSD_INT_PARAM(max_depth)
+SIPSD_INT_PARAM(strict_key_permissions)
+
+/* ---------------------------------------------------------------------- */
+/* dialog module: end the cached key when the dialog ends                  */
+
+static void sipsd_dlg_end_cb(
+		struct dlg_cell *dlg, int type, struct dlg_cb_params *params)
+{
+	sd_result r;
+
+	if(_sipsd_ctx == NULL || dlg == NULL)
+		return;
+	r = sd_dialog_end(_sipsd_ctx, sipsd_sdstr(&dlg->callid),
+			sipsd_sdstr(&dlg->tag[DLG_CALLER_LEG]));
+	if(r != SD_OK) {
+		LM_ERR("dialog end failed (call %.*s): %s (%u)\n", dlg->callid.len,
+				dlg->callid.s, sd_strerror(r), (unsigned)r);
+		return;
+	}
+	LM_DBG("dialog ended by dialog event %d (call %.*s)\n", type,
+			dlg->callid.len, dlg->callid.s);
+}
+
+static void sipsd_dlg_created_cb(
+		struct dlg_cell *dlg, int type, struct dlg_cb_params *params)
+{
+	if(dlg == NULL)
+		return;
+	if(_sipsd_dlgb.register_dlgcb(dlg,
+			   DLGCB_TERMINATED | DLGCB_FAILED | DLGCB_EXPIRED,
+			   sipsd_dlg_end_cb, NULL, NULL)
+			!= 0) {
+		LM_ERR("cannot register dialog callbacks (call %.*s)\n",
+				dlg->callid.len, dlg->callid.s);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* module life cycle                                                      */
+
+static int mod_init(void)
+{
+	sd_result r;
+	bind_textops_f bind_textops_exports;
+
+	if(_sipsd_cfg_failed) {
+		LM_ERR("invalid sipsd modparam (see the error above)\n");
+		return -1;
+	}
+	if(_sipsd_cfg == NULL) {
+		_sipsd_cfg = sd_config_new();
+		if(_sipsd_cfg == NULL) {
+			LM_ERR("cannot allocate the sipsd configuration\n");
+			return -1;
+		}
+	}
+	r = sd_ctx_new(_sipsd_cfg, &_sipsd_ctx);
+	sd_config_free(_sipsd_cfg);
+	_sipsd_cfg = NULL;
+	if(r != SD_OK) {
+		_sipsd_ctx = NULL;
+		LM_ERR("cannot load the keys of modparams rsa_key/psk/identity: "
+			   "%s (%u)\n",
+				sd_strerror(r), (unsigned)r);
+		return -1;
+	}
+
+	if(register_module_stats(exports.name, sipsd_stats) != 0) {
+		LM_ERR("cannot register statistics\n");
+		return -1;
+	}
+
+	/* dialog module loaded: end cached keys on dialog end, without script */
+	if(find_export("load_dlg", 0, 0) != NULL && load_dlg_api(&_sipsd_dlgb) == 0) {
+		if(_sipsd_dlgb.register_dlgcb(
+				   NULL, DLGCB_CREATED, sipsd_dlg_created_cb, NULL, NULL)
+				!= 0) {
+			LM_ERR("cannot register the dialog create callback\n");
+			return -1;
+		}
+		_sipsd_dlg_loaded = 1;
+	}
+
+	/* textops loaded: sd_replace_body() can set the body */
+	bind_textops_exports = (bind_textops_f)find_export("bind_textops", 0, 0);
+	if(bind_textops_exports != NULL && bind_textops_exports(&_sipsd_textops) == 0)
+		_sipsd_textops_loaded = 1;
+
+	LM_INFO("sipsd %s ready (dialog callbacks: %s, body replace: %s, "
+			"log_plaintext: %d)\n",
+			sd_version(), _sipsd_dlg_loaded ? "yes" : "no",
+			_sipsd_textops_loaded ? "yes" : "no", sipsd_log_plaintext);
+	return 0;
+}
+
+static void mod_destroy(void)
+{
+	sd_config_free(_sipsd_cfg);
+	_sipsd_cfg = NULL;
+	if(_sipsd_last.plain != NULL) {
+		sd_plain_free(_sipsd_last.plain);
+		_sipsd_last.plain = NULL;
+	}
+	/* the context owns the shared cache: only the main process frees it */
+	if(_sipsd_ctx != NULL && _ksr_is_main) {
+		sd_ctx_free(_sipsd_ctx);
+		_sipsd_ctx = NULL;
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* script functions: ki_* hold the logic, w_* only unpack parameters       */
+
+static int ki_sd_should_decrypt(sip_msg_t *msg)
+{
+	sipsd_msg_t sm;
+	sipsd_last_t *l;
+	sd_result r;
+
+	if(sipsd_msg_build(msg, &sm) < 0)
+		return SIPSD_RC_ERROR;
+	r = sd_should_decrypt(_sipsd_ctx, &sm.m);
+	l = sipsd_last_for(msg);
+	l->code = r;
+	if(r != SD_OK && r != SD_NOT_FOR_ME && r != SD_NOT_ENCRYPTED)
+		LM_ERR("sd_should_decrypt (call %.*s): %s (%u)\n", sm.call_id.len,
+				sm.call_id.s, sd_strerror(r), (unsigned)r);
+	else
+		LM_DBG("sd_should_decrypt (call %.*s): %s\n", sm.call_id.len,
+				sm.call_id.s, sd_strerror(r));
+	sipsd_msg_free(&sm);
+	return sipsd_rc(r);
+}
+
+static int w_sd_should_decrypt(sip_msg_t *msg, char *p1, char *p2)
+{
+	return ki_sd_should_decrypt(msg);
+}
+
+static int ki_sd_decrypt(sip_msg_t *msg)
+{
+	sipsd_msg_t sm;
+	sipsd_last_t *l;
+	sd_plain *plain = NULL;
+	sd_result r;
+	sd_str v;
+
+	if(sipsd_msg_build(msg, &sm) < 0) {
+		l = sipsd_last_for(msg);
+		l->code = SD_ERR_INVALID_ARGUMENT;
+		return SIPSD_RC_ERROR;
+	}
+	r = sd_unwrap_body(_sipsd_ctx, &sm.m, &plain);
+
+	l = sipsd_last_for(msg);
+	sd_plain_free(l->plain);
+	l->plain = NULL;
+	l->has_generation = 0;
+	l->code = r;
+
+	switch(r) {
+		case SD_OK:
+			l->plain = plain;
+			l->generation = sd_plain_generation(plain);
+			l->has_generation = 1;
+			LM_DBG("decrypted %u part(s), generation %u (call %.*s)\n",
+					(unsigned)sd_plain_count(plain), l->generation,
+					sm.call_id.len, sm.call_id.s);
+			if(sipsd_log_plaintext
+					&& sd_plain_get(plain, 0, SD_FIELD_BODY, &v) == SD_OK) {
+				LM_INFO("plaintext (call %.*s): [%.*s]\n", sm.call_id.len,
+						sm.call_id.s, (int)v.len, v.ptr ? (char *)v.ptr : "");
+			}
+			break;
+		case SD_NOT_FOR_ME:
+		case SD_NOT_ENCRYPTED:
+			sd_plain_free(plain);
+			LM_DBG("not decrypted (call %.*s): %s\n", sm.call_id.len,
+					sm.call_id.s, sd_strerror(r));
+			break;
+		default:
+			sd_plain_free(plain);
+			LM_ERR("decrypt failed (call %.*s): %s (%u)\n", sm.call_id.len,
+					sm.call_id.s, sd_strerror(r), (unsigned)r);
+			break;
+	}
+	sipsd_msg_free(&sm);
+	return sipsd_rc(r);
+}
+
+static int w_sd_decrypt(sip_msg_t *msg, char *p1, char *p2)
+{
+	return ki_sd_decrypt(msg);
+}
+
+/* remove one header (if present) from the forwarded message */
+static int sipsd_del_hdr(sip_msg_t *msg, const char *name, int len)
+{
+	hdr_field_t *hf;
+	for(hf = sipsd_find_hdr(msg, msg->headers, name, len); hf != NULL;
+			hf = sipsd_find_hdr(msg, hf->next, name, len)) {
+		if(del_lump(msg, hf->name.s - msg->buf, hf->len, 0) == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+static int ki_sd_replace_body(sip_msg_t *msg)
+{
+	sipsd_last_t *l;
+	sd_str vb, vct;
+	str nb, nct, cid = STR_NULL;
+
+	if(msg->callid != NULL)
+		cid = msg->callid->body;
+	l = sipsd_last_get(msg);
+	if(l == NULL || l->plain == NULL) {
+		LM_ERR("sd_replace_body: nothing decrypted for this message "
+			   "(call sd_decrypt() first) (call %.*s)\n",
+				cid.len, cid.s);
+		return SIPSD_RC_NOT_FOR_ME;
+	}
+	if(l->body_replaced) {
+		LM_DBG("body already replaced (call %.*s)\n", cid.len, cid.s);
+		return SIPSD_RC_YES;
+	}
+	if(!_sipsd_textops_loaded) {
+		LM_ERR("sd_replace_body needs the textops module (call %.*s)\n",
+				cid.len, cid.s);
+		return SIPSD_RC_ERROR;
+	}
+	if(sd_plain_get(l->plain, 0, SD_FIELD_BODY, &vb) != SD_OK
+			|| sd_plain_get(l->plain, 0, SD_FIELD_CONTENT_TYPE, &vct) != SD_OK
+			|| vb.len == 0 || vct.len == 0) {
+		LM_ERR("decrypted part has no body or content type (call %.*s)\n",
+				cid.len, cid.s);
+		return SIPSD_RC_ERROR;
+	}
+	sipsd_str_from_sd(&vb, &nb);
+	sipsd_str_from_sd(&vct, &nct);
+	/* the S/MIME wrapping headers no longer describe the body */
+	if(sipsd_del_hdr(msg, SIPSD_HDR_CTE, SIPSD_HDR_CTE_LEN) < 0
+			|| (msg->content_disposition != NULL
+					&& del_lump(msg, msg->content_disposition->name.s - msg->buf,
+							   msg->content_disposition->len, 0)
+							   == NULL)) {
+		LM_ERR("cannot remove the S/MIME headers (call %.*s)\n", cid.len,
+				cid.s);
+		return SIPSD_RC_ERROR;
+	}
+	if(_sipsd_textops.set_body(msg, &nb, &nct) < 0) {
+		LM_ERR("cannot replace the body (call %.*s)\n", cid.len, cid.s);
+		return SIPSD_RC_ERROR;
+	}
+	l->body_replaced = 1;
+	LM_DBG("body replaced by the decrypted %.*s part (call %.*s)\n", nct.len,
+			nct.s, cid.len, cid.s);
+	return SIPSD_RC_YES;
+}
+
+static int w_sd_replace_body(sip_msg_t *msg, char *p1, char *p2)
+{
+	return ki_sd_replace_body(msg);
+}
+
+static int ki_sd_rotate(sip_msg_t *msg)
+{
+	sipsd_msg_t sm;
+	sipsd_last_t *l;
+	uint32_t gen = 0;
+	sd_result r;
+
+	if(sipsd_msg_build(msg, &sm) < 0)
+		return SIPSD_RC_ERROR;
+	r = sd_rotate(_sipsd_ctx, &sm.m, &gen);
+	l = sipsd_last_for(msg);
+	l->code = r;
+	if(r == SD_OK) {
+		l->generation = gen;
+		l->has_generation = 1;
+		LM_INFO("dialog key rotated to generation %u (call %.*s)\n",
+				(unsigned)gen, sm.call_id.len, sm.call_id.s);
+	} else if(r == SD_NOT_FOR_ME || r == SD_NOT_ENCRYPTED) {
+		LM_DBG("no rotation (call %.*s): %s\n", sm.call_id.len, sm.call_id.s,
+				sd_strerror(r));
+	} else {
+		LM_ERR("rotation failed (call %.*s): %s (%u)\n", sm.call_id.len,
+				sm.call_id.s, sd_strerror(r), (unsigned)r);
+	}
+	sipsd_msg_free(&sm);
+	return sipsd_rc(r);
+}
+
+static int w_sd_rotate(sip_msg_t *msg, char *p1, char *p2)
+{
+	return ki_sd_rotate(msg);
+}
+
+static int ki_sd_dialog_end(sip_msg_t *msg)
+{
+	sipsd_msg_t sm;
+	sd_result r, r2 = SD_OK;
+
+	if(sipsd_msg_build(msg, &sm) < 0)
+		return SIPSD_RC_ERROR;
+	/* The key is cached under the caller's From-tag. A BYE sent by the
+	 * callee carries the caller's tag in To: end that one too. */
+	r = sd_dialog_end(_sipsd_ctx, sm.m.call_id, sm.m.from_tag);
+	if(sm.m.to_tag.len > 0)
+		r2 = sd_dialog_end(_sipsd_ctx, sm.m.call_id, sm.m.to_tag);
+	if(r != SD_OK || r2 != SD_OK) {
+		if(r == SD_OK)
+			r = r2;
+		LM_ERR("dialog end failed (call %.*s): %s (%u)\n", sm.call_id.len,
+				sm.call_id.s, sd_strerror(r), (unsigned)r);
+		sipsd_msg_free(&sm);
+		return SIPSD_RC_ERROR;
+	}
+	LM_DBG("dialog ended (call %.*s)\n", sm.call_id.len, sm.call_id.s);
+	sipsd_msg_free(&sm);
+	return SIPSD_RC_YES;
+}
+
+static int w_sd_dialog_end(sip_msg_t *msg, char *p1, char *p2)
+{
+	return ki_sd_dialog_end(msg);
+}
+
+/* ---------------------------------------------------------------------- */
+/* $sd(name)                                                              */
+
+#define SIPSD_VAL_NULL 0
+#define SIPSD_VAL_STR 1
+#define SIPSD_VAL_INT 2
+
+/* value of $sd(id) for msg: SIPSD_VAL_NULL, _STR (in *s) or _INT (in *n) */
+static int sipsd_value(sip_msg_t *msg, int id, str *s, long *n)
+{
+	sipsd_last_t *l;
+	sipsd_pv_def_t *d;
+	sd_str v;
+
+	l = (msg != NULL) ? sipsd_last_get(msg) : NULL;
+	if(l == NULL)
+		return SIPSD_VAL_NULL;
+	switch(id) {
+		case SIPSD_PV_CODE:
+			*n = (long)l->code;
+			return SIPSD_VAL_INT;
+		case SIPSD_PV_ERROR:
+			s->s = (char *)sd_strerror(l->code);
+			s->len = (s->s != NULL) ? strlen(s->s) : 0;
+			return (s->len > 0) ? SIPSD_VAL_STR : SIPSD_VAL_NULL;
+		case SIPSD_PV_GENERATION:
+			if(!l->has_generation)
+				return SIPSD_VAL_NULL;
+			*n = (long)l->generation;
+			return SIPSD_VAL_INT;
+	}
+	if(l->plain == NULL)
+		return SIPSD_VAL_NULL;
+	for(d = _sipsd_pv_defs; d->name.s != NULL; d++) {
+		if(d->id != id || d->field < 0)
+			continue;
+		if(sd_plain_get(l->plain, 0, (sd_field)d->field, &v) != SD_OK
+				|| v.len == 0 || v.ptr == NULL)
+			return SIPSD_VAL_NULL;
+		sipsd_str_from_sd(&v, s);
+		return SIPSD_VAL_STR;
+	}
+	return SIPSD_VAL_NULL;
+}
+
+static int pv_get_sd(sip_msg_t *msg, pv_param_t *param, pv_value_t *res)
+{
+	str s = STR_NULL;
+	long n = 0;
+
+	switch(sipsd_value(msg, param->pvn.u.isname.name.n, &s, &n)) {
+		case SIPSD_VAL_STR:
+			return pv_get_strval(msg, param, res, &s);
+		case SIPSD_VAL_INT:
+			return pv_get_sintval(msg, param, res, n);
+	}
+	return pv_get_null(msg, param, res);
+}
+
+static int sipsd_pv_id(str *name)
+{
+	sipsd_pv_def_t *d;
+	for(d = _sipsd_pv_defs; d->name.s != NULL; d++) {
+		if(d->name.len == name->len
+				&& strncmp(d->name.s, name->s, name->len) == 0)
+			return d->id;
+	}
+	return -1;
+}
+
+static int pv_parse_sd_name(pv_spec_t *sp, str *in)
+{
+	int id;
+
+	if(sp == NULL || in == NULL || in->len <= 0)
+		return -1;
+	id = sipsd_pv_id(in);
+	if(id < 0) {
+		LM_ERR("unknown $sd name: %.*s\n", in->len, in->s);
+		return -1;
+	}
+	sp->pvp.pvn.type = PV_NAME_INTSTR;
+	sp->pvp.pvn.u.isname.type = 0;
+	sp->pvp.pvn.u.isname.name.n = id;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* statistics and RPC                                                     */
+
+static counter_val_t sipsd_stat_field(size_t off)
+{
+	sd_stats st;
+	if(_sipsd_ctx == NULL || sd_stats_get(_sipsd_ctx, &st) != SD_OK)
+		return 0;
+	return (counter_val_t)(*(uint64_t *)((char *)&st + off));
+}
+
+static counter_val_t sipsd_stat_decrypted(void)
+{
+	return sipsd_stat_field(offsetof(sd_stats, decrypted));
+}
+
+static counter_val_t sipsd_stat_not_for_me(void)
+{
+	return sipsd_stat_field(offsetof(sd_stats, not_for_me));
+}
+
+static counter_val_t sipsd_stat_errors(void)
+{
+	return sipsd_stat_field(offsetof(sd_stats, errors));
+}
+
+static void sipsd_rpc_stats(rpc_t *rpc, void *ctx)
+{
+	sd_stats st;
+	sd_result r;
+	void *th;
+
+	if(_sipsd_ctx == NULL) {
+		rpc->fault(ctx, 500, "sipsd not initialized");
+		return;
+	}
+	r = sd_stats_get(_sipsd_ctx, &st);
+	if(r != SD_OK) {
+		rpc->fault(ctx, 500, "%s", sd_strerror(r));
+		return;
+	}
+	if(rpc->add(ctx, "{", &th) < 0) {
+		rpc->fault(ctx, 500, "cannot create the reply");
+		return;
+	}
+#define SIPSD_RPC_FIELD(F) \
+	rpc->struct_add(th, "j", #F, (unsigned long)st.F)
+	if(SIPSD_RPC_FIELD(decrypted) < 0 || SIPSD_RPC_FIELD(not_for_me) < 0
+			|| SIPSD_RPC_FIELD(not_encrypted) < 0
+			|| SIPSD_RPC_FIELD(errors) < 0 || SIPSD_RPC_FIELD(cache_hits) < 0
+			|| SIPSD_RPC_FIELD(cache_misses) < 0
+			|| SIPSD_RPC_FIELD(cache_entries) < 0
+			|| SIPSD_RPC_FIELD(cache_capacity) < 0
+			|| SIPSD_RPC_FIELD(rotations) < 0 || SIPSD_RPC_FIELD(evictions) < 0
+			|| SIPSD_RPC_FIELD(expirations) < 0
+			|| SIPSD_RPC_FIELD(dialogs_ended) < 0
+			|| SIPSD_RPC_FIELD(lock_recoveries) < 0
+			|| SIPSD_RPC_FIELD(reloads) < 0) {
+		rpc->fault(ctx, 500, "cannot fill the reply");
+	}
+#undef SIPSD_RPC_FIELD
+}
+
+static void sipsd_rpc_reload(rpc_t *rpc, void *ctx)
+{
+	sd_result r;
+
+	if(_sipsd_ctx == NULL) {
+		rpc->fault(ctx, 500, "sipsd not initialized");
+		return;
+	}
+	r = sd_reload(_sipsd_ctx);
+	if(r != SD_OK) {
+		LM_ERR("key reload failed: %s (%u)\n", sd_strerror(r), (unsigned)r);
+		rpc->fault(ctx, 500, "reload failed: %s", sd_strerror(r));
+		return;
+	}
+	LM_INFO("keys reloaded\n");
+	rpc->rpl_printf(ctx, "Ok. Keys reloaded.");
+}
+
+/* ---------------------------------------------------------------------- */
+/* KEMI                                                                   */
+
+static sr_kemi_xval_t _sr_kemi_sipsd_xval = {0};
+
+static sr_kemi_xval_t *ki_sd_get(sip_msg_t *msg, str *name)
+{
+	str s = STR_NULL;
+	long n = 0;
+	int id;
+
+	memset(&_sr_kemi_sipsd_xval, 0, sizeof(sr_kemi_xval_t));
+	id = (name != NULL) ? sipsd_pv_id(name) : -1;
+	if(id < 0) {
+		LM_ERR("unknown sd_get name: %.*s\n", name ? name->len : 0,
+				name ? name->s : "");
+		sr_kemi_xval_null(&_sr_kemi_sipsd_xval, SR_KEMI_XVAL_NULL_NONE);
+		return &_sr_kemi_sipsd_xval;
+	}
+	switch(sipsd_value(msg, id, &s, &n)) {
+		case SIPSD_VAL_STR:
+			_sr_kemi_sipsd_xval.vtype = SR_KEMIP_STR;
+			_sr_kemi_sipsd_xval.v.s = s;
+			break;
+		case SIPSD_VAL_INT:
+			_sr_kemi_sipsd_xval.vtype = SR_KEMIP_INT;
+			_sr_kemi_sipsd_xval.v.n = (int)n;
+			break;
+		default:
+			sr_kemi_xval_null(&_sr_kemi_sipsd_xval, SR_KEMI_XVAL_NULL_NONE);
+	}
+	return &_sr_kemi_sipsd_xval;
+}
+
+/* clang-format off */
+static sr_kemi_t sr_kemi_sipsd_exports[] = {
+	{ str_init("sipsd"), str_init("sd_should_decrypt"),
+		SR_KEMIP_INT, ki_sd_should_decrypt,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("sipsd"), str_init("sd_decrypt"),
+		SR_KEMIP_INT, ki_sd_decrypt,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("sipsd"), str_init("sd_replace_body"),
+		SR_KEMIP_INT, ki_sd_replace_body,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("sipsd"), str_init("sd_rotate"),
+		SR_KEMIP_INT, ki_sd_rotate,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("sipsd"), str_init("sd_dialog_end"),
+		SR_KEMIP_INT, ki_sd_dialog_end,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("sipsd"), str_init("sd_get"),
+		SR_KEMIP_XVAL, ki_sd_get,
+		{ SR_KEMIP_STR, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+
+	{ {0, 0}, {0, 0}, 0, NULL, { 0, 0, 0, 0, 0, 0 } }
+};
+/* clang-format on */
+
+int mod_register(char *path, int *dlflags, void *p1, void *p2)
+{
+	sr_kemi_modules_add(sr_kemi_sipsd_exports);
+	return 0;
+}
