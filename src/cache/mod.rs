@@ -1,1 +1,634 @@
-//! (in progress)
+//! The per-dialog key cache, in memory shared by every Kamailio worker process.
+//!
+//! Kamailio calls the module's `mod_init` in the main process and then forks its workers; the
+//! requests and responses of one dialog land in different workers. [`SharedCache::create`]
+//! therefore makes a `MAP_SHARED | MAP_ANONYMOUS` mapping (inherited across `fork`) holding a
+//! fixed-size hash table of [`DialogKey`] → content-encryption key, guarded by a robust,
+//! process-shared `pthread_mutex_t`:
+//!
+//! - lookups are O(1) (chained hashing on the first bytes of the SHA-256 dialog key), eviction
+//!   is O(1) (a doubly linked LRU list through the slots);
+//! - entries expire `ttl_secs` after their last use (`ttl_secs == 0` disables expiry); when the
+//!   table is full, expired entries are dropped first, then the least recently used one;
+//! - every removed, evicted, expired or replaced key is zeroized in place;
+//! - a worker killed while holding the lock does not block the others: the next locker gets
+//!   `EOWNERDEAD`, marks the mutex consistent, and — if the dead worker was in the middle of a
+//!   change — zeroizes the slots it was writing and rebuilds the indexes from the slots
+//!   ([`CacheStats::lock_recoveries`] counts these).
+//!
+//! Times are `CLOCK_REALTIME` seconds, the same in every process.
+//!
+//! Module layout: `shm` (the mapping and its layout), `lock` (the robust mutex) — the only
+//! places with `unsafe` — and `table` (the table logic, safe Rust over a typed view).
+
+mod lock;
+mod shm;
+mod table;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use shm::Region;
+
+/// The largest CEK a slot holds (AES-256).
+pub const MAX_CEK_LEN: usize = 32;
+/// The largest capacity [`SharedCache::create`] accepts (about 420 MB of shared memory).
+pub const MAX_CAPACITY: u32 = 4_000_000;
+
+/// Identifies a dialog: SHA-256 over `call_id || 0x00 || from_tag`.
+///
+/// The same for requests and responses of the dialog (both carry the caller's From-tag).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct DialogKey([u8; 32]);
+
+impl DialogKey {
+    pub fn new(call_id: &[u8], from_tag: &[u8]) -> DialogKey {
+        let mut h = Sha256::new();
+        h.update(call_id);
+        h.update([0u8]);
+        h.update(from_tag);
+        DialogKey(h.finalize().into())
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+/// Sizing of the cache, fixed at creation.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheConfig {
+    /// Number of entries (1..=[`MAX_CAPACITY`]).
+    pub capacity: u32,
+    /// Seconds an entry lives after its last use; 0 = no expiry.
+    pub ttl_secs: u32,
+}
+
+/// A copy of one entry handed to the caller; the cek is zeroized on drop.
+pub struct CachedKey {
+    /// The caller's algorithm tag, stored as given.
+    pub alg: u8,
+    pub cek: Zeroizing<Vec<u8>>,
+    /// 1 for a new entry, +1 at every rotation.
+    pub generation: u32,
+    /// Unix seconds when this generation was stored.
+    pub created_at: u64,
+    /// Unix seconds of the last use (or store).
+    pub last_used: u64,
+    /// Uses counted by [`SharedCache::get`] since this generation was stored.
+    pub uses: u32,
+}
+
+impl std::fmt::Debug for CachedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedKey")
+            .field("alg", &self.alg)
+            .field("cek", &format_args!("<{} bytes>", self.cek.len()))
+            .field("generation", &self.generation)
+            .field("created_at", &self.created_at)
+            .field("last_used", &self.last_used)
+            .field("uses", &self.uses)
+            .finish()
+    }
+}
+
+/// What [`SharedCache::store`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// No live entry existed; generation 1 was stored.
+    New { generation: u32 },
+    /// The entry already held this alg + cek; nothing changed but its recency.
+    Same { generation: u32 },
+    /// The entry held another key; it was replaced (old key zeroized).
+    Rotated { generation: u32 },
+}
+
+/// Counters kept in shared memory (all processes together).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CacheStats {
+    pub capacity: u64,
+    pub entries: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub inserts: u64,
+    pub rotations: u64,
+    pub evictions: u64,
+    pub expirations: u64,
+    pub removals: u64,
+    pub lock_recoveries: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cannot map the shared cache memory: {0}")]
+    Mmap(#[source] std::io::Error),
+    #[error("shared cache lock failed (errno {0})")]
+    Lock(i32),
+    #[error("cache capacity must be at least 1")]
+    ZeroCapacity,
+    #[error("cache capacity is larger than {MAX_CAPACITY}")]
+    CapacityTooLarge,
+    #[error("content-encryption key longer than {MAX_CEK_LEN} bytes")]
+    KeyTooLong,
+    #[error("no cache entry for this dialog")]
+    NoEntry,
+}
+
+/// Current `CLOCK_REALTIME` time in whole seconds.
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The cache. Create it once before forking; every forked process uses its inherited copy.
+pub struct SharedCache {
+    region: Region,
+}
+
+impl SharedCache {
+    /// Map and initialise the shared region. Call before fork (Kamailio: `mod_init`).
+    pub fn create(cfg: CacheConfig) -> Result<SharedCache, CacheError> {
+        Ok(SharedCache {
+            region: Region::create(cfg)?,
+        })
+    }
+
+    /// Lock, repairing first if the previous holder died with the lock.
+    fn locked(&self) -> Result<shm::TableGuard<'_>, CacheError> {
+        let mut guard = self.region.lock()?;
+        if guard.owner_died {
+            guard.recover();
+            guard.owner_died = false;
+        }
+        Ok(guard)
+    }
+
+    /// Look up and count one use (uses += 1, last_used = now). Expired entries are removed
+    /// (zeroized) and reported as a miss.
+    pub fn get(&self, key: &DialogKey) -> Result<Option<CachedKey>, CacheError> {
+        self.get_at(key, now_secs())
+    }
+
+    pub(crate) fn get_at(
+        &self,
+        key: &DialogKey,
+        now: u64,
+    ) -> Result<Option<CachedKey>, CacheError> {
+        Ok(self.locked()?.lookup(key, now, true))
+    }
+
+    /// Look up without counting a use (no hit/miss either). An expired entry is still
+    /// removed and reported as absent.
+    pub fn peek(&self, key: &DialogKey) -> Result<Option<CachedKey>, CacheError> {
+        self.peek_at(key, now_secs())
+    }
+
+    pub(crate) fn peek_at(
+        &self,
+        key: &DialogKey,
+        now: u64,
+    ) -> Result<Option<CachedKey>, CacheError> {
+        Ok(self.locked()?.lookup(key, now, false))
+    }
+
+    /// Store a CEK for a dialog: absent → `New{1}`; present with the same alg+cek → `Same`
+    /// (only its recency is refreshed); present with a different cek → `Rotated{generation+1}`
+    /// with uses = 0, created_at = now, the old cek zeroized. When full, expired entries are
+    /// dropped first, else the least recently used entry is evicted (zeroized).
+    pub fn store(&self, key: &DialogKey, alg: u8, cek: &[u8]) -> Result<Stored, CacheError> {
+        self.store_at(key, alg, cek, now_secs())
+    }
+
+    pub(crate) fn store_at(
+        &self,
+        key: &DialogKey,
+        alg: u8,
+        cek: &[u8],
+        now: u64,
+    ) -> Result<Stored, CacheError> {
+        if cek.len() > MAX_CEK_LEN {
+            return Err(CacheError::KeyTooLong);
+        }
+        Ok(self.locked()?.store(key, alg, cek, now))
+    }
+
+    /// Only replace an existing entry (rotation); absent → `Err(CacheError::NoEntry)`.
+    /// Returns the entry's generation (unchanged if alg+cek were already stored).
+    pub fn rotate(&self, key: &DialogKey, alg: u8, cek: &[u8]) -> Result<u32, CacheError> {
+        self.rotate_at(key, alg, cek, now_secs())
+    }
+
+    pub(crate) fn rotate_at(
+        &self,
+        key: &DialogKey,
+        alg: u8,
+        cek: &[u8],
+        now: u64,
+    ) -> Result<u32, CacheError> {
+        if cek.len() > MAX_CEK_LEN {
+            return Err(CacheError::KeyTooLong);
+        }
+        self.locked()?
+            .rotate(key, alg, cek, now)
+            .ok_or(CacheError::NoEntry)
+    }
+
+    /// Remove (zeroize) a dialog's entry. Returns whether there was one.
+    pub fn remove(&self, key: &DialogKey) -> Result<bool, CacheError> {
+        Ok(self.locked()?.remove(key))
+    }
+
+    pub fn stats(&self) -> Result<CacheStats, CacheError> {
+        Ok(self.locked()?.stats())
+    }
+
+    /// A counter in the shared header that any process may bump (used for "reload the
+    /// keys": each worker compares it with the value it last saw).
+    pub fn epoch(&self) -> u64 {
+        self.region
+            .control()
+            .epoch
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Increment the epoch; returns the new value.
+    pub fn bump_epoch(&self) -> u64 {
+        self.region
+            .control()
+            .epoch
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            .wrapping_add(1)
+    }
+
+    /// Zeroize every slot (for shutdown; also done by Drop in the creating process).
+    pub fn wipe(&self) -> Result<(), CacheError> {
+        self.locked()?.wipe();
+        Ok(())
+    }
+
+    /// Size of the shared mapping in bytes.
+    pub fn shared_bytes(&self) -> usize {
+        self.region.len()
+    }
+
+    /// Test support: take the lock and return WITHOUT releasing it, so a test can kill this
+    /// process while it holds the lock. Any later call from this same process fails with
+    /// `CacheError::Lock(EDEADLK)`.
+    #[doc(hidden)]
+    pub fn debug_lock_and_hold(&self) {
+        if let Ok(guard) = self.locked() {
+            std::mem::forget(guard);
+        }
+    }
+
+    /// Test support: like [`debug_lock_and_hold`](Self::debug_lock_and_hold), but first leave
+    /// the table as a worker killed in the middle of changing `key`'s entry would (dirty flag
+    /// set, the slot half written, its bucket chain cut).
+    #[doc(hidden)]
+    pub fn debug_lock_dirty_and_hold(&self, key: &DialogKey) {
+        if let Ok(mut guard) = self.locked() {
+            guard.simulate_interrupted_mutation(key);
+            std::mem::forget(guard);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(capacity: u32, ttl_secs: u32) -> SharedCache {
+        SharedCache::create(CacheConfig { capacity, ttl_secs }).expect("create cache")
+    }
+
+    fn dk(n: u32) -> DialogKey {
+        DialogKey::new(format!("call-{n}@example.com").as_bytes(), b"tag")
+    }
+
+    fn slot_bytes(c: &SharedCache) -> Vec<u8> {
+        let guard = c.locked().expect("lock");
+        Region::slot_bytes(&guard)
+    }
+
+    /// Bytes of the key + cek + cek_len + alg of each slot (everything derived from a secret).
+    fn secret_bytes_per_slot(c: &SharedCache) -> Vec<Vec<u8>> {
+        slot_bytes(c)
+            .chunks(table::SLOT_SIZE)
+            .map(|s| {
+                let mut v = s[..64].to_vec();
+                v.extend_from_slice(&s[100..102]);
+                v
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dialog_key_is_sha256_of_callid_nul_fromtag() {
+        let k = DialogKey::new(b"abc@host", b"tag1");
+        let mut h = Sha256::new();
+        h.update(b"abc@host\x00tag1");
+        let expect: [u8; 32] = h.finalize().into();
+        assert_eq!(k.as_bytes(), &expect);
+        assert_eq!(k, DialogKey::new(b"abc@host", b"tag1"));
+        assert_ne!(DialogKey::new(b"ab", b"c"), DialogKey::new(b"a", b"bc"));
+        assert_ne!(k, DialogKey::new(b"abc@host", b"tag2"));
+        println!(
+            "DialogKey = SHA-256(call_id||0x00||from_tag); the separator keeps (ab,c) != (a,bc)"
+        );
+    }
+
+    #[test]
+    fn generations_new_same_rotated() {
+        let c = cache(8, 0);
+        let k = dk(1);
+        assert_eq!(
+            c.store_at(&k, 1, &[7; 16], 100).unwrap(),
+            Stored::New { generation: 1 }
+        );
+        let e = c.get_at(&k, 101).unwrap().expect("entry");
+        assert_eq!(
+            (e.alg, &e.cek[..], e.generation, e.uses),
+            (1, &[7u8; 16][..], 1, 1)
+        );
+        assert_eq!((e.created_at, e.last_used), (100, 101));
+        assert_eq!(
+            c.store_at(&k, 1, &[7; 16], 102).unwrap(),
+            Stored::Same { generation: 1 }
+        );
+        let e = c.peek_at(&k, 103).unwrap().expect("entry");
+        assert_eq!(
+            (e.uses, e.created_at, e.last_used),
+            (1, 100, 102),
+            "Same keeps uses/created_at"
+        );
+        assert_eq!(
+            c.store_at(&k, 1, &[8; 16], 104).unwrap(),
+            Stored::Rotated { generation: 2 }
+        );
+        // A different alg with the same bytes is a different key too.
+        assert_eq!(
+            c.store_at(&k, 2, &[8; 16], 105).unwrap(),
+            Stored::Rotated { generation: 3 }
+        );
+        let e = c.get_at(&k, 106).unwrap().expect("entry");
+        assert_eq!(
+            (e.alg, &e.cek[..], e.generation, e.uses, e.created_at),
+            (2, &[8u8; 16][..], 3, 1, 105)
+        );
+        assert_eq!(c.rotate_at(&k, 2, &[9; 32], 107).unwrap(), 4);
+        assert_eq!(
+            c.rotate_at(&k, 2, &[9; 32], 108).unwrap(),
+            4,
+            "same key: generation kept"
+        );
+        assert!(matches!(
+            c.rotate_at(&dk(2), 1, &[1; 16], 109),
+            Err(CacheError::NoEntry)
+        ));
+        let s = c.stats().unwrap();
+        assert_eq!(
+            (s.entries, s.inserts, s.rotations, s.hits, s.misses),
+            (1, 1, 3, 2, 0)
+        );
+        println!("store: New{{1}} -> Same{{1}} -> Rotated{{2}} -> Rotated{{3}} (alg change); rotate -> 4, same -> 4, absent -> NoEntry; stats {s:?}");
+    }
+
+    #[test]
+    fn capacity_bound_evicts_least_recently_used() {
+        let c = cache(3, 0);
+        for n in 1..=3 {
+            c.store_at(&dk(n), 1, &[n as u8; 16], 100 + u64::from(n))
+                .unwrap();
+        }
+        // Use 1 so that 2 becomes the least recently used.
+        c.get_at(&dk(1), 110).unwrap().expect("1 present");
+        c.store_at(&dk(4), 1, &[4; 16], 111).unwrap();
+        assert!(
+            c.peek_at(&dk(2), 112).unwrap().is_none(),
+            "2 was LRU and is evicted"
+        );
+        for n in [1, 3, 4] {
+            assert_eq!(
+                &c.peek_at(&dk(n), 112).unwrap().expect("kept").cek[..],
+                &[n as u8; 16]
+            );
+        }
+        // Next eviction order: 3 (stored 103), then 1 (used 110), then 4.
+        c.store_at(&dk(5), 1, &[5; 16], 113).unwrap();
+        assert!(c.peek_at(&dk(3), 114).unwrap().is_none());
+        c.store_at(&dk(6), 1, &[6; 16], 115).unwrap();
+        assert!(c.peek_at(&dk(1), 116).unwrap().is_none());
+        let s = c.stats().unwrap();
+        assert_eq!(
+            (s.entries, s.capacity, s.evictions, s.expirations),
+            (3, 3, 3, 0)
+        );
+        // Evicted slots are reused, so only `capacity` slots ever hold anything, and the
+        // secrets of evicted keys are gone from the region.
+        for n in [1u8, 2, 3] {
+            assert!(
+                !slot_bytes(&c).windows(16).any(|w| w == [n; 16]),
+                "cek {n} zeroized"
+            );
+        }
+        println!("capacity 3: evicted 2, then 3, then 1 (LRU order, a get refreshes); entries stay 3; evicted CEKs not in the region");
+    }
+
+    #[test]
+    fn ttl_expiry_counts_from_last_use() {
+        let c = cache(4, 10);
+        let k = dk(1);
+        c.store_at(&k, 1, &[1; 16], 100).unwrap();
+        assert!(
+            c.get_at(&k, 110).unwrap().is_some(),
+            "10 s after store: live"
+        );
+        assert!(
+            c.get_at(&k, 120).unwrap().is_some(),
+            "10 s after last use: live"
+        );
+        assert!(
+            c.peek_at(&k, 131).unwrap().is_none(),
+            "11 s after last use: expired"
+        );
+        assert!(c.get_at(&k, 131).unwrap().is_none());
+        let s = c.stats().unwrap();
+        assert_eq!((s.entries, s.expirations, s.hits, s.misses), (0, 1, 2, 1));
+        assert!(secret_bytes_per_slot(&c)
+            .iter()
+            .all(|s| s.iter().all(|&b| b == 0)));
+        // An expired entry is treated as absent by store and rotate.
+        c.store_at(&k, 1, &[2; 16], 200).unwrap();
+        assert!(matches!(
+            c.rotate_at(&k, 1, &[3; 16], 300),
+            Err(CacheError::NoEntry)
+        ));
+        assert_eq!(
+            c.store_at(&k, 1, &[2; 16], 400).unwrap(),
+            Stored::New { generation: 1 }
+        );
+        println!(
+            "ttl 10: live at +10 s after each use, expired (miss, zeroized) at +11 s; stats {:?}",
+            c.stats().unwrap()
+        );
+    }
+
+    #[test]
+    fn full_table_drops_expired_before_live() {
+        let c = cache(3, 10);
+        c.store_at(&dk(1), 1, &[1; 16], 100).unwrap();
+        c.store_at(&dk(2), 1, &[2; 16], 101).unwrap();
+        c.store_at(&dk(3), 1, &[3; 16], 109).unwrap();
+        // At 112, 1 and 2 are expired (> 10 s since last use); 3 is live.
+        c.store_at(&dk(4), 1, &[4; 16], 112).unwrap();
+        let s = c.stats().unwrap();
+        assert_eq!((s.entries, s.expirations, s.evictions), (2, 2, 0));
+        assert!(c.peek_at(&dk(3), 112).unwrap().is_some());
+        assert!(c.peek_at(&dk(4), 112).unwrap().is_some());
+        println!("full table at t=112: the 2 expired entries went, the live one stayed; {s:?}");
+    }
+
+    #[test]
+    fn remove_zeroizes_the_slot() {
+        let c = cache(4, 0);
+        let cek = [0xA5u8; 32];
+        c.store_at(&dk(1), 3, &cek, 100).unwrap();
+        c.store_at(&dk(2), 3, &[0x11; 16], 100).unwrap();
+        assert!(
+            slot_bytes(&c).windows(32).any(|w| w == cek),
+            "cek is in the region"
+        );
+        assert!(c.remove(&dk(1)).unwrap());
+        assert!(!c.remove(&dk(1)).unwrap());
+        assert!(c.get_at(&dk(1), 101).unwrap().is_none());
+        assert!(
+            !slot_bytes(&c).windows(32).any(|w| w == cek),
+            "cek gone from the region"
+        );
+        let per_slot = secret_bytes_per_slot(&c);
+        assert!(
+            per_slot[0].iter().all(|&b| b == 0),
+            "slot 0 key+cek+len+alg zero"
+        );
+        assert!(c.get_at(&dk(2), 101).unwrap().is_some());
+        let s = c.stats().unwrap();
+        assert_eq!((s.entries, s.removals), (1, 1));
+        println!(
+            "remove: true then false; the removed slot's key, cek, length and alg bytes are all 0"
+        );
+    }
+
+    #[test]
+    fn wipe_zeroizes_every_slot_byte() {
+        let c = cache(16, 0);
+        for n in 0..16 {
+            c.store_at(&dk(n), 1, &[0xC3; 32], 100).unwrap();
+        }
+        c.remove(&dk(3)).unwrap();
+        assert!(slot_bytes(&c).iter().any(|&b| b != 0));
+        c.wipe().unwrap();
+        let bytes = slot_bytes(&c);
+        assert_eq!(bytes.len(), 16 * table::SLOT_SIZE);
+        assert!(
+            bytes.iter().all(|&b| b == 0),
+            "every byte of every slot is 0"
+        );
+        assert_eq!(c.stats().unwrap().entries, 0);
+        assert!(c.get_at(&dk(1), 101).unwrap().is_none());
+        // The table is usable again afterwards.
+        assert_eq!(
+            c.store_at(&dk(1), 1, &[1; 16], 102).unwrap(),
+            Stored::New { generation: 1 }
+        );
+        println!(
+            "wipe: all {} slot bytes are 0, entries 0, table reusable",
+            bytes.len()
+        );
+    }
+
+    #[test]
+    fn key_length_and_capacity_limits() {
+        let c = cache(2, 0);
+        assert!(matches!(
+            c.store(&dk(1), 1, &[0; 33]),
+            Err(CacheError::KeyTooLong)
+        ));
+        assert!(matches!(
+            c.rotate(&dk(1), 1, &[0; 33]),
+            Err(CacheError::KeyTooLong)
+        ));
+        assert_eq!(
+            c.store(&dk(1), 1, &[0; 32]).unwrap(),
+            Stored::New { generation: 1 }
+        );
+        assert!(matches!(
+            SharedCache::create(CacheConfig {
+                capacity: 0,
+                ttl_secs: 0
+            }),
+            Err(CacheError::ZeroCapacity)
+        ));
+        assert!(matches!(
+            SharedCache::create(CacheConfig {
+                capacity: MAX_CAPACITY + 1,
+                ttl_secs: 0
+            }),
+            Err(CacheError::CapacityTooLarge)
+        ));
+        let big = cache(MAX_CAPACITY, 0);
+        let per_entry = big.shared_bytes() as f64 / f64::from(MAX_CAPACITY);
+        assert!(big.store(&dk(1), 1, &[1; 16]).unwrap() == Stored::New { generation: 1 });
+        println!("33-byte cek -> KeyTooLong, 32 ok; capacity 0 -> ZeroCapacity, {} -> CapacityTooLarge; {} entries map {} bytes ({per_entry:.1} B/entry)", MAX_CAPACITY + 1, MAX_CAPACITY, big.shared_bytes());
+    }
+
+    #[test]
+    fn epoch_counter() {
+        let c = cache(1, 0);
+        assert_eq!(c.epoch(), 0);
+        assert_eq!(c.bump_epoch(), 1);
+        assert_eq!(c.bump_epoch(), 2);
+        assert_eq!(c.epoch(), 2);
+        println!("epoch 0 -> bump 1 -> bump 2");
+    }
+
+    #[test]
+    fn recovery_rebuilds_indexes_and_wipes_the_touched_slot() {
+        let c = cache(64, 0);
+        for n in 0..40 {
+            c.store_at(&dk(n), 1, &[n as u8 + 1; 16], 100 + u64::from(n))
+                .unwrap();
+        }
+        {
+            let mut g = c.locked().unwrap();
+            g.simulate_interrupted_mutation(&dk(7));
+            assert!(g.is_dirty());
+            // What the next locker does after EOWNERDEAD:
+            assert!(g.recover(), "dirty table is rebuilt");
+            assert!(!g.is_dirty());
+        }
+        assert!(
+            c.peek_at(&dk(7), 200).unwrap().is_none(),
+            "touched entry wiped"
+        );
+        for n in (0..40).filter(|&n| n != 7) {
+            let e = c
+                .peek_at(&dk(n), 200)
+                .unwrap()
+                .expect("other entries survive");
+            assert_eq!(&e.cek[..], &[n as u8 + 1; 16]);
+        }
+        let s = c.stats().unwrap();
+        assert_eq!((s.entries, s.lock_recoveries), (39, 1));
+        // LRU order was rebuilt from last_used: filling the table evicts 0, 1, 2... first.
+        for n in 100..126 {
+            c.store_at(&dk(n), 1, &[1; 16], 300).unwrap();
+        }
+        assert!(c.peek_at(&dk(0), 301).unwrap().is_none());
+        assert!(c.peek_at(&dk(39), 301).unwrap().is_some());
+        println!("simulated crash mid-change of entry 7: entry 7 zeroized, 39 others intact, LRU rebuilt by last_used; {:?}", c.stats().unwrap());
+    }
+}

@@ -1,0 +1,582 @@
+//! The hash table + LRU list, as safe Rust over a typed view of the shared region.
+//!
+//! Everything here runs with the process-shared lock held (see `shm.rs`). The region holds no
+//! pointers, only slot indices ([`Link`]), so every process may map it at any address.
+//!
+//! Crash safety: every mutation runs between [`Table::begin`] and [`Table::end`], which set and
+//! clear the header's `dirty` flag and record the slot(s) being written in `touched`. If a
+//! worker dies inside that window, the next locker gets `EOWNERDEAD` and calls
+//! [`Table::recover`]: the touched slots are zeroized (their contents cannot be trusted) and the
+//! bucket chains, LRU list, free list and entry count are rebuilt from the remaining slots.
+
+use std::sync::atomic::{fence, AtomicU32, Ordering};
+
+use zeroize::{Zeroize, Zeroizing};
+
+use super::{CacheStats, CachedKey, DialogKey, Stored, MAX_CEK_LEN};
+
+/// A slot index plus one; 0 means "none". All-zero memory is therefore an empty table.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
+#[repr(transparent)]
+pub(crate) struct Link(u32);
+
+impl Link {
+    pub(crate) const NONE: Link = Link(0);
+
+    fn to(idx: usize) -> Link {
+        // Capacity is bounded by MAX_CAPACITY (4_000_000), so idx + 1 fits in a u32.
+        Link(u32::try_from(idx + 1).unwrap_or(0))
+    }
+
+    fn get(self) -> Option<usize> {
+        self.0.checked_sub(1).map(|i| i as usize)
+    }
+}
+
+const STATE_FREE: u8 = 0;
+const STATE_USED: u8 = 1;
+
+/// One cache entry as laid out in shared memory (104 bytes, no padding).
+#[repr(C)]
+pub(crate) struct Slot {
+    key: [u8; 32],
+    cek: [u8; MAX_CEK_LEN],
+    created_at: u64,
+    last_used: u64,
+    generation: u32,
+    uses: u32,
+    hash_next: Link,
+    lru_prev: Link,
+    lru_next: Link,
+    cek_len: u8,
+    alg: u8,
+    state: u8,
+    _pad: u8,
+}
+
+pub(crate) const SLOT_SIZE: usize = 104;
+const _: () = assert!(std::mem::size_of::<Slot>() == SLOT_SIZE);
+
+impl Slot {
+    /// Zeroize every field (volatile writes for the secret parts).
+    fn wipe(&mut self) {
+        self.key.zeroize();
+        self.cek.zeroize();
+        self.created_at.zeroize();
+        self.last_used.zeroize();
+        self.generation.zeroize();
+        self.uses.zeroize();
+        self.hash_next = Link::NONE;
+        self.lru_prev = Link::NONE;
+        self.lru_next = Link::NONE;
+        self.cek_len.zeroize();
+        self.alg.zeroize();
+        self.state = STATE_FREE;
+        self._pad = 0;
+    }
+
+    fn cek(&self) -> &[u8] {
+        &self.cek[..usize::from(self.cek_len).min(MAX_CEK_LEN)]
+    }
+
+    fn same_key_material(&self, alg: u8, cek: &[u8]) -> bool {
+        let mine = self.cek();
+        // Constant time over the common length; lengths are not secret.
+        let diff = mine.iter().zip(cek).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        self.alg == alg && mine.len() == cek.len() && diff == 0
+    }
+
+    fn set_key_material(&mut self, alg: u8, cek: &[u8]) {
+        self.cek.zeroize();
+        let n = cek.len().min(MAX_CEK_LEN);
+        self.cek[..n].copy_from_slice(&cek[..n]);
+        self.cek_len = u8::try_from(n).unwrap_or(0);
+        self.alg = alg;
+    }
+
+    fn to_cached(&self) -> CachedKey {
+        CachedKey {
+            alg: self.alg,
+            cek: Zeroizing::new(self.cek().to_vec()),
+            generation: self.generation,
+            created_at: self.created_at,
+            last_used: self.last_used,
+            uses: self.uses,
+        }
+    }
+}
+
+/// Operation counters, kept in the shared header.
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct Counters {
+    hits: u64,
+    misses: u64,
+    inserts: u64,
+    rotations: u64,
+    evictions: u64,
+    expirations: u64,
+    removals: u64,
+    lock_recoveries: u64,
+}
+
+/// The mutable part of the header (only touched with the lock held).
+#[repr(C)]
+pub(crate) struct TableHeader {
+    /// 1 while a mutation is in progress.
+    dirty: AtomicU32,
+    /// The slots being written by the mutation in progress (as [`Link`] values).
+    touched: [AtomicU32; 2],
+    entries: u32,
+    /// Slots at and above this index have never been used (and are all zero).
+    hwm: u32,
+    free_head: Link,
+    lru_head: Link,
+    lru_tail: Link,
+    counters: Counters,
+}
+
+/// How many expired entries one `store` may sweep from the LRU tail when the table is full.
+const EXPIRE_BATCH: usize = 16;
+
+/// The typed view of the table, valid while the lock is held.
+pub(crate) struct Table<'a> {
+    hdr: &'a mut TableHeader,
+    buckets: &'a mut [Link],
+    slots: &'a mut [Slot],
+    ttl: u64,
+}
+
+impl<'a> Table<'a> {
+    /// `buckets.len()` must be a power of two (checked by `Region`'s layout).
+    pub(crate) fn new(
+        hdr: &'a mut TableHeader,
+        buckets: &'a mut [Link],
+        slots: &'a mut [Slot],
+        ttl_secs: u32,
+    ) -> Table<'a> {
+        Table {
+            hdr,
+            buckets,
+            slots,
+            ttl: u64::from(ttl_secs),
+        }
+    }
+
+    // ----- crash-safety markers -------------------------------------------------------------
+
+    fn begin(&mut self) {
+        self.hdr.touched[0].store(0, Ordering::Relaxed);
+        self.hdr.touched[1].store(0, Ordering::Relaxed);
+        self.hdr.dirty.store(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+    }
+
+    fn touch(&mut self, idx: usize) {
+        let link = Link::to(idx).0;
+        if self.hdr.touched[0].load(Ordering::Relaxed) == 0 {
+            self.hdr.touched[0].store(link, Ordering::Relaxed);
+        } else {
+            self.hdr.touched[1].store(link, Ordering::Relaxed);
+        }
+        fence(Ordering::SeqCst);
+    }
+
+    fn end(&mut self) {
+        fence(Ordering::SeqCst);
+        self.hdr.dirty.store(0, Ordering::Relaxed);
+        self.hdr.touched[0].store(0, Ordering::Relaxed);
+        self.hdr.touched[1].store(0, Ordering::Relaxed);
+    }
+
+    // ----- index primitives -----------------------------------------------------------------
+
+    fn bucket_of(&self, key: &[u8; 32]) -> usize {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&key[..8]);
+        (u64::from_le_bytes(first) as usize) & (self.buckets.len() - 1)
+    }
+
+    /// Find the slot holding `key`, expired or not.
+    fn find(&self, key: &[u8; 32]) -> Option<usize> {
+        let mut cur = self.buckets[self.bucket_of(key)];
+        // Bounded walk: a consistent chain is never longer than the number of slots.
+        for _ in 0..=self.slots.len() {
+            let idx = cur.get()?;
+            let slot = self.slots.get(idx)?;
+            if slot.state == STATE_USED && slot.key == *key {
+                return Some(idx);
+            }
+            cur = slot.hash_next;
+        }
+        None
+    }
+
+    fn hash_link(&mut self, idx: usize) {
+        let b = self.bucket_of(&self.slots[idx].key);
+        self.slots[idx].hash_next = self.buckets[b];
+        self.buckets[b] = Link::to(idx);
+    }
+
+    fn hash_unlink(&mut self, idx: usize) {
+        let b = self.bucket_of(&self.slots[idx].key);
+        let me = Link::to(idx);
+        let next = self.slots[idx].hash_next;
+        if self.buckets[b] == me {
+            self.buckets[b] = next;
+            return;
+        }
+        let mut cur = self.buckets[b];
+        for _ in 0..=self.slots.len() {
+            let Some(i) = cur.get().filter(|&i| i < self.slots.len()) else {
+                return;
+            };
+            if self.slots[i].hash_next == me {
+                self.slots[i].hash_next = next;
+                return;
+            }
+            cur = self.slots[i].hash_next;
+        }
+    }
+
+    fn lru_unlink(&mut self, idx: usize) {
+        let prev = self.slots[idx].lru_prev;
+        let next = self.slots[idx].lru_next;
+        match prev.get().filter(|&p| p < self.slots.len()) {
+            Some(p) => self.slots[p].lru_next = next,
+            None => self.hdr.lru_head = next,
+        }
+        match next.get().filter(|&n| n < self.slots.len()) {
+            Some(n) => self.slots[n].lru_prev = prev,
+            None => self.hdr.lru_tail = prev,
+        }
+        self.slots[idx].lru_prev = Link::NONE;
+        self.slots[idx].lru_next = Link::NONE;
+    }
+
+    fn lru_push_front(&mut self, idx: usize) {
+        let head = self.hdr.lru_head;
+        self.slots[idx].lru_prev = Link::NONE;
+        self.slots[idx].lru_next = head;
+        match head.get().filter(|&h| h < self.slots.len()) {
+            Some(h) => self.slots[h].lru_prev = Link::to(idx),
+            None => self.hdr.lru_tail = Link::to(idx),
+        }
+        self.hdr.lru_head = Link::to(idx);
+    }
+
+    /// Take a free slot (free list first, then never-used slots). Call inside begin/end.
+    fn alloc(&mut self) -> Option<usize> {
+        if let Some(i) = self.hdr.free_head.get().filter(|&i| i < self.slots.len()) {
+            self.hdr.free_head = self.slots[i].hash_next;
+            self.slots[i].hash_next = Link::NONE;
+            return Some(i);
+        }
+        let hwm = self.hdr.hwm as usize;
+        if hwm < self.slots.len() {
+            self.hdr.hwm += 1;
+            return Some(hwm);
+        }
+        None
+    }
+
+    /// Unlink, zeroize and free one used slot, as its own crash-safe section.
+    fn drop_entry(&mut self, idx: usize) {
+        self.begin();
+        self.touch(idx);
+        self.hash_unlink(idx);
+        self.lru_unlink(idx);
+        self.slots[idx].wipe();
+        self.slots[idx].hash_next = self.hdr.free_head;
+        self.hdr.free_head = Link::to(idx);
+        self.hdr.entries = self.hdr.entries.saturating_sub(1);
+        self.end();
+    }
+
+    fn is_expired(&self, idx: usize, now: u64) -> bool {
+        self.ttl != 0 && now.saturating_sub(self.slots[idx].last_used) > self.ttl
+    }
+
+    /// Find a live entry; an expired one is removed (zeroized) on the way.
+    fn find_live(&mut self, key: &DialogKey, now: u64) -> Option<usize> {
+        let idx = self.find(key.as_bytes())?;
+        if self.is_expired(idx, now) {
+            self.drop_entry(idx);
+            self.hdr.counters.expirations += 1;
+            return None;
+        }
+        Some(idx)
+    }
+
+    /// Mark an entry as just used (moves it to the LRU head).
+    fn touch_recency(&mut self, idx: usize, now: u64, count_use: bool) {
+        self.begin();
+        self.touch(idx);
+        let slot = &mut self.slots[idx];
+        slot.last_used = now;
+        if count_use {
+            slot.uses = slot.uses.saturating_add(1);
+        }
+        self.lru_unlink(idx);
+        self.lru_push_front(idx);
+        self.end();
+    }
+
+    /// Make room in a full table: expired entries from the LRU tail first; if none, evict the
+    /// least recently used entry.
+    fn make_room(&mut self, now: u64) {
+        let mut freed = 0;
+        for _ in 0..EXPIRE_BATCH {
+            let Some(tail) = self.hdr.lru_tail.get().filter(|&t| t < self.slots.len()) else {
+                break;
+            };
+            if !self.is_expired(tail, now) {
+                break;
+            }
+            self.drop_entry(tail);
+            self.hdr.counters.expirations += 1;
+            freed += 1;
+        }
+        if freed > 0 {
+            return;
+        }
+        match self.hdr.lru_tail.get().filter(|&t| t < self.slots.len()) {
+            Some(tail) => {
+                self.drop_entry(tail);
+                self.hdr.counters.evictions += 1;
+            }
+            None => {
+                // Full but no LRU tail: the indexes disagree with the slots. Rebuild them.
+                self.begin();
+                self.rebuild();
+                self.end();
+            }
+        }
+    }
+
+    /// Replace the key material of a live entry (rotation) or refresh it if unchanged.
+    fn replace(&mut self, idx: usize, alg: u8, cek: &[u8], now: u64) -> Stored {
+        if self.slots[idx].same_key_material(alg, cek) {
+            self.touch_recency(idx, now, false);
+            return Stored::Same {
+                generation: self.slots[idx].generation,
+            };
+        }
+        self.begin();
+        self.touch(idx);
+        let slot = &mut self.slots[idx];
+        slot.set_key_material(alg, cek);
+        slot.generation = slot.generation.saturating_add(1);
+        slot.uses = 0;
+        slot.created_at = now;
+        slot.last_used = now;
+        let generation = slot.generation;
+        self.lru_unlink(idx);
+        self.lru_push_front(idx);
+        self.end();
+        self.hdr.counters.rotations += 1;
+        Stored::Rotated { generation }
+    }
+
+    // ----- operations -----------------------------------------------------------------------
+
+    /// Look up a live entry; with `count_use`, count a use and a hit/miss.
+    pub(crate) fn lookup(
+        &mut self,
+        key: &DialogKey,
+        now: u64,
+        count_use: bool,
+    ) -> Option<CachedKey> {
+        match self.find_live(key, now) {
+            Some(idx) => {
+                if count_use {
+                    self.touch_recency(idx, now, true);
+                    self.hdr.counters.hits += 1;
+                }
+                Some(self.slots[idx].to_cached())
+            }
+            None => {
+                if count_use {
+                    self.hdr.counters.misses += 1;
+                }
+                None
+            }
+        }
+    }
+
+    /// Insert or update; `cek.len() <= MAX_CEK_LEN` is checked by the caller.
+    pub(crate) fn store(&mut self, key: &DialogKey, alg: u8, cek: &[u8], now: u64) -> Stored {
+        if let Some(idx) = self.find_live(key, now) {
+            return self.replace(idx, alg, cek, now);
+        }
+        if self.hdr.free_head == Link::NONE && self.hdr.hwm as usize >= self.slots.len() {
+            self.make_room(now);
+        }
+        self.begin();
+        let idx = match self.alloc() {
+            Some(idx) => idx,
+            None => {
+                // Unreachable for a consistent table (make_room freed a slot); fall back to
+                // reusing the LRU tail, or slot 0, so a store never fails.
+                let victim = self
+                    .hdr
+                    .lru_tail
+                    .get()
+                    .filter(|&t| t < self.slots.len())
+                    .unwrap_or(0);
+                self.touch(victim);
+                if self.slots[victim].state == STATE_USED {
+                    self.hash_unlink(victim);
+                    self.lru_unlink(victim);
+                    self.hdr.entries = self.hdr.entries.saturating_sub(1);
+                    self.hdr.counters.evictions += 1;
+                }
+                self.slots[victim].wipe();
+                victim
+            }
+        };
+        self.touch(idx);
+        let slot = &mut self.slots[idx];
+        slot.wipe();
+        slot.key = *key.as_bytes();
+        slot.set_key_material(alg, cek);
+        slot.generation = 1;
+        slot.uses = 0;
+        slot.created_at = now;
+        slot.last_used = now;
+        slot.state = STATE_USED;
+        self.hash_link(idx);
+        self.lru_push_front(idx);
+        self.hdr.entries += 1;
+        self.end();
+        self.hdr.counters.inserts += 1;
+        Stored::New { generation: 1 }
+    }
+
+    /// Replace an existing live entry only.
+    pub(crate) fn rotate(&mut self, key: &DialogKey, alg: u8, cek: &[u8], now: u64) -> Option<u32> {
+        let idx = self.find_live(key, now)?;
+        Some(match self.replace(idx, alg, cek, now) {
+            Stored::New { generation }
+            | Stored::Same { generation }
+            | Stored::Rotated { generation } => generation,
+        })
+    }
+
+    pub(crate) fn remove(&mut self, key: &DialogKey) -> bool {
+        match self.find(key.as_bytes()) {
+            Some(idx) => {
+                self.drop_entry(idx);
+                self.hdr.counters.removals += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn stats(&self) -> CacheStats {
+        let c = &self.hdr.counters;
+        CacheStats {
+            capacity: self.slots.len() as u64,
+            entries: u64::from(self.hdr.entries),
+            hits: c.hits,
+            misses: c.misses,
+            inserts: c.inserts,
+            rotations: c.rotations,
+            evictions: c.evictions,
+            expirations: c.expirations,
+            removals: c.removals,
+            lock_recoveries: c.lock_recoveries,
+        }
+    }
+
+    /// Zeroize every slot that was ever used and empty the indexes. Counters are kept.
+    pub(crate) fn wipe(&mut self) {
+        self.begin();
+        let used = (self.hdr.hwm as usize).min(self.slots.len());
+        for slot in &mut self.slots[..used] {
+            slot.wipe();
+        }
+        self.buckets.fill(Link::NONE);
+        self.hdr.free_head = Link::NONE;
+        self.hdr.lru_head = Link::NONE;
+        self.hdr.lru_tail = Link::NONE;
+        self.hdr.entries = 0;
+        self.hdr.hwm = 0;
+        self.end();
+    }
+
+    /// Called once with the lock held after `EOWNERDEAD`. Counts the recovery; if the dead
+    /// owner was mid-mutation, zeroizes the slots it was writing and rebuilds every index from
+    /// the slots. Returns whether a rebuild was needed.
+    pub(crate) fn recover(&mut self) -> bool {
+        self.hdr.counters.lock_recoveries += 1;
+        if self.hdr.dirty.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        for t in 0..2 {
+            let link = Link(self.hdr.touched[t].load(Ordering::Relaxed));
+            if let Some(i) = link.get().filter(|&i| i < self.slots.len()) {
+                self.slots[i].wipe();
+            }
+        }
+        self.rebuild();
+        self.end();
+        true
+    }
+
+    /// Rebuild buckets, LRU list (by last_used), free list and entry count from the slots.
+    /// Slots that are not plausible entries, or duplicate a key already seen, are zeroized.
+    fn rebuild(&mut self) {
+        let hwm = (self.hdr.hwm as usize).min(self.slots.len());
+        self.hdr.hwm = u32::try_from(hwm).unwrap_or(0);
+        self.buckets.fill(Link::NONE);
+        self.hdr.free_head = Link::NONE;
+        self.hdr.lru_head = Link::NONE;
+        self.hdr.lru_tail = Link::NONE;
+        let mut live = Vec::new();
+        for idx in 0..hwm {
+            let plausible = self.slots[idx].state == STATE_USED
+                && usize::from(self.slots[idx].cek_len) <= MAX_CEK_LEN
+                && self.find(&self.slots[idx].key).is_none();
+            if plausible {
+                self.hash_link(idx);
+                live.push(idx);
+            } else {
+                self.slots[idx].wipe();
+                self.slots[idx].hash_next = self.hdr.free_head;
+                self.hdr.free_head = Link::to(idx);
+            }
+        }
+        live.sort_by_key(|&i| self.slots[i].last_used);
+        for &idx in &live {
+            self.lru_push_front(idx);
+        }
+        self.hdr.entries = u32::try_from(live.len()).unwrap_or(u32::MAX);
+    }
+
+    /// Test support: leave the table as a worker killed mid-mutation would: dirty, with the
+    /// entry's slot recorded as touched and its bucket chain cut.
+    pub(crate) fn simulate_interrupted_mutation(&mut self, key: &DialogKey) {
+        self.begin();
+        if let Some(idx) = self.find(key.as_bytes()) {
+            self.touch(idx);
+            self.slots[idx].cek[0] ^= 0xff;
+            let b = self.bucket_of(key.as_bytes());
+            self.buckets[b] = Link::NONE;
+        }
+        // No `end()`: the flag stays set.
+    }
+
+    /// Test support: the raw bytes of all slots.
+    #[cfg(test)]
+    pub(crate) fn slots_ref(&self) -> &[Slot] {
+        self.slots
+    }
+
+    /// Test support: whether the table was left mid-mutation.
+    #[cfg(test)]
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.hdr.dirty.load(Ordering::Relaxed) != 0
+    }
+}
