@@ -1,0 +1,148 @@
+//! The panic boundary and the pointer helpers every exported function goes through.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::result::sd_result;
+
+/// Borrowed bytes: `ptr` may be NULL only when `len` is 0. Never owns its memory.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct sd_str {
+    /// First byte.
+    pub ptr: *const u8,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+impl sd_str {
+    /// An empty view.
+    pub const EMPTY: sd_str = sd_str {
+        ptr: std::ptr::null(),
+        len: 0,
+    };
+
+    /// A view of Rust bytes, valid as long as they are.
+    pub fn of(bytes: &[u8]) -> sd_str {
+        sd_str {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+        }
+    }
+
+    /// The bytes this view points at; `None` for a NULL pointer with a length.
+    ///
+    /// # Safety
+    /// `ptr` must point at `len` readable bytes that stay unchanged while the slice lives.
+    pub unsafe fn as_slice<'a>(self) -> Option<&'a [u8]> {
+        if self.len == 0 {
+            return Some(&[]);
+        }
+        if self.ptr.is_null() {
+            return None;
+        }
+        // SAFETY: non-null, and the caller promises `len` readable bytes.
+        Some(unsafe { std::slice::from_raw_parts(self.ptr, self.len) })
+    }
+}
+
+/// What an exported function returns when it panicked.
+pub trait PanicDefault {
+    /// The harmless value.
+    fn on_panic() -> Self;
+}
+
+impl PanicDefault for sd_result {
+    fn on_panic() -> Self {
+        sd_result::SD_ERR_PANIC
+    }
+}
+
+impl<T> PanicDefault for *mut T {
+    fn on_panic() -> Self {
+        std::ptr::null_mut()
+    }
+}
+
+impl<T> PanicDefault for *const T {
+    fn on_panic() -> Self {
+        std::ptr::null()
+    }
+}
+
+impl PanicDefault for usize {
+    fn on_panic() -> Self {
+        0
+    }
+}
+
+impl PanicDefault for u32 {
+    fn on_panic() -> Self {
+        0
+    }
+}
+
+impl PanicDefault for () {
+    fn on_panic() -> Self {}
+}
+
+/// Runs `f`, turning a panic into `T::on_panic()`.
+pub fn guard<T: PanicDefault>(f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| T::on_panic())
+}
+
+/// The one panic boundary: wrap the whole body of an exported function in it.
+macro_rules! ffi_boundary {
+    ($($body:tt)*) => {
+        $crate::ffi::boundary::guard(move || { $($body)* })
+    };
+}
+
+/// `let x = try_ref!(ptr);` — a shared reference or return `SD_ERR_NULL_PARAMETER`.
+macro_rules! try_ref {
+    ($ptr:expr) => {
+        // SAFETY: the pointer comes from the matching constructor (header contract) and is
+        // checked for NULL here.
+        match unsafe { $ptr.as_ref() } {
+            Some(r) => r,
+            None => return $crate::ffi::result::sd_result::SD_ERR_NULL_PARAMETER,
+        }
+    };
+}
+
+/// `let x = try_mut!(ptr);` — an exclusive reference or return `SD_ERR_NULL_PARAMETER`.
+macro_rules! try_mut {
+    ($ptr:expr) => {
+        // SAFETY: as for `try_ref!`; C passes exclusive ownership for the call.
+        match unsafe { $ptr.as_mut() } {
+            Some(r) => r,
+            None => return $crate::ffi::result::sd_result::SD_ERR_NULL_PARAMETER,
+        }
+    };
+}
+
+/// `let s = try_slice!(sd_str);` — the bytes or return `SD_ERR_NULL_PARAMETER`.
+macro_rules! try_slice {
+    ($s:expr) => {
+        // SAFETY: the header requires `ptr` to point at `len` bytes for the call.
+        match unsafe { $s.as_slice() } {
+            Some(b) => b,
+            None => return $crate::ffi::result::sd_result::SD_ERR_NULL_PARAMETER,
+        }
+    };
+}
+
+/// `let s = try_cstr!(ptr);` — a NUL-terminated UTF-8 string or an error code.
+macro_rules! try_cstr {
+    ($p:expr) => {{
+        if $p.is_null() {
+            return $crate::ffi::result::sd_result::SD_ERR_NULL_PARAMETER;
+        }
+        // SAFETY: non-null; the header requires a NUL-terminated string valid for the call.
+        match unsafe { std::ffi::CStr::from_ptr($p) }.to_str() {
+            Ok(s) => s,
+            Err(_) => return $crate::ffi::result::sd_result::SD_ERR_INVALID_ARGUMENT,
+        }
+    }};
+}
+
+pub(crate) use {ffi_boundary, try_cstr, try_mut, try_ref, try_slice};
