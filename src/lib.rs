@@ -21,3 +21,8 @@ pub mod cms;
 pub mod keys;
 pub mod request;
 pub mod sdp;
+
+pub mod error;
+pub mod ffi;
+mod hex;
+pub mod proxy;

@@ -11,7 +11,6 @@
 #![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
 
-#[macro_use]
 mod boundary;
 mod config;
 mod ctx;

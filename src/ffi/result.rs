@@ -7,6 +7,8 @@ use crate::cms::CmsError;
 use crate::error::Error;
 use crate::keys::KeyError;
 
+use super::boundary::ffi_boundary;
+
 /// Result of every fallible C function. Numbers are stable: 0-99 are outcomes, 100+ errors.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
