@@ -21,6 +21,7 @@ pub mod cms;
 pub mod keys;
 pub mod request;
 pub mod sdp;
+pub mod ua;
 
 pub mod error;
 pub mod ffi;

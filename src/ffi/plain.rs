@@ -68,7 +68,10 @@ impl From<DisclosedPart> for PartFields {
         fields[sd_field::SD_FIELD_KEY_LABEL as usize] = text(&p.key_label);
         fields[sd_field::SD_FIELD_GENERATION as usize] = text(&p.generation.to_string());
         if let Some(m) = media {
-            let addr = m.addr.as_deref().or(p.sdp.as_ref().and_then(|s| s.session_addr.as_deref()));
+            let addr = m
+                .addr
+                .as_deref()
+                .or(p.sdp.as_ref().and_then(|s| s.session_addr.as_deref()));
             fields[sd_field::SD_FIELD_MEDIA_ADDR as usize] = addr.and_then(text);
             fields[sd_field::SD_FIELD_MEDIA_PORT as usize] = text(&m.port.to_string());
             fields[sd_field::SD_FIELD_CRYPTO as usize] = m.crypto.first().and_then(|c| text(c));

@@ -103,7 +103,9 @@ fn bad(name: &str, value: &str, expected: &str) -> Error {
 }
 
 fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
-    value.parse().map_err(|_| bad(name, value, "a number in range"))
+    value
+        .parse()
+        .map_err(|_| bad(name, value, "a number in range"))
 }
 
 /// Splits `a=1;b=2` into pairs; every item must have a value.
@@ -177,7 +179,8 @@ mod tests {
     #[test]
     fn options_parse_and_reject() {
         let mut c = ProxyConfig::default();
-        c.set("rsa_key", "key=/k.pem; cert=/c.pem;label=p1").unwrap();
+        c.set("rsa_key", "key=/k.pem; cert=/c.pem;label=p1")
+            .unwrap();
         c.set("psk", "id=70736b;key=/psk.hex").unwrap();
         c.set("psk", "id=text:psk-proxy1;key=/psk.hex").unwrap();
         c.set("mode", "Explicit").unwrap();

@@ -222,7 +222,9 @@ impl Proxy {
     fn rotate_inner(&self, msg: &SipMessage<'_>) -> Result<u32> {
         let dialog = msg.dialog()?;
         if !msg.in_dialog() {
-            return Err(Error::RotationRejected("the message is not inside the dialog"));
+            return Err(Error::RotationRejected(
+                "the message is not inside the dialog",
+            ));
         }
         if self.cache.peek(&dialog)?.is_none() {
             return Err(Error::RotationRejected("the dialog has no cached key"));
@@ -321,7 +323,7 @@ impl Proxy {
                 for cid in cids {
                     let pos = inspected
                         .iter()
-                        .position(|(p, _)| p.content_id.as_deref() == Some(cid.as_str()))
+                        .position(|(p, _)| p.has_content_id(&cid))
                         .ok_or_else(|| Error::ContentIdNotFound(cid.clone()))?;
                     let (part, insp) = inspected.swap_remove(pos);
                     self.require_openable(msg, keys, &insp)?;
@@ -393,7 +395,12 @@ impl Proxy {
                 let alg = ContentAlg::from_code(cached.alg).ok_or(Error::NoDialogKey)?;
                 let cek = Cek::from_bytes(alg, &cached.cek)?;
                 let plain = cms::open_with_cek(&selected.part.der, &cek)?;
-                (plain, KeySource::Cache, "dialog".to_string(), cached.generation)
+                (
+                    plain,
+                    KeySource::Cache,
+                    "dialog".to_string(),
+                    cached.generation,
+                )
             }
             _ => {
                 let opened = cms::open(&selected.part.der, keys)?;
@@ -431,7 +438,8 @@ impl Proxy {
     /// is taken only from a message inside that dialog (docs/PROTOCOL.md, "Rotation").
     fn store_key(&self, msg: &SipMessage<'_>, dialog: &DialogKey, cek: &Cek) -> Result<Stored> {
         if let Some(existing) = self.cache.peek(dialog)? {
-            let same = existing.alg == cek.alg().code() && existing.cek.as_slice() == cek.as_bytes();
+            let same =
+                existing.alg == cek.alg().code() && existing.cek.as_slice() == cek.as_bytes();
             if !same && !msg.in_dialog() {
                 return Err(Error::RotationRejected(
                     "a new key for a known dialog came from outside the dialog",
@@ -447,7 +455,8 @@ impl Proxy {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let too_old = policy.max_age_secs > 0 && now.saturating_sub(created_at) > policy.max_age_secs;
+        let too_old =
+            policy.max_age_secs > 0 && now.saturating_sub(created_at) > policy.max_age_secs;
         let too_used = policy.max_uses > 0 && uses > policy.max_uses;
         if too_old || too_used {
             return Err(Error::KeyExpired);

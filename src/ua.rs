@@ -1,0 +1,226 @@
+//! What a user agent does: seal an offer for the callee and the chosen proxies, keep the
+//! dialog's content-encryption key, encrypt and decrypt in-dialog bodies with it, and rotate it
+//! after a time or a number of uses (docs/PROTOCOL.md).
+
+use base64::Engine as _;
+use zeroize::Zeroizing;
+
+use crate::body::{self, SmimeType};
+use crate::cms::{self, Cek, ContentAlg, Recipient};
+use crate::error::Result;
+use crate::keys::KeyStore;
+use crate::proxy::RotationPolicy;
+use crate::request::DisclosureRequest;
+
+/// How a body is put into a SIP message.
+#[derive(Clone, Debug)]
+pub struct BodyOptions {
+    /// Encrypt a MIME entity (`Content-Type: ...` + CRLF CRLF + body, RFC 3261 §23.4.3) rather
+    /// than the bare body.
+    pub inner_mime: bool,
+    /// Send the DER base64-encoded (`Content-Transfer-Encoding: base64`) instead of binary.
+    pub base64: bool,
+    /// Put the encrypted body in a `multipart/mixed` part with this Content-ID.
+    pub content_id: Option<String>,
+}
+
+impl Default for BodyOptions {
+    fn default() -> Self {
+        BodyOptions {
+            inner_mime: true,
+            base64: false,
+            content_id: None,
+        }
+    }
+}
+
+/// A body ready for a SIP message, with the headers that go with it.
+#[derive(Clone, Debug)]
+pub struct SipBody {
+    /// Content-Type header value.
+    pub content_type: String,
+    /// Content-Transfer-Encoding header value, if any.
+    pub transfer_encoding: Option<&'static str>,
+    /// `Disclose-To` header value, if the offer names proxies explicitly.
+    pub disclose_to: Option<String>,
+    /// The body bytes.
+    pub body: Vec<u8>,
+}
+
+/// The dialog key as a user agent holds it.
+pub struct UaSession {
+    cek: Cek,
+    generation: u32,
+    created_at: u64,
+    uses: u32,
+    policy: RotationPolicy,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl UaSession {
+    /// Seals `plaintext` (of `content_type`) for `recipients` under a fresh key of `alg`:
+    /// AuthEnvelopedData for GCM, EnvelopedData for CBC. The session holds that key.
+    pub fn offer(
+        content_type: &str,
+        plaintext: &[u8],
+        recipients: &[Recipient],
+        alg: ContentAlg,
+        disclose: Option<&DisclosureRequest>,
+        opts: &BodyOptions,
+    ) -> Result<(UaSession, SipBody)> {
+        let session = UaSession::with_key(Cek::generate(alg)?, 1);
+        let body = session.seal_with_key(content_type, plaintext, recipients, disclose, opts)?;
+        Ok((session, body))
+    }
+
+    /// Opens an offer as its callee (or any recipient) and keeps its key for the dialog.
+    pub fn accept(der: &[u8], keys: &KeyStore) -> Result<(UaSession, Zeroizing<Vec<u8>>)> {
+        let opened = cms::open(der, keys)?;
+        Ok((UaSession::with_key(opened.cek, 1), opened.plaintext))
+    }
+
+    /// A session around a key already known (e.g. read back from a key file).
+    pub fn with_key(cek: Cek, generation: u32) -> UaSession {
+        UaSession {
+            cek,
+            generation,
+            created_at: now(),
+            uses: 0,
+            policy: RotationPolicy::default(),
+        }
+    }
+
+    /// Sets when [`UaSession::rotation_due`] says yes.
+    pub fn set_policy(&mut self, policy: RotationPolicy) {
+        self.policy = policy;
+    }
+
+    /// The current key (the UA's own secret: never log it).
+    pub fn cek(&self) -> &Cek {
+        &self.cek
+    }
+
+    /// 1 for the offer's key, +1 per rotation.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// An in-dialog body: EncryptedData under the dialog key (no recipients).
+    pub fn encrypt(
+        &mut self,
+        content_type: &str,
+        plaintext: &[u8],
+        opts: &BodyOptions,
+    ) -> Result<SipBody> {
+        let inner = inner_bytes(content_type, plaintext, opts);
+        let der = cms::seal_encrypted(&inner, &self.cek)?;
+        self.uses = self.uses.saturating_add(1);
+        Ok(to_sip_body(der, SmimeType::EncryptedData, None, opts))
+    }
+
+    /// Decrypts an in-dialog EncryptedData DER with the dialog key.
+    pub fn decrypt(&mut self, der: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let plain = cms::open_with_cek(der, &self.cek)?;
+        self.uses = self.uses.saturating_add(1);
+        Ok(plain)
+    }
+
+    /// True once the key is older or more used than the policy allows.
+    pub fn rotation_due(&self) -> bool {
+        let p = self.policy;
+        (p.max_age_secs > 0 && now().saturating_sub(self.created_at) >= p.max_age_secs)
+            || (p.max_uses > 0 && self.uses >= p.max_uses)
+    }
+
+    /// Replaces the dialog key with a fresh one and wraps it anew for `recipients`: the body
+    /// returned carries `plaintext` under the new key, and every recipient's cache follows.
+    pub fn rotate(
+        &mut self,
+        content_type: &str,
+        plaintext: &[u8],
+        recipients: &[Recipient],
+        opts: &BodyOptions,
+    ) -> Result<SipBody> {
+        let fresh = UaSession::with_key(Cek::generate(self.cek.alg())?, self.generation + 1);
+        let body = fresh.seal_with_key(content_type, plaintext, recipients, None, opts)?;
+        let policy = self.policy;
+        *self = fresh;
+        self.policy = policy;
+        Ok(body)
+    }
+
+    fn seal_with_key(
+        &self,
+        content_type: &str,
+        plaintext: &[u8],
+        recipients: &[Recipient],
+        disclose: Option<&DisclosureRequest>,
+        opts: &BodyOptions,
+    ) -> Result<SipBody> {
+        let inner = inner_bytes(content_type, plaintext, opts);
+        let der = cms::seal(&inner, recipients, &self.cek)?;
+        let kind = if self.cek.alg().is_aead() {
+            SmimeType::AuthEnvelopedData
+        } else {
+            SmimeType::EnvelopedData
+        };
+        Ok(to_sip_body(der, kind, disclose, opts))
+    }
+}
+
+fn inner_bytes(content_type: &str, plaintext: &[u8], opts: &BodyOptions) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(if opts.inner_mime {
+        body::mime_entity(content_type, plaintext)
+    } else {
+        plaintext.to_vec()
+    })
+}
+
+/// Base64 as MIME writes it: lines of 76 characters, CRLF-terminated.
+pub fn base64_lines(der: &[u8]) -> Vec<u8> {
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = Vec::with_capacity(text.len() + text.len() / 38 + 2);
+    for line in text.as_bytes().chunks(76) {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn to_sip_body(
+    der: Vec<u8>,
+    kind: SmimeType,
+    disclose: Option<&DisclosureRequest>,
+    opts: &BodyOptions,
+) -> SipBody {
+    let disclose_to = disclose.map(DisclosureRequest::to_header_value);
+    let transfer = opts.base64.then_some("base64");
+    match &opts.content_id {
+        None => SipBody {
+            content_type: kind.content_type(),
+            transfer_encoding: transfer,
+            disclose_to,
+            body: if opts.base64 { base64_lines(&der) } else { der },
+        },
+        Some(cid) => {
+            let (content_type, body) = body::build_multipart(&[(
+                kind.content_type(),
+                Some(cid.clone()),
+                transfer.map(str::to_string),
+                der,
+            )]);
+            SipBody {
+                content_type,
+                transfer_encoding: None,
+                disclose_to,
+                body,
+            }
+        }
+    }
+}
