@@ -120,6 +120,10 @@ impl Region {
                 "mmap returned NULL",
             )));
         };
+        // Keep the keys out of core dumps. Best effort: a kernel without MADV_DONTDUMP only
+        // loses this extra protection, so the result is deliberately ignored.
+        // SAFETY: advice on exactly the range we just mapped; it does not change its contents.
+        unsafe { libc::madvise(addr, layout.len, libc::MADV_DONTDUMP) };
         let region = Region {
             base,
             layout,
