@@ -586,6 +586,25 @@ mod tests {
     }
 
     #[test]
+    fn mapping_is_shared_and_excluded_from_core_dumps() {
+        let c = cache(1000, 0);
+        let start = format!("{:x}-", c.region.base_addr());
+        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("read smaps");
+        // The first VmFlags line after the mapping's header line belongs to it.
+        let flags = smaps
+            .lines()
+            .skip_while(|l| !l.starts_with(&start))
+            .find(|l| l.starts_with("VmFlags:"))
+            .expect("VmFlags of the cache mapping");
+        let flags: Vec<&str> = flags.split_whitespace().skip(1).collect();
+        assert!(flags.contains(&"sh"), "MAP_SHARED: {flags:?}");
+        assert!(flags.contains(&"dd"), "MADV_DONTDUMP: {flags:?}");
+        println!(
+            "cache mapping at {start}: VmFlags {flags:?} (sh = shared, dd = not in core dumps)"
+        );
+    }
+
+    #[test]
     fn epoch_counter() {
         let c = cache(1, 0);
         assert_eq!(c.epoch(), 0);

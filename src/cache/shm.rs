@@ -216,6 +216,12 @@ impl Region {
         false
     }
 
+    /// Test support: the address the region is mapped at in this process.
+    #[cfg(test)]
+    pub(crate) fn base_addr(&self) -> usize {
+        self.base.as_ptr() as usize
+    }
+
     /// Test support: a copy of the raw bytes of every slot.
     #[cfg(test)]
     pub(crate) fn slot_bytes(guard: &TableGuard<'_>) -> Vec<u8> {
