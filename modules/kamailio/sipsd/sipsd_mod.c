@@ -452,8 +452,8 @@ static int sipsd_config_set(const char *name, const char *value)
 	r = sd_config_set(_sipsd_cfg, name, value);
 	if(r != SD_OK) {
 		/* values are key file paths and options, never key material */
-		LM_ERR("modparam %s=\"%s\" rejected: %s (%u)\n", name, value,
-				sd_strerror(r), (unsigned)r);
+		LM_ERR("modparam %s=\"%s\" rejected: %s (%u): %s\n", name, value,
+				sd_strerror(r), (unsigned)r, sd_last_error());
 		_sipsd_cfg_failed = 1;
 		return -1;
 	}
@@ -551,9 +551,9 @@ static int mod_init(void)
 	_sipsd_cfg = NULL;
 	if(r != SD_OK) {
 		_sipsd_ctx = NULL;
-		LM_ERR("cannot load the keys of modparams rsa_key/psk/identity: "
-			   "%s (%u)\n",
-				sd_strerror(r), (unsigned)r);
+		/* sd_last_error() names the option or file that failed */
+		LM_ERR("sipsd configuration failed: %s (%u): %s\n", sd_strerror(r),
+				(unsigned)r, sd_last_error());
 		return -1;
 	}
 

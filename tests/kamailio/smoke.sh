@@ -1,0 +1,299 @@
+#!/bin/bash
+# tests/kamailio/smoke.sh — the sipsd module in a real Kamailio, end to end on loopback.
+#
+#   UAC (sipp) --> trusted proxy (sipsd) --> untrusted proxy --> UAS (sipp -sn uas)
+#
+# The UAC sends an INVITE whose SDP is S/MIME encrypted (CMS AuthEnvelopedData, AES-256-GCM,
+# RSA-OAEP recipients: callee and proxy1; made by OpenSSL), base64 transfer encoding, with
+# Disclose-To naming proxy1. Then ACK, BYE through the record-routed path.
+#
+# Checks, each printed:
+#   - kamailio -c accepts both example configurations with the module loaded;
+#   - both proxies start (the module's mod_init loads the keys and makes the shared cache);
+#   - the call completes (sipp UAC exit status 0);
+#   - the trusted proxy logged "decrypted" for the INVITE with the media address and port of
+#     the plaintext SDP, key source "wrapped" and generation 1;
+#   - the trusted proxy logged "not-decrypted code=2" for the unencrypted 200 OK SDP;
+#   - the untrusted proxy saw the INVITE with the same body size: forwarded unchanged;
+#   - no plaintext SDP line appears in any proxy log (log_plaintext is 0).
+#
+# Needs: build/sipsd.so (make), kamailio, sipp (scripts/setup-deps). Runs as any user.
+# Environment: SIPSD_BUILD (default <repo>/build), SIPSD_VECTORS (default <repo>/../shared/vectors
+# or tests/data), SMOKE_KEEP=1 keeps the work directory.
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=${SIPSD_BUILD:-$root/build}
+vectors=${SIPSD_VECTORS:-}
+if [ -z "$vectors" ]; then
+    for d in "$root/tests/data" "$root/../shared/vectors" /work/shared/vectors; do
+        if [ -f "$d/keys/proxy1.key" ] && [ -f "$d/msgs/gcm256-oaep-callee-proxy1.der" ]; then
+            vectors=$d
+            break
+        fi
+    done
+fi
+
+fail=0
+pass() { printf 'PASS  %s\n' "$*"; }
+flunk() { printf 'FAIL  %s\n' "$*"; fail=1; }
+die() { printf 'FAIL  %s\n' "$*"; exit 1; }
+
+[ -f "$build/sipsd.so" ] && [ -f "$build/libsipsd.so" ] || die "no $build/sipsd.so: run make"
+[ -n "$vectors" ] || die "no test vectors (keys/ and msgs/) found"
+command -v kamailio >/dev/null || die "kamailio not installed (scripts/setup-deps)"
+command -v sipp >/dev/null || die "sipp not installed (scripts/setup-deps)"
+
+work=$(mktemp -d /tmp/sipsd-smoke.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do
+        kill "$p" 2>/dev/null
+    done
+    for p in "${pids[@]}"; do
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            kill -0 "$p" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -9 "$p" 2>/dev/null
+    done
+    if [ "${SMOKE_KEEP:-0}" = 1 ]; then
+        echo "work directory kept: $work"
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT INT TERM
+
+# free UDP ports on loopback
+port_free() { ! ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; }
+base=$((20000 + ($$ % 2000) * 4))
+while ! { port_free $base && port_free $((base + 1)) && port_free $((base + 2)) && port_free $((base + 3)); }; do
+    base=$((base + 4))
+done
+P1=$base; P2=$((base + 1)); UAS=$((base + 2)); UAC=$((base + 3))
+echo "ports: trusted=$P1 untrusted=$P2 uas=$UAS uac=$UAC; vectors: $vectors"
+
+# keys private to this run (the library refuses group/world-readable private keys)
+mkdir -p "$work/keys"
+cp "$vectors"/keys/proxy1.key "$vectors"/keys/proxy1.crt "$vectors"/keys/psk-proxy1.hex "$work/keys/"
+chmod 700 "$work/keys"
+chmod 600 "$work/keys"/*
+
+T_ARGS=(-f "$root/cfg-examples/trusted-proxy.cfg" -A "P1_PORT=$P1" -A "NEXT_HOP=\"sip:127.0.0.1:$P2\""
+    -A "SIPSD_KEY_DIR=$work/keys" -A "SIPSD_MODULE_DIR=$build" -A WITH_PSK -A WITH_DIALOG)
+U_ARGS=(-f "$root/cfg-examples/untrusted-proxy.cfg" -A "P2_PORT=$P2" -A "NEXT_HOP=\"sip:127.0.0.1:$UAS\"")
+
+# 1. configuration check
+if kamailio -c "${T_ARGS[@]}" >"$work/check-trusted.log" 2>&1; then
+    pass "kamailio -c accepts cfg-examples/trusted-proxy.cfg with sipsd loaded"
+else
+    cat "$work/check-trusted.log"
+    die "kamailio -c rejects trusted-proxy.cfg"
+fi
+if kamailio -c "${U_ARGS[@]}" >"$work/check-untrusted.log" 2>&1; then
+    pass "kamailio -c accepts cfg-examples/untrusted-proxy.cfg"
+else
+    cat "$work/check-untrusted.log"
+    die "kamailio -c rejects untrusted-proxy.cfg"
+fi
+
+# 2. start the proxies (foreground, logs to stderr), each with its own runtime dir
+mkdir -p "$work/run1" "$work/run2"
+kamailio -DD -E -Y "$work/run1" -w "$work/run1" "${T_ARGS[@]}" >"$work/trusted.log" 2>&1 &
+pids+=($!)
+kamailio -DD -E -Y "$work/run2" -w "$work/run2" "${U_ARGS[@]}" >"$work/untrusted.log" 2>&1 &
+pids+=($!)
+
+# the callee: answers with a plain SDP and keeps the proxies' Record-Route (sipp's built-in
+# uas does not), so ACK and BYE take the record-routed path
+cat >"$work/uas.xml" <<'XML'
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="sipsd smoke UAS">
+  <recv request="INVITE" crlf="true"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      [last_Record-Route:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=bob 1 1 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [local_ip]
+      t=0 0
+      m=audio [auto_media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+    ]]>
+  </send>
+  <recv request="ACK" rrs="true"/>
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+XML
+sipp -sf "$work/uas.xml" -i 127.0.0.1 -p "$UAS" -m 1 -nostdin -trace_err -timeout 30s \
+    -error_file "$work/uas-errors.log" >"$work/uas.out" 2>&1 &
+pids+=($!)
+
+wait_listen() {
+    for _ in $(seq 1 50); do
+        port_free "$1" || return 0
+        sleep 0.1
+    done
+    return 1
+}
+wait_listen "$P1" && pass "trusted proxy listening on udp:127.0.0.1:$P1 (module initialized)" ||
+    { tail -30 "$work/trusted.log"; die "trusted proxy did not start"; }
+wait_listen "$P2" && pass "untrusted proxy listening on udp:127.0.0.1:$P2" ||
+    { tail -30 "$work/untrusted.log"; die "untrusted proxy did not start"; }
+wait_listen "$UAS" || die "sipp UAS did not start"
+grep -q 'sipsd .* ready' "$work/trusted.log" &&
+    pass "module ready: $(grep -o 'sipsd [^ ]* ready.*' "$work/trusted.log" | head -n 1)"
+
+# 3. the call: INVITE with an encrypted body, ACK, BYE
+der="$vectors/msgs/gcm256-oaep-callee-proxy1.der"
+b64=$(base64 -w 76 "$der")
+b64len=$(printf "%s\n" "$b64" | sed "s/$/\r/" | wc -c)   # CRLF line ends as sipp sends them
+cat >"$work/uac.xml" <<XML
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="sipsd smoke UAC">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:bob@127.0.0.1:$UAS SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:alice@127.0.0.1:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:bob@127.0.0.1:$UAS>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:alice@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Disclose-To: proxy2.example.net
+      Disclose-To: proxy1.example.net
+      Content-Type: application/pkcs7-mime; smime-type=authEnveloped-data; name=smime.p7m
+      Content-Disposition: session; handling=required; filename=smime.p7m
+      Content-Transfer-Encoding: base64
+      Content-Length: [len]
+
+$b64
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send>
+    <![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:alice@127.0.0.1:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:bob@127.0.0.1:$UAS>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      [routes]
+      Contact: <sip:alice@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="300"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:alice@127.0.0.1:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:bob@127.0.0.1:$UAS>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      [routes]
+      Contact: <sip:alice@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+XML
+
+if sipp "127.0.0.1:$P1" -sf "$work/uac.xml" -i 127.0.0.1 -p "$UAC" -m 1 -nostdin \
+    -timeout 20s -timeout_error -trace_err -error_file "$work/uac-errors.log" -trace_msg -message_file "$work/uac-msgs.log" \
+    >"$work/uac.out" 2>&1; then
+    pass "call completed: INVITE/200/ACK/BYE/200 through both proxies (sipp UAC exit 0)"
+else
+    flunk "sipp UAC failed (exit $?)"
+    tail -20 "$work/uac-errors.log" 2>/dev/null
+fi
+sleep 0.5
+
+# 4. what the proxies logged
+sdp="$vectors/msgs/offer.sdp"
+addr=$(sed -n 's/^c=IN IP[46] \([^ \r]*\).*/\1/p' "$sdp" | head -n 1 | tr -d '\r')
+port=$(sed -n 's/^m=[a-z]* \([0-9]*\) .*/\1/p' "$sdp" | head -n 1)
+line=$(grep -a 'sipsd: pid=[0-9]* INVITE call=.* decrypted ' "$work/trusted.log" | head -n 1)
+if [ -n "$line" ]; then
+    echo "      trusted proxy: ${line#*sipsd: }"
+    case "$line" in
+        *"media=$addr:$port"*) pass "trusted proxy decrypted the INVITE: media=$addr:$port as in the plaintext SDP" ;;
+        *) flunk "decrypted INVITE shows the wrong media (want $addr:$port)" ;;
+    esac
+    case "$line" in
+        *"gen=1 source=wrapped"*) pass "key came from the wrapped CEK (source=wrapped), generation 1" ;;
+        *) flunk "unexpected generation/source in: $line" ;;
+    esac
+else
+    flunk "no 'decrypted' log line for the INVITE in the trusted proxy"
+    grep -a 'sipsd' "$work/trusted.log" | tail -5
+fi
+if grep -aq 'sipsd: pid=[0-9]* INVITE200 call=.* not-decrypted code=2 ' "$work/trusted.log"; then
+    pass "trusted proxy: plain SDP of the 200 OK reported not-encrypted (code=2, return -2)"
+else
+    flunk "no not-decrypted code=2 line for the 200 OK"
+fi
+sent_len=$(grep -ao 'untrusted: pid=[0-9]* INVITE call=[^ ]* body-bytes=[0-9]*' "$work/untrusted.log" | head -n 1)
+if [ -n "$sent_len" ] && [ "${sent_len##*body-bytes=}" = "$b64len" ]; then
+    pass "untrusted proxy got the INVITE with the same $b64len-byte encrypted body (forwarded unchanged)"
+else
+    flunk "untrusted proxy: '$sent_len', expected body-bytes=$b64len"
+fi
+if grep -aq 'untrusted: pid=[0-9]* ACK ' "$work/untrusted.log" &&
+    grep -aq 'untrusted: pid=[0-9]* BYE ' "$work/untrusted.log"; then
+    pass "ACK and BYE took the record-routed path through both proxies"
+else
+    flunk "ACK/BYE did not pass the untrusted proxy"
+fi
+if grep -aqE 'PCMU/8000|a=crypto|inline:' "$work/trusted.log" "$work/untrusted.log"; then
+    flunk "plaintext SDP found in a proxy log"
+else
+    pass "no plaintext SDP or SRTP key in the proxy logs"
+fi
+if grep -aE 'CRITICAL|segfault|core dump' "$work/trusted.log" | grep -v 'sctp' | grep -q .; then
+    flunk "critical errors in the trusted proxy log"
+    grep -aE 'CRITICAL' "$work/trusted.log" | head -5
+fi
+
+if [ "$fail" -ne 0 ]; then
+    echo "--- trusted.log (tail)"; tail -25 "$work/trusted.log"
+    echo "--- untrusted.log (tail)"; tail -10 "$work/untrusted.log"
+    echo "smoke: FAILED"
+    exit 1
+fi
+echo "smoke: all checks passed"
