@@ -15,7 +15,10 @@
 #     the plaintext SDP, key source "wrapped" and generation 1;
 #   - the trusted proxy logged "not-decrypted code=2" for the unencrypted 200 OK SDP;
 #   - the untrusted proxy saw the INVITE with the same body size: forwarded unchanged;
-#   - no plaintext SDP line appears in any proxy log (log_plaintext is 0).
+#   - no plaintext SDP line appears in any proxy log (log_plaintext is 0);
+#   - RPC over ctl (kamcmd): sipsd.stats counts the decryption, the dialog key was dropped
+#     after the BYE (dialog callbacks + sd_dialog_end), Kamailio statistics sipsd:*,
+#     sipsd.reload re-reads the keys.
 #
 # Needs: build/sipsd.so (make), kamailio, sipp (scripts/setup-deps). Runs as any user.
 # Environment: SIPSD_BUILD (default <repo>/build), SIPSD_VECTORS (default <repo>/../shared/vectors
@@ -82,7 +85,8 @@ chmod 700 "$work/keys"
 chmod 600 "$work/keys"/*
 
 T_ARGS=(-f "$root/cfg-examples/trusted-proxy.cfg" -A "P1_PORT=$P1" -A "NEXT_HOP=\"sip:127.0.0.1:$P2\""
-    -A "SIPSD_KEY_DIR=$work/keys" -A "SIPSD_MODULE_DIR=$build" -A WITH_PSK -A WITH_DIALOG)
+    -A "SIPSD_KEY_DIR=$work/keys" -A "SIPSD_MODULE_DIR=$build" -A WITH_PSK -A WITH_DIALOG
+    -A "CTL_SOCKET=unix:$work/ctl.sock")
 U_ARGS=(-f "$root/cfg-examples/untrusted-proxy.cfg" -A "P2_PORT=$P2" -A "NEXT_HOP=\"sip:127.0.0.1:$UAS\"")
 
 # 1. configuration check
@@ -288,6 +292,33 @@ fi
 if grep -aE 'CRITICAL|segfault|core dump' "$work/trusted.log" | grep -v 'sctp' | grep -q .; then
     flunk "critical errors in the trusted proxy log"
     grep -aE 'CRITICAL' "$work/trusted.log" | head -5
+fi
+
+# 5. RPC and statistics of the running proxy (ctl + kamcmd)
+rpc() { kamcmd -s "unix:$work/ctl.sock" "$@" 2>&1; }
+stats=$(rpc sipsd.stats)
+field() { printf '%s\n' "$stats" | sed -n "s/^[[:space:]]*$1:[[:space:]]*\([0-9]*\).*/\1/p" | head -n 1; }
+echo "      sipsd.stats: $(printf '%s' "$stats" | tr -s ' \n\t' ' ')"
+if [ "$(field decrypted)" = 1 ] && [ "$(field not_encrypted)" -ge 1 ] 2>/dev/null; then
+    pass "RPC sipsd.stats: decrypted=1, not_encrypted=$(field not_encrypted)"
+else
+    flunk "RPC sipsd.stats counters unexpected"
+fi
+if [ "$(field dialogs_ended)" -ge 1 ] 2>/dev/null && [ "$(field cache_entries)" = 0 ]; then
+    pass "dialog key dropped after BYE: dialogs_ended=$(field dialogs_ended), cache_entries=0"
+else
+    flunk "dialog key still cached after BYE (dialogs_ended=$(field dialogs_ended) cache_entries=$(field cache_entries))"
+fi
+st=$(rpc stats.get_statistics sipsd:)
+if printf '%s' "$st" | grep -q 'sipsd:decrypted = 1'; then
+    pass "Kamailio statistics: $(printf '%s' "$st" | tr -s ' \n\t' ' ')"
+else
+    flunk "statistics sipsd:decrypted not 1: $st"
+fi
+if rpc sipsd.reload | grep -q 'Keys reloaded' && [ "$(rpc sipsd.stats | sed -n 's/^[[:space:]]*reloads:[[:space:]]*\([0-9]*\).*/\1/p')" = 1 ]; then
+    pass "RPC sipsd.reload re-read the keys (reloads=1)"
+else
+    flunk "RPC sipsd.reload failed"
 fi
 
 if [ "$fail" -ne 0 ]; then
