@@ -537,6 +537,16 @@ sd_result sd_rotate(const struct sd_ctx *ctx, const struct sd_msg *msg, uint32_t
 sd_result sd_dialog_end(const struct sd_ctx *ctx, struct sd_str call_id, struct sd_str from_tag);
 
 /**
+ * The dialog of `msg` ended (a BYE or CANCEL from either side, a failed INVITE's final
+ * reply): forget and zeroize its key. The caller's tag is found in From or To as the
+ * direction requires. SD_OK whether or not a key was cached.
+ *
+ * # Safety
+ * `ctx` from `sd_ctx_new`; `msg` and its fields valid for the call.
+ */
+sd_result sd_dialog_end_msg(const struct sd_ctx *ctx, const struct sd_msg *msg);
+
+/**
  * Number of decrypted parts (0 for NULL).
  *
  * # Safety

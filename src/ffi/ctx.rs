@@ -292,3 +292,21 @@ pub unsafe extern "C" fn sd_dialog_end(
         }
     }
 }
+
+/// The dialog of `msg` ended (a BYE or CANCEL from either side, a failed INVITE's final
+/// reply): forget and zeroize its key. The caller's tag is found in From or To as the
+/// direction requires. SD_OK whether or not a key was cached.
+///
+/// # Safety
+/// `ctx` from `sd_ctx_new`; `msg` and its fields valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn sd_dialog_end_msg(ctx: *const sd_ctx, msg: *const sd_msg) -> sd_result {
+    ffi_boundary! {
+        let ctx = try_ref!(ctx);
+        let msg = try_msg!(msg);
+        match ctx.proxy.dialog_end_of(&msg) {
+            Ok(_) => sd_result::SD_OK,
+            Err(e) => fail(&e),
+        }
+    }
+}

@@ -220,7 +220,7 @@ impl Proxy {
     }
 
     fn rotate_inner(&self, msg: &SipMessage<'_>) -> Result<u32> {
-        let dialog = msg.dialog()?;
+        let dialog = self.dialog_of(msg)?;
         if !msg.in_dialog() {
             return Err(Error::RotationRejected(
                 "the message is not inside the dialog",
@@ -250,6 +250,16 @@ impl Proxy {
     /// Forgets the dialog's key (BYE, CANCEL, failed INVITE). True if it was cached.
     pub fn dialog_end(&self, call_id: &[u8], from_tag: &[u8]) -> Result<bool> {
         let removed = self.cache.remove(&DialogKey::new(call_id, from_tag))?;
+        if removed {
+            self.counters.bump(Counter::DialogsEnded);
+        }
+        Ok(removed)
+    }
+
+    /// Forgets the key of the dialog `msg` belongs to (a BYE or CANCEL from either side, or a
+    /// failed INVITE's reply). True if it was cached.
+    pub fn dialog_end_of(&self, msg: &SipMessage<'_>) -> Result<bool> {
+        let removed = self.cache.remove(&self.dialog_of(msg)?)?;
         if removed {
             self.counters.bump(Counter::DialogsEnded);
         }
@@ -360,7 +370,7 @@ impl Proxy {
         insp: &cms::Inspection,
     ) -> Result<bool> {
         Ok(match insp.kind {
-            CmsKind::EncryptedData => self.cache.peek(&msg.dialog()?)?.is_some(),
+            CmsKind::EncryptedData => self.cache.peek(&self.dialog_of(msg)?)?.is_some(),
             _ => cms::matching_recipient(insp, keys).is_some(),
         })
     }
@@ -387,7 +397,7 @@ impl Proxy {
         keys: &KeyStore,
         selected: Selected,
     ) -> Result<DisclosedPart> {
-        let dialog = msg.dialog()?;
+        let dialog = self.dialog_of(msg)?;
         let (plaintext, key_source, key_label, generation) = match selected.kind {
             CmsKind::EncryptedData => {
                 let cached = self.cache.get(&dialog)?.ok_or(Error::NoDialogKey)?;
@@ -418,10 +428,9 @@ impl Proxy {
             }
         };
         let (content_type, inner) = body::parse_inner(&plaintext)?;
-        let sdp = content_type
-            .eq_ignore_ascii_case("application/sdp")
-            .then(|| SdpInfo::parse(inner).ok())
-            .flatten();
+        let is_sdp =
+            body::ContentType::parse(&content_type).is_ok_and(|ct| ct.media == "application/sdp");
+        let sdp = is_sdp.then(|| SdpInfo::parse(inner).ok()).flatten();
         Ok(DisclosedPart {
             content_id: selected.part.content_id,
             smime_type: smime_type_of(selected.kind),
@@ -431,6 +440,23 @@ impl Proxy {
             key_label,
             generation,
             sdp,
+        })
+    }
+
+    /// The dialog key entry `msg` belongs to. The key is Call-ID + the caller's tag: the From
+    /// tag of the caller's requests and their replies, but the To tag of requests the callee
+    /// sends inside the dialog (and their replies). So: From tag if cached, else To tag if
+    /// cached, else From tag (a new dialog).
+    fn dialog_of(&self, msg: &SipMessage<'_>) -> Result<DialogKey> {
+        let by_from = msg.dialog()?;
+        if msg.to_tag.is_empty() || self.cache.peek(&by_from)?.is_some() {
+            return Ok(by_from);
+        }
+        let by_to = DialogKey::new(msg.call_id, msg.to_tag);
+        Ok(if self.cache.peek(&by_to)?.is_some() {
+            by_to
+        } else {
+            by_from
         })
     }
 

@@ -1,0 +1,343 @@
+/*
+ * C harness for libsipsd: uses include/sipsd.h exactly as a C caller (the Kamailio module)
+ * does, including error paths and fork() with the dialog key cache shared between processes.
+ *
+ * usage: harness KEYDIR MSGDIR
+ *   KEYDIR: proxy1.key proxy1.crt psk-proxy1.hex
+ *   MSGDIR: offer.der (AuthEnvelopedData for callee+proxy1), indialog.der (EncryptedData,
+ *           same key), rotated.der (new key for callee+proxy1), rotated-indialog.der,
+ *           offer-b.der / indialog-b.der (a second dialog), other.der (callee+proxy2 only),
+ *           truncated.der, offer.sdp (plaintext of offer.der)
+ * Prints one "ok"/"not ok" line per check and "N passed, M failed"; exit status 0 iff all pass.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <signal.h>
+
+#include "sipsd.h"
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                     \
+	do {                                                                     \
+		if(cond) {                                                           \
+			passed++;                                                        \
+			printf("ok %d - ", passed + failed);                             \
+		} else {                                                             \
+			failed++;                                                        \
+			printf("not ok %d - ", passed + failed);                         \
+		}                                                                    \
+		printf(__VA_ARGS__);                                                 \
+		printf("\n");                                                        \
+		fflush(stdout);                                                      \
+	} while(0)
+
+typedef struct file_buf { unsigned char *data; size_t len; } file_buf;
+
+static file_buf slurp(const char *dir, const char *name)
+{
+	char path[4096];
+	file_buf b = {NULL, 0};
+	FILE *f;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "rb");
+	if(!f) {
+		fprintf(stderr, "cannot open %s\n", path);
+		exit(2);
+	}
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	b.data = malloc(n > 0 ? n : 1);
+	b.len = fread(b.data, 1, n, f);
+	fclose(f);
+	return b;
+}
+
+static sd_str s(const char *text)
+{
+	sd_str v = {(const uint8_t *)text, strlen(text)};
+	return v;
+}
+
+static const char *SMIME_AUTH =
+		"application/pkcs7-mime; smime-type=authEnveloped-data; name=smime.p7m";
+static const char *SMIME_ENC =
+		"application/pkcs7-mime; smime-type=encrypted-data; name=smime.p7m";
+
+/* A message of dialog (call_id, ftag) with a binary body. */
+static sd_msg msg_of(const char *call_id, const char *ftag, const char *ttag,
+		const char *method, uint32_t status, const char *ctype, file_buf body)
+{
+	sd_msg m;
+	memset(&m, 0, sizeof(m));
+	m.call_id = s(call_id);
+	m.from_tag = s(ftag);
+	m.to_tag = s(ttag);
+	m.method = s(method);
+	m.status = status;
+	m.content_type = s(ctype);
+	m.body.ptr = body.data;
+	m.body.len = body.len;
+	return m;
+}
+
+static int field_eq(const sd_plain *p, uint32_t field, const char *want)
+{
+	sd_str v;
+	if(sd_plain_get(p, 0, field, &v) != SD_OK)
+		return 0;
+	return v.len == strlen(want) && memcmp(v.ptr, want, v.len) == 0;
+}
+
+/* Unwraps m; returns the result code; checks generation/source if want_gen > 0. */
+static sd_result unwrap(const sd_ctx *ctx, const sd_msg *m, uint32_t *gen, char *source,
+		size_t source_len)
+{
+	sd_plain *p = NULL;
+	sd_result r = sd_unwrap_body(ctx, m, &p);
+	if(r == SD_OK) {
+		sd_str v;
+		if(gen)
+			*gen = sd_plain_generation(p);
+		if(source && sd_plain_get(p, 0, SD_FIELD_KEY_SOURCE, &v) == SD_OK
+				&& v.len < source_len) {
+			memcpy(source, v.ptr, v.len);
+			source[v.len] = '\0';
+		}
+	}
+	sd_plain_free(p);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	const char *keydir, *msgdir;
+	char opt[8192], source[32];
+	sd_config *cfg;
+	sd_ctx *ctx = NULL, *bad_ctx = NULL;
+	sd_plain *plain = NULL;
+	sd_result r;
+	sd_stats st;
+	sd_str v;
+	uint32_t gen = 0;
+	pid_t pid;
+	int status;
+
+	if(argc != 3) {
+		fprintf(stderr, "usage: %s KEYDIR MSGDIR\n", argv[0]);
+		return 2;
+	}
+	keydir = argv[1];
+	msgdir = argv[2];
+	file_buf offer = slurp(msgdir, "offer.der");
+	file_buf indialog = slurp(msgdir, "indialog.der");
+	file_buf rotated = slurp(msgdir, "rotated.der");
+	file_buf rotated_in = slurp(msgdir, "rotated-indialog.der");
+	file_buf offer_b = slurp(msgdir, "offer-b.der");
+	file_buf indialog_b = slurp(msgdir, "indialog-b.der");
+	file_buf other = slurp(msgdir, "other.der");
+	file_buf truncated = slurp(msgdir, "truncated.der");
+	file_buf sdp = slurp(msgdir, "offer.sdp");
+
+	/* -- version, messages -- */
+	CHECK(sd_version() && strlen(sd_version()) > 0, "sd_version: %s", sd_version());
+	CHECK(strcmp(sd_strerror(SD_ERR_NOT_RECIPIENT), "not a recipient") == 0,
+			"sd_strerror(SD_ERR_NOT_RECIPIENT) = \"%s\"", sd_strerror(SD_ERR_NOT_RECIPIENT));
+	CHECK(strcmp(sd_strerror(9999), "unknown result") == 0, "sd_strerror of an unknown code");
+
+	/* -- configuration errors -- */
+	cfg = sd_config_new();
+	CHECK(cfg != NULL, "sd_config_new");
+	r = sd_config_set(cfg, "no_such_option", "1");
+	CHECK(r == SD_ERR_CONFIG && strstr(sd_last_error(), "no_such_option"),
+			"unknown option -> SD_ERR_CONFIG, detail \"%s\"", sd_last_error());
+	CHECK(sd_config_set(cfg, "mode", "sometimes") == SD_ERR_CONFIG, "bad mode value refused");
+	CHECK(sd_config_set(NULL, "mode", "both") == SD_ERR_NULL_PARAMETER, "NULL config refused");
+	CHECK(sd_config_set(cfg, NULL, "x") == SD_ERR_NULL_PARAMETER, "NULL option name refused");
+	snprintf(opt, sizeof(opt), "key=%s/missing.key;cert=%s/proxy1.crt", keydir, keydir);
+	CHECK(sd_config_set(cfg, "rsa_key", opt) == SD_OK, "rsa_key option accepted (file checked later)");
+	r = sd_ctx_new(cfg, &bad_ctx);
+	CHECK(r == SD_ERR_KEY_FILE && bad_ctx == NULL,
+			"missing key file -> SD_ERR_KEY_FILE (%u), detail \"%s\"", r, sd_last_error());
+	sd_config_free(cfg);
+	sd_config_free(NULL);
+
+	/* -- a working proxy context: proxy1's RSA key and the PSK, identity proxy1.example.net -- */
+	cfg = sd_config_new();
+	snprintf(opt, sizeof(opt), "key=%s/proxy1.key;cert=%s/proxy1.crt", keydir, keydir);
+	r = sd_config_set(cfg, "rsa_key", opt);
+	snprintf(opt, sizeof(opt), "id=text:psk-proxy1;key=%s/psk-proxy1.hex", keydir);
+	r |= sd_config_set(cfg, "psk", opt);
+	r |= sd_config_set(cfg, "identity", "proxy1.example.net");
+	r |= sd_config_set(cfg, "mode", "both");
+	r |= sd_config_set(cfg, "cache_capacity", "64");
+	CHECK(r == SD_OK, "options set");
+	r = sd_ctx_new(cfg, &ctx);
+	sd_config_free(cfg);
+	CHECK(r == SD_OK && ctx != NULL, "sd_ctx_new (%s)", sd_last_error());
+	if(!ctx) {
+		printf("%d passed, %d failed\n", passed, failed);
+		return 1;
+	}
+
+	/* -- decisions -- */
+	sd_msg m_offer = msg_of("call-a@example.org", "tag-a", "", "INVITE", 0, SMIME_AUTH, offer);
+	CHECK(sd_should_decrypt(ctx, &m_offer) == SD_OK, "offer for callee+proxy1: should decrypt");
+	sd_msg m_other = msg_of("call-x@example.org", "tag-x", "", "INVITE", 0, SMIME_AUTH, other);
+	CHECK(sd_should_decrypt(ctx, &m_other) == SD_NOT_FOR_ME,
+			"offer for callee+proxy2 only: SD_NOT_FOR_ME");
+	sd_msg m_plain = msg_of("call-p@example.org", "tag-p", "", "INVITE", 0, "application/sdp", sdp);
+	CHECK(sd_should_decrypt(ctx, &m_plain) == SD_NOT_ENCRYPTED, "plain SDP: SD_NOT_ENCRYPTED");
+	sd_msg m_trunc = msg_of("call-t@example.org", "tag-t", "", "INVITE", 0, SMIME_AUTH, truncated);
+	r = sd_unwrap_body(ctx, &m_trunc, &plain);
+	CHECK(r == SD_ERR_DER && plain == NULL, "truncated DER -> SD_ERR_DER (%u), no result", r);
+	m_offer.disclose_to = s("proxy2.example.net;cid=\"sdp@example.org\"");
+	CHECK(sd_should_decrypt(ctx, &m_offer) == SD_NOT_FOR_ME,
+			"Disclose-To names another proxy: SD_NOT_FOR_ME");
+	m_offer.disclose_to = s("proxy1.example.net");
+	CHECK(sd_should_decrypt(ctx, &m_offer) == SD_OK, "Disclose-To names proxy1: SD_OK");
+	m_offer.disclose_to = s("proxy1.example.net;cid=");
+	r = sd_should_decrypt(ctx, &m_offer);
+	CHECK(r == SD_ERR_REQUEST_HEADER || r == SD_ERR_CONTENT_ID_NOT_FOUND,
+			"hostile Disclose-To -> error %u (%s)", r, sd_strerror(r));
+	m_offer.disclose_to = s("");
+
+	/* -- null and range checks -- */
+	CHECK(sd_should_decrypt(NULL, &m_offer) == SD_ERR_NULL_PARAMETER, "NULL ctx refused");
+	CHECK(sd_unwrap_body(ctx, NULL, &plain) == SD_ERR_NULL_PARAMETER, "NULL msg refused");
+	CHECK(sd_unwrap_body(ctx, &m_offer, NULL) == SD_ERR_NULL_PARAMETER, "NULL out refused");
+	sd_msg m_nullbody = m_offer;
+	m_nullbody.body.ptr = NULL; /* length stays: invalid */
+	CHECK(sd_unwrap_body(ctx, &m_nullbody, &plain) == SD_ERR_NULL_PARAMETER,
+			"NULL body pointer with a length refused");
+
+	/* -- the offer: unwrap with proxy1's key, read the SDP -- */
+	r = sd_unwrap_body(ctx, &m_offer, &plain);
+	CHECK(r == SD_OK && plain, "offer unwrapped (%u %s)", r, sd_last_error());
+	if(plain) {
+		CHECK(sd_plain_count(plain) == 1, "one part");
+		CHECK(sd_plain_get(plain, 0, SD_FIELD_BODY, &v) == SD_OK && v.len == sdp.len
+						&& memcmp(v.ptr, sdp.data, sdp.len) == 0,
+				"plaintext equals the SDP byte for byte (%zu bytes)", v.len);
+		CHECK(field_eq(plain, SD_FIELD_CONTENT_TYPE, "application/sdp"), "content type application/sdp");
+		CHECK(field_eq(plain, SD_FIELD_MEDIA_ADDR, "192.0.2.10"), "media address 192.0.2.10");
+		CHECK(field_eq(plain, SD_FIELD_MEDIA_PORT, "49170"), "media port 49170");
+		CHECK(field_eq(plain, SD_FIELD_KEY_SOURCE, "wrapped"), "key source: wrapped");
+		CHECK(field_eq(plain, SD_FIELD_KEY_LABEL, "proxy1"), "key label: proxy1");
+		CHECK(field_eq(plain, SD_FIELD_GENERATION, "1") && sd_plain_generation(plain) == 1,
+				"generation 1");
+		CHECK(sd_plain_get(plain, 0, SD_FIELD_CRYPTO, &v) == SD_OK
+						&& v.len > 20 && memcmp(v.ptr, "1 AES_CM_128_HMAC_SHA1_80", 25) == 0,
+				"a=crypto attribute available to the script");
+		CHECK(sd_plain_get(plain, 5, SD_FIELD_BODY, &v) == SD_ERR_INVALID_ARGUMENT && v.len == 0,
+				"part index out of range -> SD_ERR_INVALID_ARGUMENT");
+		CHECK(sd_plain_get(plain, 0, 77, &v) == SD_ERR_INVALID_ARGUMENT, "unknown field refused");
+	}
+	sd_plain_free(plain);
+	plain = NULL;
+	sd_plain_free(NULL);
+
+	/* -- fork: a child reads the key the parent cached, and caches one the parent reads -- */
+	fflush(stdout);
+	pid = fork();
+	if(pid == 0) {
+		sd_msg m = msg_of("call-a@example.org", "tag-a", "to-a", "INVITE", 200, SMIME_ENC, indialog);
+		char src[32] = "";
+		uint32_t g = 0;
+		int ok = unwrap(ctx, &m, &g, src, sizeof(src)) == SD_OK && g == 1
+				&& strcmp(src, "cache") == 0;
+		sd_msg mb = msg_of("call-b@example.org", "tag-b", "", "INVITE", 0, SMIME_AUTH, offer_b);
+		ok = ok && unwrap(ctx, &mb, NULL, NULL, 0) == SD_OK;
+		_exit(ok ? 0 : 1);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			"child process (pid %d) decrypted the 200 OK with the key the parent cached, and cached dialog B",
+			(int)pid);
+	sd_msg m_b = msg_of("call-b@example.org", "tag-b", "to-b", "MESSAGE", 0, SMIME_ENC, indialog_b);
+	r = unwrap(ctx, &m_b, &gen, source, sizeof(source));
+	CHECK(r == SD_OK && strcmp(source, "cache") == 0,
+			"parent decrypted dialog B's MESSAGE with the key the child cached (%u)", r);
+
+	/* -- rotation -- */
+	sd_msg m_rot_out = msg_of("call-a@example.org", "tag-a", "", "INVITE", 0, SMIME_AUTH, rotated);
+	r = sd_rotate(ctx, &m_rot_out, &gen);
+	CHECK(r == SD_ERR_ROTATION_REJECTED, "rotation from outside the dialog (no To tag) rejected (%u)", r);
+	r = sd_unwrap_body(ctx, &m_rot_out, &plain);
+	CHECK(r == SD_ERR_ROTATION_REJECTED && plain == NULL,
+			"a new key for a cached dialog in an initial request is refused (%u)", r);
+	sd_msg m_rot = msg_of("call-a@example.org", "tag-a", "to-a", "INVITE", 0, SMIME_AUTH, rotated);
+	gen = 0;
+	r = sd_rotate(ctx, &m_rot, &gen);
+	CHECK(r == SD_OK && gen == 2, "re-INVITE in the dialog rotates the key: generation %u", gen);
+	pid = fork();
+	if(pid == 0) {
+		sd_msg m = msg_of("call-a@example.org", "tag-a", "to-a", "MESSAGE", 0, SMIME_ENC, rotated_in);
+		uint32_t g = 0;
+		int ok = unwrap(ctx, &m, &g, NULL, 0) == SD_OK && g == 2;
+		sd_msg old = msg_of("call-a@example.org", "tag-a", "to-a", "MESSAGE", 0, SMIME_ENC, indialog);
+		ok = ok && unwrap(ctx, &old, NULL, NULL, 0) == SD_ERR_DECRYPT;
+		_exit(ok ? 0 : 1);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			"child decrypts with the rotated key (gen 2); a body under the old key fails with SD_ERR_DECRYPT");
+
+	/* -- requests the callee sends carry the caller's tag in To -- */
+	sd_msg m_callee = msg_of("call-a@example.org", "to-a", "tag-a", "MESSAGE", 0, SMIME_ENC, rotated_in);
+	r = unwrap(ctx, &m_callee, &gen, source, sizeof(source));
+	CHECK(r == SD_OK && gen == 2 && strcmp(source, "cache") == 0,
+			"a MESSAGE from the callee (caller's tag in To) finds the dialog key (%u)", r);
+
+	/* -- dialog end in a child removes the key for everyone -- */
+	pid = fork();
+	if(pid == 0)
+		_exit(sd_dialog_end(ctx, s("call-a@example.org"), s("tag-a")) == SD_OK ? 0 : 1);
+	waitpid(pid, &status, 0);
+	sd_msg m_after = msg_of("call-a@example.org", "tag-a", "to-a", "BYE", 0, SMIME_ENC, rotated_in);
+	r = sd_should_decrypt(ctx, &m_after);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && r == SD_NOT_FOR_ME,
+			"after dialog end (in a child) the dialog's EncryptedData is no longer for us (%u)", r);
+	m_after.disclose_to = s("proxy1.example.net");
+	r = sd_should_decrypt(ctx, &m_after);
+	CHECK(r == SD_ERR_NO_DIALOG_KEY, "...and explicitly asked, SD_ERR_NO_DIALOG_KEY (%u)", r);
+	CHECK(sd_dialog_end(ctx, s(""), s("tag-a")) == SD_ERR_INVALID_MESSAGE,
+			"dialog end without Call-ID refused");
+
+	sd_msg m_bye_b = msg_of("call-b@example.org", "to-b", "tag-b", "BYE", 0, "", sdp);
+	m_bye_b.body.len = 0;
+	CHECK(sd_dialog_end_msg(ctx, &m_bye_b) == SD_OK
+					&& sd_should_decrypt(ctx, &m_b) == SD_NOT_FOR_ME,
+			"a BYE from the callee ends dialog B (sd_dialog_end_msg)");
+	sd_msg m_offer_b = msg_of("call-b@example.org", "tag-b", "", "INVITE", 0, SMIME_AUTH, offer_b);
+	CHECK(unwrap(ctx, &m_offer_b, NULL, NULL, 0) == SD_OK, "dialog B offered again: key cached anew");
+
+	/* -- reload keeps the cache -- */
+	CHECK(sd_reload(ctx) == SD_OK, "sd_reload");
+	CHECK(unwrap(ctx, &m_b, NULL, NULL, 0) == SD_OK, "dialog B still decrypts after reload");
+
+	/* -- stats, summed across processes -- */
+	memset(&st, 0, sizeof(st));
+	CHECK(sd_stats_get(ctx, &st) == SD_OK, "sd_stats_get");
+	printf("# stats: decrypted=%llu not_for_me=%llu errors=%llu hits=%llu entries=%llu "
+		   "rotations=%llu dialogs_ended=%llu reloads=%llu\n",
+			(unsigned long long)st.decrypted, (unsigned long long)st.not_for_me,
+			(unsigned long long)st.errors, (unsigned long long)st.cache_hits,
+			(unsigned long long)st.cache_entries, (unsigned long long)st.rotations,
+			(unsigned long long)st.dialogs_ended, (unsigned long long)st.reloads);
+	CHECK(st.decrypted >= 6, "decryptions in children are counted too (%llu)",
+			(unsigned long long)st.decrypted);
+	CHECK(st.rotations == 1 && st.dialogs_ended == 2 && st.reloads == 1 && st.cache_capacity == 64,
+			"rotation, dialog end, reload and capacity counted");
+
+	sd_ctx_free(ctx);
+	sd_ctx_free(NULL);
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,136 @@
+//! Builds `tests/c/harness.c` against `include/sipsd.h` and `libsipsd.so` with the system C
+//! compiler and runs it: the C ABI as a C caller sees it, with error paths and fork().
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sipsd::cms::ContentAlg;
+use sipsd::cms::{IdKind, Recipient, RsaPadding};
+use sipsd::ua::{BodyOptions, UaSession};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn keys() -> PathBuf {
+    root().join("tests/data/vectors/keys")
+}
+
+fn cert(name: &str) -> Recipient {
+    Recipient::from_cert_file(
+        &keys().join(format!("{name}.crt")),
+        IdKind::IssuerSerial,
+        RsaPadding::OaepSha1,
+    )
+    .expect("test certificate")
+}
+
+/// Writes the messages the harness reads (see the comment at the top of harness.c).
+fn write_messages(dir: &Path) {
+    let sdp = std::fs::read(keys().join("../msgs/offer.sdp")).expect("offer.sdp");
+    let raw = BodyOptions {
+        inner_mime: false,
+        ..BodyOptions::default()
+    };
+    let both = [cert("callee"), cert("proxy1")];
+    let put = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).unwrap();
+
+    let (mut a, offer) = UaSession::offer(
+        "application/sdp",
+        &sdp,
+        &both,
+        ContentAlg::Aes256Gcm,
+        None,
+        &raw,
+    )
+    .unwrap();
+    put("offer.der", &offer.body);
+    put("offer.sdp", &sdp);
+    put("truncated.der", &offer.body[..offer.body.len() / 2]);
+    put(
+        "indialog.der",
+        &a.encrypt("application/sdp", &sdp, &raw).unwrap().body,
+    );
+    put(
+        "rotated.der",
+        &a.rotate("application/sdp", &sdp, &both, &raw).unwrap().body,
+    );
+    put(
+        "rotated-indialog.der",
+        &a.encrypt("text/plain", b"after rotation", &raw)
+            .unwrap()
+            .body,
+    );
+    let (mut b, offer_b) = UaSession::offer(
+        "application/sdp",
+        &sdp,
+        &both,
+        ContentAlg::Aes128Cbc,
+        None,
+        &raw,
+    )
+    .unwrap();
+    put("offer-b.der", &offer_b.body);
+    put(
+        "indialog-b.der",
+        &b.encrypt("text/plain", b"dialog b", &raw).unwrap().body,
+    );
+    let (_, other) = UaSession::offer(
+        "application/sdp",
+        &sdp,
+        &[cert("callee"), cert("proxy2")],
+        ContentAlg::Aes256Gcm,
+        None,
+        &raw,
+    )
+    .unwrap();
+    put("other.der", &other.body);
+}
+
+#[test]
+fn c_harness_uses_the_header_like_a_c_caller() {
+    // libsipsd.so sits next to the sipsd binary cargo built for this test run.
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_sipsd"));
+    let libdir = bin.parent().unwrap().to_path_buf();
+    assert!(
+        libdir.join("libsipsd.so").exists(),
+        "libsipsd.so not found in {}",
+        libdir.display()
+    );
+    let work = tempfile::tempdir().unwrap();
+    write_messages(work.path());
+    let exe = work.path().join("harness");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = Command::new(&cc)
+        .args([
+            "-std=c99",
+            "-D_DEFAULT_SOURCE",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-O1",
+        ])
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg(root().join("tests/c/harness.c"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(format!("-L{}", libdir.display()))
+        .arg("-lsipsd")
+        .arg(format!("-Wl,-rpath,{}", libdir.display()))
+        .status()
+        .expect("run the C compiler");
+    assert!(status.success(), "harness.c did not compile with {cc}");
+    println!("compiled tests/c/harness.c with {cc} -Wall -Wextra -Werror against include/sipsd.h");
+
+    let out = Command::new(&exe)
+        .arg(keys())
+        .arg(work.path())
+        .output()
+        .expect("run the harness");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the C harness reported failures");
+    assert!(stdout.contains(" passed, 0 failed"));
+}
