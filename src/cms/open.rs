@@ -1,0 +1,132 @@
+//! Opening: recover the content-encryption key with one of our keys, then decrypt.
+
+use zeroize::Zeroizing;
+
+use cms::enveloped_data::RecipientInfo;
+
+use super::content::{self, ContentParams};
+use super::error::CmsError;
+use super::message::Message;
+use super::recipient::{kekri_unwrap, ktri_unwrap, RecipientKeyId};
+use super::{Cek, CmsKind};
+use crate::keys::{KeyRef, KeyStore};
+
+/// An opened message. `Debug` shows the plaintext's length only.
+pub struct Opened {
+    /// The structure it was.
+    pub kind: CmsKind,
+    /// Its content-encryption key (to cache for the dialog).
+    pub cek: Cek,
+    /// The decrypted content.
+    pub plaintext: Zeroizing<Vec<u8>>,
+    /// Label of our key that opened it.
+    pub key_label: String,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("kind", &self.kind)
+            .field("cek", &self.cek)
+            .field("plaintext_len", &self.plaintext.len())
+            .field("key_label", &self.key_label)
+            .finish()
+    }
+}
+
+/// Checks that the algorithm suits the structure: GCM only in AuthEnvelopedData (RFC 5084
+/// §3), AuthEnvelopedData only with an authenticated algorithm (RFC 5083 §2).
+fn check_kind(kind: CmsKind, params: &ContentParams) -> Result<(), CmsError> {
+    let aead = params.alg().is_aead();
+    match kind {
+        CmsKind::EnvelopedData if aead => Err(CmsError::BadAlgParams(
+            "AES-GCM needs AuthEnvelopedData, not EnvelopedData",
+        )),
+        CmsKind::AuthEnvelopedData if !aead => Err(CmsError::BadAlgParams(
+            "AuthEnvelopedData needs an authenticated content-encryption algorithm",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Decrypts the message's content with `cek` (parameters already checked).
+fn decrypt_content(
+    msg: &Message,
+    params: &ContentParams,
+    cek: &Cek,
+) -> Result<Zeroizing<Vec<u8>>, CmsError> {
+    let ct = msg.ciphertext()?;
+    match (msg, params) {
+        // sipsd's GCM EncryptedData profile: encryptedContent = ciphertext || tag.
+        (Message::Encrypted(_), ContentParams::Gcm { tag_len, .. }) => {
+            if ct.len() < *tag_len {
+                return Err(CmsError::Decrypt);
+            }
+            let (body, tag) = ct.split_at(ct.len() - tag_len);
+            content::decrypt(cek, params, body, Some(tag), &[])
+        }
+        _ => content::decrypt(cek, params, ct, msg.mac(), &msg.aad()?),
+    }
+}
+
+/// Opens an EnvelopedData or AuthEnvelopedData with one of our keys: the RecipientInfos that
+/// name one of our keys are tried in DER order and the first that yields the plaintext wins.
+/// If none does, the error of the first is returned.
+///
+/// EncryptedData has no recipients: it gives [`CmsError::NeedsDialogKey`] (use
+/// [`open_with_cek`]).
+pub fn open(der: &[u8], keys: &KeyStore) -> Result<Opened, CmsError> {
+    let msg = Message::parse(der)?;
+    if msg.kind() == CmsKind::EncryptedData {
+        return Err(CmsError::NeedsDialogKey);
+    }
+    let mut named = Vec::new();
+    for ri in msg.recipients() {
+        if let Some(k) = keys.find(&RecipientKeyId::of(ri)?) {
+            named.push((ri, k));
+        }
+    }
+    if named.is_empty() {
+        return Err(CmsError::NotRecipient);
+    }
+    let params = content::parse_params(&msg.content_info().content_enc_alg)?;
+    check_kind(msg.kind(), &params)?;
+    let alg = params.alg();
+    let mut first_err = None;
+    for (ri, key) in named {
+        let cek = match (ri, &key) {
+            (RecipientInfo::Ktri(t), KeyRef::Rsa(r)) => ktri_unwrap(&r.key, t, alg),
+            (RecipientInfo::Kekri(k), KeyRef::Psk(p)) => kekri_unwrap(&p.key, k, alg),
+            _ => continue,
+        };
+        let res = cek.and_then(|cek| decrypt_content(&msg, &params, &cek).map(|pt| (cek, pt)));
+        match res {
+            Ok((cek, plaintext)) => {
+                return Ok(Opened {
+                    kind: msg.kind(),
+                    cek,
+                    plaintext,
+                    key_label: key.label().to_owned(),
+                })
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_err.unwrap_or(CmsError::NotRecipient))
+}
+
+/// Decrypts an EncryptedData — or the content of an EnvelopedData/AuthEnvelopedData, ignoring
+/// its recipients — with a given content-encryption key, e.g. the one cached for the dialog.
+///
+/// A key for another algorithm than the message's is [`CmsError::CekAlgMismatch`].
+pub fn open_with_cek(der: &[u8], cek: &Cek) -> Result<Zeroizing<Vec<u8>>, CmsError> {
+    let msg = Message::parse(der)?;
+    let params = content::parse_params(&msg.content_info().content_enc_alg)?;
+    check_kind(msg.kind(), &params)?;
+    if params.alg() != cek.alg() {
+        return Err(CmsError::CekAlgMismatch);
+    }
+    decrypt_content(&msg, &params, cek)
+}
