@@ -26,4 +26,4 @@ pub use ctx::{
 pub use plain::{
     sd_field, sd_plain, sd_plain_count, sd_plain_free, sd_plain_generation, sd_plain_get,
 };
-pub use result::{sd_last_error, sd_result, sd_strerror, sd_version};
+pub use result::{all_results, sd_last_error, sd_result, sd_strerror, sd_version};

@@ -216,3 +216,8 @@ pub extern "C" fn sd_last_error() -> *const c_char {
         LAST_ERROR.with(|last| last.borrow().as_ptr())
     }
 }
+
+/// Every result code, in number order (for tests and tools).
+pub fn all_results() -> &'static [sd_result] {
+    &ALL
+}

@@ -1,0 +1,175 @@
+//! The C header: committed, current, and seen by a C compiler exactly as Rust lays it out.
+//!
+//! - drift: `include/sipsd.h` as committed (git HEAD) must equal what build.rs generates now
+//!   from `src/ffi/`, so every C API change shows in a commit;
+//! - layout: bindgen (libclang) reads the header back; the size and every field offset of each
+//!   struct, and every enum constant, must match the Rust definitions.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use sipsd::ffi::{sd_field, sd_msg, sd_result, sd_stats, sd_str};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn committed_header_is_current() {
+    let generated = std::fs::read_to_string(PathBuf::from(env!("OUT_DIR")).join("sipsd.h"))
+        .expect("build.rs writes OUT_DIR/sipsd.h");
+    let committed = Command::new("git")
+        .args(["show", "HEAD:include/sipsd.h"])
+        .current_dir(root())
+        .output()
+        .expect("git is installed");
+    assert!(
+        committed.status.success(),
+        "include/sipsd.h is not committed: {}",
+        String::from_utf8_lossy(&committed.stderr)
+    );
+    let committed = String::from_utf8(committed.stdout).unwrap();
+    assert!(
+        committed == generated,
+        "include/sipsd.h in HEAD differs from what src/ffi generates: build, review and commit it"
+    );
+    println!(
+        "include/sipsd.h in HEAD equals the header generated from src/ffi ({} lines)",
+        generated.lines().count()
+    );
+}
+
+/// Numbers bindgen's layout assertions state for the C view: "Size of X", "Offset of field: X::f".
+fn c_layout(bindings: &str) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    // rustfmt may wrap an assertion after its label: join those lines first.
+    let joined = bindings.replace("\"]\n", "\"]");
+    for line in joined.lines() {
+        let line = line.trim();
+        let Some(rest) = line.strip_prefix("[\"") else {
+            continue;
+        };
+        let Some((label, expr)) = rest.split_once("\"]") else {
+            continue;
+        };
+        let Some(n) = expr
+            .rsplit_once(" - ")
+            .and_then(|(_, n)| n.split("usize").next())
+            .and_then(|n| n.parse().ok())
+        else {
+            continue;
+        };
+        let key = label
+            .replace("Offset of field: ", "offset ")
+            .replace("Size of ", "size ")
+            .replace("Alignment of ", "align ");
+        out.insert(key, n);
+    }
+    out
+}
+
+/// `pub const NAME: ... = VALUE;` lines of the bindings.
+fn c_constants(bindings: &str) -> HashMap<String, u32> {
+    bindings
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim().strip_prefix("pub const ")?;
+            let (name, rest) = l.split_once(':')?;
+            let value = rest.split('=').nth(1)?.trim().trim_end_matches(';');
+            Some((name.trim().to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn bindgen_sees_the_same_layout_and_constants() {
+    let bindings = bindgen::Builder::default()
+        .header(root().join("include/sipsd.h").to_string_lossy())
+        .allowlist_item("sd_.*")
+        .allowlist_item("SD_.*")
+        .layout_tests(true)
+        .generate()
+        .expect("bindgen (libclang) parses include/sipsd.h")
+        .to_string();
+    let c = c_layout(&bindings);
+    assert!(!c.is_empty(), "bindgen produced no layout assertions");
+
+    macro_rules! same_layout {
+        ($ty:ident { $($field:ident),* $(,)? }) => {{
+            let name = stringify!($ty);
+            assert_eq!(c.get(&format!("size {name}")), Some(&std::mem::size_of::<$ty>()), "size of {name}");
+            assert_eq!(c.get(&format!("align {name}")), Some(&std::mem::align_of::<$ty>()), "alignment of {name}");
+            let mut n = 0;
+            $(
+                let key = format!("offset {name}::{}", stringify!($field));
+                assert_eq!(c.get(&key), Some(&std::mem::offset_of!($ty, $field)), "{key}");
+                n += 1;
+            )*
+            println!("{name}: C and Rust agree on size {}, alignment and {n} field offsets", std::mem::size_of::<$ty>());
+        }};
+    }
+    same_layout!(sd_str { ptr, len });
+    same_layout!(sd_msg {
+        call_id,
+        from_tag,
+        to_tag,
+        method,
+        status,
+        content_type,
+        transfer_encoding,
+        disclose_to,
+        body
+    });
+    same_layout!(sd_stats {
+        decrypted,
+        not_for_me,
+        not_encrypted,
+        errors,
+        cache_hits,
+        cache_misses,
+        cache_entries,
+        cache_capacity,
+        rotations,
+        evictions,
+        expirations,
+        dialogs_ended,
+        lock_recoveries,
+        reloads
+    });
+
+    let consts = c_constants(&bindings);
+    let results = sipsd::ffi::all_results();
+    for r in results {
+        let name = format!("{r:?}");
+        let c_value = consts
+            .get(&format!("sd_result_{name}"))
+            .or_else(|| consts.get(&name));
+        assert_eq!(c_value, Some(&(*r as u32)), "enum constant {name}");
+    }
+    let fields = [
+        sd_field::SD_FIELD_BODY,
+        sd_field::SD_FIELD_CONTENT_TYPE,
+        sd_field::SD_FIELD_CONTENT_ID,
+        sd_field::SD_FIELD_SMIME_TYPE,
+        sd_field::SD_FIELD_KEY_SOURCE,
+        sd_field::SD_FIELD_KEY_LABEL,
+        sd_field::SD_FIELD_MEDIA_ADDR,
+        sd_field::SD_FIELD_MEDIA_PORT,
+        sd_field::SD_FIELD_CRYPTO,
+        sd_field::SD_FIELD_GENERATION,
+    ];
+    for f in fields {
+        let name = format!("{f:?}");
+        let c_value = consts
+            .get(&format!("sd_field_{name}"))
+            .or_else(|| consts.get(&name));
+        assert_eq!(c_value, Some(&(f as u32)), "enum constant {name}");
+    }
+    let _: sd_result = sd_result::SD_OK;
+    println!(
+        "{} sd_result and {} sd_field constants have the same values in C and Rust",
+        results.len(),
+        fields.len()
+    );
+}
