@@ -62,6 +62,6 @@ smoke: $(BUILD)/sipsd.so
 
 clean:
 	rm -rf $(BUILD)
-	rm -f $(MODSRC)/*.o $(MODSRC)/*.d $(MODSRC)/sipsd.so
+	rm -f $(MODSRC)/*.o $(MODSRC)/*.d $(MODSRC)/*.lst $(MODSRC)/sipsd.so
 
 FORCE:
