@@ -121,7 +121,7 @@ enum sd_result
    */
   SD_ERR_BODY_MALFORMED = 120,
   /**
-   * A body limit was exceeded (size, parts, nesting depth).
+   * A body limit was exceeded (size, parts, nesting depth, recipients).
    */
   SD_ERR_BODY_LIMIT = 121,
   /**
@@ -453,7 +453,8 @@ void sd_config_free(struct sd_config *cfg);
  * Options: `rsa_key` ("key=PATH;cert=PATH[;label=NAME]", repeatable), `psk`
  * ("id=HEX|text:ID;key=PATH[;label=NAME]", repeatable), `identity` (repeatable), `mode`
  * (explicit|implicit|both), `cache_capacity`, `cache_ttl`, `rotate_max_age`,
- * `rotate_max_uses`, `max_body_size`, `max_parts`, `max_depth`, `strict_key_permissions`.
+ * `rotate_max_uses`, `max_body_size`, `max_parts`, `max_depth`, `max_recipients`,
+ * `strict_key_permissions`.
  * Returns SD_OK or SD_ERR_CONFIG (unknown name, bad value).
  *
  * # Safety

@@ -44,6 +44,14 @@ pub enum Error {
     /// The dialog's cached key is past the configured age or number of uses.
     #[error("the dialog key is past its rotation limit; the sender must rotate it")]
     KeyExpired,
+    /// The CMS structure has more RecipientInfos than configured.
+    #[error("{count} recipients, more than the limit of {limit}")]
+    TooManyRecipients {
+        /// RecipientInfos in the message.
+        count: usize,
+        /// The configured `max_recipients`.
+        limit: usize,
+    },
     /// A SIP field the operation needs is missing or not UTF-8 (e.g. Call-ID).
     #[error("invalid message: {0}")]
     InvalidMessage(&'static str),

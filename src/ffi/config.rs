@@ -39,7 +39,8 @@ pub unsafe extern "C" fn sd_config_free(cfg: *mut sd_config) {
 /// Options: `rsa_key` ("key=PATH;cert=PATH[;label=NAME]", repeatable), `psk`
 /// ("id=HEX|text:ID;key=PATH[;label=NAME]", repeatable), `identity` (repeatable), `mode`
 /// (explicit|implicit|both), `cache_capacity`, `cache_ttl`, `rotate_max_age`,
-/// `rotate_max_uses`, `max_body_size`, `max_parts`, `max_depth`, `strict_key_permissions`.
+/// `rotate_max_uses`, `max_body_size`, `max_parts`, `max_depth`, `max_recipients`,
+/// `strict_key_permissions`.
 /// Returns SD_OK or SD_ERR_CONFIG (unknown name, bad value).
 ///
 /// # Safety

@@ -35,7 +35,7 @@ pub enum sd_result {
     SD_ERR_KEY_PERMISSIONS = 113,
     /// The body or a MIME part is malformed (content type, multipart, base64).
     SD_ERR_BODY_MALFORMED = 120,
-    /// A body limit was exceeded (size, parts, nesting depth).
+    /// A body limit was exceeded (size, parts, nesting depth, recipients).
     SD_ERR_BODY_LIMIT = 121,
     /// Disclose-To names a Content-ID that no encrypted part has.
     SD_ERR_CONTENT_ID_NOT_FOUND = 122,
@@ -114,6 +114,7 @@ impl From<&Error> for sd_result {
                 BodyError::TooLarge { .. } | BodyError::TooManyParts(_) | BodyError::TooDeep(_),
             ) => SD_ERR_BODY_LIMIT,
             Error::Body(_) => SD_ERR_BODY_MALFORMED,
+            Error::TooManyRecipients { .. } => SD_ERR_BODY_LIMIT,
             Error::Request(_) => SD_ERR_REQUEST_HEADER,
             Error::Cms(c) => match c {
                 CmsError::Der(_) | CmsError::Encode(_) => SD_ERR_DER,

@@ -40,6 +40,8 @@ pub struct ProxyConfig {
     pub rotation: RotationPolicy,
     /// Limits applied to bodies before any parsing.
     pub limits: BodyLimits,
+    /// Most RecipientInfos a message may carry (each may cost an RSA decryption attempt).
+    pub max_recipients: usize,
 }
 
 impl Default for ProxyConfig {
@@ -53,6 +55,7 @@ impl Default for ProxyConfig {
             },
             rotation: RotationPolicy::default(),
             limits: BodyLimits::default(),
+            max_recipients: 16,
         }
     }
 }
@@ -85,6 +88,7 @@ impl ProxyConfig {
             "max_body_size" => self.limits.max_body = number(name, value)?,
             "max_parts" => self.limits.max_parts = number(name, value)?,
             "max_depth" => self.limits.max_depth = number(name, value)?,
+            "max_recipients" => self.max_recipients = number(name, value)?,
             "strict_key_permissions" => {
                 self.keys.strict_permissions = match value {
                     "1" | "yes" | "true" => true,

@@ -305,6 +305,12 @@ impl Proxy {
         let mut inspected = Vec::with_capacity(parts.len());
         for part in parts {
             let insp = cms::inspect(&part.der)?;
+            if insp.recipients.len() > self.config.max_recipients {
+                return Err(Error::TooManyRecipients {
+                    count: insp.recipients.len(),
+                    limit: self.config.max_recipients,
+                });
+            }
             inspected.push((part, insp));
         }
         let header = SipMessage::text(msg.disclose_to, "Disclose-To is not UTF-8")?.trim();
