@@ -110,9 +110,11 @@ pids+=($!)
 kamailio -DD -E -Y "$work/run2" -w "$work/run2" "${U_ARGS[@]}" >"$work/untrusted.log" 2>&1 &
 pids+=($!)
 
-# the callee: answers with a plain SDP and keeps the proxies' Record-Route (sipp's built-in
-# uas does not), so ACK and BYE take the record-routed path
-cat >"$work/uas.xml" <<'XML'
+# SIPp scenarios. The callee answers with a plain SDP and keeps the proxies' Record-Route
+# (sipp's built-in uas does not), so ACK, INFO and BYE take the record-routed path.
+# uas_xml [info]: with "info", also answer one in-dialog INFO.
+uas_xml() {
+    cat <<'XML'
 <?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="sipsd smoke UAS">
   <recv request="INVITE" crlf="true"/>
@@ -138,7 +140,24 @@ cat >"$work/uas.xml" <<'XML'
       a=rtpmap:0 PCMU/8000
     ]]>
   </send>
-  <recv request="ACK" rrs="true"/>
+  <recv request="ACK"/>
+XML
+    [ "${1:-}" = info ] && cat <<'XML'
+  <recv request="INFO"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+XML
+    cat <<'XML'
   <recv request="BYE"/>
   <send>
     <![CDATA[
@@ -154,6 +173,82 @@ cat >"$work/uas.xml" <<'XML'
   </send>
 </scenario>
 XML
+}
+
+# uac_in_dialog METHOD CSEQ [CONTENT-TYPE BODYFILE]: one in-dialog request and its 200
+uac_in_dialog() {
+    local hdrs="" body="" retrans=' retrans="500"'
+    if [ $# -ge 4 ]; then
+        hdrs="      Content-Type: $3
+      Content-Transfer-Encoding: base64
+"
+        body="$(cat "$4")
+"
+    fi
+    [ "$1" = ACK ] && retrans=""   # an ACK is never retransmitted on its own
+    cat <<XML
+  <send$retrans>
+    <![CDATA[
+      $1 [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:alice@127.0.0.1:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:bob@127.0.0.1:$UAS>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: $2 $1
+      [routes]
+      Contact: <sip:alice@[local_ip]:[local_port]>
+      Max-Forwards: 70
+${hdrs}      Content-Length: [len]
+
+$body    ]]>
+  </send>
+XML
+    [ "$1" = ACK ] || echo '  <recv response="200"/>'
+}
+
+# uac_xml CONTENT-TYPE BODYFILE [INFO-CONTENT-TYPE INFO-BODYFILE]: INVITE with a base64
+# S/MIME body and Disclose-To naming proxy1 (and proxy2, to check header joining), ACK,
+# optionally an in-dialog INFO with an encrypted body, BYE.
+uac_xml() {
+    cat <<XML
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="sipsd smoke UAC">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:bob@127.0.0.1:$UAS SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:alice@127.0.0.1:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:bob@127.0.0.1:$UAS>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:alice@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Disclose-To: proxy2.example.net
+      Disclose-To: proxy1.example.net
+      Content-Type: $1
+      Content-Disposition: session; handling=required; filename=smime.p7m
+      Content-Transfer-Encoding: base64
+      Content-Length: [len]
+
+$(cat "$2")
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true"/>
+XML
+    uac_in_dialog ACK 1
+    echo '  <pause milliseconds="300"/>'
+    if [ $# -ge 4 ]; then
+        uac_in_dialog INFO 2 "$3" "$4"
+        uac_in_dialog BYE 3
+    else
+        uac_in_dialog BYE 2
+    fi
+    echo '</scenario>'
+}
+
+uas_xml >"$work/uas.xml"
 sipp -sf "$work/uas.xml" -i 127.0.0.1 -p "$UAS" -m 1 -nostdin -trace_err -timeout 30s \
     -error_file "$work/uas-errors.log" >"$work/uas.out" 2>&1 &
 pids+=($!)
@@ -173,86 +268,29 @@ wait_listen "$UAS" || die "sipp UAS did not start"
 grep -q 'sipsd .* ready' "$work/trusted.log" &&
     pass "module ready: $(grep -o 'sipsd [^ ]* ready.*' "$work/trusted.log" | head -n 1)"
 
-# 3. the call: INVITE with an encrypted body, ACK, BYE
-der="$vectors/msgs/gcm256-oaep-callee-proxy1.der"
-b64=$(base64 -w 76 "$der")
-b64len=$(printf "%s\n" "$b64" | sed "s/$/\r/" | wc -c)   # CRLF line ends as sipp sends them
-cat >"$work/uac.xml" <<XML
-<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="sipsd smoke UAC">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:bob@127.0.0.1:$UAS SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:alice@127.0.0.1:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:bob@127.0.0.1:$UAS>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:alice@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Disclose-To: proxy2.example.net
-      Disclose-To: proxy1.example.net
-      Content-Type: application/pkcs7-mime; smime-type=authEnveloped-data; name=smime.p7m
-      Content-Disposition: session; handling=required; filename=smime.p7m
-      Content-Transfer-Encoding: base64
-      Content-Length: [len]
-
-$b64
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send>
-    <![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:alice@127.0.0.1:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:bob@127.0.0.1:$UAS>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      [routes]
-      Contact: <sip:alice@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <pause milliseconds="300"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:alice@127.0.0.1:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:bob@127.0.0.1:$UAS>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      [routes]
-      Contact: <sip:alice@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-XML
+# 3. the call: INVITE with the OpenSSL-made encrypted body, ACK, BYE
+CT_AUTHENV="application/pkcs7-mime; smime-type=authEnveloped-data; name=smime.p7m"
+CT_ENCDATA="application/pkcs7-mime; smime-type=encrypted-data; name=smime.p7m"
+base64 -w 76 "$vectors/msgs/gcm256-oaep-callee-proxy1.der" >"$work/vector.b64"
+b64len=$(sed 's/$/\r/' "$work/vector.b64" | wc -c)   # CRLF line ends as sipp sends them
+uac_xml "$CT_AUTHENV" "$work/vector.b64" >"$work/uac.xml"
 
 if sipp "127.0.0.1:$P1" -sf "$work/uac.xml" -i 127.0.0.1 -p "$UAC" -m 1 -nostdin \
-    -timeout 20s -timeout_error -trace_err -error_file "$work/uac-errors.log" -trace_msg -message_file "$work/uac-msgs.log" \
-    >"$work/uac.out" 2>&1; then
+    -timeout 20s -timeout_error -trace_err -error_file "$work/uac-errors.log" \
+    -trace_msg -message_file "$work/uac-msgs.log" >"$work/uac.out" 2>&1; then
     pass "call completed: INVITE/200/ACK/BYE/200 through both proxies (sipp UAC exit 0)"
 else
     flunk "sipp UAC failed (exit $?)"
     tail -20 "$work/uac-errors.log" 2>/dev/null
 fi
 sleep 0.5
+call1=$(sed -n 's/^Call-ID: //p' "$work/uac-msgs.log" | head -n 1 | tr -d '\r')
 
 # 4. what the proxies logged
 sdp="$vectors/msgs/offer.sdp"
 addr=$(sed -n 's/^c=IN IP[46] \([^ \r]*\).*/\1/p' "$sdp" | head -n 1 | tr -d '\r')
 port=$(sed -n 's/^m=[a-z]* \([0-9]*\) .*/\1/p' "$sdp" | head -n 1)
-line=$(grep -a 'sipsd: pid=[0-9]* INVITE call=.* decrypted ' "$work/trusted.log" | head -n 1)
+line=$(grep -a "sipsd: pid=[0-9]* INVITE call=$call1 decrypted " "$work/trusted.log" | head -n 1)
 if [ -n "$line" ]; then
     echo "      trusted proxy: ${line#*sipsd: }"
     case "$line" in
@@ -267,12 +305,12 @@ else
     flunk "no 'decrypted' log line for the INVITE in the trusted proxy"
     grep -a 'sipsd' "$work/trusted.log" | tail -5
 fi
-if grep -aq 'sipsd: pid=[0-9]* INVITE200 call=.* not-decrypted code=2 ' "$work/trusted.log"; then
+if grep -aq "sipsd: pid=[0-9]* INVITE200 call=$call1 not-decrypted code=2 " "$work/trusted.log"; then
     pass "trusted proxy: plain SDP of the 200 OK reported not-encrypted (code=2, return -2)"
 else
     flunk "no not-decrypted code=2 line for the 200 OK"
 fi
-sent_len=$(grep -ao 'untrusted: pid=[0-9]* INVITE call=[^ ]* body-bytes=[0-9]*' "$work/untrusted.log" | head -n 1)
+sent_len=$(grep -ao "untrusted: pid=[0-9]* INVITE call=$call1 body-bytes=[0-9]*" "$work/untrusted.log" | head -n 1)
 if [ -n "$sent_len" ] && [ "${sent_len##*body-bytes=}" = "$b64len" ]; then
     pass "untrusted proxy got the INVITE with the same $b64len-byte encrypted body (forwarded unchanged)"
 else
@@ -294,26 +332,76 @@ if grep -aE 'CRITICAL|segfault|core dump' "$work/trusted.log" | grep -v 'sctp' |
     grep -aE 'CRITICAL' "$work/trusted.log" | head -5
 fi
 
+# 4b. in-dialog reuse of the dialog key, if the sipsd CLI is built (cargo build --release):
+# a fresh INVITE sealed for callee + proxy1, then an in-dialog INFO whose body is
+# EncryptedData under the same dialog key: the proxy must read it from the shared cache
+# (whichever worker process gets it), source=cache, generation 1.
+cli=${SIPSD_CLI:-$root/target/release/sipsd}
+expect_decrypted=1
+if [ -x "$cli" ]; then
+    sed 's/^m=audio 49170 /m=audio 49172 /' "$sdp" >"$work/info.sdp"
+    "$cli" seal --to "$vectors/keys/callee.crt" --to "$vectors/keys/proxy1.crt" --base64 \
+        --in "$sdp" --out "$work/offer.b64" --cek-out "$work/dialog.cek" >"$work/offer.hdr" &&
+        "$cli" encrypt --cek "$work/dialog.cek" --base64 --in "$work/info.sdp" \
+            --out "$work/info.b64" >"$work/info.hdr" || die "sipsd CLI failed"
+    uas_xml info >"$work/uas2.xml"
+    sipp -sf "$work/uas2.xml" -i 127.0.0.1 -p "$UAS" -m 1 -nostdin -trace_err -timeout 30s \
+        -error_file "$work/uas2-errors.log" >"$work/uas2.out" 2>&1 &
+    pids+=($!)
+    wait_listen "$UAS" || die "second sipp UAS did not start"
+    uac_xml "$CT_AUTHENV" "$work/offer.b64" "$CT_ENCDATA" "$work/info.b64" >"$work/uac2.xml"
+    if sipp "127.0.0.1:$P1" -sf "$work/uac2.xml" -i 127.0.0.1 -p "$UAC" -m 1 -nostdin \
+        -timeout 20s -timeout_error -trace_err -error_file "$work/uac2-errors.log" \
+        -trace_msg -message_file "$work/uac2-msgs.log" >"$work/uac2.out" 2>&1; then
+        pass "second call completed: INVITE (sealed by the sipsd CLI) / ACK / INFO (EncryptedData) / BYE"
+    else
+        flunk "second call failed"
+        tail -20 "$work/uac2-errors.log" 2>/dev/null
+    fi
+    sleep 0.5
+    call2=$(sed -n 's/^Call-ID: //p' "$work/uac2-msgs.log" | head -n 1 | tr -d '\r')
+    inv=$(grep -a "sipsd: pid=[0-9]* INVITE call=$call2 " "$work/trusted.log" | head -n 1)
+    info=$(grep -a "sipsd: pid=[0-9]* INFO call=$call2 " "$work/trusted.log" | head -n 1)
+    echo "      trusted proxy: ${inv#*sipsd: }"
+    echo "      trusted proxy: ${info#*sipsd: }"
+    case "$info" in
+        *" decrypted gen=1 source=cache media=$addr:49172")
+            ipid=$(printf '%s' "$inv" | sed 's/.*sipsd: pid=\([0-9]*\).*/\1/')
+            fpid=$(printf '%s' "$info" | sed 's/.*sipsd: pid=\([0-9]*\).*/\1/')
+            if [ "$ipid" != "$fpid" ]; then
+                where="another worker (key stored by pid $ipid, read by pid $fpid)"
+            else
+                where="the same worker (pid $ipid)"
+            fi
+            pass "in-dialog EncryptedData read with the cached dialog key (source=cache, gen=1, port 49172) in $where"
+            expect_decrypted=3
+            ;;
+        *) flunk "in-dialog INFO not decrypted from the cache: $info" ;;
+    esac
+else
+    echo "SKIP  in-dialog check: no sipsd CLI at $cli (cargo build --release)"
+fi
+
 # 5. RPC and statistics of the running proxy (ctl + kamcmd)
 rpc() { kamcmd -s "unix:$work/ctl.sock" "$@" 2>&1; }
 stats=$(rpc sipsd.stats)
 field() { printf '%s\n' "$stats" | sed -n "s/^[[:space:]]*$1:[[:space:]]*\([0-9]*\).*/\1/p" | head -n 1; }
 echo "      sipsd.stats: $(printf '%s' "$stats" | tr -s ' \n\t' ' ')"
-if [ "$(field decrypted)" = 1 ] && [ "$(field not_encrypted)" -ge 1 ] 2>/dev/null; then
-    pass "RPC sipsd.stats: decrypted=1, not_encrypted=$(field not_encrypted)"
+if [ "$(field decrypted)" = "$expect_decrypted" ] && [ "$(field not_encrypted)" -ge 1 ] 2>/dev/null; then
+    pass "RPC sipsd.stats: decrypted=$expect_decrypted, not_encrypted=$(field not_encrypted)"
 else
     flunk "RPC sipsd.stats counters unexpected"
 fi
 if [ "$(field dialogs_ended)" -ge 1 ] 2>/dev/null && [ "$(field cache_entries)" = 0 ]; then
-    pass "dialog key dropped after BYE: dialogs_ended=$(field dialogs_ended), cache_entries=0"
+    pass "dialog keys dropped after BYE: dialogs_ended=$(field dialogs_ended), cache_entries=0"
 else
     flunk "dialog key still cached after BYE (dialogs_ended=$(field dialogs_ended) cache_entries=$(field cache_entries))"
 fi
 st=$(rpc stats.get_statistics sipsd:)
-if printf '%s' "$st" | grep -q 'sipsd:decrypted = 1'; then
+if printf '%s' "$st" | grep -q "sipsd:decrypted = $expect_decrypted"; then
     pass "Kamailio statistics: $(printf '%s' "$st" | tr -s ' \n\t' ' ')"
 else
-    flunk "statistics sipsd:decrypted not 1: $st"
+    flunk "statistics sipsd:decrypted not $expect_decrypted: $st"
 fi
 if rpc sipsd.reload | grep -q 'Keys reloaded' && [ "$(rpc sipsd.stats | sed -n 's/^[[:space:]]*reloads:[[:space:]]*\([0-9]*\).*/\1/p')" = 1 ]; then
     pass "RPC sipsd.reload re-read the keys (reloads=1)"
