@@ -58,6 +58,7 @@ uninstall:
 	rm -f $(DESTDIR)$(KMODDIR)/sipsd.so $(DESTDIR)$(KMODDIR)/libsipsd.so
 
 smoke: $(BUILD)/sipsd.so
+	$(CARGO) build --release --bin sipsd
 	tests/kamailio/smoke.sh
 
 clean:

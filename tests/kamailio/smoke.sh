@@ -16,8 +16,10 @@
 #   - the trusted proxy logged "not-decrypted code=2" for the unencrypted 200 OK SDP;
 #   - the untrusted proxy saw the INVITE with the same body size: forwarded unchanged;
 #   - no plaintext SDP line appears in any proxy log (log_plaintext is 0);
-#   - RPC over ctl (kamcmd): sipsd.stats counts the decryption, the dialog key was dropped
-#     after the BYE (dialog callbacks + sd_dialog_end), Kamailio statistics sipsd:*,
+#   - with the sipsd CLI built: a second call whose in-dialog INFO carries EncryptedData
+#     under the dialog key is read from the shared cache (source=cache);
+#   - RPC over ctl (kamcmd): sipsd.stats counts the decryptions, the dialog keys were dropped
+#     after the BYE (SMOKE_DIALOG=1: dialog callbacks; 0: sd_dialog_end()), statistics sipsd:*,
 #     sipsd.reload re-reads the keys.
 #
 # Needs: build/sipsd.so (make), kamailio, sipp (scripts/setup-deps). Runs as any user.
@@ -85,8 +87,16 @@ chmod 700 "$work/keys"
 chmod 600 "$work/keys"/*
 
 T_ARGS=(-f "$root/cfg-examples/trusted-proxy.cfg" -A "P1_PORT=$P1" -A "NEXT_HOP=\"sip:127.0.0.1:$P2\""
-    -A "SIPSD_KEY_DIR=$work/keys" -A "SIPSD_MODULE_DIR=$build" -A WITH_PSK -A WITH_DIALOG
+    -A "SIPSD_KEY_DIR=$work/keys" -A "SIPSD_MODULE_DIR=$build" -A WITH_PSK
     -A "CTL_SOCKET=unix:$work/ctl.sock")
+# SMOKE_DIALOG=1 (default): dialog module loaded, keys end through its callbacks;
+# SMOKE_DIALOG=0: no dialog module, the script calls sd_dialog_end()
+if [ "${SMOKE_DIALOG:-1}" = 1 ]; then
+    T_ARGS+=(-A WITH_DIALOG)
+    end_how="dialog module callbacks"
+else
+    end_how="sd_dialog_end() in the script"
+fi
 U_ARGS=(-f "$root/cfg-examples/untrusted-proxy.cfg" -A "P2_PORT=$P2" -A "NEXT_HOP=\"sip:127.0.0.1:$UAS\"")
 
 # 1. configuration check
@@ -382,6 +392,13 @@ else
     echo "SKIP  in-dialog check: no sipsd CLI at $cli (cargo build --release)"
 fi
 
+if kill -0 "${pids[0]}" 2>/dev/null; then
+    pass "trusted proxy still running after the calls"
+else
+    wait "${pids[0]}"
+    flunk "trusted proxy exited (status $?)"
+fi
+
 # 5. RPC and statistics of the running proxy (ctl + kamcmd)
 rpc() { kamcmd -s "unix:$work/ctl.sock" "$@" 2>&1; }
 stats=$(rpc sipsd.stats)
@@ -393,7 +410,7 @@ else
     flunk "RPC sipsd.stats counters unexpected"
 fi
 if [ "$(field dialogs_ended)" -ge 1 ] 2>/dev/null && [ "$(field cache_entries)" = 0 ]; then
-    pass "dialog keys dropped after BYE: dialogs_ended=$(field dialogs_ended), cache_entries=0"
+    pass "dialog keys dropped after BYE by $end_how: dialogs_ended=$(field dialogs_ended), cache_entries=0"
 else
     flunk "dialog key still cached after BYE (dialogs_ended=$(field dialogs_ended) cache_entries=$(field cache_entries))"
 fi
