@@ -23,6 +23,8 @@
 #     sipsd.reload re-reads the keys.
 #
 # Needs: build/sipsd.so (make), kamailio, sipp (scripts/setup-deps). Runs as any user.
+# SMOKE_REPLACE_BODY=1: the trusted proxy replaces the body by the plaintext (checked at the
+# callee instead of "forwarded unchanged"). SMOKE_DIALOG=0: no dialog module.
 # Environment: SIPSD_BUILD (default <repo>/build), SIPSD_VECTORS (default <repo>/../shared/vectors
 # or tests/data), SMOKE_KEEP=1 keeps the work directory.
 set -u
@@ -89,6 +91,9 @@ chmod 600 "$work/keys"/*
 T_ARGS=(-f "$root/cfg-examples/trusted-proxy.cfg" -A "P1_PORT=$P1" -A "NEXT_HOP=\"sip:127.0.0.1:$P2\""
     -A "SIPSD_KEY_DIR=$work/keys" -A "SIPSD_MODULE_DIR=$build" -A WITH_PSK
     -A "CTL_SOCKET=unix:$work/ctl.sock")
+# SMOKE_REPLACE_BODY=1: the trusted proxy forwards the plaintext (sd_replace_body())
+replace=${SMOKE_REPLACE_BODY:-0}
+[ "$replace" = 1 ] && T_ARGS+=(-A WITH_REPLACE_BODY)
 # SMOKE_DIALOG=1 (default): dialog module loaded, keys end through its callbacks;
 # SMOKE_DIALOG=0: no dialog module, the script calls sd_dialog_end()
 if [ "${SMOKE_DIALOG:-1}" = 1 ]; then
@@ -260,7 +265,8 @@ XML
 
 uas_xml >"$work/uas.xml"
 sipp -sf "$work/uas.xml" -i 127.0.0.1 -p "$UAS" -m 1 -nostdin -trace_err -timeout 30s \
-    -error_file "$work/uas-errors.log" >"$work/uas.out" 2>&1 &
+    -error_file "$work/uas-errors.log" -trace_msg -message_file "$work/uas-msgs.log" \
+    >"$work/uas.out" 2>&1 &
 pids+=($!)
 
 wait_listen() {
@@ -321,7 +327,18 @@ else
     flunk "no not-decrypted code=2 line for the 200 OK"
 fi
 sent_len=$(grep -ao "untrusted: pid=[0-9]* INVITE call=$call1 body-bytes=[0-9]*" "$work/untrusted.log" | head -n 1)
-if [ -n "$sent_len" ] && [ "${sent_len##*body-bytes=}" = "$b64len" ]; then
+if [ "$replace" = 1 ]; then
+    sdplen=$(wc -c <"$sdp")
+    invite_in=$(sed -n '/^INVITE /,/^$/p' "$work/uas-msgs.log" | tr -d '\r')
+    if [ -n "$sent_len" ] && [ "${sent_len##*body-bytes=}" = "$sdplen" ] &&
+        printf '%s\n' "$invite_in" | grep -q '^Content-Type: application/sdp$' &&
+        ! printf '%s\n' "$invite_in" | grep -qi '^Content-Transfer-Encoding\|^Content-Disposition' &&
+        grep -aq '^c=IN IP4 192.0.2.10' "$work/uas-msgs.log"; then
+        pass "sd_replace_body(): the callee got the $sdplen-byte plaintext SDP (Content-Type: application/sdp, S/MIME headers removed)"
+    else
+        flunk "sd_replace_body(): untrusted proxy saw '$sent_len', expected body-bytes=$sdplen"
+    fi
+elif [ -n "$sent_len" ] && [ "${sent_len##*body-bytes=}" = "$b64len" ]; then
     pass "untrusted proxy got the INVITE with the same $b64len-byte encrypted body (forwarded unchanged)"
 else
     flunk "untrusted proxy: '$sent_len', expected body-bytes=$b64len"
