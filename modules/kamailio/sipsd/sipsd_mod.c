@@ -791,18 +791,13 @@ static int w_sd_rotate(sip_msg_t *msg, char *p1, char *p2)
 static int ki_sd_dialog_end(sip_msg_t *msg)
 {
 	sipsd_msg_t sm;
-	sd_result r, r2 = SD_OK;
+	sd_result r;
 
 	if(sipsd_msg_build(msg, &sm) < 0)
 		return SIPSD_RC_ERROR;
-	/* The key is cached under the caller's From-tag. A BYE sent by the
-	 * callee carries the caller's tag in To: end that one too. */
-	r = sd_dialog_end(_sipsd_ctx, sm.m.call_id, sm.m.from_tag);
-	if(sm.m.to_tag.len > 0)
-		r2 = sd_dialog_end(_sipsd_ctx, sm.m.call_id, sm.m.to_tag);
-	if(r != SD_OK || r2 != SD_OK) {
-		if(r == SD_OK)
-			r = r2;
+	/* the library finds the caller's tag in From or To (a BYE from the callee) */
+	r = sd_dialog_end_msg(_sipsd_ctx, &sm.m);
+	if(r != SD_OK) {
 		LM_ERR("dialog end failed (call %.*s): %s (%u)\n", sm.call_id.len,
 				sm.call_id.s, sd_strerror(r), (unsigned)r);
 		sipsd_msg_free(&sm);
