@@ -17,7 +17,6 @@ pub fn decode(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Encodes bytes as lower-case hex.
-#[allow(dead_code)] // used by the CLI and tests
 pub fn encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -25,5 +25,5 @@ pub mod ua;
 
 pub mod error;
 pub mod ffi;
-mod hex;
+pub mod hex;
 pub mod proxy;

@@ -227,19 +227,10 @@ fn split_pair<'a>(what: &str, s: &'a str) -> CliResult<(&'a str, &'a str)> {
 }
 
 fn hex_decode(s: &str) -> CliResult<Vec<u8>> {
-    let s = s.trim();
-    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err("not hex".into());
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|e| e.to_string()))
-        .collect()
+    sipsd::hex::decode(s).ok_or_else(|| "not hex".to_string())
 }
 
-fn hex_encode(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use sipsd::hex::encode as hex_encode;
 
 fn recipients(r: &Recipients) -> CliResult<Vec<Recipient>> {
     let pad = padding(&r.padding)?;
