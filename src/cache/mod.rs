@@ -7,14 +7,23 @@
 //! process-shared `pthread_mutex_t`:
 //!
 //! - lookups are O(1) (chained hashing on the first bytes of the SHA-256 dialog key), eviction
-//!   is O(1) (a doubly linked LRU list through the slots);
-//! - entries expire `ttl_secs` after their last use (`ttl_secs == 0` disables expiry); when the
-//!   table is full, expired entries are dropped first, then the least recently used one;
+//!   is O(1) (doubly linked LRU lists through the slots);
+//! - entries expire `ttl_secs` after their last use (`ttl_secs == 0` disables expiry);
+//! - eviction is a segmented LRU, so that a flood of new dialogs (anyone can wrap a key for
+//!   the proxy's certificate) cannot push out the keys of calls in progress: a new entry is
+//!   *probationary*; it becomes *protected* when its key is used from the cache ([`get`]:
+//!   an in-dialog message decrypted with it) or rotated. When the table is full, expired
+//!   entries are dropped first, then the least recently used probationary entry; a protected
+//!   entry is evicted only when no probationary entry is left. Protected entries are at most
+//!   [`PROTECTED_PERCENT`]% of the capacity: promoting one more moves the least recently used
+//!   protected entry back to the head of the probationary list (docs/SECURITY.md);
 //! - every removed, evicted, expired or replaced key is zeroized in place;
 //! - a worker killed while holding the lock does not block the others: the next locker gets
 //!   `EOWNERDEAD`, marks the mutex consistent, and — if the dead worker was in the middle of a
 //!   change — zeroizes the slots it was writing and rebuilds the indexes from the slots
 //!   ([`CacheStats::lock_recoveries`] counts these).
+//!
+//! [`get`]: SharedCache::get
 //!
 //! Times are `CLOCK_REALTIME` seconds, the same in every process.
 //!
@@ -31,6 +40,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use shm::Region;
+pub use table::PROTECTED_PERCENT;
 
 /// The largest CEK a slot holds (AES-256).
 pub const MAX_CEK_LEN: usize = 32;
@@ -118,6 +128,12 @@ pub struct CacheStats {
     pub expirations: u64,
     pub removals: u64,
     pub lock_recoveries: u64,
+    /// Entries now in the protected segment (used from the cache or rotated).
+    pub protected: u64,
+    /// Entries moved from probationary to protected.
+    pub promotions: u64,
+    /// Protected entries moved back to probationary because the segment was full.
+    pub demotions: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -404,7 +420,7 @@ mod tests {
             c.store_at(&dk(n), 1, &[n as u8; 16], 100 + u64::from(n))
                 .unwrap();
         }
-        // Use 1 so that 2 becomes the least recently used.
+        // Use 1: it becomes protected, and 2 is the least recently used probationary entry.
         c.get_at(&dk(1), 110).unwrap().expect("1 present");
         c.store_at(&dk(4), 1, &[4; 16], 111).unwrap();
         assert!(
@@ -417,25 +433,143 @@ mod tests {
                 &[n as u8; 16]
             );
         }
-        // Next eviction order: 3 (stored 103), then 1 (used 110), then 4.
+        // Next eviction order: the probationary entries 3 (stored 103), then 4 (stored 111);
+        // 1 is protected (it was used) and outlives both although it is older.
         c.store_at(&dk(5), 1, &[5; 16], 113).unwrap();
         assert!(c.peek_at(&dk(3), 114).unwrap().is_none());
         c.store_at(&dk(6), 1, &[6; 16], 115).unwrap();
-        assert!(c.peek_at(&dk(1), 116).unwrap().is_none());
+        assert!(c.peek_at(&dk(4), 116).unwrap().is_none());
+        assert!(
+            c.peek_at(&dk(1), 116).unwrap().is_some(),
+            "protected 1 kept"
+        );
         let s = c.stats().unwrap();
         assert_eq!(
-            (s.entries, s.capacity, s.evictions, s.expirations),
-            (3, 3, 3, 0)
+            (
+                s.entries,
+                s.capacity,
+                s.evictions,
+                s.expirations,
+                s.protected
+            ),
+            (3, 3, 3, 0, 1)
         );
         // Evicted slots are reused, so only `capacity` slots ever hold anything, and the
         // secrets of evicted keys are gone from the region.
-        for n in [1u8, 2, 3] {
+        for n in [2u8, 3, 4] {
             assert!(
                 !slot_bytes(&c).windows(16).any(|w| w == [n; 16]),
                 "cek {n} zeroized"
             );
         }
-        println!("capacity 3: evicted 2, then 3, then 1 (LRU order, a get refreshes); entries stay 3; evicted CEKs not in the region");
+        println!("capacity 3: evicted 2, then 3, then 4 (probationary LRU order); the used entry 1 is protected and kept; evicted CEKs not in the region");
+    }
+
+    #[test]
+    fn flood_of_new_dialogs_evicts_only_probationary_entries() {
+        const CAP: u32 = 100;
+        let c = cache(CAP, 0);
+        // 50 calls in progress: stored by their INVITE, then used by an in-dialog message.
+        for n in 0..50 {
+            c.store_at(&dk(n), 1, &[1; 16], 100).unwrap();
+            c.get_at(&dk(n), 101).unwrap().expect("live");
+        }
+        // 10 000 fresh INVITEs that are never followed by an in-dialog message.
+        for n in 1000..11_000 {
+            c.store_at(&dk(n), 1, &[2; 16], 200).unwrap();
+        }
+        for n in 0..50 {
+            assert!(
+                c.peek_at(&dk(n), 300).unwrap().is_some(),
+                "live call {n} survived the flood"
+            );
+        }
+        let s = c.stats().unwrap();
+        assert_eq!((s.entries, s.protected), (u64::from(CAP), 50));
+        assert_eq!(s.evictions, 10_000 - 50, "only flood entries were evicted");
+        println!("cap {CAP}: 50 used dialogs + 10000 flood INVITEs -> all 50 kept, {} flood entries evicted; {s:?}", s.evictions);
+    }
+
+    #[test]
+    fn protected_share_is_bounded_and_demotes_the_oldest() {
+        let c = cache(10, 0);
+        // Promote 10 entries: at most 8 (80 %) stay protected; the 2 least recently used
+        // protected ones are demoted to probationary.
+        for n in 0..10 {
+            c.store_at(&dk(n), 1, &[n as u8 + 1; 16], 100 + u64::from(n))
+                .unwrap();
+        }
+        for n in 0..10 {
+            c.get_at(&dk(n), 200 + u64::from(n)).unwrap().expect("live");
+        }
+        let s = c.stats().unwrap();
+        assert_eq!(
+            (s.protected, s.promotions, s.demotions),
+            (8, 10, 2),
+            "80% of 10"
+        );
+        // The demoted ones (0 and 1) are now the first to go, before any protected entry.
+        c.store_at(&dk(50), 1, &[9; 16], 300).unwrap();
+        c.store_at(&dk(51), 1, &[9; 16], 301).unwrap();
+        c.store_at(&dk(52), 1, &[9; 16], 302).unwrap();
+        assert!(c.peek_at(&dk(0), 303).unwrap().is_none());
+        assert!(c.peek_at(&dk(1), 303).unwrap().is_none());
+        assert!(
+            c.peek_at(&dk(50), 303).unwrap().is_none(),
+            "probationary 50 next"
+        );
+        for n in 2..10 {
+            assert!(c.peek_at(&dk(n), 303).unwrap().is_some(), "protected {n}");
+        }
+        // A rotation protects too.
+        c.rotate_at(&dk(52), 1, &[7; 16], 304).unwrap();
+        let s = c.stats().unwrap();
+        assert_eq!((s.protected, s.demotions), (8, 3));
+        println!("cap 10: 10 promotions -> 8 protected, 2 demoted and evicted first; a rotation promotes (demoting the oldest protected); {s:?}");
+    }
+
+    #[test]
+    fn only_protected_entries_left_evicts_the_oldest_protected() {
+        let c = cache(1, 0);
+        c.store_at(&dk(1), 1, &[1; 16], 100).unwrap();
+        c.get_at(&dk(1), 101).unwrap().expect("live");
+        assert_eq!(c.stats().unwrap().protected, 1);
+        c.store_at(&dk(2), 1, &[2; 16], 102).unwrap();
+        assert!(c.peek_at(&dk(1), 103).unwrap().is_none());
+        assert!(c.peek_at(&dk(2), 103).unwrap().is_some());
+        let s = c.stats().unwrap();
+        assert_eq!((s.entries, s.protected, s.evictions), (1, 0, 1));
+        println!("cap 1: with no probationary entry the protected one is evicted; {s:?}");
+    }
+
+    #[test]
+    fn recovery_keeps_segments() {
+        let c = cache(10, 0);
+        for n in 0..6 {
+            c.store_at(&dk(n), 1, &[1; 16], 100 + u64::from(n)).unwrap();
+        }
+        for n in 0..3 {
+            c.get_at(&dk(n), 200).unwrap().expect("live");
+        }
+        {
+            let mut g = c.locked().unwrap();
+            g.simulate_interrupted_mutation(&dk(5));
+            assert!(g.recover());
+        }
+        let s = c.stats().unwrap();
+        assert_eq!((s.entries, s.protected), (5, 3));
+        // Flood: the 3 protected entries survive, probationary 3 and 4 go.
+        for n in 100..120 {
+            c.store_at(&dk(n), 1, &[2; 16], 300).unwrap();
+        }
+        for n in 0..3 {
+            assert!(c.peek_at(&dk(n), 301).unwrap().is_some());
+        }
+        assert!(c.peek_at(&dk(3), 301).unwrap().is_none());
+        println!(
+            "recovery rebuilt both lists: protected 3 kept through a flood; {:?}",
+            c.stats().unwrap()
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use super::table::{Link, Slot, Table, TableHeader, SLOT_SIZE};
 use super::{CacheConfig, CacheError, MAX_CAPACITY};
 
 const MAGIC: u64 = u64::from_be_bytes(*b"SIPSDKC1");
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const ALIGN: usize = 64;
 
 /// The immutable-after-create part of the header, plus the two things every process touches

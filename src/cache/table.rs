@@ -36,6 +36,17 @@ impl Link {
 const STATE_FREE: u8 = 0;
 const STATE_USED: u8 = 1;
 
+/// Segmented LRU (docs/SECURITY.md, "Cache flooding"): a new entry is probationary; one whose
+/// key was used from the cache (`get`) or rotated is protected. A full table evicts the least
+/// recently used probationary entry first. Protected entries are at most
+/// [`PROTECTED_PERCENT`] of the capacity: promoting one more demotes the least recently used
+/// protected entry to the head of the probationary list.
+pub(crate) const SEG_PROBATION: u8 = 0;
+/// See [`SEG_PROBATION`].
+pub(crate) const SEG_PROTECTED: u8 = 1;
+/// The protected segment's share of the capacity, in percent.
+pub const PROTECTED_PERCENT: u64 = 80;
+
 /// One cache entry as laid out in shared memory (104 bytes, no padding).
 #[repr(C)]
 pub(crate) struct Slot {
@@ -51,7 +62,8 @@ pub(crate) struct Slot {
     cek_len: u8,
     alg: u8,
     state: u8,
-    _pad: u8,
+    /// [`SEG_PROBATION`] or [`SEG_PROTECTED`]: which LRU list the slot is on.
+    segment: u8,
 }
 
 pub(crate) const SLOT_SIZE: usize = 104;
@@ -72,7 +84,7 @@ impl Slot {
         self.cek_len.zeroize();
         self.alg.zeroize();
         self.state = STATE_FREE;
-        self._pad = 0;
+        self.segment = SEG_PROBATION;
     }
 
     fn cek(&self) -> &[u8] {
@@ -118,6 +130,8 @@ pub(crate) struct Counters {
     expirations: u64,
     removals: u64,
     lock_recoveries: u64,
+    promotions: u64,
+    demotions: u64,
 }
 
 /// The mutable part of the header (only touched with the lock held).
@@ -131,8 +145,14 @@ pub(crate) struct TableHeader {
     /// Slots at and above this index have never been used (and are all zero).
     hwm: u32,
     free_head: Link,
+    /// The probationary LRU list (head = most recent).
     lru_head: Link,
     lru_tail: Link,
+    /// The protected LRU list.
+    prot_head: Link,
+    prot_tail: Link,
+    /// Entries on the protected list.
+    protected: u32,
     counters: Counters,
 }
 
@@ -239,30 +259,73 @@ impl<'a> Table<'a> {
         }
     }
 
+    /// The (head, tail) of the LRU list of `segment`.
+    fn list_mut(&mut self, segment: u8) -> (&mut Link, &mut Link) {
+        if segment == SEG_PROTECTED {
+            (&mut self.hdr.prot_head, &mut self.hdr.prot_tail)
+        } else {
+            (&mut self.hdr.lru_head, &mut self.hdr.lru_tail)
+        }
+    }
+
+    /// Takes the slot off the LRU list of its segment.
     fn lru_unlink(&mut self, idx: usize) {
+        let seg = self.slots[idx].segment;
         let prev = self.slots[idx].lru_prev;
         let next = self.slots[idx].lru_next;
         match prev.get().filter(|&p| p < self.slots.len()) {
             Some(p) => self.slots[p].lru_next = next,
-            None => self.hdr.lru_head = next,
+            None => *self.list_mut(seg).0 = next,
         }
         match next.get().filter(|&n| n < self.slots.len()) {
             Some(n) => self.slots[n].lru_prev = prev,
-            None => self.hdr.lru_tail = prev,
+            None => *self.list_mut(seg).1 = prev,
         }
         self.slots[idx].lru_prev = Link::NONE;
         self.slots[idx].lru_next = Link::NONE;
     }
 
+    /// Puts the slot at the head (most recent) of the LRU list of its segment.
     fn lru_push_front(&mut self, idx: usize) {
-        let head = self.hdr.lru_head;
+        let seg = self.slots[idx].segment;
+        let head = *self.list_mut(seg).0;
         self.slots[idx].lru_prev = Link::NONE;
         self.slots[idx].lru_next = head;
         match head.get().filter(|&h| h < self.slots.len()) {
             Some(h) => self.slots[h].lru_prev = Link::to(idx),
-            None => self.hdr.lru_tail = Link::to(idx),
+            None => *self.list_mut(seg).1 = Link::to(idx),
         }
-        self.hdr.lru_head = Link::to(idx);
+        *self.list_mut(seg).0 = Link::to(idx);
+    }
+
+    /// Most protected entries: [`PROTECTED_PERCENT`] of the capacity, at least 1.
+    fn max_protected(&self) -> u32 {
+        let cap = self.slots.len() as u64;
+        u32::try_from((cap * PROTECTED_PERCENT / 100).max(1)).unwrap_or(u32::MAX)
+    }
+
+    /// Moves a probationary entry to the head of the protected list (call inside
+    /// begin/end); if that makes the protected list too long, its least recently used entry
+    /// goes back to the head of the probationary list.
+    fn promote(&mut self, idx: usize) {
+        if self.slots[idx].segment == SEG_PROTECTED {
+            return;
+        }
+        self.lru_unlink(idx);
+        self.slots[idx].segment = SEG_PROTECTED;
+        self.lru_push_front(idx);
+        self.hdr.protected += 1;
+        self.hdr.counters.promotions += 1;
+        if self.hdr.protected > self.max_protected() {
+            if let Some(t) = self.hdr.prot_tail.get().filter(|&t| t < self.slots.len()) {
+                self.touch(t);
+                self.lru_unlink(t);
+                self.slots[t].segment = SEG_PROBATION;
+                self.lru_push_front(t);
+                self.hdr.protected -= 1;
+                self.hdr.counters.demotions += 1;
+            }
+        }
     }
 
     /// Take a free slot (free list first, then never-used slots). Call inside begin/end.
@@ -286,6 +349,9 @@ impl<'a> Table<'a> {
         self.touch(idx);
         self.hash_unlink(idx);
         self.lru_unlink(idx);
+        if self.slots[idx].segment == SEG_PROTECTED {
+            self.hdr.protected = self.hdr.protected.saturating_sub(1);
+        }
         self.slots[idx].wipe();
         self.slots[idx].hash_next = self.hdr.free_head;
         self.hdr.free_head = Link::to(idx);
@@ -319,28 +385,41 @@ impl<'a> Table<'a> {
         }
         self.lru_unlink(idx);
         self.lru_push_front(idx);
+        if count_use {
+            self.promote(idx);
+        }
         self.end();
     }
 
-    /// Make room in a full table: expired entries from the LRU tail first; if none, evict the
-    /// least recently used entry.
+    /// Make room in a full table: expired entries from the LRU tails first (probationary,
+    /// then protected); if none, evict the least recently used probationary entry, or the
+    /// least recently used protected one when there is no probationary entry.
     fn make_room(&mut self, now: u64) {
         let mut freed = 0;
-        for _ in 0..EXPIRE_BATCH {
-            let Some(tail) = self.hdr.lru_tail.get().filter(|&t| t < self.slots.len()) else {
-                break;
-            };
-            if !self.is_expired(tail, now) {
-                break;
+        for seg in [SEG_PROBATION, SEG_PROTECTED] {
+            while freed < EXPIRE_BATCH {
+                let tail = *self.list_mut(seg).1;
+                let Some(tail) = tail.get().filter(|&t| t < self.slots.len()) else {
+                    break;
+                };
+                if !self.is_expired(tail, now) {
+                    break;
+                }
+                self.drop_entry(tail);
+                self.hdr.counters.expirations += 1;
+                freed += 1;
             }
-            self.drop_entry(tail);
-            self.hdr.counters.expirations += 1;
-            freed += 1;
         }
         if freed > 0 {
             return;
         }
-        match self.hdr.lru_tail.get().filter(|&t| t < self.slots.len()) {
+        let victim = self
+            .hdr
+            .lru_tail
+            .get()
+            .or_else(|| self.hdr.prot_tail.get())
+            .filter(|&t| t < self.slots.len());
+        match victim {
             Some(tail) => {
                 self.drop_entry(tail);
                 self.hdr.counters.evictions += 1;
@@ -373,6 +452,7 @@ impl<'a> Table<'a> {
         let generation = slot.generation;
         self.lru_unlink(idx);
         self.lru_push_front(idx);
+        self.promote(idx);
         self.end();
         self.hdr.counters.rotations += 1;
         Stored::Rotated { generation }
@@ -422,12 +502,16 @@ impl<'a> Table<'a> {
                     .hdr
                     .lru_tail
                     .get()
+                    .or_else(|| self.hdr.prot_tail.get())
                     .filter(|&t| t < self.slots.len())
                     .unwrap_or(0);
                 self.touch(victim);
                 if self.slots[victim].state == STATE_USED {
                     self.hash_unlink(victim);
                     self.lru_unlink(victim);
+                    if self.slots[victim].segment == SEG_PROTECTED {
+                        self.hdr.protected = self.hdr.protected.saturating_sub(1);
+                    }
                     self.hdr.entries = self.hdr.entries.saturating_sub(1);
                     self.hdr.counters.evictions += 1;
                 }
@@ -487,6 +571,9 @@ impl<'a> Table<'a> {
             expirations: c.expirations,
             removals: c.removals,
             lock_recoveries: c.lock_recoveries,
+            protected: u64::from(self.hdr.protected),
+            promotions: c.promotions,
+            demotions: c.demotions,
         }
     }
 
@@ -501,6 +588,9 @@ impl<'a> Table<'a> {
         self.hdr.free_head = Link::NONE;
         self.hdr.lru_head = Link::NONE;
         self.hdr.lru_tail = Link::NONE;
+        self.hdr.prot_head = Link::NONE;
+        self.hdr.prot_tail = Link::NONE;
+        self.hdr.protected = 0;
         self.hdr.entries = 0;
         self.hdr.hwm = 0;
         self.end();
@@ -534,6 +624,9 @@ impl<'a> Table<'a> {
         self.hdr.free_head = Link::NONE;
         self.hdr.lru_head = Link::NONE;
         self.hdr.lru_tail = Link::NONE;
+        self.hdr.prot_head = Link::NONE;
+        self.hdr.prot_tail = Link::NONE;
+        self.hdr.protected = 0;
         let mut live = Vec::new();
         for idx in 0..hwm {
             let plausible = self.slots[idx].state == STATE_USED
@@ -549,6 +642,18 @@ impl<'a> Table<'a> {
             }
         }
         live.sort_by_key(|&i| self.slots[i].last_used);
+        let max_protected = self.max_protected();
+        // Most recent first, so that an over-long protected list keeps its newest entries.
+        for &idx in live.iter().rev() {
+            let seg =
+                if self.slots[idx].segment == SEG_PROTECTED && self.hdr.protected < max_protected {
+                    self.hdr.protected += 1;
+                    SEG_PROTECTED
+                } else {
+                    SEG_PROBATION
+                };
+            self.slots[idx].segment = seg;
+        }
         for &idx in &live {
             self.lru_push_front(idx);
         }
