@@ -83,7 +83,7 @@ fn flood_from_other_workers_keeps_calls_in_progress() {
             for n in 0..LIVE {
                 match c.get(&live(n)) {
                     Ok(Some(k)) if k.cek.as_slice() == [n as u8; 32] => {}
-                    Ok(_) => return 10 + (round % 100) as i32,
+                    Ok(_) => return 10 + (round % 100),
                     Err(_) => return 2,
                 }
             }
