@@ -224,3 +224,58 @@ fn to_sip_body(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn psk() -> Recipient {
+        Recipient::Psk {
+            id: b"k".to_vec(),
+            kek: Zeroizing::new(vec![7u8; 32]),
+        }
+    }
+
+    #[test]
+    fn rotation_is_due_after_the_configured_uses_and_replaces_the_key() {
+        let opts = BodyOptions::default();
+        let (mut s, _) = UaSession::offer(
+            "application/sdp",
+            b"v=0\r\n",
+            &[psk()],
+            ContentAlg::Aes256Gcm,
+            None,
+            &opts,
+        )
+        .unwrap();
+        s.set_policy(RotationPolicy {
+            max_age_secs: 0,
+            max_uses: 3,
+        });
+        for _ in 0..3 {
+            assert!(!s.rotation_due());
+            s.encrypt("text/plain", b"x", &opts).unwrap();
+        }
+        assert!(s.rotation_due());
+        let old = s.cek().as_bytes().to_vec();
+        s.rotate("application/sdp", b"v=0\r\n", &[psk()], &opts)
+            .unwrap();
+        assert_eq!(s.generation(), 2);
+        assert_ne!(s.cek().as_bytes(), old.as_slice());
+        assert!(!s.rotation_due(), "a fresh key starts with no uses");
+        println!("rotation due after 3 uses; rotate gives generation 2 with a new key");
+    }
+
+    #[test]
+    fn rotation_is_due_after_the_configured_age() {
+        let mut s = UaSession::with_key(Cek::generate(ContentAlg::Aes128Gcm).unwrap(), 1);
+        s.set_policy(RotationPolicy {
+            max_age_secs: 60,
+            max_uses: 0,
+        });
+        assert!(!s.rotation_due());
+        s.created_at -= 61;
+        assert!(s.rotation_due());
+        println!("rotation due once the key is older than 60 s");
+    }
+}
