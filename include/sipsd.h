@@ -19,56 +19,6 @@
 #include <stddef.h>
 
 /**
- * The largest CEK a slot holds (AES-256).
- */
-#define MAX_CEK_LEN 32
-
-/**
- * The largest capacity [`SharedCache::create`] accepts (about 420 MB of shared memory).
- */
-#define MAX_CAPACITY 4000000
-
-/**
- * Longest header value accepted (all instances joined), in bytes.
- */
-#define MAX_VALUE_LEN 4096
-
-/**
- * Most entries (identities) accepted.
- */
-#define MAX_ENTRIES 32
-
-/**
- * Most `cid` parameters accepted per entry.
- */
-#define MAX_CIDS_PER_ENTRY 16
-
-/**
- * Longest identity accepted (a DNS name's limit).
- */
-#define MAX_IDENTITY_LEN 255
-
-/**
- * Longest Content-ID accepted.
- */
-#define MAX_CID_LEN 256
-
-/**
- * Largest SDP accepted, in bytes.
- */
-#define MAX_SDP 65536
-
-/**
- * Most `m=` lines accepted.
- */
-#define MAX_MEDIA 64
-
-/**
- * Most `a=crypto` lines accepted per media.
- */
-#define MAX_CRYPTO 32
-
-/**
  * Result of every fallible C function. Numbers are stable: 0-99 are outcomes, 100+ errors.
  */
 enum sd_result
@@ -389,46 +339,6 @@ typedef struct sd_msg {
    */
   struct sd_str body;
 } sd_msg;
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 #ifdef __cplusplus
 extern "C" {
