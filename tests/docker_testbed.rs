@@ -638,6 +638,11 @@ struct Datagram {
     payload: Vec<u8>,
 }
 
+/// IPv4 fragments are reassembled per (source, destination, identification).
+type FragKey = ([u8; 4], [u8; 4], u16);
+/// (offset, more fragments follow, data)
+type Fragment = (usize, bool, Vec<u8>);
+
 /// The UDP datagrams of a pcap file (Linux cooked v1/v2 or Ethernet), IPv4 fragments
 /// reassembled. A truncated last record (the capture is still running) is ignored.
 fn pcap_datagrams(data: &[u8]) -> Vec<Datagram> {
@@ -666,7 +671,7 @@ fn pcap_datagrams(data: &[u8]) -> Vec<Datagram> {
         101 => 0,  // raw IP
         _ => panic!("unsupported link type {link}"),
     };
-    let mut frags: BTreeMap<([u8; 4], [u8; 4], u16), Vec<(usize, bool, Vec<u8>)>> = BTreeMap::new();
+    let mut frags: BTreeMap<FragKey, Vec<Fragment>> = BTreeMap::new();
     let mut out = Vec::new();
     let mut at = 24;
     while at + 16 <= data.len() {
