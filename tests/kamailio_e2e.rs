@@ -1338,3 +1338,138 @@ fn corrupt_bodies_forwarded_and_proxies_survive() {
         err.trim()
     );
 }
+
+/// One INVITE with a malformed S/MIME body sent straight to P1 over UDP.
+fn corrupt_invite(n: u32, client_port: u16) -> (Vec<u8>, Vec<u8>) {
+    // a DER SEQUENCE announcing 256 bytes, then an EnvelopedData OID, then nothing
+    let body = b"MIIBAAYJKoZIhvcNAQcD\r\n".to_vec();
+    let head = format!(
+        "INVITE sip:bob@{ADDR} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {ADDR}:{client_port};branch=z9hG4bK-onerror-{n}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:alice@{ADDR}>;tag=onerror-{n}\r\n\
+         To: <sip:bob@{ADDR}>\r\n\
+         Call-ID: onerror-{n}-{}@{ADDR}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:alice@{ADDR}:{client_port}>\r\n\
+         Content-Type: application/pkcs7-mime; smime-type=authEnveloped-data; name=smime.p7m\r\n\
+         Content-Transfer-Encoding: base64\r\n\
+         Content-Length: {}\r\n\r\n",
+        std::process::id(),
+        body.len()
+    );
+    let mut msg = head.into_bytes();
+    msg.extend_from_slice(&body);
+    (msg, body)
+}
+
+/// Datagrams on `sock` until `until` matches one or `secs` pass.
+fn receive_until(sock: &UdpSocket, secs: u64, until: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut buf = vec![0u8; 65536];
+    while Instant::now() < deadline {
+        sock.set_read_timeout(Some(Duration::from_millis(200))).ok();
+        if let Ok(n) = sock.recv(&mut buf) {
+            if until(&buf[..n]) {
+                return Some(buf[..n].to_vec());
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn on_error_reject_answers_493_and_forward_relays_unchanged() {
+    let Some((_serial, t)) = start("on_error: reject answers 493, forward relays unchanged") else {
+        return;
+    };
+    let work = WorkDir::new("onerror");
+    let keys = work.0.join("keys");
+    fs::create_dir_all(&keys).expect("mkdir keys");
+    for f in ["proxy1.key", "proxy1.crt"] {
+        fs::copy(t.keys.join(f), keys.join(f)).expect("copy key");
+        fs::set_permissions(keys.join(f), fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    for (n, reject) in [(1u32, true), (2, false)] {
+        let run_dir = work.0.join(format!("run{n}"));
+        fs::create_dir_all(&run_dir).expect("mkdir");
+        let sink = UdpSocket::bind((ADDR, 0)).expect("bind the next hop");
+        let client = UdpSocket::bind((ADDR, 0)).expect("bind the caller");
+        let sink_port = sink.local_addr().unwrap().port();
+        let client_port = client.local_addr().unwrap().port();
+        let p1_port = free_ports(1)[0];
+        let mut args = vec![
+            "-DD".to_string(),
+            "-E".into(),
+            "-Y".into(),
+            run_dir.display().to_string(),
+            "-w".into(),
+            run_dir.display().to_string(),
+            "-f".into(),
+            t.root
+                .join("cfg-examples/trusted-proxy.cfg")
+                .display()
+                .to_string(),
+            "-A".into(),
+            format!("P1_ADDR={ADDR}"),
+            "-A".into(),
+            format!("P1_PORT={p1_port}"),
+            "-A".into(),
+            format!("NEXT_HOP=\"sip:{ADDR}:{sink_port}\""),
+            "-A".into(),
+            format!("SIPSD_KEY_DIR={}", keys.display()),
+            "-A".into(),
+            format!("SIPSD_MODULE_DIR={}", t.build.display()),
+            "-A".into(),
+            format!("CTL_SOCKET=unix:{}/ctl", run_dir.display()),
+        ];
+        if reject {
+            args.extend(["-A".to_string(), "WITH_REJECT_ON_ERROR".to_string()]);
+        }
+        let mut procs = Procs::default();
+        let p1 = procs.spawn(
+            if reject { "p1-reject" } else { "p1-forward" },
+            &work.0,
+            Command::new(&t.kamailio).args(&args),
+        );
+        wait_bound(&mut procs, p1, p1_port);
+        let (invite, body) = corrupt_invite(n, client_port);
+        client
+            .send_to(&invite, (ADDR, p1_port))
+            .expect("send the INVITE");
+        if reject {
+            let reply = receive_until(&client, 10, |d| !d.starts_with(b"SIP/2.0 100"));
+            let reply = reply.map(|r| {
+                String::from_utf8_lossy(&r)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            });
+            check!(
+                reply.as_deref() == Some("SIP/2.0 493 Undecipherable"),
+                "on_error=reject: a malformed body meant for P1 is answered {reply:?}"
+            );
+            let forwarded = receive_until(&sink, 1, |d| d.starts_with(b"INVITE"));
+            check!(
+                forwarded.is_none(),
+                "on_error=reject: nothing was forwarded to the next hop"
+            );
+        } else {
+            let forwarded = receive_until(&sink, 10, |d| d.starts_with(b"INVITE"));
+            let fwd_body = forwarded.as_deref().and_then(|d| {
+                d.windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map(|p| d[p + 4..].to_vec())
+            });
+            check!(
+                fwd_body.as_deref() == Some(body.as_slice()),
+                "on_error=forward (default): the INVITE reached the next hop with its body unchanged"
+            );
+        }
+        check!(
+            procs.list[p1].child.try_wait().ok().flatten().is_none(),
+            "P1 is still running"
+        );
+    }
+}

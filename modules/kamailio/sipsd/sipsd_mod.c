@@ -38,6 +38,7 @@
 #include "modules/dialog/dlg_load.h"
 #include "modules/dialog/dlg_hash.h"
 #include "modules/textops/api.h"
+#include "modules/sl/sl.h"
 
 #include "sipsd.h"
 
@@ -69,6 +70,7 @@ static int sipsd_param_rotate_max_uses(modparam_t type, void *val);
 static int sipsd_param_max_body_size(modparam_t type, void *val);
 static int sipsd_param_max_parts(modparam_t type, void *val);
 static int sipsd_param_max_depth(modparam_t type, void *val);
+static int sipsd_param_max_recipients(modparam_t type, void *val);
 static int sipsd_param_strict_key_permissions(modparam_t type, void *val);
 
 static int pv_get_sd(sip_msg_t *msg, pv_param_t *param, pv_value_t *res);
@@ -83,6 +85,13 @@ static counter_val_t sipsd_stat_errors(void);
 
 /* module-only parameter: never log plaintext unless set */
 static int sipsd_log_plaintext = 0;
+
+/* module-only parameter: what sd_decrypt() does when a body meant for this proxy
+ * cannot be opened: "forward" (return -3, the script decides) or "reject" (also
+ * answer the request 493 Undecipherable, RFC 3261 section 23.2) */
+static str sipsd_on_error = str_init("forward");
+static int sipsd_reject_on_error = 0;
+static sl_api_t sipsd_slb;
 
 #define SD_ROUTES (REQUEST_ROUTE | ONREPLY_ROUTE | FAILURE_ROUTE | BRANCH_ROUTE)
 
@@ -113,6 +122,8 @@ static param_export_t params[] = {
 	{"max_body_size",  PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_max_body_size},
 	{"max_parts",      PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_max_parts},
 	{"max_depth",      PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_max_depth},
+	{"max_recipients", PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_max_recipients},
+	{"on_error",       PARAM_STR, &sipsd_on_error},
 	{"strict_key_permissions", PARAM_INT | USE_FUNC_PARAM,
 		(void *)sipsd_param_strict_key_permissions},
 	{"log_plaintext",  PARAM_INT, &sipsd_log_plaintext},
@@ -490,6 +501,7 @@ SIPSD_INT_PARAM(rotate_max_uses)
 SIPSD_INT_PARAM(max_body_size)
 SIPSD_INT_PARAM(max_parts)
 SIPSD_INT_PARAM(max_depth)
+SIPSD_INT_PARAM(max_recipients)
 SIPSD_INT_PARAM(strict_key_permissions)
 
 /* ---------------------------------------------------------------------- */
@@ -537,6 +549,18 @@ static int mod_init(void)
 
 	if(_sipsd_cfg_failed) {
 		LM_ERR("invalid sipsd modparam (see the error above)\n");
+		return -1;
+	}
+	if(sipsd_on_error.len == 6 && strncasecmp(sipsd_on_error.s, "reject", 6) == 0) {
+		if(sl_load_api(&sipsd_slb) != 0) {
+			LM_ERR("on_error=reject needs the sl module loaded before sipsd\n");
+			return -1;
+		}
+		sipsd_reject_on_error = 1;
+	} else if(!(sipsd_on_error.len == 7
+					  && strncasecmp(sipsd_on_error.s, "forward", 7) == 0)) {
+		LM_ERR("on_error: '%.*s' is not forward or reject\n", sipsd_on_error.len,
+				sipsd_on_error.s);
 		return -1;
 	}
 	if(_sipsd_cfg == NULL) {
@@ -629,6 +653,19 @@ static int w_sd_should_decrypt(sip_msg_t *msg, char *p1, char *p2)
 	return ki_sd_should_decrypt(msg);
 }
 
+/* on_error=reject: answer a request (not ACK or CANCEL) 493 Undecipherable */
+static void sipsd_reject(sip_msg_t *msg)
+{
+	str reason = str_init("Undecipherable");
+
+	if(!sipsd_reject_on_error || msg->first_line.type != SIP_REQUEST)
+		return;
+	if(msg->REQ_METHOD & (METHOD_ACK | METHOD_CANCEL))
+		return;
+	if(sipsd_slb.freply(msg, 493, &reason) < 0)
+		LM_ERR("cannot send 493 reply\n");
+}
+
 static int ki_sd_decrypt(sip_msg_t *msg)
 {
 	sipsd_msg_t sm;
@@ -674,6 +711,7 @@ static int ki_sd_decrypt(sip_msg_t *msg)
 			sd_plain_free(plain);
 			LM_ERR("decrypt failed (call %.*s): %s (%u)\n", sm.call_id.len,
 					sm.call_id.s, sd_strerror(r), (unsigned)r);
+			sipsd_reject(msg);
 			break;
 	}
 	sipsd_msg_free(&sm);
