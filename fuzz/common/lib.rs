@@ -1,0 +1,290 @@
+//! The bodies of sipsd's fuzz targets, shared by the libFuzzer binaries (`fuzz_targets/`) and
+//! by the regression test that replays every committed crash input
+//! (`tests/fuzz_regressions.rs`, which includes this file with `#[path]`).
+//!
+//! Every function takes arbitrary bytes and must return without panicking; what it checks
+//! besides "no panic, no crash, no hang" is written at each function.
+#![allow(unsafe_code)]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use sipsd::body::{self, BodyLimits};
+use sipsd::cms::{self, Cek, ContentAlg};
+use sipsd::ffi::{
+    sd_config_free, sd_config_new, sd_config_set, sd_ctx, sd_ctx_new, sd_dialog_end_msg, sd_msg,
+    sd_plain_count, sd_plain_free, sd_plain_get, sd_rotate, sd_should_decrypt, sd_str,
+    sd_unwrap_body,
+};
+use sipsd::ffi::{sd_plain, sd_result};
+use sipsd::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
+use sipsd::request::DisclosureRequest;
+use sipsd::sdp::SdpInfo;
+
+/// The names of the targets, as `fuzz_targets/NAME.rs` and `fuzz/regressions/NAME/`.
+pub const TARGETS: [&str; 6] = [
+    "cms_open",
+    "cms_open_with_cek",
+    "body",
+    "request",
+    "sdp",
+    "ffi_unwrap",
+];
+
+/// Runs the target `name` on `data`; false if there is no such target.
+pub fn run(name: &str, data: &[u8]) -> bool {
+    match name {
+        "cms_open" => cms_open(data),
+        "cms_open_with_cek" => cms_open_with_cek(data),
+        "body" => body(data),
+        "request" => request(data),
+        "sdp" => sdp(data),
+        "ffi_unwrap" => ffi_unwrap(data),
+        _ => return false,
+    }
+    true
+}
+
+/// The test keys (`tests/data/vectors/keys`), found from this crate or the main one.
+fn key_dir() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for dir in [
+        here.join("tests/data/vectors/keys"),
+        here.join("../tests/data/vectors/keys"),
+    ] {
+        if dir.join("proxy1.key").exists() {
+            return dir;
+        }
+    }
+    panic!("test keys not found from {}", here.display());
+}
+
+/// proxy1's RSA key and the pre-shared key `psk-proxy1`, as a proxy would load them.
+pub fn keystore() -> &'static KeyStore {
+    static KEYS: OnceLock<KeyStore> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = key_dir();
+        KeyStore::load(&KeySpec {
+            rsa: vec![RsaKeySpec {
+                key_path: dir.join("proxy1.key"),
+                cert_path: dir.join("proxy1.crt"),
+                label: None,
+            }],
+            psk: vec![PskSpec {
+                id: b"psk-proxy1".to_vec(),
+                key_path: dir.join("psk-proxy1.hex"),
+                label: None,
+            }],
+            identities: vec!["proxy1.example.com".into()],
+            strict_permissions: false,
+        })
+        .expect("load the test keys")
+    })
+}
+
+/// `cms::inspect` then `cms::open` with proxy1's keys. Checks: inspect and open agree on the
+/// kind when both succeed; a successful open reports a CEK of its algorithm's length.
+pub fn cms_open(data: &[u8]) {
+    let insp = cms::inspect(data);
+    if let Ok(opened) = cms::open(data, keystore()) {
+        let insp = insp.expect("open succeeded where inspect failed");
+        assert_eq!(insp.kind, opened.kind);
+        assert_eq!(opened.cek.as_bytes().len(), opened.cek.alg().key_len());
+    }
+}
+
+/// `cms::open_with_cek`: byte 0 picks the algorithm, the next key-length bytes are the key,
+/// the rest is the message; the same message is also tried with the vectors' dialog key.
+pub fn cms_open_with_cek(data: &[u8]) {
+    // tests/data/vectors/keys/dialog-cek.hex, the key of encrypteddata-cbc256.der.
+    const DIALOG_CEK: [u8; 32] = [
+        0x14, 0x87, 0x4e, 0x90, 0x17, 0x77, 0xfc, 0xbe, 0x01, 0xd8, 0x7d, 0xaa, 0x45, 0x62, 0x1a,
+        0x9d, 0x3e, 0xa2, 0xef, 0x32, 0xad, 0x99, 0x89, 0xfe, 0xae, 0xc5, 0x6a, 0xb8, 0x15, 0xf9,
+        0x62, 0xc3,
+    ];
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let algs = [
+        ContentAlg::Aes128Gcm,
+        ContentAlg::Aes256Gcm,
+        ContentAlg::Aes128Cbc,
+        ContentAlg::Aes256Cbc,
+    ];
+    let alg = algs[usize::from(sel) % algs.len()];
+    if sel & 0x80 != 0 && rest.len() >= alg.key_len() {
+        let (key, der) = rest.split_at(alg.key_len());
+        let cek = Cek::from_bytes(alg, key).expect("key of the algorithm's length");
+        let _ = cms::open_with_cek(der, &cek);
+    } else {
+        let cek = Cek::from_bytes(ContentAlg::Aes256Cbc, &DIALOG_CEK).expect("32-byte key");
+        let _ = cms::open_with_cek(rest, &cek);
+    }
+}
+
+/// Splits `line1 \n line2 \n rest` (CR before LF dropped).
+fn three(data: &[u8]) -> (&[u8], &[u8], &[u8]) {
+    fn line(d: &[u8]) -> (&[u8], &[u8]) {
+        match d.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                let l = &d[..i];
+                (l.strip_suffix(b"\r").unwrap_or(l), &d[i + 1..])
+            }
+            None => (d, &[]),
+        }
+    }
+    let (a, rest) = line(data);
+    let (b, rest) = line(rest);
+    (a, b, rest)
+}
+
+/// `body::encrypted_parts` (first line: Content-Type, second: Content-Transfer-Encoding, the
+/// rest: the body), `inspect` of each part found, and `body::parse_inner` of the whole input.
+/// Checks: every part's range lies inside the body; limits hold.
+pub fn body(data: &[u8]) {
+    let (ct, te, raw) = three(data);
+    let limits = BodyLimits {
+        max_body: 8192,
+        max_parts: 8,
+        max_depth: 3,
+    };
+    if let (Ok(ct), Ok(te)) = (std::str::from_utf8(ct), std::str::from_utf8(te)) {
+        let te = (!te.trim().is_empty()).then_some(te);
+        if let Ok(parts) = body::encrypted_parts(ct, te, raw, &limits) {
+            assert!(raw.len() <= limits.max_body);
+            assert!(parts.len() <= limits.max_parts);
+            for p in &parts {
+                assert!(p.range.start <= p.range.end && p.range.end <= raw.len());
+                let _ = cms::inspect(&p.der);
+            }
+        }
+    }
+    if let Ok((ct, inner)) = body::parse_inner(data) {
+        assert!(inner.len() <= data.len());
+        let _ = ct.len();
+    }
+}
+
+/// `DisclosureRequest::parse`. Checks: a parsed request prints as a header value that parses
+/// back to the same request.
+pub fn request(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(req) = DisclosureRequest::parse(text) {
+        let _ = req.selection_for(&["proxy1.example.com".to_string()]);
+        let printed = req.to_header_value();
+        let again = DisclosureRequest::parse(&printed).expect("printed request parses");
+        assert_eq!(req, again, "parse(print(r)) == r");
+    }
+}
+
+/// `SdpInfo::parse`.
+pub fn sdp(data: &[u8]) {
+    if let Ok(info) = SdpInfo::parse(data) {
+        let _ = info.first_audio();
+    }
+}
+
+/// A proxy context over the C ABI with proxy1's keys, made once per process.
+fn ctx() -> *const sd_ctx {
+    static CTX: OnceLock<usize> = OnceLock::new();
+    let addr = *CTX.get_or_init(|| {
+        let dir = key_dir();
+        let set = |cfg, name: &str, value: String| {
+            let n = std::ffi::CString::new(name).expect("no NUL");
+            let v = std::ffi::CString::new(value).expect("no NUL");
+            // SAFETY: `cfg` from sd_config_new; both strings NUL-terminated and live.
+            let rc = unsafe { sd_config_set(cfg, n.as_ptr(), v.as_ptr()) };
+            assert_eq!(rc, sd_result::SD_OK, "sd_config_set {name}");
+        };
+        let cfg = sd_config_new();
+        set(
+            cfg,
+            "rsa_key",
+            format!(
+                "key={};cert={}",
+                dir.join("proxy1.key").display(),
+                dir.join("proxy1.crt").display()
+            ),
+        );
+        set(
+            cfg,
+            "psk",
+            format!(
+                "id=text:psk-proxy1;key={}",
+                dir.join("psk-proxy1.hex").display()
+            ),
+        );
+        set(cfg, "identity", "proxy1.example.com".into());
+        set(cfg, "cache_capacity", "64".into());
+        set(cfg, "max_body_size", "16384".into());
+        let mut out: *mut sd_ctx = std::ptr::null_mut();
+        // SAFETY: `cfg` from sd_config_new; `out` is a writable pointer.
+        let rc = unsafe { sd_ctx_new(cfg, &mut out) };
+        // SAFETY: `cfg` from sd_config_new, freed once.
+        unsafe { sd_config_free(cfg) };
+        assert_eq!(rc, sd_result::SD_OK, "sd_ctx_new");
+        out as usize
+    });
+    addr as *const sd_ctx
+}
+
+/// The C ABI as Kamailio calls it, with an `sd_msg` built from the input: fields separated by
+/// NUL bytes in the order flags, Call-ID, From-tag, To-tag, method, Content-Type,
+/// Content-Transfer-Encoding, Disclose-To, body (the body is the rest and may hold NULs).
+/// Flag bit 0: a 200 reply instead of a request; bits 1-2: the call (unwrap, rotate,
+/// should-decrypt, dialog end). Checks: no call reports `SD_ERR_PANIC`; a result handle is
+/// returned exactly on SD_OK and every field of it reads back.
+pub fn ffi_unwrap(data: &[u8]) {
+    let mut f = data.splitn(9, |&b| b == 0);
+    let mut next = || f.next().unwrap_or(&[]);
+    let flags = next().first().copied().unwrap_or(0);
+    let msg = sd_msg {
+        call_id: sd_str::of(next()),
+        from_tag: sd_str::of(next()),
+        to_tag: sd_str::of(next()),
+        method: sd_str::of(next()),
+        status: if flags & 1 == 0 { 0 } else { 200 },
+        content_type: sd_str::of(next()),
+        transfer_encoding: sd_str::of(next()),
+        disclose_to: sd_str::of(next()),
+        body: sd_str::of(next()),
+    };
+    let ctx = ctx();
+    let rc = match (flags >> 1) & 3 {
+        0 => {
+            let mut plain: *mut sd_plain = std::ptr::null_mut();
+            // SAFETY: `ctx` from sd_ctx_new; `msg` borrows `data`, live for the call.
+            let rc = unsafe { sd_unwrap_body(ctx, &msg, &mut plain) };
+            assert_eq!(rc == sd_result::SD_OK, !plain.is_null());
+            // SAFETY: `plain` is NULL or the live result of sd_unwrap_body.
+            let n = unsafe { sd_plain_count(plain) };
+            for i in 0..n {
+                for field in 0..10 {
+                    let mut out = sd_str::of(&[]);
+                    // SAFETY: `plain` live; `out` writable.
+                    let r = unsafe { sd_plain_get(plain, i, field, &mut out) };
+                    assert_ne!(r, sd_result::SD_ERR_PANIC);
+                }
+            }
+            // SAFETY: `plain` NULL or from sd_unwrap_body, freed once.
+            unsafe { sd_plain_free(plain) };
+            rc
+        }
+        1 => {
+            let mut generation = 0u32;
+            // SAFETY: `ctx` live; `msg` valid for the call; `generation` writable.
+            unsafe { sd_rotate(ctx, &msg, &mut generation) }
+        }
+        // SAFETY: `ctx` live; `msg` valid for the call.
+        2 => unsafe { sd_should_decrypt(ctx, &msg) },
+        // SAFETY: `ctx` live; `msg` valid for the call.
+        _ => unsafe { sd_dialog_end_msg(ctx, &msg) },
+    };
+    assert_ne!(
+        rc,
+        sd_result::SD_ERR_PANIC,
+        "a panic crossed into the C ABI"
+    );
+}

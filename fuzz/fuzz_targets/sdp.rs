@@ -1,0 +1,6 @@
+//! Fuzz target `sdp`: see `sipsd_fuzz::sdp` (fuzz/common/lib.rs) for what it drives and checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    sipsd_fuzz::sdp(data);
+});
