@@ -14,7 +14,7 @@ fn inputs(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n == ".keep"))
+                .filter(|p| p.is_file() && p.file_name().is_none_or(|n| n != ".keep"))
                 .collect()
         })
         .unwrap_or_default();
