@@ -123,6 +123,7 @@ pub struct KeyStore {
     rsa: Vec<RsaIdentity>,
     psk: Vec<PskEntry>,
     identities: Vec<String>,
+    warnings: Vec<String>,
 }
 
 impl fmt::Debug for KeyStore {
@@ -143,13 +144,21 @@ impl fmt::Debug for KeyStore {
 
 impl KeyStore {
     /// Loads every key and certificate named by `spec`.
+    ///
+    /// A private key or PSK file that group or others may read is refused with
+    /// [`KeyError::InsecurePermissions`] when `spec.strict_permissions` is set, and otherwise
+    /// loaded with a warning ([`KeyStore::warnings`]).
     pub fn load(spec: &KeySpec) -> Result<KeyStore, KeyError> {
         let mut store = KeyStore::default();
         for r in &spec.rsa {
-            store.rsa.push(load_rsa(r, spec.strict_permissions)?);
+            let (identity, warning) = load_rsa(r, spec.strict_permissions)?;
+            store.rsa.push(identity);
+            store.warnings.extend(warning);
         }
         for p in &spec.psk {
-            store.psk.push(load_psk(p, spec.strict_permissions)?);
+            let (entry, warning) = load_psk(p, spec.strict_permissions)?;
+            store.psk.push(entry);
+            store.warnings.extend(warning);
         }
         store.identities = if spec.identities.is_empty() {
             store.rsa.iter().filter_map(|r| r.cn.clone()).collect()
@@ -163,6 +172,13 @@ impl KeyStore {
     /// CN of each certificate's subject.
     pub fn identities(&self) -> &[String] {
         &self.identities
+    }
+
+    /// What loading found worth a warning, one line each (file names, never key material):
+    /// key files group or others may read (without `strict_permissions`). The proxy's host
+    /// logs them at start (Kamailio: LM_WARN in mod_init).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// True if there is no key at all.
@@ -217,19 +233,31 @@ fn read_file(path: &Path) -> Result<Vec<u8>, KeyError> {
     })
 }
 
-/// Reads a secret file, refusing it if `strict` and group/others may read it.
-fn read_secret(path: &Path, strict: bool) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-    if strict {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => KeyError::Missing(path.to_path_buf()),
-            _ => KeyError::Unreadable(path.to_path_buf(), e.to_string()),
-        })?;
-        if meta.permissions().mode() & 0o044 != 0 {
+/// Reads a secret file. If group or others may read it, it is refused when `strict`, else
+/// read with a warning (the second value).
+fn read_secret(
+    path: &Path,
+    strict: bool,
+) -> Result<(Zeroizing<Vec<u8>>, Option<String>), KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => KeyError::Missing(path.to_path_buf()),
+        _ => KeyError::Unreadable(path.to_path_buf(), e.to_string()),
+    })?;
+    let mode = meta.permissions().mode();
+    let warning = if mode & 0o044 != 0 {
+        if strict {
             return Err(KeyError::InsecurePermissions(path.to_path_buf()));
         }
-    }
-    Ok(Zeroizing::new(read_file(path)?))
+        Some(format!(
+            "{}: key file is readable by group or others (mode {:03o}); chmod 600 it, or set strict_key_permissions=1 to refuse such files",
+            path.display(),
+            mode & 0o777
+        ))
+    } else {
+        None
+    };
+    Ok((Zeroizing::new(read_file(path)?), warning))
 }
 
 fn is_pem(data: &[u8]) -> bool {
@@ -305,8 +333,8 @@ fn common_name(cert: &Certificate) -> Option<String> {
         .map(String::from)
 }
 
-fn load_rsa(spec: &RsaKeySpec, strict: bool) -> Result<RsaIdentity, KeyError> {
-    let key_data = read_secret(&spec.key_path, strict)?;
+fn load_rsa(spec: &RsaKeySpec, strict: bool) -> Result<(RsaIdentity, Option<String>), KeyError> {
+    let (key_data, warning) = read_secret(&spec.key_path, strict)?;
     let key =
         parse_private_key(&key_data).map_err(|e| KeyError::BadKey(spec.key_path.clone(), e))?;
     let cert_data = read_file(&spec.cert_path)?;
@@ -320,7 +348,7 @@ fn load_rsa(spec: &RsaKeySpec, strict: bool) -> Result<RsaIdentity, KeyError> {
     let (issuer, serial) =
         issuer_and_serial(&cert).map_err(|e| KeyError::BadCert(spec.cert_path.clone(), e))?;
     let ski = subject_key_id(&cert).map_err(|e| KeyError::BadCert(spec.cert_path.clone(), e))?;
-    Ok(RsaIdentity {
+    let identity = RsaIdentity {
         label: spec
             .label
             .clone()
@@ -330,7 +358,8 @@ fn load_rsa(spec: &RsaKeySpec, strict: bool) -> Result<RsaIdentity, KeyError> {
         serial,
         ski,
         cn: common_name(&cert),
-    })
+    };
+    Ok((identity, warning))
 }
 
 /// Decodes hex (whitespace around it ignored); `None` if it is not hex.
@@ -374,23 +403,24 @@ fn parse_psk(data: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
     ))
 }
 
-fn load_psk(spec: &PskSpec, strict: bool) -> Result<PskEntry, KeyError> {
+fn load_psk(spec: &PskSpec, strict: bool) -> Result<(PskEntry, Option<String>), KeyError> {
     if spec.id.is_empty() {
         return Err(KeyError::BadPsk(
             spec.key_path.clone(),
             "empty key identifier".into(),
         ));
     }
-    let data = read_secret(&spec.key_path, strict)?;
+    let (data, warning) = read_secret(&spec.key_path, strict)?;
     let key = parse_psk(&data).map_err(|e| KeyError::BadPsk(spec.key_path.clone(), e))?;
-    Ok(PskEntry {
+    let entry = PskEntry {
         label: spec
             .label
             .clone()
             .unwrap_or_else(|| default_label(&spec.key_path)),
         id: spec.id.clone(),
         key,
-    })
+    };
+    Ok((entry, warning))
 }
 
 #[cfg(test)]
@@ -428,6 +458,56 @@ mod tests {
     fn labels_default_to_file_stem() {
         assert_eq!(default_label(Path::new("/etc/sipsd/proxy1.key")), "proxy1");
         assert_eq!(default_label(Path::new("psk-proxy1.hex")), "psk-proxy1");
+    }
+
+    #[test]
+    fn readable_key_files_warn_or_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vectors/keys");
+        let dir = tempfile::tempdir().expect("tempdir");
+        for f in ["proxy1.key", "proxy1.crt", "psk-proxy1.hex"] {
+            std::fs::copy(src.join(f), dir.path().join(f)).expect("copy");
+        }
+        let spec = |strict| KeySpec {
+            rsa: vec![RsaKeySpec {
+                key_path: dir.path().join("proxy1.key"),
+                cert_path: dir.path().join("proxy1.crt"),
+                label: None,
+            }],
+            psk: vec![PskSpec {
+                id: b"psk-proxy1".to_vec(),
+                key_path: dir.path().join("psk-proxy1.hex"),
+                label: None,
+            }],
+            identities: vec![],
+            strict_permissions: strict,
+        };
+        let chmod = |f: &str, mode| {
+            std::fs::set_permissions(dir.path().join(f), std::fs::Permissions::from_mode(mode))
+                .expect("chmod")
+        };
+        chmod("proxy1.key", 0o600);
+        chmod("psk-proxy1.hex", 0o600);
+        let ok = KeyStore::load(&spec(true)).expect("0600 files load in strict mode");
+        assert!(ok.warnings().is_empty());
+        chmod("proxy1.key", 0o644);
+        chmod("psk-proxy1.hex", 0o640);
+        let warned = KeyStore::load(&spec(false)).expect("default: load with warnings");
+        assert_eq!(warned.warnings().len(), 2, "{:?}", warned.warnings());
+        assert!(
+            warned.warnings()[0].contains("proxy1.key") && warned.warnings()[0].contains("644")
+        );
+        assert!(warned.warnings()[1].contains("psk-proxy1.hex"));
+        assert!(matches!(
+            KeyStore::load(&spec(true)),
+            Err(KeyError::InsecurePermissions(p)) if p.ends_with("proxy1.key")
+        ));
+        chmod("proxy1.key", 0o600);
+        assert!(matches!(
+            KeyStore::load(&spec(true)),
+            Err(KeyError::InsecurePermissions(p)) if p.ends_with("psk-proxy1.hex")
+        ));
+        println!("0600: loads, no warning; 0644/0640 default: loads with warnings {:?}; strict: InsecurePermissions", warned.warnings());
     }
 
     #[test]
