@@ -274,6 +274,18 @@ typedef struct sd_stats {
    */
   uint64_t dialogs_ended;
   /**
+   * Dialog keys in the protected segment (used in their dialog or rotated).
+   */
+  uint64_t cache_protected;
+  /**
+   * Dialog keys promoted from probationary to protected.
+   */
+  uint64_t cache_promotions;
+  /**
+   * Protected dialog keys moved back to probationary (protected share full).
+   */
+  uint64_t cache_demotions;
+  /**
    * Times a process died holding the cache lock and the cache was repaired.
    */
   uint64_t lock_recoveries;
@@ -456,6 +468,24 @@ sd_result sd_dialog_end(const struct sd_ctx *ctx, struct sd_str call_id, struct 
  * `ctx` from `sd_ctx_new`; `msg` and its fields valid for the call.
  */
 sd_result sd_dialog_end_msg(const struct sd_ctx *ctx, const struct sd_msg *msg);
+
+/**
+ * Number of warnings from loading the keys in `sd_ctx_new` (e.g. a private key file that
+ * group or others may read while `strict_key_permissions` is off); 0 for NULL.
+ *
+ * # Safety
+ * `ctx` NULL or from `sd_ctx_new`.
+ */
+size_t sd_ctx_warning_count(const struct sd_ctx *ctx);
+
+/**
+ * Warning `index` (see `sd_ctx_warning_count`) as a view valid until `sd_ctx_free`.
+ * SD_ERR_INVALID_ARGUMENT if `index` is out of range.
+ *
+ * # Safety
+ * `ctx` from `sd_ctx_new`; `out` writable.
+ */
+sd_result sd_ctx_warning(const struct sd_ctx *ctx, size_t index, struct sd_str *out);
 
 /**
  * Number of decrypted parts (0 for NULL).

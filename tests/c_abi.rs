@@ -1,6 +1,7 @@
 //! Builds `tests/c/harness.c` against `include/sipsd.h` and `libsipsd.so` with the system C
 //! compiler and runs it: the C ABI as a C caller sees it, with error paths and fork().
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -123,8 +124,20 @@ fn c_harness_uses_the_header_like_a_c_caller() {
     assert!(status.success(), "harness.c did not compile with {cc}");
     println!("compiled tests/c/harness.c with {cc} -Wall -Wextra -Werror against include/sipsd.h");
 
+    // The harness's key directory: proxy1.key readable by others (a warning is expected),
+    // the PSK private.
+    let keydir = work.path().join("keys");
+    std::fs::create_dir(&keydir).unwrap();
+    for (f, mode) in [
+        ("proxy1.key", 0o644),
+        ("proxy1.crt", 0o644),
+        ("psk-proxy1.hex", 0o600),
+    ] {
+        std::fs::copy(keys().join(f), keydir.join(f)).unwrap();
+        std::fs::set_permissions(keydir.join(f), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
     let out = Command::new(&exe)
-        .arg(keys())
+        .arg(&keydir)
         .arg(work.path())
         .output()
         .expect("run the harness");

@@ -134,6 +134,9 @@ fn bindgen_sees_the_same_layout_and_constants() {
         evictions,
         expirations,
         dialogs_ended,
+        cache_protected,
+        cache_promotions,
+        cache_demotions,
         lock_recoveries,
         reloads
     });

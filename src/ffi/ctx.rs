@@ -12,6 +12,8 @@ use crate::proxy::{Decision, Proxy, SipMessage, Unwrapped};
 /// single-threaded); different processes may call at the same time.
 pub struct sd_ctx {
     proxy: Proxy,
+    /// Warnings of the last key load, NUL-free, for `sd_ctx_warning`.
+    warnings: Vec<String>,
 }
 
 /// A SIP message as the caller parsed it; every field is borrowed for the call and may be
@@ -66,6 +68,12 @@ pub struct sd_stats {
     pub expirations: u64,
     /// Dialog keys removed at dialog end.
     pub dialogs_ended: u64,
+    /// Dialog keys in the protected segment (used in their dialog or rotated).
+    pub cache_protected: u64,
+    /// Dialog keys promoted from probationary to protected.
+    pub cache_promotions: u64,
+    /// Protected dialog keys moved back to probationary (protected share full).
+    pub cache_demotions: u64,
     /// Times a process died holding the cache lock and the cache was repaired.
     pub lock_recoveries: u64,
     /// Key reloads.
@@ -86,7 +94,8 @@ pub unsafe extern "C" fn sd_ctx_new(cfg: *const sd_config, out: *mut *mut sd_ctx
         let cfg = try_ref!(cfg);
         match Proxy::new(cfg.inner.clone()) {
             Ok(proxy) => {
-                *out = Box::into_raw(Box::new(sd_ctx { proxy }));
+                let warnings = proxy.key_warnings();
+                *out = Box::into_raw(Box::new(sd_ctx { proxy, warnings }));
                 sd_result::SD_OK
             }
             Err(e) => fail(&e),
@@ -149,6 +158,9 @@ pub unsafe extern "C" fn sd_stats_get(ctx: *const sd_ctx, out: *mut sd_stats) ->
                     evictions: s.cache.evictions,
                     expirations: s.cache.expirations,
                     dialogs_ended: s.dialogs_ended,
+                    cache_protected: s.cache.protected,
+                    cache_promotions: s.cache.promotions,
+                    cache_demotions: s.cache.demotions,
                     lock_recoveries: s.cache.lock_recoveries,
                     reloads: s.reloads,
                 };
@@ -307,6 +319,44 @@ pub unsafe extern "C" fn sd_dialog_end_msg(ctx: *const sd_ctx, msg: *const sd_ms
         match ctx.proxy.dialog_end_of(&msg) {
             Ok(_) => sd_result::SD_OK,
             Err(e) => fail(&e),
+        }
+    }
+}
+
+/// Number of warnings from loading the keys in `sd_ctx_new` (e.g. a private key file that
+/// group or others may read while `strict_key_permissions` is off); 0 for NULL.
+///
+/// # Safety
+/// `ctx` NULL or from `sd_ctx_new`.
+#[no_mangle]
+pub unsafe extern "C" fn sd_ctx_warning_count(ctx: *const sd_ctx) -> usize {
+    ffi_boundary! {
+        // SAFETY: NULL or a live context per the contract.
+        unsafe { ctx.as_ref() }.map_or(0, |c| c.warnings.len())
+    }
+}
+
+/// Warning `index` (see `sd_ctx_warning_count`) as a view valid until `sd_ctx_free`.
+/// SD_ERR_INVALID_ARGUMENT if `index` is out of range.
+///
+/// # Safety
+/// `ctx` from `sd_ctx_new`; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn sd_ctx_warning(
+    ctx: *const sd_ctx,
+    index: usize,
+    out: *mut sd_str,
+) -> sd_result {
+    ffi_boundary! {
+        let out = try_mut!(out);
+        *out = sd_str::EMPTY;
+        let ctx = try_ref!(ctx);
+        match ctx.warnings.get(index) {
+            Some(w) => {
+                *out = sd_str::of(w.as_bytes());
+                sd_result::SD_OK
+            }
+            None => sd_result::SD_ERR_INVALID_ARGUMENT,
         }
     }
 }

@@ -182,6 +182,11 @@ impl Proxy {
         self.keys.read().clone()
     }
 
+    /// What loading the keys warned about (e.g. a key file others may read), for the log.
+    pub fn key_warnings(&self) -> Vec<String> {
+        self.keys().warnings().to_vec()
+    }
+
     /// Decides whether `msg` carries a body part meant for this proxy (docs/PROTOCOL.md).
     pub fn should_decrypt(&self, msg: &SipMessage<'_>) -> Result<Decision> {
         // Only `unwrap` counts: a script asks first and then decrypts the same message.

@@ -10,6 +10,7 @@
  *           truncated.der, offer.sdp (plaintext of offer.der)
  * Prints one "ok"/"not ok" line per check and "N passed, M failed"; exit status 0 iff all pass.
  */
+#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,21 @@ int main(int argc, char **argv)
 	if(!ctx) {
 		printf("%d passed, %d failed\n", passed, failed);
 		return 1;
+	}
+
+	/* -- key loading warnings: proxy1.key is readable by others (mode 0644) -- */
+	{
+		size_t n = sd_ctx_warning_count(ctx), i;
+		int named = 0;
+		for(i = 0; i < n; i++) {
+			if(sd_ctx_warning(ctx, i, &v) == SD_OK) {
+				printf("# warning: %.*s\n", (int)v.len, (const char *)v.ptr);
+				named |= memmem(v.ptr, v.len, "proxy1.key", 10) != NULL;
+			}
+		}
+		CHECK(n >= 1 && named, "a key file others may read gives a warning naming it (%zu)", n);
+		CHECK(sd_ctx_warning(ctx, n, &v) == SD_ERR_INVALID_ARGUMENT && v.len == 0,
+				"warning index out of range refused");
 	}
 
 	/* -- decisions -- */

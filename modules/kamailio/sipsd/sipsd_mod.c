@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/sr_module.h"
 #include "core/dprint.h"
@@ -545,6 +546,8 @@ static void sipsd_dlg_created_cb(
 static int mod_init(void)
 {
 	sd_result r;
+	sd_str w;
+	size_t i;
 	bind_textops_f bind_textops_exports;
 
 	if(_sipsd_cfg_failed) {
@@ -579,6 +582,10 @@ static int mod_init(void)
 		LM_ERR("sipsd configuration failed: %s (%u): %s\n", sd_strerror(r),
 				(unsigned)r, sd_last_error());
 		return -1;
+	}
+	for(i = 0; i < sd_ctx_warning_count(_sipsd_ctx); i++) {
+		if(sd_ctx_warning(_sipsd_ctx, i, &w) == SD_OK)
+			LM_WARN("%.*s\n", (int)w.len, (const char *)w.ptr);
 	}
 
 	if(register_module_stats(exports.name, sipsd_stats) != 0) {
@@ -653,6 +660,35 @@ static int w_sd_should_decrypt(sip_msg_t *msg, char *p1, char *p2)
 	return ki_sd_should_decrypt(msg);
 }
 
+/* Bad bodies come from the network, so a flood of them must not flood the log: each
+ * process logs at most SIPSD_LOG_BURST failures per second, then one line saying how many
+ * it left out. The counters (RPC sipsd.stats, statistic sipsd:errors) count them all. */
+#define SIPSD_LOG_BURST 10
+
+static void sipsd_log_failure(const char *what, str *call_id, sd_result r)
+{
+	static time_t window = 0;
+	static unsigned int logged = 0, suppressed = 0;
+	time_t now = time(NULL);
+
+	if(now != window) {
+		if(suppressed > 0)
+			LM_WARN("%u more failures not logged in the last second (see "
+					"sipsd.stats)\n",
+					suppressed);
+		window = now;
+		logged = 0;
+		suppressed = 0;
+	}
+	if(logged >= SIPSD_LOG_BURST) {
+		suppressed++;
+		return;
+	}
+	logged++;
+	LM_WARN("%s failed (call %.*s): %s (%u)\n", what, call_id->len, call_id->s,
+			sd_strerror(r), (unsigned)r);
+}
+
 /* on_error=reject: answer a request (not ACK or CANCEL) 493 Undecipherable */
 static void sipsd_reject(sip_msg_t *msg)
 {
@@ -709,8 +745,7 @@ static int ki_sd_decrypt(sip_msg_t *msg)
 			break;
 		default:
 			sd_plain_free(plain);
-			LM_ERR("decrypt failed (call %.*s): %s (%u)\n", sm.call_id.len,
-					sm.call_id.s, sd_strerror(r), (unsigned)r);
+			sipsd_log_failure("decrypt", &sm.call_id, r);
 			sipsd_reject(msg);
 			break;
 	}
@@ -814,8 +849,7 @@ static int ki_sd_rotate(sip_msg_t *msg)
 		LM_DBG("no rotation (call %.*s): %s\n", sm.call_id.len, sm.call_id.s,
 				sd_strerror(r));
 	} else {
-		LM_ERR("rotation failed (call %.*s): %s (%u)\n", sm.call_id.len,
-				sm.call_id.s, sd_strerror(r), (unsigned)r);
+		sipsd_log_failure("rotation", &sm.call_id, r);
 	}
 	sipsd_msg_free(&sm);
 	return sipsd_rc(r);
@@ -994,6 +1028,9 @@ static void sipsd_rpc_stats(rpc_t *rpc, void *ctx)
 			|| SIPSD_RPC_FIELD(rotations) < 0 || SIPSD_RPC_FIELD(evictions) < 0
 			|| SIPSD_RPC_FIELD(expirations) < 0
 			|| SIPSD_RPC_FIELD(dialogs_ended) < 0
+			|| SIPSD_RPC_FIELD(cache_protected) < 0
+			|| SIPSD_RPC_FIELD(cache_promotions) < 0
+			|| SIPSD_RPC_FIELD(cache_demotions) < 0
 			|| SIPSD_RPC_FIELD(lock_recoveries) < 0
 			|| SIPSD_RPC_FIELD(reloads) < 0) {
 		rpc->fault(ctx, 500, "cannot fill the reply");
