@@ -219,7 +219,8 @@ if e2e_lines:
     w("")
     fp = os.path.join(res, "e2e-failures.txt")
     if os.path.exists(fp):
-        w("Why the failing steps failed (SIPp error log: the reply or timeout a call was aborted on):")
+        w("Why the failing steps failed (SIPp error log: the reply or timeout a call was aborted on;"
+          " a P1 crash, if any, from P1's log):")
         w("")
         for line in open(fp):
             w(f"- `{line.strip()}`")
@@ -266,7 +267,7 @@ if e2e_lines:
         f0 = dict(re.findall(r'(\w+)=(\S+)', mem[0]))
         w(f"### Kamailio P1 memory over {total_calls:,} encrypted calls")
         w("")
-        w(f"P1 with sipsd, encrypted calls at {f0['rate']} calls/s (two thirds of the highest passing rate, at most"
+        w(f"P1 with sipsd, encrypted calls at {f0['rate']} calls/s (four fifths of the highest passing rate, at most"
           " 800/s). Snapshots after a 10-s warm-up at that rate (**before**), after half the calls"
           " (**mid**) and after all (**after**), each 8 s after the last call so that tm's"
           " transactions have expired. RSS and PSS are summed over every P1 process"
