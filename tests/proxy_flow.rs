@@ -105,7 +105,8 @@ fn implicit_mode_decrypts_iff_a_recipient_names_our_key() {
     let parts = disclosed(p.unwrap(&msg("c1", "", &mine, "")).unwrap());
     assert_eq!(parts[0].body.as_slice(), SDP);
     assert_eq!(parts[0].key_source, KeySource::Wrapped);
-    let media = parts[0].sdp.as_ref().unwrap().first_audio().unwrap();
+    let sdp = parts[0].sdp().unwrap();
+    let media = sdp.first_audio().unwrap();
     assert_eq!(
         (media.addr.as_deref(), media.port),
         (Some("198.51.100.7"), 30000)

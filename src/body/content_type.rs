@@ -19,7 +19,8 @@ pub struct ContentType {
 
 /// RFC 2045 `tspecials`; a token is any printable, non-space ASCII character outside them.
 fn is_token_char(c: u8) -> bool {
-    c.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&c)
+    // Printable ASCII (0x21..=0x7e) less the tspecials, as ranges: this runs per byte.
+    matches!(c, b'!' | b'#'..=b'\'' | b'*' | b'+' | b'-' | b'.' | b'0'..=b'9' | b'A'..=b'Z' | b'^'..=b'~')
 }
 
 fn is_lws(c: u8) -> bool {
@@ -91,9 +92,7 @@ fn bad(why: &str) -> BodyError {
 
 fn ascii_lower(b: &[u8]) -> String {
     // Token bytes are ASCII, so this never loses anything.
-    b.iter()
-        .map(|c| char::from(c.to_ascii_lowercase()))
-        .collect()
+    String::from_utf8(b.to_ascii_lowercase()).unwrap_or_default()
 }
 
 impl ContentType {
@@ -333,5 +332,17 @@ mod tests {
             assert_eq!(ct.param("name"), Some("smime.p7m"));
             println!("{} parses back", t.content_type());
         }
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    #[test]
+    fn token_chars_are_printable_ascii_less_tspecials() {
+        for c in 0u8..=255 {
+            let expected = c.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&c);
+            assert_eq!(super::is_token_char(c), expected, "byte {c:#04x}");
+        }
+        println!("is_token_char agrees with RFC 2045 for all 256 bytes");
     }
 }

@@ -1,5 +1,7 @@
 //! `sd_plain`: the decrypted parts of one message, and read-only views into them.
 
+use std::cell::OnceCell;
+
 use zeroize::Zeroizing;
 
 use super::boundary::{ffi_boundary, sd_str, try_mut, try_ref};
@@ -32,7 +34,24 @@ pub enum sd_field {
     SD_FIELD_GENERATION = 9,
 }
 
-const FIELDS: usize = 10;
+impl sd_field {
+    fn from_u32(n: u32) -> Option<sd_field> {
+        use sd_field::*;
+        Some(match n {
+            0 => SD_FIELD_BODY,
+            1 => SD_FIELD_CONTENT_TYPE,
+            2 => SD_FIELD_CONTENT_ID,
+            3 => SD_FIELD_SMIME_TYPE,
+            4 => SD_FIELD_KEY_SOURCE,
+            5 => SD_FIELD_KEY_LABEL,
+            6 => SD_FIELD_MEDIA_ADDR,
+            7 => SD_FIELD_MEDIA_PORT,
+            8 => SD_FIELD_CRYPTO,
+            9 => SD_FIELD_GENERATION,
+            _ => return None,
+        })
+    }
+}
 
 /// The decrypted parts of one message. Owned by C (a `Box`) from `sd_unwrap_body` until
 /// `sd_plain_free`, which zeroizes every byte.
@@ -40,46 +59,65 @@ pub struct sd_plain {
     parts: Vec<PartFields>,
 }
 
+/// One part and the text forms C reads. The media fields are worked out the first time one
+/// is asked for: most messages are only forwarded, and parsing SDP costs.
 struct PartFields {
-    generation: u32,
-    fields: [Option<Zeroizing<Vec<u8>>>; FIELDS],
+    part: DisclosedPart,
+    generation: String,
+    media: OnceCell<MediaFields>,
 }
+
+/// Address, port and first `a=crypto` of the first audio (else first) stream.
+type MediaFields = [Option<Zeroizing<Vec<u8>>>; 3];
 
 impl sd_plain {
     pub(super) fn new(parts: Vec<DisclosedPart>) -> sd_plain {
         sd_plain {
-            parts: parts.into_iter().map(PartFields::from).collect(),
+            parts: parts
+                .into_iter()
+                .map(|part| PartFields {
+                    generation: part.generation.to_string(),
+                    part,
+                    media: OnceCell::new(),
+                })
+                .collect(),
         }
     }
 }
 
-impl From<DisclosedPart> for PartFields {
-    fn from(p: DisclosedPart) -> PartFields {
-        let text = |s: &str| Some(Zeroizing::new(s.as_bytes().to_vec()));
-        let media = p
-            .sdp
-            .as_ref()
-            .and_then(|s| s.first_audio().or_else(|| s.media.first()));
-        let mut fields: [Option<Zeroizing<Vec<u8>>>; FIELDS] = Default::default();
-        fields[sd_field::SD_FIELD_CONTENT_TYPE as usize] = text(&p.content_type);
-        fields[sd_field::SD_FIELD_CONTENT_ID as usize] = p.content_id.as_deref().and_then(text);
-        fields[sd_field::SD_FIELD_SMIME_TYPE as usize] = text(p.smime_type.as_param());
-        fields[sd_field::SD_FIELD_KEY_SOURCE as usize] = text(p.key_source.name());
-        fields[sd_field::SD_FIELD_KEY_LABEL as usize] = text(&p.key_label);
-        fields[sd_field::SD_FIELD_GENERATION as usize] = text(&p.generation.to_string());
-        if let Some(m) = media {
-            let addr = m
-                .addr
-                .as_deref()
-                .or(p.sdp.as_ref().and_then(|s| s.session_addr.as_deref()));
-            fields[sd_field::SD_FIELD_MEDIA_ADDR as usize] = addr.and_then(text);
-            fields[sd_field::SD_FIELD_MEDIA_PORT as usize] = text(&m.port.to_string());
-            fields[sd_field::SD_FIELD_CRYPTO as usize] = m.crypto.first().and_then(|c| text(c));
-        }
-        fields[sd_field::SD_FIELD_BODY as usize] = Some(p.body);
-        PartFields {
-            generation: p.generation,
-            fields,
+impl PartFields {
+    fn media(&self) -> &MediaFields {
+        self.media.get_or_init(|| {
+            let text = |s: &str| Some(Zeroizing::new(s.as_bytes().to_vec()));
+            let Some(sdp) = self.part.sdp() else {
+                return Default::default();
+            };
+            let Some(m) = sdp.first_audio().or_else(|| sdp.media.first()) else {
+                return Default::default();
+            };
+            let addr = m.addr.as_deref().or(sdp.session_addr.as_deref());
+            [
+                addr.and_then(text),
+                text(&m.port.to_string()),
+                m.crypto.first().and_then(|c| text(c)),
+            ]
+        })
+    }
+
+    fn get(&self, field: sd_field) -> Option<&[u8]> {
+        use sd_field::*;
+        let p = &self.part;
+        match field {
+            SD_FIELD_BODY => Some(p.body.as_slice()),
+            SD_FIELD_CONTENT_TYPE => Some(p.content_type.as_bytes()),
+            SD_FIELD_CONTENT_ID => p.content_id.as_deref().map(str::as_bytes),
+            SD_FIELD_SMIME_TYPE => Some(p.smime_type.as_param().as_bytes()),
+            SD_FIELD_KEY_SOURCE => Some(p.key_source.name().as_bytes()),
+            SD_FIELD_KEY_LABEL => Some(p.key_label.as_bytes()),
+            SD_FIELD_GENERATION => Some(self.generation.as_bytes()),
+            SD_FIELD_MEDIA_ADDR => self.media()[0].as_deref().map(Vec::as_slice),
+            SD_FIELD_MEDIA_PORT => self.media()[1].as_deref().map(Vec::as_slice),
+            SD_FIELD_CRYPTO => self.media()[2].as_deref().map(Vec::as_slice),
         }
     }
 }
@@ -116,8 +154,8 @@ pub unsafe extern "C" fn sd_plain_get(
         let value = p
             .parts
             .get(index)
-            .and_then(|part| part.fields.get(field as usize))
-            .and_then(|f| f.as_ref());
+            .zip(sd_field::from_u32(field))
+            .and_then(|(part, field)| part.get(field));
         match value {
             Some(v) => {
                 *out = sd_str::of(v);
@@ -136,7 +174,7 @@ pub unsafe extern "C" fn sd_plain_get(
 pub unsafe extern "C" fn sd_plain_generation(p: *const sd_plain) -> u32 {
     ffi_boundary! {
         // SAFETY: NULL or a live sd_plain per the contract.
-        unsafe { p.as_ref() }.and_then(|p| p.parts.first()).map_or(0, |part| part.generation)
+        unsafe { p.as_ref() }.and_then(|p| p.parts.first()).map_or(0, |f| f.part.generation)
     }
 }
 

@@ -9,6 +9,7 @@ mod config;
 mod counters;
 mod message;
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -63,8 +64,18 @@ pub struct DisclosedPart {
     pub key_label: String,
     /// Generation of the dialog key after this message.
     pub generation: u32,
-    /// Media facts when the plaintext is SDP.
-    pub sdp: Option<SdpInfo>,
+}
+
+impl DisclosedPart {
+    /// Media facts when the plaintext is SDP (parsed on demand: the hot path does not pay
+    /// for it unless a script asks for a media field).
+    pub fn sdp(&self) -> Option<SdpInfo> {
+        // parse_inner gives the canonical, lower-case media type first.
+        let media = self.content_type.split(';').next().unwrap_or("").trim();
+        (media == "application/sdp")
+            .then(|| SdpInfo::parse(&self.body).ok())
+            .flatten()
+    }
 }
 
 impl std::fmt::Debug for DisclosedPart {
@@ -190,22 +201,25 @@ impl Proxy {
     /// Decides whether `msg` carries a body part meant for this proxy (docs/PROTOCOL.md).
     pub fn should_decrypt(&self, msg: &SipMessage<'_>) -> Result<Decision> {
         // Only `unwrap` counts: a script asks first and then decrypts the same message.
-        self.decide(msg, &self.keys())
+        self.decide(msg, &self.keys(), &Cell::new(None))
     }
 
     /// Decrypts the parts meant for this proxy, storing or rotating the dialog key when the
     /// message wraps one, or using the cached key for EncryptedData.
     pub fn unwrap(&self, msg: &SipMessage<'_>) -> Result<Unwrapped> {
         let keys = self.keys();
-        let result = self.decide(msg, &keys).and_then(|decision| match decision {
-            Decision::NotEncrypted => Ok(Unwrapped::NotEncrypted),
-            Decision::NotForMe => Ok(Unwrapped::NotForMe),
-            Decision::Decrypt(selected) => selected
-                .into_iter()
-                .map(|s| self.open_part(msg, &keys, s))
-                .collect::<Result<Vec<_>>>()
-                .map(Unwrapped::Disclosed),
-        });
+        let dialog = Cell::new(None);
+        let result = self
+            .decide(msg, &keys, &dialog)
+            .and_then(|decision| match decision {
+                Decision::NotEncrypted => Ok(Unwrapped::NotEncrypted),
+                Decision::NotForMe => Ok(Unwrapped::NotForMe),
+                Decision::Decrypt(selected) => selected
+                    .into_iter()
+                    .map(|s| self.open_part(msg, &keys, s, &dialog))
+                    .collect::<Result<Vec<_>>>()
+                    .map(Unwrapped::Disclosed),
+            });
         let result = self.counted(result);
         if let Ok(u) = &result {
             self.counters.bump(match u {
@@ -235,7 +249,7 @@ impl Proxy {
             return Err(Error::RotationRejected("the dialog has no cached key"));
         }
         let keys = self.keys();
-        let selected = match self.decide(msg, &keys)? {
+        let selected = match self.decide(msg, &keys, &Cell::new(Some(dialog)))? {
             Decision::Decrypt(selected) => selected,
             Decision::NotEncrypted | Decision::NotForMe => {
                 return Err(Error::Cms(CmsError::NotRecipient))
@@ -296,7 +310,12 @@ impl Proxy {
         r
     }
 
-    fn decide(&self, msg: &SipMessage<'_>, keys: &KeyStore) -> Result<Decision> {
+    fn decide(
+        &self,
+        msg: &SipMessage<'_>,
+        keys: &KeyStore,
+        dialog: &Cell<Option<DialogKey>>,
+    ) -> Result<Decision> {
         let content_type = SipMessage::text(msg.content_type, "Content-Type is not UTF-8")?;
         if content_type.trim().is_empty() || msg.body.is_empty() {
             return Ok(Decision::NotEncrypted);
@@ -333,7 +352,7 @@ impl Proxy {
             Some(Selection::NotNamed) => return Ok(Decision::NotForMe),
             Some(Selection::AllParts) => {
                 for (part, insp) in inspected {
-                    self.require_openable(msg, keys, &insp)?;
+                    self.require_openable(msg, keys, &insp, dialog)?;
                     selected.push(Selected {
                         part,
                         kind: insp.kind,
@@ -347,7 +366,7 @@ impl Proxy {
                         .position(|(p, _)| p.has_content_id(&cid))
                         .ok_or_else(|| Error::ContentIdNotFound(cid.clone()))?;
                     let (part, insp) = inspected.swap_remove(pos);
-                    self.require_openable(msg, keys, &insp)?;
+                    self.require_openable(msg, keys, &insp, dialog)?;
                     selected.push(Selected {
                         part,
                         kind: insp.kind,
@@ -357,7 +376,7 @@ impl Proxy {
             }
             None => {
                 for (part, insp) in inspected {
-                    if self.openable(msg, keys, &insp)? {
+                    if self.openable(msg, keys, &insp, dialog)? {
                         selected.push(Selected {
                             part,
                             kind: insp.kind,
@@ -379,9 +398,10 @@ impl Proxy {
         msg: &SipMessage<'_>,
         keys: &KeyStore,
         insp: &cms::Inspection,
+        dialog: &Cell<Option<DialogKey>>,
     ) -> Result<bool> {
         Ok(match insp.kind {
-            CmsKind::EncryptedData => self.cache.peek(&self.dialog_of(msg)?)?.is_some(),
+            CmsKind::EncryptedData => self.cache.peek(&self.dialog_memo(msg, dialog)?)?.is_some(),
             _ => cms::matching_recipient(insp, keys).is_some(),
         })
     }
@@ -392,8 +412,9 @@ impl Proxy {
         msg: &SipMessage<'_>,
         keys: &KeyStore,
         insp: &cms::Inspection,
+        dialog: &Cell<Option<DialogKey>>,
     ) -> Result<()> {
-        if self.openable(msg, keys, insp)? {
+        if self.openable(msg, keys, insp, dialog)? {
             return Ok(());
         }
         Err(match insp.kind {
@@ -407,8 +428,9 @@ impl Proxy {
         msg: &SipMessage<'_>,
         keys: &KeyStore,
         selected: Selected,
+        dialog: &Cell<Option<DialogKey>>,
     ) -> Result<DisclosedPart> {
-        let dialog = self.dialog_of(msg)?;
+        let dialog = self.dialog_memo(msg, dialog)?;
         let (plaintext, key_source, key_label, generation) = match selected.kind {
             CmsKind::EncryptedData => {
                 let cached = self.cache.get(&dialog)?.ok_or(Error::NoDialogKey)?;
@@ -439,9 +461,6 @@ impl Proxy {
             }
         };
         let (content_type, inner) = body::parse_inner(&plaintext)?;
-        let is_sdp =
-            body::ContentType::parse(&content_type).is_ok_and(|ct| ct.media == "application/sdp");
-        let sdp = is_sdp.then(|| SdpInfo::parse(inner).ok()).flatten();
         Ok(DisclosedPart {
             content_id: selected.part.content_id,
             smime_type: smime_type_of(selected.kind),
@@ -450,8 +469,21 @@ impl Proxy {
             key_source,
             key_label,
             generation,
-            sdp,
         })
+    }
+
+    /// [`Proxy::dialog_of`], worked out once per message.
+    fn dialog_memo(
+        &self,
+        msg: &SipMessage<'_>,
+        memo: &Cell<Option<DialogKey>>,
+    ) -> Result<DialogKey> {
+        if let Some(d) = memo.get() {
+            return Ok(d);
+        }
+        let d = self.dialog_of(msg)?;
+        memo.set(Some(d));
+        Ok(d)
     }
 
     /// The dialog key entry `msg` belongs to. The key is Call-ID + the caller's tag: the From
