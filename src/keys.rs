@@ -19,6 +19,12 @@ use zeroize::Zeroizing;
 
 use crate::cms::RecipientKeyId;
 
+// The RSA backend (the rsa crate; AWS-LC for RSAES-OAEP with feature `aws-lc`) lives with the
+// CMS code (src/cms/rsa_backend.rs) but is declared here, where keys are loaded and held.
+#[path = "cms/rsa_backend.rs"]
+pub(crate) mod rsa_backend;
+pub(crate) use rsa_backend::RsaKey;
+
 /// Where an RSA identity's private key and certificate are.
 #[derive(Clone, Debug)]
 pub struct RsaKeySpec {
@@ -84,7 +90,8 @@ pub enum KeyError {
 /// An RSA private key with what its certificate says about it.
 pub(crate) struct RsaIdentity {
     pub(crate) label: String,
-    pub(crate) key: rsa::PrivateKey,
+    /// The private key; with feature `aws-lc` also loaded into AWS-LC ([`RsaKey`]).
+    pub(crate) key: RsaKey,
     /// DER of the certificate's issuer Name.
     pub(crate) issuer: Vec<u8>,
     /// Content bytes of the certificate's serial number INTEGER.
@@ -353,7 +360,7 @@ fn load_rsa(spec: &RsaKeySpec, strict: bool) -> Result<(RsaIdentity, Option<Stri
             .label
             .clone()
             .unwrap_or_else(|| default_label(&spec.key_path)),
-        key,
+        key: RsaKey::new(key),
         issuer,
         serial,
         ski,

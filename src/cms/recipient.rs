@@ -16,8 +16,7 @@ use der::{Decode, Encode};
 use rsa::pkcs1::RsaOaepParams;
 use rsa::{Oaep, Pkcs1v15Encrypt};
 use sha1::Sha1;
-use sha2::digest::{Digest, FixedOutputReset};
-use sha2::{Sha256, Sha384, Sha512};
+use sha2::Sha256;
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use zeroize::Zeroizing;
@@ -26,6 +25,8 @@ use super::cek::{random_bytes, Cek, ContentAlg};
 use super::error::CmsError;
 use super::oids;
 use crate::keys;
+use crate::keys::rsa_backend::OaepHash;
+use crate::keys::RsaKey;
 
 /// What a RecipientInfo names as the recipient's key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,33 +125,23 @@ impl RecipientSummary {
     }
 }
 
-/// A hash function OAEP may use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum OaepHash {
-    Sha1,
-    Sha256,
-    Sha384,
-    Sha512,
+/// The OAEP hash an OID names.
+fn oaep_hash_from_oid(oid: &oids::ObjectIdentifier) -> Option<OaepHash> {
+    match *oid {
+        oids::ID_SHA_1 => Some(OaepHash::Sha1),
+        oids::ID_SHA_256 => Some(OaepHash::Sha256),
+        oids::ID_SHA_384 => Some(OaepHash::Sha384),
+        oids::ID_SHA_512 => Some(OaepHash::Sha512),
+        _ => None,
+    }
 }
 
-impl OaepHash {
-    fn from_oid(oid: &oids::ObjectIdentifier) -> Option<Self> {
-        match *oid {
-            oids::ID_SHA_1 => Some(OaepHash::Sha1),
-            oids::ID_SHA_256 => Some(OaepHash::Sha256),
-            oids::ID_SHA_384 => Some(OaepHash::Sha384),
-            oids::ID_SHA_512 => Some(OaepHash::Sha512),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            OaepHash::Sha1 => "sha1",
-            OaepHash::Sha256 => "sha256",
-            OaepHash::Sha384 => "sha384",
-            OaepHash::Sha512 => "sha512",
-        }
+fn oaep_hash_name(h: OaepHash) -> &'static str {
+    match h {
+        OaepHash::Sha1 => "sha1",
+        OaepHash::Sha256 => "sha256",
+        OaepHash::Sha384 => "sha384",
+        OaepHash::Sha512 => "sha512",
     }
 }
 
@@ -173,7 +164,7 @@ fn oaep_spec(ai: &AlgorithmIdentifierOwned) -> Result<OaepSpec, CmsError> {
             RsaOaepParams::<Any>::from_der(&der).map_err(|_| bad("malformed parameters"))?
         }
     };
-    let hash = OaepHash::from_oid(&params.hash.oid).ok_or_else(|| bad("hash"))?;
+    let hash = oaep_hash_from_oid(&params.hash.oid).ok_or_else(|| bad("hash"))?;
     if params.mask_gen.oid != oids::ID_MGF_1 {
         return Err(bad("mask generation function"));
     }
@@ -181,7 +172,7 @@ fn oaep_spec(ai: &AlgorithmIdentifierOwned) -> Result<OaepSpec, CmsError> {
         .mask_gen
         .parameters
         .as_ref()
-        .and_then(|h| OaepHash::from_oid(&h.oid))
+        .and_then(|h| oaep_hash_from_oid(&h.oid))
         .ok_or_else(|| bad("MGF1 hash"))?;
     if params.p_source.oid != oids::ID_P_SPECIFIED {
         return Err(bad("label source"));
@@ -207,12 +198,12 @@ pub(crate) fn key_alg_name(ai: &AlgorithmIdentifierOwned) -> String {
         oids::RSA_ENCRYPTION => "rsa-pkcs1v15".into(),
         oids::ID_RSAES_OAEP => match oaep_spec(ai) {
             Ok(s) if s.hash == s.mgf_hash && s.label.is_empty() => {
-                format!("rsaes-oaep({})", s.hash.name())
+                format!("rsaes-oaep({})", oaep_hash_name(s.hash))
             }
             Ok(s) => format!(
                 "rsaes-oaep({},mgf1-{}{})",
-                s.hash.name(),
-                s.mgf_hash.name(),
+                oaep_hash_name(s.hash),
+                oaep_hash_name(s.mgf_hash),
                 if s.label.is_empty() { "" } else { ",label" }
             ),
             Err(_) => format!("{} (unsupported parameters)", ai.oid),
@@ -224,45 +215,16 @@ pub(crate) fn key_alg_name(ai: &AlgorithmIdentifierOwned) -> String {
     }
 }
 
-fn oaep_decrypt_mgf<D>(
-    key: &rsa::PrivateKey,
-    mgf: OaepHash,
-    label: &[u8],
-    ct: &[u8],
-) -> rsa::Result<Vec<u8>>
-where
-    D: Digest + FixedOutputReset,
-{
-    fn with<D, M>(key: &rsa::PrivateKey, label: &[u8], ct: &[u8]) -> rsa::Result<Vec<u8>>
-    where
-        D: Digest + FixedOutputReset,
-        M: Digest + FixedOutputReset,
-    {
-        if label.is_empty() {
-            key.decrypt(Oaep::<D, M>::new_with_mgf_hash(), ct)
-        } else {
-            key.decrypt(
-                Oaep::<D, M>::new_with_mgf_hash_and_label(label.to_vec()),
-                ct,
-            )
-        }
-    }
-    match mgf {
-        OaepHash::Sha1 => with::<D, Sha1>(key, label, ct),
-        OaepHash::Sha256 => with::<D, Sha256>(key, label, ct),
-        OaepHash::Sha384 => with::<D, Sha384>(key, label, ct),
-        OaepHash::Sha512 => with::<D, Sha512>(key, label, ct),
-    }
-}
-
 /// Recovers the CEK from a KeyTransRecipientInfo with our RSA private key.
 ///
-/// RSAES-OAEP failures are [`CmsError::KeyUnwrap`]. RSAES-PKCS1-v1_5 never fails here: a bad
+/// RSAES-OAEP failures are [`CmsError::KeyUnwrap`]. With the cargo feature `aws-lc`, OAEP
+/// whose MGF1 hash is the OAEP hash is decrypted by AWS-LC ([`RsaKey::decrypt_oaep`]); other
+/// OAEP parameters and PKCS#1 v1.5 by the `rsa` crate. RSAES-PKCS1-v1_5 never fails here: a bad
 /// padding (which `rsa` answers with implicit rejection) or a result of the wrong length goes
 /// on with a random CEK of the right length (RFC 3218 §2.3.2), so that a wrong key and a
 /// tampered key both fail later, identically, as [`CmsError::Decrypt`].
 pub(crate) fn ktri_unwrap(
-    key: &rsa::PrivateKey,
+    key: &RsaKey,
     ktri: &KeyTransRecipientInfo,
     alg: ContentAlg,
 ) -> Result<Cek, CmsError> {
@@ -282,14 +244,9 @@ pub(crate) fn ktri_unwrap(
         }
         oids::ID_RSAES_OAEP => {
             let spec = oaep_spec(&ktri.key_enc_alg)?;
-            let pt = match spec.hash {
-                OaepHash::Sha1 => oaep_decrypt_mgf::<Sha1>(key, spec.mgf_hash, &spec.label, ct),
-                OaepHash::Sha256 => oaep_decrypt_mgf::<Sha256>(key, spec.mgf_hash, &spec.label, ct),
-                OaepHash::Sha384 => oaep_decrypt_mgf::<Sha384>(key, spec.mgf_hash, &spec.label, ct),
-                OaepHash::Sha512 => oaep_decrypt_mgf::<Sha512>(key, spec.mgf_hash, &spec.label, ct),
-            }
-            .map(Zeroizing::new)
-            .map_err(|_| CmsError::KeyUnwrap)?;
+            let pt = key
+                .decrypt_oaep(spec.hash, spec.mgf_hash, &spec.label, ct)
+                .map_err(|_| CmsError::KeyUnwrap)?;
             Cek::from_zeroizing(alg, pt).map_err(|_| CmsError::KeyUnwrap)
         }
         other => Err(CmsError::UnsupportedKeyAlg(other.to_string())),
@@ -603,6 +560,64 @@ mod tests {
                 Err(CmsError::KeyUnwrap)
             ));
         }
+    }
+
+    fn vector_identity(name: &str) -> (RsaKey, x509_cert::Certificate) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vectors/keys");
+        let key = keys::parse_private_key(&std::fs::read(dir.join(format!("{name}.key"))).unwrap())
+            .unwrap();
+        let cert = keys::read_certificate(&dir.join(format!("{name}.crt"))).unwrap();
+        (RsaKey::new(key), cert)
+    }
+
+    #[test]
+    fn ktri_unwrap_round_trips_through_the_rsa_backend() {
+        let (key, cert) = vector_identity("proxy1");
+        let (other, _) = vector_identity("proxy2");
+        #[cfg(feature = "aws-lc")]
+        let before = super::keys::rsa_backend::tests::AWS_LC_DECRYPTIONS
+            .load(std::sync::atomic::Ordering::Relaxed);
+        for padding in [
+            RsaPadding::OaepSha1,
+            RsaPadding::OaepSha256,
+            RsaPadding::Pkcs1v15,
+        ] {
+            for id in [IdKind::IssuerSerial, IdKind::SubjectKeyId] {
+                let alg = ContentAlg::Aes256Gcm;
+                let cek = Cek::generate(alg).unwrap();
+                let r = Recipient::Cert {
+                    cert: cert.clone(),
+                    id,
+                    padding,
+                };
+                let RecipientInfo::Ktri(t) = r.recipient_info(&cek).unwrap() else {
+                    panic!("not a KTRI")
+                };
+                let got = ktri_unwrap(&key, &t, alg).unwrap();
+                assert_eq!(got.as_bytes(), cek.as_bytes(), "{padding:?}");
+                match (padding, ktri_unwrap(&other, &t, alg)) {
+                    // Implicit rejection: a random key of the right length.
+                    (RsaPadding::Pkcs1v15, Ok(wrong)) => {
+                        assert_ne!(wrong.as_bytes(), cek.as_bytes())
+                    }
+                    (RsaPadding::Pkcs1v15, Err(e)) => panic!("PKCS#1 v1.5 wrong key: {e:?}"),
+                    (_, res) => assert!(matches!(res, Err(CmsError::KeyUnwrap)), "{padding:?}"),
+                }
+            }
+        }
+        #[cfg(feature = "aws-lc")]
+        assert!(
+            super::keys::rsa_backend::tests::AWS_LC_DECRYPTIONS
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= before + 4,
+            "OAEP unwraps did not go through AWS-LC"
+        );
+        println!(
+            "ktri_unwrap ({:?} backend for OAEP): OAEP-SHA1, OAEP-SHA256, PKCS#1 v1.5 x \
+             issuerAndSerial/SKI round-trip; another key's OAEP is KeyUnwrap, its PKCS#1 v1.5 \
+             a random CEK",
+            key.backend()
+        );
     }
 
     #[test]
