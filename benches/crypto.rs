@@ -25,6 +25,9 @@
 //! * `rsa_oaep_2048`: the RSA private-key operation alone (OAEP SHA-1, 32-byte CEK):
 //!   - `rsa_crate`: `rsa::PrivateKey::decrypt` (blinded, as sipsd calls it);
 //!   - `openssl`: `Rsa::private_decrypt` with PKCS1_OAEP.
+//!   - `aws_lc` (only with `--features aws-lc`): aws-lc-rs `OaepPrivateDecryptingKey`.
+//!     With that feature, `cache_miss_rsa/sipsd_*` unwrap through AWS-LC too (scripts/bench
+//!     runs those two groups a second time with it, into the "aws-lc" rows).
 //! * `psk_kekri`: AuthEnvelopedData for callee (KTRI) + a pre-shared key (KEKRI, AES-256 key
 //!   wrap), opened with the pre-shared key:
 //!   - `sipsd_abi` (new dialog each time), `sipsd_cms_open`;
@@ -608,5 +611,52 @@ fn psk_path(c: &mut Criterion) {
     g.finish();
 }
 
+/// With the `aws-lc` feature: the RSA-OAEP private-key operation alone through aws-lc-rs, as
+/// `sipsd::cms` calls it (`OaepPrivateDecryptingKey::decrypt`, OAEP SHA-1, 32-byte CEK), on
+/// an OpenSSL-made ciphertext, as `rsa_oaep_2048/aws_lc` next to `rsa_crate` and `openssl`.
+/// (`cache_miss_rsa/sipsd_*` themselves go through AWS-LC when the feature is on.)
+#[cfg(feature = "aws-lc")]
+fn rsa_oaep_aws_lc(c: &mut Criterion) {
+    use aws_lc_rs::rsa::{OaepPrivateDecryptingKey, PrivateDecryptingKey, OAEP_SHA1_MGF1SHA1};
+    use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+    let pem = String::from_utf8(read(&keys_dir().join("proxy1.key"))).unwrap();
+    let pkcs8 = rsa::PrivateKey::from_pkcs8_pem(&pem)
+        .expect("rsa key")
+        .to_pkcs8_der()
+        .expect("pkcs8");
+    let key = OaepPrivateDecryptingKey::new(
+        PrivateDecryptingKey::from_pkcs8(pkcs8.as_bytes()).expect("aws-lc key"),
+    )
+    .expect("aws-lc oaep key");
+    let pkey = openssl::pkey::PKey::private_key_from_pem(pem.as_bytes()).expect("key");
+    let rsa_ossl = pkey.rsa().unwrap();
+    let mut wrapped = vec![0u8; rsa_ossl.size() as usize];
+    let cek = [0x5au8; 32];
+    let n_ct = rsa_ossl
+        .public_encrypt(&cek, &mut wrapped, openssl::rsa::Padding::PKCS1_OAEP)
+        .unwrap();
+    wrapped.truncate(n_ct);
+    let mut out = vec![0u8; key.min_output_size()];
+    assert_eq!(
+        key.decrypt(&OAEP_SHA1_MGF1SHA1, &wrapped, &mut out, None)
+            .unwrap(),
+        &cek[..]
+    );
+    let mut g = c.benchmark_group("rsa_oaep_2048");
+    g.bench_function("aws_lc", |b| {
+        b.iter(|| {
+            key.decrypt(&OAEP_SHA1_MGF1SHA1, black_box(&wrapped), &mut out, None)
+                .unwrap()
+                .len()
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(benches, cache_hit, cache_miss, psk_path);
+#[cfg(feature = "aws-lc")]
+criterion_group!(aws_lc_benches, rsa_oaep_aws_lc);
+#[cfg(not(feature = "aws-lc"))]
 criterion_main!(benches);
+#[cfg(feature = "aws-lc")]
+criterion_main!(benches, aws_lc_benches);
