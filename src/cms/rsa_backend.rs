@@ -3,11 +3,13 @@
 //! An [`RsaKey`] is always the `rsa` crate's key. With the cargo feature `aws-lc` it also
 //! holds the same key loaded once, at key-store load time, into AWS-LC (`aws-lc-rs`), and
 //! RSAES-OAEP whose MGF1 hash is the OAEP hash (SHA-1, SHA-256, SHA-384 or SHA-512, with or
-//! without a label) is decrypted there: about 5x faster than the `rsa` crate for RSA-2048
-//! (docs/BENCHMARKS.md), constant-time with base blinding. What stays on the `rsa` crate:
+//! without a label) is decrypted there: about 7x faster than the `rsa` crate for RSA-2048, at
+//! OpenSSL's speed (docs/BENCHMARKS.md), with AWS-LC's constant-time exponentiation, blinding
+//! and constant-time OAEP padding check. What stays on the `rsa` crate:
 //! - OAEP with an MGF1 hash other than the OAEP hash (aws-lc-rs has no such algorithm);
-//! - RSAES-PKCS1-v1_5, whose implicit rejection (a wrong padding decrypts to a random
-//!   key, RFC 3218 §2.3.2) `recipient::ktri_unwrap` builds on the `rsa` crate's answer;
+//! - RSAES-PKCS1-v1_5: `recipient::ktri_unwrap` turns any failure into a random key
+//!   (RFC 3218 §2.3.2) on top of the `rsa` crate's implicit rejection, the path
+//!   tests/rsa_timing.rs measures; moving it would need that timing test redone;
 //! - keys AWS-LC refuses (aws-lc-rs accepts 2048 to 8192 bits): [`RsaKey::backend`] says
 //!   [`RsaBackend::Rsa`] for them, and every operation takes the `rsa` crate path.
 //!
