@@ -17,6 +17,9 @@
 SIPSD_KSRC ?= /var/cache/sipsd/kamailio-src
 KSRC ?= $(SIPSD_KSRC)
 CARGO ?= cargo
+# The module's library uses AWS-LC for RSA-OAEP key unwrap (7x faster than the rsa crate,
+# constant-time; docs/BENCHMARKS.md). `make CARGO_FEATURES=` builds the pure-Rust backend.
+CARGO_FEATURES ?= aws-lc
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 BUILD := $(CURDIR)/build
 MODSRC := $(CURDIR)/modules/kamailio/sipsd
@@ -39,7 +42,7 @@ $(BUILD):
 # cargo decides whether anything changed; the copy only happens when the library did,
 # so an unchanged library does not relink the module.
 lib $(BUILD)/libsipsd.so: FORCE | $(BUILD)
-	$(CARGO) build --release --lib
+	$(CARGO) build --release --lib $(if $(CARGO_FEATURES),--features $(CARGO_FEATURES))
 	@cmp -s $(CARGO_TARGET_DIR)/release/libsipsd.so $(BUILD)/libsipsd.so || \
 		$(call replace_file,$(CARGO_TARGET_DIR)/release/libsipsd.so,$(BUILD)/libsipsd.so)
 

@@ -19,11 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::cms::RecipientKeyId;
 
-// The RSA backend (the rsa crate; AWS-LC for RSAES-OAEP with feature `aws-lc`) lives with the
-// CMS code (src/cms/rsa_backend.rs) but is declared here, where keys are loaded and held.
-#[path = "cms/rsa_backend.rs"]
-pub(crate) mod rsa_backend;
-pub(crate) use rsa_backend::RsaKey;
+use crate::cms::rsa_backend::RsaKey;
 
 /// Where an RSA identity's private key and certificate are.
 #[derive(Clone, Debug)]

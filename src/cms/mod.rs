@@ -22,6 +22,8 @@ mod message;
 pub mod oids;
 mod open;
 mod recipient;
+/// The RSA backend: the `rsa` crate, or AWS-LC for RSAES-OAEP with feature `aws-lc`.
+pub(crate) mod rsa_backend;
 mod seal;
 
 pub use cek::{Cek, ContentAlg};

@@ -24,9 +24,8 @@ use zeroize::Zeroizing;
 use super::cek::{random_bytes, Cek, ContentAlg};
 use super::error::CmsError;
 use super::oids;
+use super::rsa_backend::{OaepHash, RsaKey};
 use crate::keys;
-use crate::keys::rsa_backend::OaepHash;
-use crate::keys::RsaKey;
 
 /// What a RecipientInfo names as the recipient's key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -575,7 +574,7 @@ mod tests {
         let (key, cert) = vector_identity("proxy1");
         let (other, _) = vector_identity("proxy2");
         #[cfg(feature = "aws-lc")]
-        let before = super::keys::rsa_backend::tests::AWS_LC_DECRYPTIONS
+        let before = crate::cms::rsa_backend::tests::AWS_LC_DECRYPTIONS
             .load(std::sync::atomic::Ordering::Relaxed);
         for padding in [
             RsaPadding::OaepSha1,
@@ -607,7 +606,7 @@ mod tests {
         }
         #[cfg(feature = "aws-lc")]
         assert!(
-            super::keys::rsa_backend::tests::AWS_LC_DECRYPTIONS
+            crate::cms::rsa_backend::tests::AWS_LC_DECRYPTIONS
                 .load(std::sync::atomic::Ordering::Relaxed)
                 >= before + 4,
             "OAEP unwraps did not go through AWS-LC"
