@@ -216,7 +216,7 @@ if e2e_lines:
     ee = env("e2e.env")
     w("## 5. End to end: SIPp → Kamailio P1 → Kamailio P2 → SIPp")
     w("")
-    w("Loopback, UDP. P1 is `cfg-examples/trusted-proxy.cfg` (sipsd module, 4 workers, `mode both`,"
+    w("Loopback, UDP. P1 is `cfg-examples/trusted-proxy.cfg` (sipsd module as `make` builds it, i.e. with the `aws-lc` RSA backend; 4 workers, `mode both`,"
       " one INFO log line per message), P2 `cfg-examples/untrusted-proxy.cfg`, SIPp"
       " `tests/sipp/bench-uac.xml` → `bench-uas.xml`: INVITE → 200 → ACK, 50 ms, BYE → 200."
       f" Bodies: a {bodies.get('sdp_bytes', '?')}-byte SDP; encrypted runs send the INVITE's SDP as"
