@@ -1,6 +1,8 @@
 //! Bleichenbacher / Marvin resistance of RSA PKCS#1 v1.5 key transport (docs/SECURITY.md).
 //!
-//! Two classes of EnvelopedData for proxy1, identical except for the KTRI's encryptedKey:
+//! Two classes of AuthEnvelopedData (AES-256-GCM) for proxy1, identical except for the KTRI's
+//! encryptedKey (GCM, not CBC: with CBC about one wrong key in 256 passes the padding check and
+//! yields garbage instead of an error, which would make the "same error" check flaky):
 //! - **valid padding**: a correct PKCS#1 v1.5 block around a random 32-byte key (the wrong key
 //!   for the content, so decryption fails after the RSA step);
 //! - **invalid padding**: random blocks (bad leading bytes, no zero separator, wrong key
@@ -92,7 +94,7 @@ fn pkcs1v15_padding_is_not_an_oracle() {
         RsaPadding::Pkcs1v15,
     )
     .expect("proxy1 cert");
-    let cek = Cek::generate(ContentAlg::Aes256Cbc).expect("cek");
+    let cek = Cek::generate(ContentAlg::Aes256Gcm).expect("cek");
     let template = cms::seal(
         b"Content-Type: application/sdp\r\n\r\nv=0\r\n",
         &[recipient],
