@@ -202,6 +202,11 @@ typedef uint32_t sd_field;
 typedef struct ContentAlg ContentAlg;
 
 /**
+ * An SRTP crypto suite of RFC 4568 §6.2, RFC 6188 and RFC 7714.
+ */
+typedef struct SrtpSuite SrtpSuite;
+
+/**
  * Options for [`super::sd_ctx_new`]. Owned by C (a `Box`) from `sd_config_new` until
  * `sd_config_free`.
  */

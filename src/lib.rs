@@ -27,3 +27,4 @@ pub mod error;
 pub mod ffi;
 pub mod hex;
 pub mod proxy;
+pub mod record;
