@@ -81,7 +81,12 @@ pub fn read(path: &Path) -> io::Result<(u32, u16, Vec<i16>)> {
     let (mut at, mut fmt) = (12usize, None);
     while at + 8 <= data.len() {
         let id = &data[at..at + 4];
-        let len = u32::from_le_bytes(data[at + 4..at + 8].try_into().unwrap_or_default()) as usize;
+        let mut len =
+            u32::from_le_bytes(data[at + 4..at + 8].try_into().unwrap_or_default()) as usize;
+        if id == b"data" && (len == 0 || len > data.len() - at - 8) {
+            // A writer that was stopped before filling in the size: the data runs to the end.
+            len = data.len() - at - 8;
+        }
         let body = &data[at + 8..(at + 8 + len).min(data.len())];
         if id == b"fmt " && body.len() >= 16 {
             let ch = u16::from_le_bytes([body[2], body[3]]);
