@@ -277,6 +277,21 @@ pub enum Outcome {
     Ignored,
 }
 
+/// A captured datagram: when, between whom, its UDP payload and the whole IP packet.
+#[derive(Clone, Copy, Debug)]
+pub struct Captured<'a> {
+    /// Capture time.
+    pub at: SystemTime,
+    /// UDP source.
+    pub src: SocketAddr,
+    /// UDP destination.
+    pub dst: SocketAddr,
+    /// The UDP payload (SRTP or SRTCP).
+    pub payload: &'a [u8],
+    /// The IP packet as captured.
+    pub raw: &'a [u8],
+}
+
 /// A call being recorded.
 pub struct CallRecording {
     dir: PathBuf,
@@ -380,18 +395,15 @@ impl CallRecording {
         Ok(())
     }
 
-    /// Handles a datagram for stream `idx` (RTP, or RTCP when `rtcp`), captured at `at` as the
-    /// IP packet `raw`.
-    pub fn on_packet(
-        &mut self,
-        idx: usize,
-        rtcp: bool,
-        at: SystemTime,
-        src: SocketAddr,
-        dst: SocketAddr,
-        payload: &[u8],
-        raw: &[u8],
-    ) -> io::Result<Outcome> {
+    /// Handles a datagram for stream `idx` (RTP, or RTCP when `rtcp`).
+    pub fn on_packet(&mut self, idx: usize, rtcp: bool, pkt: &Captured<'_>) -> io::Result<Outcome> {
+        let Captured {
+            at,
+            src,
+            dst,
+            payload,
+            raw,
+        } = *pkt;
         if let Some(w) = &mut self.srtp_pcap {
             w.write(at, raw)?;
         }

@@ -33,10 +33,12 @@ fn alaw(byte: u8) -> i16 {
     (if a & 0x80 != 0 { mag } else { -mag }) as i16
 }
 
+type Table = OnceLock<[i16; 256]>;
+
 fn table(law: Law) -> &'static [i16; 256] {
-    static MU: OnceLock<[i16; 256]> = OnceLock::new();
-    static A: OnceLock<[i16; 256]> = OnceLock::new();
-    let (cell, f): (&OnceLock<[i16; 256]>, fn(u8) -> i16) = match law {
+    static MU: Table = OnceLock::new();
+    static A: Table = OnceLock::new();
+    let (cell, f): (&Table, fn(u8) -> i16) = match law {
         Law::Mu => (&MU, ulaw),
         Law::A => (&A, alaw),
     };

@@ -39,47 +39,7 @@ struct Tuning {
 #[derive(Subcommand)]
 enum Cmd {
     /// Record live: mirrored packets from an interface, keys from the key channel.
-    Run {
-        /// The interface the mirrored packets arrive on (AF_PACKET capture; needs CAP_NET_RAW).
-        #[arg(long)]
-        iface: String,
-        /// UDP address of the key channel (sealed key messages from the proxies).
-        #[arg(long)]
-        listen: SocketAddr,
-        /// A proxy's key-encryption key: `id=HEX|text:ID;key=PATH;label=PROXYNAME` (the label
-        /// is the sender name its messages carry) — repeatable.
-        #[arg(long = "kek", required = true)]
-        keks: Vec<String>,
-        /// Directory for the recordings (one sub-directory per call).
-        #[arg(long)]
-        out: PathBuf,
-        /// Keep each call's SRTP as received with its keys sealed for this certificate.
-        #[arg(long)]
-        auditor_cert: Option<PathBuf>,
-        /// With --auditor-cert: write no plaintext (no WAV, no decrypted pcap).
-        #[arg(long, requires = "auditor_cert")]
-        auditor_only: bool,
-        /// Refuse key messages sent further than this from our clock (seconds).
-        #[arg(long, default_value_t = 30)]
-        max_skew: u64,
-        /// Refuse KEK files readable by group or others.
-        #[arg(long)]
-        strict_key_permissions: bool,
-        /// Socket receive buffer for the capture, bytes.
-        #[arg(long, default_value_t = 32 << 20)]
-        rcvbuf: usize,
-        /// Stop after this many seconds (0: run until SIGTERM/SIGINT).
-        #[arg(long, default_value_t = 0)]
-        max_seconds: u64,
-        /// Stop once this many calls have been finished (0: never).
-        #[arg(long, default_value_t = 0)]
-        exit_after_calls: u64,
-        /// Write the run's counters (JSON) here when stopping.
-        #[arg(long)]
-        stats_file: Option<PathBuf>,
-        #[command(flatten)]
-        tuning: Tuning,
-    },
+    Run(RunArgs),
     /// Send sealed key messages (files of DER) to a recorder's key channel over UDP.
     KeySend {
         /// The recorder's --listen address.
@@ -104,6 +64,49 @@ enum Cmd {
     },
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The interface the mirrored packets arrive on (AF_PACKET capture; needs CAP_NET_RAW).
+    #[arg(long)]
+    iface: String,
+    /// UDP address of the key channel (sealed key messages from the proxies).
+    #[arg(long)]
+    listen: SocketAddr,
+    /// A proxy's key-encryption key: `id=HEX|text:ID;key=PATH;label=PROXYNAME` (the label
+    /// is the sender name its messages carry) — repeatable.
+    #[arg(long = "kek", required = true)]
+    keks: Vec<String>,
+    /// Directory for the recordings (one sub-directory per call).
+    #[arg(long)]
+    out: PathBuf,
+    /// Keep each call's SRTP as received with its keys sealed for this certificate.
+    #[arg(long)]
+    auditor_cert: Option<PathBuf>,
+    /// With --auditor-cert: write no plaintext (no WAV, no decrypted pcap).
+    #[arg(long, requires = "auditor_cert")]
+    auditor_only: bool,
+    /// Refuse key messages sent further than this from our clock (seconds).
+    #[arg(long, default_value_t = 30)]
+    max_skew: u64,
+    /// Refuse KEK files readable by group or others.
+    #[arg(long)]
+    strict_key_permissions: bool,
+    /// Socket receive buffer for the capture, bytes.
+    #[arg(long, default_value_t = 32 << 20)]
+    rcvbuf: usize,
+    /// Stop after this many seconds (0: run until SIGTERM/SIGINT).
+    #[arg(long, default_value_t = 0)]
+    max_seconds: u64,
+    /// Stop once this many calls have been finished (0: never).
+    #[arg(long, default_value_t = 0)]
+    exit_after_calls: u64,
+    /// Write the run's counters (JSON) here when stopping.
+    #[arg(long)]
+    stats_file: Option<PathBuf>,
+    #[command(flatten)]
+    tuning: Tuning,
+}
+
 #[derive(Serialize)]
 struct RunStats {
     recorder: RecorderStats,
@@ -115,9 +118,13 @@ struct RunStats {
 }
 
 fn cpu_times() -> (f64, f64) {
-    // SAFETY: getrusage fills the rusage struct it is given.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    // SAFETY: rusage is plain data (all-zero is valid) and getrusage fills the struct it is
+    // given; RUSAGE_SELF cannot fail with a valid pointer.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     (t(ru.ru_utime), t(ru.ru_stime))
 }
@@ -145,25 +152,26 @@ fn auditor_keys(value: &str) -> Result<KeyStore, String> {
     .map_err(|e| e.to_string())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run(
-    iface: &str,
-    listen: SocketAddr,
-    keks: &[String],
-    out: PathBuf,
-    auditor_cert: Option<PathBuf>,
-    auditor_only: bool,
-    max_skew: u64,
-    strict: bool,
-    rcvbuf: usize,
-    max_seconds: u64,
-    exit_after_calls: u64,
-    stats_file: Option<PathBuf>,
-    tuning: &Tuning,
-) -> Result<(), String> {
+fn run(args: RunArgs) -> Result<(), String> {
+    let RunArgs {
+        iface,
+        listen,
+        keks,
+        out,
+        auditor_cert,
+        auditor_only,
+        max_skew,
+        strict_key_permissions: strict,
+        rcvbuf,
+        max_seconds,
+        exit_after_calls,
+        stats_file,
+        tuning,
+    } = args;
     sipsd_rec::srtp::init().map_err(|e| e.to_string())?;
-    let mut channel = ChannelReceiver::new(kek_specs(keks)?, strict, Duration::from_secs(max_skew))
-        .map_err(|e| e.to_string())?;
+    let mut channel =
+        ChannelReceiver::new(kek_specs(&keks)?, strict, Duration::from_secs(max_skew))
+            .map_err(|e| e.to_string())?;
     for w in channel.warnings() {
         eprintln!("sipsd-rec: warning: {w}");
     }
@@ -180,7 +188,7 @@ fn run(
         keep_srtp: auditor.is_some(),
     };
     let signals = Signals::new().map_err(|e| e.to_string())?;
-    let sock = PacketSocket::open(iface, rcvbuf).map_err(|e| e.to_string())?;
+    let sock = PacketSocket::open(&iface, rcvbuf).map_err(|e| e.to_string())?;
     let keys = UdpSocket::bind(listen).map_err(|e| format!("key channel {listen}: {e}"))?;
     keys.set_nonblocking(true).map_err(|e| e.to_string())?;
     let mut rec = Recorder::new(&out, opts, auditor);
@@ -264,35 +272,7 @@ fn run(
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
-        Cmd::Run {
-            iface,
-            listen,
-            keks,
-            out,
-            auditor_cert,
-            auditor_only,
-            max_skew,
-            strict_key_permissions,
-            rcvbuf,
-            max_seconds,
-            exit_after_calls,
-            stats_file,
-            tuning,
-        } => run(
-            &iface,
-            listen,
-            &keks,
-            out,
-            auditor_cert,
-            auditor_only,
-            max_skew,
-            strict_key_permissions,
-            rcvbuf,
-            max_seconds,
-            exit_after_calls,
-            stats_file,
-            &tuning,
-        ),
+        Cmd::Run(args) => run(args),
         Cmd::KeySend { to, files } => (|| {
             let sock = UdpSocket::bind(if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })
                 .map_err(|e| e.to_string())?;

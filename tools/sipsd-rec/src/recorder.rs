@@ -13,7 +13,7 @@ use sipsd::cms::Recipient;
 use sipsd::record::{Event, KeyMessage};
 
 use crate::audit;
-use crate::call::{direction_label, CallRecording, Outcome, RecordOptions};
+use crate::call::{direction_label, CallRecording, Captured, Outcome, RecordOptions};
 use crate::manifest::Manifest;
 use crate::net;
 
@@ -187,7 +187,17 @@ impl Recorder {
             return Ok(());
         };
         self.stats.matched += 1;
-        match call.on_packet(idx, rtcp, at, d.src, d.dst, d.payload, ip)? {
+        match call.on_packet(
+            idx,
+            rtcp,
+            &Captured {
+                at,
+                src: d.src,
+                dst: d.dst,
+                payload: d.payload,
+                raw: ip,
+            },
+        )? {
             Outcome::Decrypted => self.stats.decrypted += 1,
             Outcome::AuthFailed => self.stats.auth_failed += 1,
             Outcome::Duplicate => self.stats.duplicates += 1,

@@ -235,8 +235,8 @@ impl Topology {
     /// What the firewall agent installs for a recorded call: in R's forward path, a copy of
     /// every packet to each `(address, port)` goes to the recorder, the original goes on.
     pub fn mirror(&self, flows: &[(&str, u16)]) {
-        let mut rules = format!(
-            "table ip sipsd_mirror {{\n chain forward {{\n  type filter hook forward priority 0; policy accept;\n"
+        let mut rules = String::from(
+            "table ip sipsd_mirror {\n chain forward {\n  type filter hook forward priority 0; policy accept;\n",
         );
         for (addr, port) in flows {
             rules.push_str(&format!(
