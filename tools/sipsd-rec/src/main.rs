@@ -271,6 +271,9 @@ fn run(args: RunArgs) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Recordings hold plaintext audio (and audit-open writes it): directories 0700, files 0600.
+    // SAFETY: umask(2) only sets this process's file mode mask.
+    unsafe { libc::umask(0o077) };
     let res = match cli.cmd {
         Cmd::Run(args) => run(args),
         Cmd::KeySend { to, files } => (|| {
