@@ -109,6 +109,7 @@ struct Step {
     cpu_s: f64,
     media_s: f64,
     lost: u64,
+    recorded: u64,
 }
 
 fn step(bin: &Path, work: &Path, calls: usize, secs: u64) -> Step {
@@ -324,7 +325,8 @@ fn main() {
          Calls of two SRTP streams (AES_CM_128_HMAC_SHA1_80, PCMU 20 ms: 50 packets/s each way) sent through\n\
          libsrtp2 from the caller's and the callee's namespaces, mirrored by `nft dup` in the core router to the\n\
          recorder's namespace, recorded by `sipsd-rec run` (AF_PACKET capture, libsrtp2 decrypt, WAV + decrypted\n\
-         pcap + manifest per call) for {secs} s per step. *Written* is the sum of the manifests' packets.\n\n",
+         pcap + manifest per call) for {secs} s per step. *Recorded*: calls whose start message the recorder accepted;\n\
+         *written*: the sum of the manifests' packets.\n\n",
         calls.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" "),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
@@ -335,14 +337,17 @@ fn main() {
         rate,
         1e6 / rate
     ));
-    md.push_str("| calls | streams | packets/s | sent | written | lost | kernel drops | recorder CPU | CPU per stream | µs per packet | vs libsrtp alone |\n");
-    md.push_str("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    md.push_str("| calls | recorded | streams | packets/s | sent | written | lost | kernel drops | recorder CPU | CPU per stream | µs per packet | vs libsrtp alone |\n");
+    md.push_str(
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
     for s in &rows {
         let streams = 2 * s.calls;
         let per_pkt = s.cpu_s / s.written.max(1) as f64 * 1e6;
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1}% of a core | {:.3}% | {:.2} | {:.1}x |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1}% of a core | {:.3}% | {:.2} | {:.1}x |\n",
             s.calls,
+            s.recorded,
             streams,
             streams * 50,
             s.sent,

@@ -52,16 +52,7 @@ impl PacketSocket {
         }
         // SAFETY: `raw` is a fresh descriptor we own; OwnedFd closes it once.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let size = i32::try_from(rcvbuf).unwrap_or(i32::MAX);
-        // SAFETY: setsockopt reads an int from the pointer and length given. SO_RCVBUFFORCE
-        // (root) lifts the rmem_max cap; fall back to SO_RCVBUF without it.
-        unsafe {
-            let p = (&size as *const i32).cast();
-            let len = std::mem::size_of::<i32>() as libc::socklen_t;
-            if libc::setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, p, len) != 0 {
-                libc::setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, p, len);
-            }
-        }
+        set_rcvbuf(raw, rcvbuf);
         // SAFETY: an all-zero sockaddr_ll is valid; the fields set below make it a bind address.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
@@ -137,6 +128,21 @@ impl PacketSocket {
             packets: u64::from(st.tp_packets),
             drops: u64::from(st.tp_drops),
         })
+    }
+}
+
+/// Sets a socket's receive buffer to `bytes`: SO_RCVBUFFORCE (root: above rmem_max), else
+/// SO_RCVBUF (capped by the kernel at rmem_max). Best effort.
+pub fn set_rcvbuf(fd: RawFd, bytes: usize) {
+    let size = i32::try_from(bytes).unwrap_or(i32::MAX);
+    // SAFETY: setsockopt reads an int from the pointer and length given; `fd` is an open
+    // socket of the caller.
+    unsafe {
+        let p = (&size as *const i32).cast();
+        let len = std::mem::size_of::<i32>() as libc::socklen_t;
+        if libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, p, len) != 0 {
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, p, len);
+        }
     }
 }
 

@@ -191,6 +191,8 @@ fn run(args: RunArgs) -> Result<(), String> {
     let sock = PacketSocket::open(&iface, rcvbuf).map_err(|e| e.to_string())?;
     let keys = UdpSocket::bind(listen).map_err(|e| format!("key channel {listen}: {e}"))?;
     keys.set_nonblocking(true).map_err(|e| e.to_string())?;
+    // Proxies may send many starts at once (a burst of new calls): 4 MB of key messages.
+    capture::set_rcvbuf(std::os::fd::AsRawFd::as_raw_fd(&keys), 4 << 20);
     let mut rec = Recorder::new(&out, opts, auditor);
     eprintln!(
         "sipsd-rec: {} ready: capture on {iface}, key channel on {listen}, recordings in {}",

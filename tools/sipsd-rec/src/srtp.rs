@@ -350,7 +350,11 @@ mod tests {
         let mut have = Vec::new();
         let mut missing = Vec::new();
         for suite in SrtpSuite::ALL {
-            let k = base64::engine::general_purpose::STANDARD.encode(vec![9u8; suite.key_len() + suite.salt_len()]);
+            let k = base64::engine::general_purpose::STANDARD.encode(vec![
+                9u8;
+                suite.key_len()
+                    + suite.salt_len()
+            ]);
             let a = CryptoAttr::parse(&format!("1 {suite} inline:{k}")).unwrap();
             match Session::new(&a, 1, 128) {
                 Ok(mut tx) => {
@@ -364,8 +368,13 @@ mod tests {
                 Err(e) => missing.push(format!("{suite} ({e})")),
             }
         }
-        assert!(have.contains(&"AES_CM_128_HMAC_SHA1_80") && have.contains(&"AES_CM_128_HMAC_SHA1_32"));
-        println!("  ok   {}: round-trips {have:?}; refuses with a clear error {missing:?}", version());
+        assert!(
+            have.contains(&"AES_CM_128_HMAC_SHA1_80") && have.contains(&"AES_CM_128_HMAC_SHA1_32")
+        );
+        println!(
+            "  ok   {}: round-trips {have:?}; refuses with a clear error {missing:?}",
+            version()
+        );
     }
 
     fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
