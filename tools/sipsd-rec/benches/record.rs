@@ -267,7 +267,9 @@ fn step(bin: &Path, work: &Path, calls: usize, secs: u64) -> Step {
     }
     let cpu_s = st["cpu_user_s"].as_f64().unwrap() + st["cpu_system_s"].as_f64().unwrap();
     let _ = std::fs::remove_dir_all(&out);
+    let recorded = st["recorder"]["calls_started"].as_u64().unwrap_or(0);
     Step {
+        recorded,
         calls,
         sent,
         written,
