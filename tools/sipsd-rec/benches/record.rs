@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sipsd::cache::DialogKey;
-use sipsd::record::{CallStart, CallStop, CryptoAttr, Direction, Event, KeyMessage};
+use sipsd::record::{CallStart, CallStop, CryptoAttr, Event, KeyMessage};
 use sipsd_rec::manifest::Manifest;
 use sipsd_rec::srtp::Session;
 use support::*;
@@ -110,6 +110,7 @@ struct Step {
     media_s: f64,
     lost: u64,
     recorded: u64,
+    wall_s: f64,
 }
 
 fn step(bin: &Path, work: &Path, calls: usize, secs: u64) -> Step {
@@ -130,22 +131,7 @@ fn step(bin: &Path, work: &Path, calls: usize, secs: u64) -> Step {
         flows.push((topo.ip_b.clone(), port));
         flows.push((topo.ip_a.clone(), port));
         let dialog = DialogKey::new(format!("bench-{c}").as_bytes(), b"t");
-        let streams = vec![
-            pcmu_stream(
-                0,
-                Direction::CallerToCallee,
-                (&topo.ip_a, port),
-                (&topo.ip_b, port),
-                &ka,
-            ),
-            pcmu_stream(
-                0,
-                Direction::CalleeToCaller,
-                (&topo.ip_b, port),
-                (&topo.ip_a, port),
-                &kb,
-            ),
-        ];
+        let streams = pcmu_call((&topo.ip_a, port), (&topo.ip_b, port), &ka, &kb);
         let start = KeyMessage::new(
             "proxy1",
             seq0 + 2 * c as u64,
@@ -173,35 +159,10 @@ fn step(bin: &Path, work: &Path, calls: usize, secs: u64) -> Step {
     std::fs::write(dir.join("keys-a"), keys_a).unwrap();
     std::fs::write(dir.join("keys-b"), keys_b).unwrap();
     let out = dir.join("recordings");
-    let stats = dir.join("stats.json");
-    let listen = format!("{}:7070", topo.ip_m);
-    let mut rec = Proc::spawn(
-        "sipsd-rec",
-        topo.exec(&topo.m, bin.to_str().unwrap())
-            .args([
-                "run",
-                "--iface",
-                "eth0",
-                "--listen",
-                &listen,
-                "--kek",
-                &kek_arg,
-                "--max-seconds",
-                &(secs + 60).to_string(),
-                "--exit-after-calls",
-                &calls.to_string(),
-            ])
-            .arg("--out")
-            .arg(&out)
-            .arg("--stats-file")
-            .arg(&stats),
-        &dir.join("recorder.log"),
-    );
+    let stats = dir.join("rec-stats.json");
+    let mut rec = topo.start_recorder(bin, &kek_arg, &dir, calls, secs + 60, &[]);
     std::thread::sleep(Duration::from_millis(500));
-    run(topo
-        .exec(&topo.r, bin.to_str().unwrap())
-        .args(["key-send", "--to", &listen])
-        .args(&starts));
+    topo.key_send(bin, &starts);
     std::thread::sleep(Duration::from_millis(300));
     let me = std::env::current_exe().unwrap();
     let spawn_sender = |ns: &str, keys: &str, dst: &str, log: &str| {
@@ -232,13 +193,7 @@ fn step(bin: &Path, work: &Path, calls: usize, secs: u64) -> Step {
             p
         })
         .collect();
-    for chunk in stop_files.chunks(50) {
-        run(topo
-            .exec(&topo.r, bin.to_str().unwrap())
-            .args(["key-send", "--to", &listen])
-            .args(chunk));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    topo.key_send(bin, &stop_files);
     assert!(
         rec.wait(Duration::from_secs(120)),
         "recorder failed: {}",
@@ -270,6 +225,7 @@ fn step(bin: &Path, work: &Path, calls: usize, secs: u64) -> Step {
     let recorded = st["recorder"]["calls_started"].as_u64().unwrap_or(0);
     Step {
         recorded,
+        wall_s: st["wall_s"].as_f64().unwrap_or(0.0),
         calls,
         sent,
         written,
@@ -315,8 +271,8 @@ fn main() {
     for &n in &calls {
         let s = step(&bin, work.path(), n, secs);
         eprintln!(
-            "calls={} sent={} written={} drops={} cpu={:.2}s",
-            s.calls, s.sent, s.written, s.kernel_drops, s.cpu_s
+            "calls={} recorded={} sent={} written={} drops={} cpu={:.2}s wall={:.1}s",
+            s.calls, s.recorded, s.sent, s.written, s.kernel_drops, s.cpu_s, s.wall_s
         );
         rows.push(s);
     }
@@ -339,7 +295,7 @@ fn main() {
         rate,
         1e6 / rate
     ));
-    md.push_str("| calls | recorded | streams | packets/s | sent | written | lost | kernel drops | recorder CPU | CPU per stream | µs per packet | vs libsrtp alone |\n");
+    md.push_str("| calls | recorded | streams | packets/s | sent | written | lost | kernel drops | recorder CPU / run | CPU per stream | µs per packet | vs libsrtp alone |\n");
     md.push_str(
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
@@ -347,7 +303,7 @@ fn main() {
         let streams = 2 * s.calls;
         let per_pkt = s.cpu_s / s.written.max(1) as f64 * 1e6;
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1}% of a core | {:.3}% | {:.2} | {:.1}x |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} s / {:.1} s | {:.3}% of a core | {:.2} | {:.1}x |\n",
             s.calls,
             s.recorded,
             streams,
@@ -356,7 +312,8 @@ fn main() {
             s.written,
             s.lost,
             s.kernel_drops,
-            100.0 * s.cpu_s / s.media_s,
+            s.cpu_s,
+            s.wall_s,
             100.0 * s.cpu_s / s.media_s / streams as f64,
             per_pkt,
             per_pkt / (1e6 / rate)
@@ -364,12 +321,13 @@ fn main() {
     }
     let best = rows
         .iter()
-        .filter(|s| s.written == s.sent && s.kernel_drops == 0)
+        .filter(|s| s.written == s.sent && s.kernel_drops == 0 && s.recorded == s.calls as u64)
         .map(|s| s.calls)
         .max();
     md.push_str(&format!(
         "\nHighest step recorded without loss (written = sent, no kernel drop): **{}**. The recorder's CPU covers the\n\
-         whole run (start-up, key messages, {secs} s of media, closing the files), so per packet it is an upper bound.\n",
+         whole run (start-up, key messages, {secs} s of media, closing the files), so per packet it is an upper bound; *CPU per stream* is that CPU time over\n\
+         streams x media seconds. *Run* is the recorder's whole wall time.\n",
         best.map_or("none".to_string(), |c| format!("{c} concurrent calls"))
     ));
     print!("{md}");

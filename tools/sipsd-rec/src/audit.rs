@@ -94,7 +94,7 @@ pub fn replay(
     opts: &RecordOptions,
 ) -> Result<Vec<Manifest>, AuditError> {
     std::fs::create_dir_all(out)?;
-    let mut opts = opts.clone();
+    let mut opts = *opts;
     opts.keep_srtp = false;
     opts.plaintext = true;
     let mut rec = Recorder::new(out, opts, None);

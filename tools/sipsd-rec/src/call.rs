@@ -29,7 +29,7 @@ pub const JITTER_SAMPLES: usize = 2 * RATE as usize;
 const SEARCH_EVERY: u64 = 16;
 
 /// How calls are recorded.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct RecordOptions {
     /// Replay window of each SRTP context (reordering tolerated), 64..=32768.
     pub window: u32,
@@ -344,7 +344,7 @@ impl CallRecording {
             streams: Vec::new(),
             first_at: None,
             last_at: None,
-            opts: opts.clone(),
+            opts: *opts,
         };
         rec.apply(msg)?;
         Ok(rec)
@@ -409,24 +409,34 @@ impl CallRecording {
         }
         self.first_at.get_or_insert(at);
         self.last_at = Some(at);
-        let opts = self.opts.clone();
+        let opts = self.opts;
         let Some(stream) = self.streams.get_mut(idx) else {
             return Ok(Outcome::Ignored);
         };
-        let Ok(attr) = &stream.attr else {
+        if stream.attr.is_err() {
             return Ok(Outcome::Ignored);
-        };
+        }
         let rtcp = rtcp || (stream.spec.rtcp_mux && rtp::is_rtcp(payload));
         let Some(ssrc) = rtp::ssrc_of(payload, rtcp) else {
             return Ok(Outcome::Ignored);
         };
         let window = stream.window(&opts);
-        let attr = attr.clone();
         let i = stream.ssrc_index(ssrc);
+        let StreamRec {
+            spec,
+            attr: Ok(attr),
+            ssrcs,
+            audio,
+            first_at,
+            ..
+        } = stream
+        else {
+            return Ok(Outcome::Ignored);
+        };
         let plain = if rtcp {
-            let r = &mut stream.ssrcs[i];
+            let r = &mut ssrcs[i];
             if r.rtcp_session.is_none() {
-                r.rtcp_session = Session::new(&attr, ssrc, window).ok();
+                r.rtcp_session = Session::new(attr, ssrc, window).ok();
             }
             let Some(s) = r.rtcp_session.as_mut() else {
                 return Ok(Outcome::Ignored);
@@ -450,7 +460,7 @@ impl CallRecording {
                 }
             }
         } else {
-            let r = &mut stream.ssrcs[i];
+            let r = &mut ssrcs[i];
             let buf = match r.session.as_mut() {
                 Some(s) => {
                     let mut buf = payload.to_vec();
@@ -473,7 +483,7 @@ impl CallRecording {
                         return Ok(Outcome::AuthFailed);
                     }
                     r.failed_since_search = 0;
-                    match search_roc(&attr, ssrc, window, opts.max_roc, payload) {
+                    match search_roc(attr, ssrc, window, opts.max_roc, payload) {
                         Some((s, buf, roc)) => {
                             r.session = Some(s);
                             if r.roc_at_start.is_none() {
@@ -497,15 +507,13 @@ impl CallRecording {
             *r.payload_types.entry(h.payload_type).or_default() += 1;
             r.first_at.get_or_insert(at);
             r.last_at = Some(at);
-            let stream_first = *stream.first_at.get_or_insert(at);
+            let stream_first = *first_at.get_or_insert(at);
             if r.first_ts.is_none() {
                 r.first_ts = Some(h.timestamp);
                 let since = at.duration_since(stream_first).unwrap_or_default();
                 r.base_sample = (since.as_secs_f64() * f64::from(RATE)).round() as i64;
             }
-            if let (Some(track), Some(law)) =
-                (stream.audio.as_mut(), law_of(&stream.spec, h.payload_type))
-            {
+            if let (Some(track), Some(law)) = (audio.as_mut(), law_of(spec, h.payload_type)) {
                 let delta = h.timestamp.wrapping_sub(r.first_ts.unwrap_or(h.timestamp)) as i32;
                 let mut samples = Vec::with_capacity(h.payload_end - h.payload_start);
                 g711::decode(law, &buf[h.payload_start..h.payload_end], &mut samples);

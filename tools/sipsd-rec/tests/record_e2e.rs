@@ -257,6 +257,21 @@ fn altered_recording(
     (dropped, swapped)
 }
 
+/// `sipsd-rec audit-open` with the auditor's key (made in `work`); its stdout.
+fn audit_open(bin: &Path, work: &Path, recording: &Path, out: &Path) -> String {
+    let key = format!(
+        "{}:{}",
+        work.join("auditor.key").display(),
+        work.join("auditor.crt").display()
+    );
+    run(Command::new(bin)
+        .args(["audit-open", "--key", &key])
+        .arg("--recording")
+        .arg(recording)
+        .arg("--out")
+        .arg(out))
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -322,55 +337,29 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
 
     // The recorder in M.
     let out = work.join("recordings");
-    let stats_file = work.join("rec-stats.json");
+    let stats_file = work.join("rec-stats.json"); // written by the recorder (start_recorder)
     let rec_log = work.join("recorder.log");
-    let listen = format!("{}:7070", topo.ip_m);
-    let mut recorder = Proc::spawn(
-        "sipsd-rec",
-        topo.exec(&topo.m, bin.to_str().unwrap())
-            .args([
-                "run",
-                "--iface",
-                "eth0",
-                "--listen",
-                &listen,
-                "--kek",
-                &kek_arg,
-                "--max-seconds",
-                "60",
-                "--exit-after-calls",
-                "1",
-                "--auditor-cert",
-            ])
-            .arg(work.join("auditor.crt"))
-            .arg("--out")
-            .arg(&out)
-            .arg("--stats-file")
-            .arg(&stats_file),
-        &rec_log,
+    let auditor_cert = work.join("auditor.crt");
+    let mut recorder = topo.start_recorder(
+        &bin,
+        &kek_arg,
+        work,
+        1,
+        60,
+        &["--auditor-cert", auditor_cert.to_str().unwrap()],
     );
-    wait_bound(&topo, &topo.m, 7070);
+    wait_bound(&topo, &topo.m, 7070); // Topology::key_channel
 
     // The proxy's start message for the dialog, sent from the core network.
     let call_id = format!("rec-e2e-{}@a.example", std::process::id());
     let dialog = DialogKey::new(call_id.as_bytes(), b"tag-a");
     let seq0 = sipsd::record::channel::initial_sequence();
-    let streams = vec![
-        pcmu_stream(
-            0,
-            Direction::CallerToCallee,
-            (&topo.ip_a, CALLER_PORT),
-            (&topo.ip_b, CALLEE_PORT),
-            &ka,
-        ),
-        pcmu_stream(
-            0,
-            Direction::CalleeToCaller,
-            (&topo.ip_b, CALLEE_PORT),
-            (&topo.ip_a, CALLER_PORT),
-            &kb,
-        ),
-    ];
+    let streams = pcmu_call(
+        (&topo.ip_a, CALLER_PORT),
+        (&topo.ip_b, CALLEE_PORT),
+        &ka,
+        &kb,
+    );
     let start = KeyMessage::new(
         "proxy1",
         seq0,
@@ -388,12 +377,14 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
     forged.sequence += 1;
     seal_to(&foreign, &forged, &work.join("foreign.p7m"));
     // The start, the same sealed start again (a replay), and one under an unknown KEK.
-    run(topo
-        .exec(&topo.r, bin.to_str().unwrap())
-        .args(["key-send", "--to", &listen])
-        .arg(work.join("start.p7m"))
-        .arg(work.join("start.p7m"))
-        .arg(work.join("foreign.p7m")));
+    topo.key_send(
+        &bin,
+        &[
+            work.join("start.p7m"),
+            work.join("start.p7m"),
+            work.join("foreign.p7m"),
+        ],
+    );
 
     // Receivers at both ends (the original flows), a capture on the core network.
     std::fs::write(
@@ -513,10 +504,7 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
         reason: "BYE".into(),
     });
     seal_to(&sender, &stop, &work.join("stop.p7m"));
-    run(topo
-        .exec(&topo.r, bin.to_str().unwrap())
-        .args(["key-send", "--to", &listen])
-        .arg(work.join("stop.p7m")));
+    topo.key_send(&bin, &[work.join("stop.p7m")]);
     check!(
         recorder.wait(Duration::from_secs(20)),
         "recorder finished the call on the stop message and exited"
@@ -733,21 +721,11 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
             );
         }
     }
-    check!(true, "no SDES key (raw, base64 or hex) in the recorder's log, stats or any of {} recording files", places.len() - 2);
+    println!("  ok   no SDES key (raw, base64 or hex) in the recorder's log, stats or any of {} recording files", places.len() - 2);
 
     // The auditor's copy.
     let audit_out = work.join("audit");
-    let opened = run(Command::new(&bin)
-        .args(["audit-open", "--key"])
-        .arg(format!(
-            "{}:{}",
-            work.join("auditor.key").display(),
-            work.join("auditor.crt").display()
-        ))
-        .arg("--recording")
-        .arg(&dir)
-        .arg("--out")
-        .arg(&audit_out));
+    let opened = audit_open(&bin, work, &dir, &audit_out);
     let adir = only_subdir(&audit_out);
     let (_, _, audit_caller) = wav::read(&adir.join("caller.wav")).unwrap();
     check!(
@@ -779,17 +757,7 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
     let lossy = work.join("lossy");
     let (dropped, swapped) = altered_recording(&dir, &lossy, |i| i % 10 != 5, |i| i % 7 == 3);
     let lossy_out = work.join("lossy-out");
-    run(Command::new(&bin)
-        .args(["audit-open", "--key"])
-        .arg(format!(
-            "{}:{}",
-            work.join("auditor.key").display(),
-            work.join("auditor.crt").display()
-        ))
-        .arg("--recording")
-        .arg(&lossy)
-        .arg("--out")
-        .arg(&lossy_out));
+    audit_open(&bin, work, &lossy, &lossy_out);
     let lm = read_manifest(&only_subdir(&lossy_out));
     let lc = lm.streams.iter().find(|s| s.sender == "caller").unwrap();
     let (_, _, lwav) = wav::read(&only_subdir(&lossy_out).join("caller.wav")).unwrap();
@@ -809,17 +777,7 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
     let mid = work.join("mid");
     altered_recording(&dir, &mid, |i| i >= 150, |_| false);
     let mid_out = work.join("mid-out");
-    run(Command::new(&bin)
-        .args(["audit-open", "--key"])
-        .arg(format!(
-            "{}:{}",
-            work.join("auditor.key").display(),
-            work.join("auditor.crt").display()
-        ))
-        .arg("--recording")
-        .arg(&mid)
-        .arg("--out")
-        .arg(&mid_out));
+    audit_open(&bin, work, &mid, &mid_out);
     let mm = read_manifest(&only_subdir(&mid_out));
     let mc = mm.streams.iter().find(|s| s.sender == "caller").unwrap();
     let (_, _, mwav) = wav::read(&only_subdir(&mid_out).join("caller.wav")).unwrap();

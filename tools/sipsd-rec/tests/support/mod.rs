@@ -232,6 +232,55 @@ impl Topology {
         c
     }
 
+    /// The recorder's key-channel address in M.
+    pub fn key_channel(&self) -> String {
+        format!("{}:7070", self.ip_m)
+    }
+
+    /// `sipsd-rec run` in M on its interface, the key channel on [`Self::key_channel`],
+    /// stopping after `calls` calls or `max_secs`, with further options `extra`. It writes
+    /// `dir/recordings/`, `dir/rec-stats.json` and its log `dir/recorder.log`.
+    pub fn start_recorder(
+        &self,
+        bin: &Path,
+        kek_arg: &str,
+        dir: &Path,
+        calls: usize,
+        max_secs: u64,
+        extra: &[&str],
+    ) -> Proc {
+        let mut cmd = self.exec(&self.m, bin.to_str().unwrap());
+        cmd.args([
+            "run",
+            "--iface",
+            "eth0",
+            "--listen",
+            &self.key_channel(),
+            "--kek",
+            kek_arg,
+        ])
+        .args([
+            "--max-seconds",
+            &max_secs.to_string(),
+            "--exit-after-calls",
+            &calls.to_string(),
+        ])
+        .arg("--out")
+        .arg(dir.join("recordings"))
+        .arg("--stats-file")
+        .arg(dir.join("rec-stats.json"))
+        .args(extra);
+        Proc::spawn("sipsd-rec", &mut cmd, &dir.join("recorder.log"))
+    }
+
+    /// Sends sealed key messages to the recorder from R (where the proxy sits).
+    pub fn key_send(&self, bin: &Path, files: &[PathBuf]) {
+        run(self
+            .exec(&self.r, bin.to_str().unwrap())
+            .args(["key-send", "--to", &self.key_channel()])
+            .args(files));
+    }
+
     /// What the firewall agent installs for a recorded call: in R's forward path, a copy of
     /// every packet to each `(address, port)` goes to the recorder, the original goes on.
     pub fn mirror(&self, flows: &[(&str, u16)]) {
@@ -303,6 +352,14 @@ pub fn pcmu_stream(
     }
 }
 
+/// Both directions of a PCMU call between `a` (caller) and `b` (callee), each side's key.
+pub fn pcmu_call(a: (&str, u16), b: (&str, u16), key_a: &str, key_b: &str) -> Vec<MediaStream> {
+    vec![
+        pcmu_stream(0, Direction::CallerToCallee, a, b, key_a),
+        pcmu_stream(0, Direction::CalleeToCaller, b, a, key_b),
+    ]
+}
+
 /// The key channel's KEK, written where the recorder reads it (mode 0600); returns the
 /// sender and the recorder's `--kek` value.
 pub fn channel(dir: &Path, label: &str) -> (ChannelSender, String) {
@@ -326,52 +383,42 @@ pub fn seal_to(sender: &ChannelSender, msg: &KeyMessage, path: &Path) {
     std::fs::write(path, sender.seal(msg).unwrap()).unwrap();
 }
 
-/// The frequency (Hz, 10 Hz steps, 100..3900) with the most energy in `x` at 8 kHz.
-pub fn dominant_freq(x: &[i16]) -> f64 {
-    let n = x.len().min(16000);
-    let x = &x[..n];
-    let mut best = (0.0, 0.0);
-    for f10 in 10..390 {
-        let f = f64::from(f10 * 10);
-        // Goertzel
-        let w = 2.0 * std::f64::consts::PI * f / 8000.0;
-        let c = 2.0 * w.cos();
-        let (mut s1, mut s2) = (0.0f64, 0.0f64);
-        for &v in x {
-            let s = f64::from(v) + c * s1 - s2;
-            s2 = s1;
-            s1 = s;
-        }
-        let p = s1 * s1 + s2 * s2 - c * s1 * s2;
-        if p > best.1 {
-            best = (f, p);
-        }
+/// The power of `x` (first 2 s at 8 kHz) at frequency `f` (Goertzel).
+fn power_at(x: &[i16], f: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * f / 8000.0;
+    let c = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &v in &x[..x.len().min(16000)] {
+        let s = f64::from(v) + c * s1 - s2;
+        s2 = s1;
+        s1 = s;
     }
-    best.0
+    s1 * s1 + s2 * s2 - c * s1 * s2
+}
+
+/// The analysed frequencies: 100..3900 Hz in 10 Hz steps.
+fn grid() -> impl Iterator<Item = f64> {
+    (10..390).map(|f10| f64::from(f10 * 10))
+}
+
+/// The frequency with the most energy in `x` at 8 kHz.
+pub fn dominant_freq(x: &[i16]) -> f64 {
+    grid()
+        .map(|f| (f, power_at(x, f)))
+        .fold(
+            (0.0, 0.0),
+            |best, (f, p)| if p > best.1 { (f, p) } else { best },
+        )
+        .0
 }
 
 /// The energy share (0..1) of frequency `f` (± 20 Hz) among 100..3900 Hz.
 pub fn energy_share(x: &[i16], f: f64) -> f64 {
-    let n = x.len().min(16000);
-    let x = &x[..n];
-    let (mut at, mut all) = (0.0, 0.0);
-    for f10 in 10..390 {
-        let g = f64::from(f10 * 10);
-        let w = 2.0 * std::f64::consts::PI * g / 8000.0;
-        let c = 2.0 * w.cos();
-        let (mut s1, mut s2) = (0.0f64, 0.0f64);
-        for &v in x {
-            let s = f64::from(v) + c * s1 - s2;
-            s2 = s1;
-            s1 = s;
-        }
-        let p = s1 * s1 + s2 * s2 - c * s1 * s2;
-        all += p;
-        if (g - f).abs() <= 20.0 {
-            at += p;
-        }
-    }
-    at / all.max(1e-9)
+    let (at, all) = grid().fold((0.0, 0.0), |(at, all), g| {
+        let p = power_at(x, g);
+        (if (g - f).abs() <= 20.0 { at + p } else { at }, all + p)
+    });
+    at / f64::max(all, 1e-9)
 }
 
 /// The largest mu-law reconstruction error for a 16-bit sample `x` (half the quantisation
