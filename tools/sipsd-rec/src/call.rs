@@ -27,6 +27,13 @@ pub const RATE: u32 = 8000;
 pub const JITTER_SAMPLES: usize = 2 * RATE as usize;
 /// Failed packets between two searches for the roll-over counter of an SSRC.
 const SEARCH_EVERY: u64 = 16;
+/// Most SSRCs kept per stream. When full, an SSRC that never authenticated makes room (the
+/// oldest such): packets with made-up SSRCs cannot grow the state or push out real ones.
+pub const MAX_SSRCS: usize = 16;
+/// Roll-over-counter searches per stream and second (each costs up to `max_roc + 1` libsrtp
+/// contexts), and the burst allowed.
+const SEARCHES_PER_SEC: f64 = 4.0;
+const SEARCH_BURST: f64 = 8.0;
 
 /// How calls are recorded.
 #[derive(Clone, Copy, Debug)]
@@ -168,6 +175,13 @@ struct StreamRec {
     wav_name: Option<String>,
     first_at: Option<SystemTime>,
     finished_wav: Option<(u64, u64)>,
+    /// Authentication failures of SSRCs dropped to make room.
+    evicted_auth_failures: u64,
+    /// Search budget (token bucket) and when it was last topped up.
+    search_tokens: f64,
+    search_refill: Option<SystemTime>,
+    /// Searches over higher roll-over counters done.
+    roc_searches: u64,
 }
 
 fn law_of(spec: &MediaStream, pt: u8) -> Option<Law> {
@@ -221,6 +235,10 @@ impl StreamRec {
             wav_name,
             first_at: None,
             finished_wav: None,
+            evicted_auth_failures: 0,
+            search_tokens: SEARCH_BURST,
+            search_refill: None,
+            roc_searches: 0,
         })
     }
 
@@ -231,13 +249,34 @@ impl StreamRec {
         }
     }
 
-    fn ssrc_index(&mut self, ssrc: u32) -> usize {
-        match self.ssrcs.iter().position(|s| s.ssrc == ssrc) {
-            Some(i) => i,
-            None => {
-                self.ssrcs.push(SsrcRec::new(ssrc));
-                self.ssrcs.len() - 1
-            }
+    /// The state of `ssrc`, made if new; `None` when the table is full of SSRCs that did
+    /// authenticate.
+    fn ssrc_index(&mut self, ssrc: u32) -> Option<usize> {
+        if let Some(i) = self.ssrcs.iter().position(|s| s.ssrc == ssrc) {
+            return Some(i);
+        }
+        if self.ssrcs.len() >= MAX_SSRCS {
+            let victim = self.ssrcs.iter().position(|s| {
+                s.session.is_none() && s.rtcp_packets == 0 && s.stats.received == 0
+            })?;
+            let gone = self.ssrcs.remove(victim);
+            self.evicted_auth_failures += gone.auth_failures + gone.rtcp_auth_failures;
+        }
+        self.ssrcs.push(SsrcRec::new(ssrc));
+        Some(self.ssrcs.len() - 1)
+    }
+
+    /// Takes one roll-over-counter search from the stream's budget, if any is left.
+    fn take_search(&mut self, at: SystemTime) -> bool {
+        let last = *self.search_refill.get_or_insert(at);
+        let secs = at.duration_since(last).unwrap_or_default().as_secs_f64();
+        self.search_tokens = (self.search_tokens + secs * SEARCHES_PER_SEC).min(SEARCH_BURST);
+        self.search_refill = Some(at);
+        if self.search_tokens >= 1.0 {
+            self.search_tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 }
@@ -421,13 +460,22 @@ impl CallRecording {
             return Ok(Outcome::Ignored);
         };
         let window = stream.window(&opts);
-        let i = stream.ssrc_index(ssrc);
+        let Some(i) = stream.ssrc_index(ssrc) else {
+            stream.evicted_auth_failures += 1;
+            return Ok(Outcome::AuthFailed);
+        };
+        // A new SSRC is tried under ROC 0 at once; the search over higher ROCs needs budget.
+        let full_search = !rtcp
+            && stream.ssrcs[i].session.is_none()
+            && stream.ssrcs[i].failed_since_search + 1 >= SEARCH_EVERY
+            && stream.take_search(at);
         let StreamRec {
             spec,
             attr: Ok(attr),
             ssrcs,
             audio,
             first_at,
+            roc_searches,
             ..
         } = stream
         else {
@@ -483,7 +531,11 @@ impl CallRecording {
                         return Ok(Outcome::AuthFailed);
                     }
                     r.failed_since_search = 0;
-                    match search_roc(attr, ssrc, window, opts.max_roc, payload) {
+                    let max_roc = if full_search { opts.max_roc } else { 0 };
+                    if max_roc > 0 {
+                        *roc_searches += 1;
+                    }
+                    match search_roc(attr, ssrc, window, max_roc, payload) {
                         Some((s, buf, roc)) => {
                             r.session = Some(s);
                             if r.roc_at_start.is_none() {
@@ -690,8 +742,10 @@ fn stream_entry(s: &StreamRec) -> StreamEntry {
         lost: ssrcs.iter().map(|x| x.lost).sum(),
         reordered: ssrcs.iter().map(|x| x.reordered).sum(),
         duplicates: ssrcs.iter().map(|x| x.duplicates).sum(),
-        auth_failures: s.ssrcs.iter().map(|r| r.auth_failures).sum(),
+        auth_failures: s.evicted_auth_failures
+            + s.ssrcs.iter().map(|r| r.auth_failures).sum::<u64>(),
         late_for_wav: late,
+        roc_searches: s.roc_searches,
         rtcp_packets: s.ssrcs.iter().map(|r| r.rtcp_packets).sum(),
         rtcp_auth_failures: s.ssrcs.iter().map(|r| r.rtcp_auth_failures).sum(),
         ssrcs,
@@ -703,5 +757,118 @@ pub fn direction_label(d: Direction) -> &'static str {
     match d {
         Direction::CallerToCallee => "caller->callee",
         Direction::CalleeToCaller => "callee->caller",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sipsd::record::{CallStart, Codec, Endpoint, Event, SdesValue};
+    use std::time::Duration;
+
+    const KEY: &str = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+
+    fn call(dir: &Path) -> CallRecording {
+        let stream = MediaStream {
+            mline: 0,
+            media: "audio".into(),
+            direction: Direction::CallerToCallee,
+            source: None,
+            destination: Endpoint {
+                address: "192.0.2.2".into(),
+                port: 4000,
+            },
+            rtcp_mux: false,
+            codecs: vec![Codec::new(0, "PCMU", 8000)],
+            crypto: SdesValue::new(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}")).unwrap(),
+        };
+        let msg = KeyMessage::new(
+            "proxy1",
+            1,
+            1_700_000_000_000,
+            &[7; 32],
+            Event::Start(CallStart {
+                call_id: "c".into(),
+                caller: "a".into(),
+                callee: "b".into(),
+                streams: vec![stream],
+            }),
+        );
+        CallRecording::start(dir, &msg, &RecordOptions::default()).unwrap()
+    }
+
+    fn packet(ssrc: u32, seq: u16) -> Vec<u8> {
+        let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0];
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend(std::iter::repeat_n(0xffu8, 160));
+        p
+    }
+
+    #[test]
+    fn forged_ssrcs_are_bounded_and_real_ones_still_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = call(dir.path());
+        let (src, dst): (SocketAddr, SocketAddr) = (
+            "192.0.2.1:5000".parse().unwrap(),
+            "192.0.2.2:4000".parse().unwrap(),
+        );
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        // 500 packets with made-up SSRCs and a 10-byte "tag", at one instant.
+        for i in 0..500u32 {
+            let mut p = packet(0x5000_0000 + i, i as u16);
+            p.extend_from_slice(&[0xaa; 10]);
+            let cap = Captured {
+                at: t0,
+                src,
+                dst,
+                payload: &p,
+                raw: &p,
+            };
+            assert_eq!(c.on_packet(0, false, &cap).unwrap(), Outcome::AuthFailed);
+        }
+        let s = &c.streams[0];
+        assert!(s.ssrcs.len() <= MAX_SSRCS, "{}", s.ssrcs.len());
+        assert!(
+            s.roc_searches <= SEARCH_BURST as u64,
+            "{} full searches",
+            s.roc_searches
+        );
+        // A real sender with a new SSRC (ROC 0) a moment later is decrypted at once, and one
+        // whose ROC is 2 once the budget has refilled.
+        let attr = CryptoAttr::parse(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}")).unwrap();
+        let mut tx = Session::new(&attr, 0x1234, 128).unwrap();
+        let mut p = packet(0x1234, 10);
+        tx.protect(&mut p).unwrap();
+        let cap = Captured {
+            at: t0 + Duration::from_millis(10),
+            src,
+            dst,
+            payload: &p,
+            raw: &p,
+        };
+        assert_eq!(c.on_packet(0, false, &cap).unwrap(), Outcome::Decrypted);
+        let mut tx2 = Session::new(&attr, 0x9999, 128).unwrap();
+        tx2.set_roc(2).unwrap();
+        let mut q = packet(0x9999, 77);
+        tx2.protect(&mut q).unwrap();
+        let cap = Captured {
+            at: t0 + Duration::from_secs(2),
+            src,
+            dst,
+            payload: &q,
+            raw: &q,
+        };
+        assert_eq!(c.on_packet(0, false, &cap).unwrap(), Outcome::Decrypted);
+        let m = c.finish("test", None).unwrap();
+        let e = &m.streams[0];
+        assert_eq!(e.auth_failures, 500);
+        assert_eq!(e.ssrcs.iter().filter(|x| x.packets == 1).count(), 2);
+        assert!(e.ssrcs.iter().any(|x| x.roc_at_start == Some(2)));
+        println!(
+            "  ok   500 forged packets with new SSRCs: {} SSRCs kept (max {MAX_SSRCS}), {} ROC searches (burst {SEARCH_BURST}); real SSRCs (ROC 0, ROC 2) still decrypted",
+            e.ssrcs.len(),
+            e.roc_searches
+        );
     }
 }

@@ -104,6 +104,9 @@ pub struct StreamEntry {
     pub auth_failures: u64,
     /// Packets that arrived too late for the WAV (still in the pcap).
     pub late_for_wav: u64,
+    /// Searches over roll-over counters above 0 (a capture that began after a wrap, or
+    /// packets that authenticate under no key: forged, or another call's).
+    pub roc_searches: u64,
     /// SRTCP packets decrypted.
     pub rtcp_packets: u64,
     /// SRTCP packets that failed authentication.
