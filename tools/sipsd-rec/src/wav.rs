@@ -59,7 +59,6 @@ impl WavWriter {
         let mut f = self.out.into_inner().map_err(|e| e.into_error())?;
         f.seek(SeekFrom::Start(0))?;
         f.write_all(&header(rate, self.samples))?;
-        f.sync_data()?;
         Ok(self.samples)
     }
 }
