@@ -7,11 +7,13 @@
 //! - [`message`]: the key-channel message (start / update / stop of a dialog, its media
 //!   tuples per stream and direction, codecs and each sender's crypto attribute), as DER;
 //! - [`channel`]: sealing it as CMS AuthEnvelopedData under a pre-shared KEK, and opening it
-//!   with replay protection.
+//!   with replay protection;
+//! - [`streams`]: a call's recorded streams from its offer and answer ([`crate::sdp`]).
 
 pub mod channel;
 pub mod message;
 pub mod sdes;
+pub mod streams;
 
 pub use channel::{ChannelReceiver, ChannelSender, ReplayWindow};
 pub use message::{
@@ -19,6 +21,7 @@ pub use message::{
     StreamSet,
 };
 pub use sdes::{CryptoAttr, MasterKey, Mki, SdesError, SrtpSuite};
+pub use streams::streams_from_offer_answer;
 
 use crate::cms::CmsError;
 use crate::keys::KeyError;
@@ -61,6 +64,9 @@ pub enum RecordError {
         /// The difference.
         skew_ms: u64,
     },
+    /// The answer's `a=crypto` tag names no offered attribute (the `m=` line index).
+    #[error("m-line {0}: the answer's crypto tag matches no offered a=crypto")]
+    NoMatchingCrypto(u16),
     /// The sequence number was seen already or is older than the replay window.
     #[error("key message sequence {0} replayed or too old")]
     Replay(u64),

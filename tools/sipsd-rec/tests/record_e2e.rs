@@ -354,11 +354,23 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
     let call_id = format!("rec-e2e-{}@a.example", std::process::id());
     let dialog = DialogKey::new(call_id.as_bytes(), b"tag-a");
     let seq0 = sipsd::record::channel::initial_sequence();
-    let streams = pcmu_call(
-        (&topo.ip_a, CALLER_PORT),
-        (&topo.ip_b, CALLEE_PORT),
-        &ka,
-        &kb,
+    // The streams as the proxy works them out from the disclosed offer and answer.
+    let sdp = |addr: &str, port: u16, tags: &[(u32, &str)]| {
+        let mut s = format!("v=0\r\no=- 1 1 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\nm=audio {port} RTP/SAVP 0\r\n");
+        for (tag, key) in tags {
+            s.push_str(&format!(
+                "a=crypto:{tag} AES_CM_128_HMAC_SHA1_80 inline:{key}|2^31\r\n"
+            ));
+        }
+        sipsd::sdp::SdpInfo::parse(s.as_bytes()).unwrap()
+    };
+    let other = b64(&random_bytes(30));
+    let offer = sdp(&topo.ip_a, CALLER_PORT, &[(1, &other), (2, &ka)]);
+    let answer = sdp(&topo.ip_b, CALLEE_PORT, &[(2, &kb)]);
+    let streams = sipsd::record::streams_from_offer_answer(&offer, &answer).unwrap();
+    check!(
+        streams.len() == 2 && streams[0].crypto.as_str().contains(ka.as_str()),
+        "streams from offer/answer: caller sends with the offered key the answer accepted (tag 2), callee with the answered one"
     );
     let start = KeyMessage::new(
         "proxy1",
