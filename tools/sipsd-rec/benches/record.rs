@@ -111,6 +111,7 @@ struct Step {
     lost: u64,
     recorded: u64,
     wall_s: f64,
+    user_s: f64,
 }
 
 fn step(bin: &Path, work: &Path, calls: usize, secs: u64) -> Step {
@@ -226,6 +227,7 @@ fn step(bin: &Path, work: &Path, calls: usize, secs: u64) -> Step {
     Step {
         recorded,
         wall_s: st["wall_s"].as_f64().unwrap_or(0.0),
+        user_s: st["cpu_user_s"].as_f64().unwrap_or(0.0),
         calls,
         sent,
         written,
@@ -259,12 +261,8 @@ fn main() {
     if !prerequisites(&["ip", "nft"]) {
         return;
     }
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/sipsd-rec");
-    let bin = if bin.is_file() {
-        bin
-    } else {
-        PathBuf::from(env!("CARGO_BIN_EXE_sipsd-rec"))
-    };
+    // Built by `cargo bench` with the bench (optimised) profile.
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_sipsd-rec"));
     let work = tempfile::tempdir().unwrap();
     let rate = libsrtp_rate(2.0);
     let mut rows = Vec::new();
@@ -295,7 +293,7 @@ fn main() {
         rate,
         1e6 / rate
     ));
-    md.push_str("| calls | recorded | streams | packets/s | sent | written | lost | kernel drops | recorder CPU / run | CPU per stream | µs per packet | vs libsrtp alone |\n");
+    md.push_str("| calls | recorded | streams | packets/s | sent | written | lost | kernel drops | recorder CPU (user) / run | CPU per stream | µs per packet | vs libsrtp alone |\n");
     md.push_str(
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
@@ -303,7 +301,7 @@ fn main() {
         let streams = 2 * s.calls;
         let per_pkt = s.cpu_s / s.written.max(1) as f64 * 1e6;
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} s / {:.1} s | {:.3}% of a core | {:.2} | {:.1}x |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} s ({:.2} s) / {:.1} s | {:.3}% of a core | {:.2} | {:.1}x |\n",
             s.calls,
             s.recorded,
             streams,
@@ -313,6 +311,7 @@ fn main() {
             s.lost,
             s.kernel_drops,
             s.cpu_s,
+            s.user_s,
             s.wall_s,
             100.0 * s.cpu_s / s.media_s / streams as f64,
             per_pkt,
