@@ -103,6 +103,9 @@ struct RunArgs {
     /// Write the run's counters (JSON) here when stopping.
     #[arg(long)]
     stats_file: Option<PathBuf>,
+    /// Microseconds to let packets gather after each batch read (0: wake for every packet).
+    #[arg(long, default_value_t = 1000)]
+    batch_wait_us: u64,
     #[command(flatten)]
     tuning: Tuning,
 }
@@ -166,6 +169,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         max_seconds,
         exit_after_calls,
         stats_file,
+        batch_wait_us,
         tuning,
     } = args;
     sipsd_rec::srtp::init().map_err(|e| e.to_string())?;
@@ -199,6 +203,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         sipsd_rec::srtp::version(),
         out.display()
     );
+    let batch_wait = Duration::from_micros(batch_wait_us);
     let started = Instant::now();
     let mut kernel = KernelStats::default();
     let mut buf = vec![0u8; 65536];
@@ -228,13 +233,21 @@ fn run(args: RunArgs) -> Result<(), String> {
             }
         }
         if ready.packets {
+            let mut n_read = 0;
             for _ in 0..4096 {
                 match sock.recv(&mut buf).map_err(|e| e.to_string())? {
-                    Some(n) => rec
-                        .on_ip(capture::now(), &buf[..n])
-                        .map_err(|e| e.to_string())?,
+                    Some(n) => {
+                        n_read += 1;
+                        rec.on_ip(capture::now(), &buf[..n])
+                            .map_err(|e| e.to_string())?
+                    }
                     None => break,
                 }
+            }
+            // Let packets gather (the socket buffer holds seconds of them) rather than wake up
+            // for each one: fewer context switches per packet. Arrival times keep 1 ms accuracy.
+            if n_read < 4096 && batch_wait > Duration::ZERO {
+                std::thread::sleep(batch_wait);
             }
         }
     };
