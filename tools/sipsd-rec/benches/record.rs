@@ -326,7 +326,8 @@ fn main() {
     md.push_str(&format!(
         "\nHighest step recorded without loss (written = sent, no kernel drop): **{}**. The recorder's CPU covers the\n\
          whole run (start-up, key messages, {secs} s of media, closing the files), so per packet it is an upper bound; *CPU per stream* is that CPU time over\n\
-         streams x media seconds. *Run* is the recorder's whole wall time.\n",
+         streams x media seconds. *Run* is the recorder's whole wall time. On a shared machine both rates move\n\
+         with the load (printed above): compare the two columns of one run, not runs with each other.\n",
         best.map_or("none".to_string(), |c| format!("{c} concurrent calls"))
     ));
     print!("{md}");
