@@ -10,6 +10,21 @@ use std::time::Instant;
 
 use sipsd::cache::{CacheConfig, DialogKey, SharedCache, PROTECTED_PERCENT};
 
+/// A key used by a body it authenticated, on the cache's check-then-change API.
+mod ops {
+    use sipsd::cache::{CacheError, CachedKey, DialogKey, OnMiss, SharedCache, Verdict};
+
+    /// An authenticated use of the dialog's key, then the entry as it is.
+    pub fn use_key(c: &SharedCache, k: &DialogKey) -> Result<Option<CachedKey>, CacheError> {
+        if c.with_entry(&[*k], OnMiss::Count, |_| (Verdict::Used, ()))?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        c.peek(k)
+    }
+}
+
 /// Fork; the child runs `f` and leaves with `_exit(f())`, never returning into the harness.
 fn fork_child(f: impl FnOnce() -> i32) -> libc::pid_t {
     // SAFETY: fork has no memory-safety preconditions. The child only runs `f` (cache calls)
@@ -69,10 +84,10 @@ fn flood_from_other_workers_keeps_calls_in_progress() {
     let (rd, wr) = (fds[0], fds[1]);
     let calls = fork_child(move || {
         for n in 0..LIVE {
-            if c.store(&live(n), 1, &[n as u8; 32]).is_err() {
+            if c.insert(&live(n), 1, &[n as u8; 32]).is_err() {
                 return 1;
             }
-            if !matches!(c.get(&live(n)), Ok(Some(_))) {
+            if !matches!(ops::use_key(c, &live(n)), Ok(Some(_))) {
                 return 3;
             }
         }
@@ -81,7 +96,7 @@ fn flood_from_other_workers_keeps_calls_in_progress() {
         unsafe { libc::write(wr, (&b as *const u8).cast(), 1) };
         for round in 0..50 {
             for n in 0..LIVE {
-                match c.get(&live(n)) {
+                match ops::use_key(c, &live(n)) {
                     Ok(Some(k)) if k.cek.as_slice() == [n as u8; 32] => {}
                     Ok(_) => return 10 + (round % 100),
                     Err(_) => return 2,
@@ -105,7 +120,7 @@ fn flood_from_other_workers_keeps_calls_in_progress() {
         .map(|w| {
             fork_child(move || {
                 for n in 0..FLOOD_PER_WORKER {
-                    if c.store(&fake(w, n), 1, &[0xEE; 32]).is_err() {
+                    if c.insert(&fake(w, n), 1, &[0xEE; 32]).is_err() {
                         return 1;
                     }
                 }
