@@ -5,9 +5,10 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sipsd::cms::ContentAlg;
-use sipsd::cms::{IdKind, Recipient, RsaPadding};
-use sipsd::ua::{BodyOptions, UaSession};
+use sipsd::crypto::cms::ContentAlg;
+use sipsd::crypto::cms::{IdKind, Recipient, RsaPadding};
+use sipsd::engine::ua::UaSession;
+use sipsd::sip::body::BodyOptions;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -8,11 +8,11 @@
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
-use sipsd::cache::{CacheConfig, DialogKey, SharedCache, PROTECTED_PERCENT};
+use sipsd::engine::cache::{CacheConfig, DialogKey, SharedCache, PROTECTED_PERCENT};
 
 /// A key used by a body it authenticated, on the cache's check-then-change API.
 mod ops {
-    use sipsd::cache::{CacheError, CachedKey, DialogKey, OnMiss, SharedCache, Verdict};
+    use sipsd::engine::cache::{CacheError, CachedKey, DialogKey, OnMiss, SharedCache, Verdict};
 
     /// An authenticated use of the dialog's key, then the entry as it is.
     pub fn use_key(c: &SharedCache, k: &DialogKey) -> Result<Option<CachedKey>, CacheError> {

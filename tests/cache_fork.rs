@@ -11,12 +11,14 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use sipsd::cache::{CacheConfig, DialogKey, SharedCache, Stored};
+use sipsd::engine::cache::{CacheConfig, DialogKey, SharedCache, Stored};
 
 /// The operations these tests exercise, on the cache's check-then-change API: a key used by a
 /// body it authenticated, and a writer that stores or (as a proven rotation would) replaces.
 mod ops {
-    use sipsd::cache::{CacheError, CachedKey, DialogKey, OnMiss, SharedCache, Stored, Verdict};
+    use sipsd::engine::cache::{
+        CacheError, CachedKey, DialogKey, OnMiss, SharedCache, Stored, Verdict,
+    };
     use zeroize::Zeroizing;
 
     /// An authenticated use of the dialog's key, then the entry as it is.

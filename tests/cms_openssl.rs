@@ -6,10 +6,10 @@ mod cms_support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sipsd::cms::{
+use sipsd::crypto::cms::{
     self, Cek, CmsError, CmsKind, ContentAlg, IdKind, Recipient, RecipientKeyId, RsaPadding,
 };
-use sipsd::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
+use sipsd::crypto::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
 
 use cms_support::{cert_recipient, hex, key_path, offer, psk_recipient, read_hex};
 

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use sipsd::cms::{self, Cek, ContentAlg, IdKind, Recipient, RsaPadding};
+use sipsd::crypto::cms::{self, Cek, ContentAlg, IdKind, Recipient, RsaPadding};
 
 const ADDR: &str = "127.0.0.1";
 const MAX_BODY: usize = 32768;

@@ -4,11 +4,13 @@
 
 use std::path::PathBuf;
 
-use sipsd::body;
-use sipsd::cms::{ContentAlg, IdKind, Recipient, RsaPadding};
-use sipsd::error::Error;
-use sipsd::proxy::{Counter, KeySource, Proxy, ProxyConfig, SipMessage, Unwrapped};
-use sipsd::ua::{BodyOptions, SipBody, UaSession};
+use sipsd::crypto::cms::{ContentAlg, IdKind, Recipient, RsaPadding};
+use sipsd::engine::proxy::{Counter, KeySource, Proxy, ProxyConfig, SipMessage, Unwrapped};
+use sipsd::engine::ua::UaSession;
+use sipsd::engine::Error;
+use sipsd::sip::body;
+use sipsd::sip::body::BodyOptions;
+use sipsd::sip::body::SipBody;
 
 fn keys() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/vectors/keys")
@@ -91,7 +93,7 @@ fn msg<'a>(call: &'a str, to_tag: &'a str, b: &'a SipBody, disclose: &'a str) ->
     }
 }
 
-fn disclosed(u: Unwrapped) -> Vec<sipsd::proxy::DisclosedPart> {
+fn disclosed(u: Unwrapped) -> Vec<sipsd::engine::proxy::DisclosedPart> {
     match u {
         Unwrapped::Disclosed(p) => p,
         other => panic!("expected a disclosed body, got {other:?}"),
@@ -155,7 +157,7 @@ fn explicit_mode_needs_the_header_to_name_us() {
         .unwrap(&msg("e4", "", &theirs, "proxy1.example.net"))
         .unwrap_err();
     assert!(
-        matches!(e, Error::Cms(sipsd::cms::CmsError::NotRecipient)),
+        matches!(e, Error::Cms(sipsd::crypto::cms::CmsError::NotRecipient)),
         "{e}"
     );
     println!("explicit: named but not a recipient -> error: {e}");
@@ -213,7 +215,7 @@ fn explicit_content_ids_select_parts_of_a_multipart_body() {
         ))
         .unwrap_err();
     assert!(
-        matches!(e, Error::Cms(sipsd::cms::CmsError::NotRecipient)),
+        matches!(e, Error::Cms(sipsd::crypto::cms::CmsError::NotRecipient)),
         "{e}"
     );
     println!("asked for a part not wrapped for us -> {e}");

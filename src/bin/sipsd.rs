@@ -7,11 +7,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use sipsd::body::{self, BodyLimits};
-use sipsd::cms::{self, Cek, ContentAlg, IdKind, Recipient, RecipientKeyId, RsaPadding};
-use sipsd::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
-use sipsd::request::DisclosureRequest;
-use sipsd::ua::{base64_lines, BodyOptions, SipBody, UaSession};
+use sipsd::crypto::cms::{self, Cek, ContentAlg, IdKind, Recipient, RecipientKeyId, RsaPadding};
+use sipsd::crypto::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
+use sipsd::engine::ua::UaSession;
+use sipsd::sip::body::build::base64_lines;
+use sipsd::sip::body::BodyOptions;
+use sipsd::sip::body::SipBody;
+use sipsd::sip::body::{self, BodyLimits};
+use sipsd::sip::disclose::DisclosureRequest;
 
 #[derive(Parser)]
 #[command(
@@ -509,7 +512,7 @@ fn sipp_calls(a: SippArgs) -> CliResult<()> {
     let opts = BodyOptions::default();
     let (mut uac, mut uas) = (String::from("SEQUENTIAL\n"), String::from("SEQUENTIAL\n"));
     let mut expected = String::from("call;offer_media;answer_media;rotated_media\n");
-    let err = |e: sipsd::error::Error| e.to_string();
+    let err = |e: sipsd::engine::Error| e.to_string();
     for call in 0..a.calls {
         let (oa, op, offer) = call_sdp(call, false);
         let (aa, ap, answer) = call_sdp(call, true);

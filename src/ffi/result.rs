@@ -2,11 +2,11 @@
 
 use std::ffi::c_char;
 
-use crate::body::BodyError;
-use crate::cache::CacheError;
-use crate::cms::CmsError;
-use crate::error::Error;
-use crate::keys::KeyError;
+use crate::crypto::cms::CmsError;
+use crate::crypto::keys::KeyError;
+use crate::engine::cache::CacheError;
+use crate::engine::Error;
+use crate::sip::body::BodyError;
 
 use super::boundary::ffi_boundary;
 
@@ -167,7 +167,6 @@ impl From<&Error> for sd_result {
                 CmsError::Decrypt | CmsError::CekAlgMismatch | CmsError::BadKeyLength => {
                     SD_ERR_DECRYPT
                 }
-                CmsError::NeedsDialogKey => SD_ERR_NO_DIALOG_KEY,
                 CmsError::RsaBudgetExhausted => SD_ERR_RSA_BUDGET,
                 CmsError::NoRotationProof => SD_ERR_ROTATION_UNPROVEN,
                 CmsError::Rng => SD_ERR_RNG,

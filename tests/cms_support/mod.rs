@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sipsd::cms::{IdKind, Recipient, RsaPadding};
+use sipsd::crypto::cms::{IdKind, Recipient, RsaPadding};
 use zeroize::Zeroizing;
 
 /// The interop vectors: `$SIPSD_VECTORS`, else the committed copy of `shared/vectors`.

@@ -3,7 +3,7 @@
 //! list exactly this table, so a new counter needs no change on the C side.
 
 use super::counters::Counter;
-use crate::cache::CacheStats;
+use crate::engine::cache::CacheStats;
 
 /// The counters of a proxy and of its cache, summed over every process.
 #[derive(Clone, Copy, Debug, Default)]

@@ -25,7 +25,7 @@ use super::cek::{random_bytes, Cek, ContentAlg};
 use super::error::CmsError;
 use super::oids;
 use super::rsa_backend::{OaepHash, RsaKey};
-use crate::keys;
+use crate::crypto::cert;
 
 /// What a RecipientInfo names as the recipient's key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -357,9 +357,9 @@ impl Recipient {
         id: IdKind,
         padding: RsaPadding,
     ) -> Result<Recipient, CmsError> {
-        let cert = keys::read_certificate(path)
+        let cert = cert::read_certificate(path)
             .map_err(|e| CmsError::CertFile(format!("{}: {e}", path.display())))?;
-        keys::certificate_public_key(&cert)
+        cert::certificate_public_key(&cert)
             .map_err(|e| CmsError::CertFile(format!("{}: not an RSA key: {e}", path.display())))?;
         Ok(Recipient::Cert { cert, id, padding })
     }
@@ -368,7 +368,7 @@ impl Recipient {
     pub(crate) fn recipient_info(&self, cek: &Cek) -> Result<RecipientInfo, CmsError> {
         match self {
             Recipient::Cert { cert, id, padding } => {
-                let public = keys::certificate_public_key(cert)
+                let public = cert::certificate_public_key(cert)
                     .map_err(|e| CmsError::CertFile(format!("not an RSA key: {e}")))?;
                 let (version, rid) = match id {
                     IdKind::IssuerSerial => (
@@ -379,7 +379,7 @@ impl Recipient {
                         }),
                     ),
                     IdKind::SubjectKeyId => {
-                        let ski = keys::subject_key_id(cert).map_err(CmsError::CertFile)?;
+                        let ski = cert::subject_key_id(cert).map_err(CmsError::CertFile)?;
                         (
                             CmsVersion::V2,
                             RecipientIdentifier::SubjectKeyIdentifier(SubjectKeyIdentifier(
@@ -563,9 +563,11 @@ mod tests {
 
     fn vector_identity(name: &str) -> (RsaKey, x509_cert::Certificate) {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vectors/keys");
-        let key = keys::parse_private_key(&std::fs::read(dir.join(format!("{name}.key"))).unwrap())
-            .unwrap();
-        let cert = keys::read_certificate(&dir.join(format!("{name}.crt"))).unwrap();
+        let key = crate::crypto::keys::parse_private_key(
+            &std::fs::read(dir.join(format!("{name}.key"))).unwrap(),
+        )
+        .unwrap();
+        let cert = cert::read_certificate(&dir.join(format!("{name}.crt"))).unwrap();
         (RsaKey::new(key), cert)
     }
 
@@ -574,7 +576,7 @@ mod tests {
         let (key, cert) = vector_identity("proxy1");
         let (other, _) = vector_identity("proxy2");
         #[cfg(feature = "aws-lc")]
-        let before = crate::cms::rsa_backend::tests::AWS_LC_DECRYPTIONS
+        let before = crate::crypto::cms::rsa_backend::tests::AWS_LC_DECRYPTIONS
             .load(std::sync::atomic::Ordering::Relaxed);
         for padding in [
             RsaPadding::OaepSha1,
@@ -606,7 +608,7 @@ mod tests {
         }
         #[cfg(feature = "aws-lc")]
         assert!(
-            crate::cms::rsa_backend::tests::AWS_LC_DECRYPTIONS
+            crate::crypto::cms::rsa_backend::tests::AWS_LC_DECRYPTIONS
                 .load(std::sync::atomic::Ordering::Relaxed)
                 >= before + 4,
             "OAEP unwraps did not go through AWS-LC"

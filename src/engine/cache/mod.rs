@@ -1,6 +1,6 @@
 //! The per-dialog key cache, in memory shared by every worker process of the SIP server.
 //!
-//! SIP servers such as Kamailio initialise their modules in one process and then fork the
+//! SIP servers initialise their modules in one process and then fork the
 //! workers; the requests and responses of one dialog land in different workers.
 //! [`SharedCache::create`] therefore makes a `MAP_SHARED | MAP_ANONYMOUS` mapping (inherited
 //! across `fork`) holding a fixed-size hash table of [`DialogKey`] → content-encryption key,
@@ -225,7 +225,7 @@ pub struct SharedCache {
 }
 
 impl SharedCache {
-    /// Map and initialise the shared region. Call before fork (Kamailio: `mod_init`).
+    /// Map and initialise the shared region. Call before fork (in the server's module initialisation).
     pub fn create(cfg: CacheConfig) -> Result<SharedCache, CacheError> {
         Ok(SharedCache {
             region: Region::create(cfg)?,

@@ -1,6 +1,6 @@
 //! Message counters shared by every process forked from the one that made them.
 //!
-//! Kamailio answers `sipsd.stats` from its RPC process, while the workers count: so the
+//! A SIP server answers statistics and RPC from another process than the workers that count: so the
 //! counters live in one anonymous shared mapping of atomics, made before the fork.
 #![allow(unsafe_code)]
 

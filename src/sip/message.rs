@@ -1,9 +1,6 @@
 //! The facts of a SIP message a proxy needs, borrowed from the server's parsed message.
 
-use crate::cache::DialogKey;
-use crate::error::{Error, Result};
-
-/// One SIP request or reply as the Kamailio module (or a test) hands it over.
+/// One SIP request or reply as a SIP server's module (or a test) hands it over.
 ///
 /// Every field is borrowed for the duration of one call; empty means "absent".
 #[derive(Clone, Copy, Debug, Default)]
@@ -29,24 +26,8 @@ pub struct SipMessage<'a> {
 }
 
 impl<'a> SipMessage<'a> {
-    /// The dialog this message belongs to; Call-ID and From-tag must be present.
-    pub fn dialog(&self) -> Result<DialogKey> {
-        if self.call_id.is_empty() {
-            return Err(Error::InvalidMessage("no Call-ID"));
-        }
-        if self.from_tag.is_empty() {
-            return Err(Error::InvalidMessage("no From tag"));
-        }
-        Ok(DialogKey::new(self.call_id, self.from_tag))
-    }
-
     /// True for replies and for requests inside a dialog (To has a tag).
     pub fn in_dialog(&self) -> bool {
         self.status != 0 || !self.to_tag.is_empty()
-    }
-
-    /// A header value as text; a value that is not UTF-8 is an error.
-    pub fn text(field: &'a [u8], what: &'static str) -> Result<&'a str> {
-        std::str::from_utf8(field).map_err(|_| Error::InvalidMessage(what))
     }
 }

@@ -31,10 +31,6 @@ pub enum CmsError {
     /// Content decryption or authentication failed (bad tag, bad CBC padding, wrong CEK).
     #[error("content decryption failed")]
     Decrypt,
-    /// EncryptedData has no recipients: open it with the dialog's cached key
-    /// ([`open_with_cek`](super::open_with_cek)).
-    #[error("EncryptedData needs the dialog's content-encryption key")]
-    NeedsDialogKey,
     /// The given CEK's algorithm is not the message's content-encryption algorithm.
     #[error("content-encryption key is for a different algorithm than the message")]
     CekAlgMismatch,

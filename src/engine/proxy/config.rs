@@ -1,11 +1,12 @@
-//! The proxy's configuration, set option by option the way Kamailio passes modparams.
+//! The proxy's configuration, set option by option the way a SIP server's
+//! module passes its parameters.
 
 use std::path::PathBuf;
 
-use crate::body::BodyLimits;
-use crate::cache::CacheConfig;
-use crate::error::{Error, Result};
-use crate::keys::{KeySpec, PskSpec, RsaKeySpec};
+use crate::crypto::keys::{KeySpec, PskSpec, RsaKeySpec};
+use crate::engine::cache::CacheConfig;
+use crate::engine::{Error, Result};
+use crate::sip::body::BodyLimits;
 
 use super::next_hop::NextHop;
 
@@ -29,7 +30,7 @@ pub struct RotationPolicy {
     pub max_uses: u32,
 }
 
-/// Everything a [`crate::proxy::Proxy`] is built from.
+/// Everything a [`crate::engine::proxy::Proxy`] is built from.
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
     /// Key and certificate files, pre-shared keys, identity names.
@@ -73,14 +74,14 @@ impl Default for ProxyConfig {
 }
 
 impl ProxyConfig {
-    /// Sets one option by name, as a modparam would (README, "Configuration reference").
+    /// Sets one option by name, as a module parameter would (README, "Configuration reference").
     pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
         let value = value.trim();
         match name {
             "rsa_key" => self.keys.rsa.push(parse_rsa_key(value)?),
             "psk" => {
                 let psk = parse_psk(value)?;
-                if psk.id == crate::cms::ROTATION_KEK_ID {
+                if psk.id == crate::crypto::cms::ROTATION_KEK_ID {
                     return Err(Error::Config(
                         "psk: that KEK identifier is reserved for the rotation proof".into(),
                     ));

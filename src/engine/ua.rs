@@ -2,50 +2,15 @@
 //! dialog's content-encryption key, encrypt and decrypt in-dialog bodies with it, and rotate it
 //! after a time or a number of uses (docs/PROTOCOL.md).
 
-use base64::Engine as _;
 use zeroize::Zeroizing;
 
-use crate::body::{self, SmimeType};
-use crate::cms::{self, Cek, ContentAlg, Recipient};
-use crate::error::{Error, Result};
-use crate::keys::KeyStore;
-use crate::proxy::RotationPolicy;
-use crate::request::DisclosureRequest;
-
-/// How a body is put into a SIP message.
-#[derive(Clone, Debug)]
-pub struct BodyOptions {
-    /// Encrypt a MIME entity (`Content-Type: ...` + CRLF CRLF + body, RFC 3261 §23.4.3) rather
-    /// than the bare body.
-    pub inner_mime: bool,
-    /// Send the DER base64-encoded (`Content-Transfer-Encoding: base64`) instead of binary.
-    pub base64: bool,
-    /// Put the encrypted body in a `multipart/mixed` part with this Content-ID.
-    pub content_id: Option<String>,
-}
-
-impl Default for BodyOptions {
-    fn default() -> Self {
-        BodyOptions {
-            inner_mime: true,
-            base64: false,
-            content_id: None,
-        }
-    }
-}
-
-/// A body ready for a SIP message, with the headers that go with it.
-#[derive(Clone, Debug)]
-pub struct SipBody {
-    /// Content-Type header value.
-    pub content_type: String,
-    /// Content-Transfer-Encoding header value, if any.
-    pub transfer_encoding: Option<&'static str>,
-    /// `Disclose-To` header value, if the offer names proxies explicitly.
-    pub disclose_to: Option<String>,
-    /// The body bytes.
-    pub body: Vec<u8>,
-}
+use crate::crypto::cms::{self, Cek, CmsKind, ContentAlg, Recipient};
+use crate::crypto::keys::KeyStore;
+use crate::engine::proxy::RotationPolicy;
+use crate::engine::{Error, Result};
+use crate::sip::body::build::{inner_bytes, sip_body};
+use crate::sip::body::{BodyOptions, SipBody};
+use crate::sip::disclose::DisclosureRequest;
 
 /// The dialog key as a user agent holds it.
 pub struct UaSession {
@@ -121,7 +86,7 @@ impl UaSession {
         let inner = inner_bytes(content_type, plaintext, opts);
         let der = cms::seal_encrypted(&inner, &self.cek)?;
         self.uses = self.uses.saturating_add(1);
-        Ok(to_sip_body(der, SmimeType::EncryptedData, None, opts))
+        Ok(sip_body(der, CmsKind::EncryptedData, None, opts))
     }
 
     /// Decrypts an in-dialog EncryptedData DER with the dialog key.
@@ -198,62 +163,11 @@ impl UaSession {
         let inner = inner_bytes(content_type, plaintext, opts);
         let der = cms::seal(&inner, recipients, &self.cek)?;
         let kind = if self.cek.alg().is_aead() {
-            SmimeType::AuthEnvelopedData
+            CmsKind::AuthEnvelopedData
         } else {
-            SmimeType::EnvelopedData
+            CmsKind::EnvelopedData
         };
-        Ok(to_sip_body(der, kind, disclose, opts))
-    }
-}
-
-fn inner_bytes(content_type: &str, plaintext: &[u8], opts: &BodyOptions) -> Zeroizing<Vec<u8>> {
-    Zeroizing::new(if opts.inner_mime {
-        body::mime_entity(content_type, plaintext)
-    } else {
-        plaintext.to_vec()
-    })
-}
-
-/// Base64 as MIME writes it: lines of 76 characters, CRLF-terminated.
-pub fn base64_lines(der: &[u8]) -> Vec<u8> {
-    let text = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = Vec::with_capacity(text.len() + text.len() / 38 + 2);
-    for line in text.as_bytes().chunks(76) {
-        out.extend_from_slice(line);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-fn to_sip_body(
-    der: Vec<u8>,
-    kind: SmimeType,
-    disclose: Option<&DisclosureRequest>,
-    opts: &BodyOptions,
-) -> SipBody {
-    let disclose_to = disclose.map(DisclosureRequest::to_header_value);
-    let transfer = opts.base64.then_some("base64");
-    match &opts.content_id {
-        None => SipBody {
-            content_type: kind.content_type(),
-            transfer_encoding: transfer,
-            disclose_to,
-            body: if opts.base64 { base64_lines(&der) } else { der },
-        },
-        Some(cid) => {
-            let (content_type, body) = body::build_multipart(&[(
-                kind.content_type(),
-                Some(cid.clone()),
-                transfer.map(str::to_string),
-                der,
-            )]);
-            SipBody {
-                content_type,
-                transfer_encoding: None,
-                disclose_to,
-                body,
-            }
-        }
+        Ok(sip_body(der, kind, disclose, opts))
     }
 }
 

@@ -6,10 +6,10 @@ use cms::enveloped_data::RecipientInfo;
 
 use super::content::{self, ContentParams};
 use super::error::CmsError;
+use super::lookup::{KeyLookup, RecipientKey};
 use super::message::{CmsMessage, Message};
 use super::recipient::{kekri_unwrap, ktri_unwrap, RecipientKeyId};
 use super::{Cek, CmsKind};
-use crate::keys::{KeyRef, KeyStore};
 
 /// The RSA private-key operations one message may cost (docs/SECURITY.md, "RSA work").
 ///
@@ -121,7 +121,7 @@ pub(crate) fn decrypt_content(
 
 /// Opens an EnvelopedData or AuthEnvelopedData with one of our keys (parse + [`CmsMessage::open`]
 /// with no RSA limit: for user agents and tools).
-pub fn open(der: &[u8], keys: &KeyStore) -> Result<Opened, CmsError> {
+pub fn open(der: &[u8], keys: &dyn KeyLookup) -> Result<Opened, CmsError> {
     CmsMessage::parse(der)?.open(keys, &mut RsaBudget::unlimited())
 }
 
@@ -136,12 +136,12 @@ impl CmsMessage {
     /// plaintext wins; RSA key transport draws on `budget`. If none opens, the error of the
     /// first tried is returned.
     ///
-    /// EncryptedData has no recipients: it gives [`CmsError::NeedsDialogKey`] (use
-    /// [`open_with_cek`](Self::open_with_cek)).
-    pub fn open(&self, keys: &KeyStore, budget: &mut RsaBudget) -> Result<Opened, CmsError> {
+    /// EncryptedData has no recipients: it gives [`CmsError::NotRecipient`] (it opens only
+    /// with the dialog's key: [`open_with_cek`](Self::open_with_cek)).
+    pub fn open(&self, keys: &dyn KeyLookup, budget: &mut RsaBudget) -> Result<Opened, CmsError> {
         let msg = &self.0;
         if msg.kind() == CmsKind::EncryptedData {
-            return Err(CmsError::NeedsDialogKey);
+            return Err(CmsError::NotRecipient);
         }
         let mut named = Vec::new();
         for ri in msg.recipients() {
@@ -158,13 +158,15 @@ impl CmsMessage {
         let mut first_err = None;
         for (ri, key) in named {
             let cek = match (ri, &key) {
-                (RecipientInfo::Ktri(t), KeyRef::Rsa(r)) => {
-                    if !budget.take(key.label())? {
+                (RecipientInfo::Ktri(t), RecipientKey::Rsa { key: rsa, label }) => {
+                    if !budget.take(label)? {
                         continue;
                     }
-                    ktri_unwrap(&r.key, t, alg)
+                    ktri_unwrap(rsa, t, alg)
                 }
-                (RecipientInfo::Kekri(k), KeyRef::Psk(p)) => kekri_unwrap(&p.key, k, alg),
+                (RecipientInfo::Kekri(k), RecipientKey::Psk { kek, .. }) => {
+                    kekri_unwrap(kek, k, alg)
+                }
                 _ => continue,
             };
             let res = cek.and_then(|cek| decrypt_content(msg, &params, &cek).map(|pt| (cek, pt)));

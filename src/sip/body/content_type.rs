@@ -2,6 +2,7 @@
 //! RFC 5083, sipsd's in-dialog profile).
 
 use super::BodyError;
+use crate::crypto::cms::CmsKind;
 
 /// Longest `Content-Type` value accepted, in bytes.
 pub(crate) const MAX_CONTENT_TYPE: usize = 4096;
@@ -183,8 +184,8 @@ impl ContentType {
 
     /// The `smime-type` parameter classified: `None` if absent, `Some(None)` if present but not
     /// one of the encryption types (e.g. `signed-data`), `Some(Some(t))` otherwise.
-    pub(crate) fn smime_type(&self) -> Option<Option<SmimeType>> {
-        self.param("smime-type").map(SmimeType::from_param)
+    pub(crate) fn smime_type(&self) -> Option<Option<CmsKind>> {
+        self.param("smime-type").map(CmsKind::from_smime_type)
     }
 }
 
@@ -210,48 +211,6 @@ impl std::fmt::Display for ContentType {
     }
 }
 
-/// The CMS content types sipsd carries in `application/pkcs7-mime` bodies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SmimeType {
-    /// RFC 5652 EnvelopedData (`smime-type=enveloped-data`, RFC 8551 §3.2.2).
-    EnvelopedData,
-    /// RFC 5083 AuthEnvelopedData (`smime-type=authEnveloped-data`, RFC 8551 §3.2.2).
-    AuthEnvelopedData,
-    /// RFC 5652 EncryptedData under a dialog's cached key (`smime-type=encrypted-data`, sipsd
-    /// profile, see docs/PROTOCOL.md).
-    EncryptedData,
-}
-
-impl SmimeType {
-    /// The `smime-type` parameter value.
-    pub fn as_param(self) -> &'static str {
-        match self {
-            SmimeType::EnvelopedData => "enveloped-data",
-            SmimeType::AuthEnvelopedData => "authEnveloped-data",
-            SmimeType::EncryptedData => "encrypted-data",
-        }
-    }
-
-    /// The whole `Content-Type` header value for a body of this type.
-    pub fn content_type(self) -> String {
-        format!(
-            "application/pkcs7-mime; smime-type={}; name=smime.p7m",
-            self.as_param()
-        )
-    }
-
-    /// Classifies an `smime-type` value, case-insensitively.
-    pub fn from_param(value: &str) -> Option<SmimeType> {
-        [
-            SmimeType::EnvelopedData,
-            SmimeType::AuthEnvelopedData,
-            SmimeType::EncryptedData,
-        ]
-        .into_iter()
-        .find(|t| t.as_param().eq_ignore_ascii_case(value.trim()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,7 +227,7 @@ mod tests {
         assert_eq!(ct.param("name"), Some("smime.p7m"));
         assert!(ct.is_pkcs7_mime());
         assert!(!ct.is_multipart());
-        assert_eq!(ct.smime_type(), Some(Some(SmimeType::AuthEnvelopedData)));
+        assert_eq!(ct.smime_type(), Some(Some(CmsKind::AuthEnvelopedData)));
     }
 
     #[test]
@@ -311,21 +270,21 @@ mod tests {
     #[test]
     fn smime_type_any_case() {
         for (v, want) in [
-            ("enveloped-data", Some(SmimeType::EnvelopedData)),
-            ("ENVELOPED-DATA", Some(SmimeType::EnvelopedData)),
-            ("authenveloped-data", Some(SmimeType::AuthEnvelopedData)),
-            ("AuthEnveloped-Data", Some(SmimeType::AuthEnvelopedData)),
-            ("Encrypted-Data", Some(SmimeType::EncryptedData)),
+            ("enveloped-data", Some(CmsKind::EnvelopedData)),
+            ("ENVELOPED-DATA", Some(CmsKind::EnvelopedData)),
+            ("authenveloped-data", Some(CmsKind::AuthEnvelopedData)),
+            ("AuthEnveloped-Data", Some(CmsKind::AuthEnvelopedData)),
+            ("Encrypted-Data", Some(CmsKind::EncryptedData)),
             ("signed-data", None),
             ("certs-only", None),
         ] {
-            println!("smime-type={v} -> {:?}", SmimeType::from_param(v));
-            assert_eq!(SmimeType::from_param(v), want);
+            println!("smime-type={v} -> {:?}", CmsKind::from_smime_type(v));
+            assert_eq!(CmsKind::from_smime_type(v), want);
         }
         for t in [
-            SmimeType::EnvelopedData,
-            SmimeType::AuthEnvelopedData,
-            SmimeType::EncryptedData,
+            CmsKind::EnvelopedData,
+            CmsKind::AuthEnvelopedData,
+            CmsKind::EncryptedData,
         ] {
             let ct = ContentType::parse(&t.content_type()).unwrap();
             assert_eq!(ct.smime_type(), Some(Some(t)));

@@ -1,7 +1,7 @@
 //! A robust, process-shared `pthread_mutex_t` living inside the shared mapping.
 //!
 //! The mutex is created with `PTHREAD_PROCESS_SHARED` (usable by every process that maps the
-//! memory, i.e. the Kamailio workers forked after module init), `PTHREAD_MUTEX_ROBUST` (if the
+//! memory, i.e. the SIP server's workers forked after module init), `PTHREAD_MUTEX_ROBUST` (if the
 //! owner dies while holding it, the next locker gets `EOWNERDEAD` instead of blocking forever)
 //! and `PTHREAD_MUTEX_ERRORCHECK` (relocking by the owner fails with `EDEADLK` instead of
 //! hanging).

@@ -1,14 +1,16 @@
 //! SIP message bodies carrying S/MIME (RFC 3261 §23, RFC 8551): finding the
 //! `application/pkcs7-mime` parts of a single-part or `multipart/*` body, undoing their
-//! transfer encoding, reading the MIME entity inside a decrypted body, and building bodies on
-//! the user-agent side.
+//! transfer encoding, reading the MIME entity inside a decrypted body; and, in [`build`],
+//! building bodies on the user-agent side.
 //!
 //! Everything here parses untrusted input: sizes, part counts and nesting depth are limited by
 //! [`BodyLimits`], nesting is walked iteratively, and every failure is a [`BodyError`].
 //!
 //! Submodules: [`content_type`] (header values, S/MIME types), `headers` (entity header
-//! blocks), `multipart` (RFC 2046 splitting), `transfer` (Content-Transfer-Encoding).
+//! blocks), `multipart` (RFC 2046 splitting), `transfer` (Content-Transfer-Encoding),
+//! [`build`] (bodies a user agent sends).
 
+pub mod build;
 pub mod content_type;
 mod headers;
 mod multipart;
@@ -16,8 +18,10 @@ mod transfer;
 
 use std::ops::Range;
 
-pub use content_type::{ContentType, SmimeType};
+pub use build::{build_multipart, mime_entity, BodyOptions, PartSpec, SipBody};
+pub use content_type::ContentType;
 
+use crate::crypto::cms::CmsKind;
 use headers::Headers;
 
 /// Limits applied to an untrusted SIP body.
@@ -84,7 +88,7 @@ pub struct EncryptedPart {
     /// The part's `Content-ID` without angle brackets (`None` for a single-part body).
     pub content_id: Option<String>,
     /// The `smime-type` parameter; `None` if absent (the caller inspects the DER).
-    pub smime_type: Option<SmimeType>,
+    pub smime_type: Option<CmsKind>,
     /// The transfer-decoded bytes (DER).
     pub der: Vec<u8>,
     /// Where the part's (still encoded) body sits in the SIP body.
@@ -129,7 +133,7 @@ fn default_content_type() -> ContentType {
 }
 
 /// The encrypted part described by `ct`, if it is one: `application/pkcs7-mime` (or
-/// `x-pkcs7-mime`) whose `smime-type` is absent or one of [`SmimeType`]. Other S/MIME types
+/// `x-pkcs7-mime`) whose `smime-type` is absent or one of [`CmsKind`]. Other S/MIME types
 /// (`signed-data`, `certs-only`, `compressed-data`, unknown ones) are not encrypted parts.
 fn encrypted_part(
     ct: &ContentType,
@@ -290,98 +294,6 @@ pub fn parse_inner(plain: &[u8]) -> Result<(String, &[u8]), BodyError> {
     } else {
         Ok(("application/octet-stream".to_owned(), plain))
     }
-}
-
-/// A header value with CR, LF and other control characters replaced by spaces, so that a
-/// value can never start a new header line.
-fn header_safe(v: &str) -> String {
-    v.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
-/// A MIME entity `Content-Type: <ct>\r\n\r\n<body>` (the form RFC 3261 §23.4.3 encrypts).
-pub fn mime_entity(content_type: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content_type.len() + body.len() + 20);
-    out.extend_from_slice(b"Content-Type: ");
-    out.extend_from_slice(header_safe(content_type).as_bytes());
-    out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(body);
-    out
-}
-
-/// A boundary candidate: random when the OS RNG answers, else numbered.
-fn boundary_candidate(attempt: usize) -> String {
-    let mut r = [0u8; 12];
-    match getrandom::fill(&mut r) {
-        Ok(()) => {
-            let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
-            format!("sipsd-{hex}")
-        }
-        Err(_) => format!("sipsd-boundary-{attempt}"),
-    }
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// One part for [`build_multipart`]: (content type, Content-ID, transfer encoding, raw bytes).
-pub type PartSpec = (String, Option<String>, Option<String>, Vec<u8>);
-
-/// A `multipart/mixed` body from parts `(content_type, content_id, transfer_encoding, bytes)`;
-/// returns (Content-Type header value with a fresh boundary, body). `bytes` are the raw part
-/// contents: with a `base64` transfer encoding they are encoded here (so that
-/// [`encrypted_parts`] gives them back as `der`); any other encoding is written as given with
-/// the bytes unchanged. A Content-ID gets angle brackets if it has none. The boundary is
-/// chosen so that it occurs in no part.
-pub fn build_multipart(parts: &[PartSpec]) -> (String, Vec<u8>) {
-    let mut entities: Vec<Vec<u8>> = Vec::with_capacity(parts.len());
-    for (ct, cid, cte, bytes) in parts {
-        let mut e = Vec::with_capacity(bytes.len() * 4 / 3 + 128);
-        e.extend_from_slice(b"Content-Type: ");
-        e.extend_from_slice(header_safe(ct).as_bytes());
-        e.extend_from_slice(b"\r\n");
-        if let Some(cid) = cid {
-            e.extend_from_slice(b"Content-ID: <");
-            e.extend_from_slice(header_safe(normalize_content_id(cid)).as_bytes());
-            e.extend_from_slice(b">\r\n");
-        }
-        if let Some(cte) = cte {
-            e.extend_from_slice(b"Content-Transfer-Encoding: ");
-            e.extend_from_slice(header_safe(cte.trim()).as_bytes());
-            e.extend_from_slice(b"\r\n");
-        }
-        e.extend_from_slice(b"\r\n");
-        match cte {
-            Some(cte) if transfer::is_base64(cte) => {
-                e.extend_from_slice(&transfer::encode_base64(bytes));
-            }
-            _ => e.extend_from_slice(bytes),
-        }
-        entities.push(e);
-    }
-    // A part of n bytes holds fewer than n distinct candidates, so this ends.
-    let mut attempt = 0;
-    let boundary = loop {
-        let b = boundary_candidate(attempt);
-        if !entities.iter().any(|e| contains(e, b.as_bytes())) {
-            break b;
-        }
-        attempt += 1;
-    };
-    let mut body = Vec::new();
-    for e in &entities {
-        body.extend_from_slice(b"--");
-        body.extend_from_slice(boundary.as_bytes());
-        body.extend_from_slice(b"\r\n");
-        body.extend_from_slice(e);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(b"--");
-    body.extend_from_slice(boundary.as_bytes());
-    body.extend_from_slice(b"--\r\n");
-    (format!("multipart/mixed;boundary={boundary}"), body)
 }
 
 #[cfg(test)]

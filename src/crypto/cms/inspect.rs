@@ -2,10 +2,10 @@
 
 use super::content;
 use super::error::CmsError;
+use super::lookup::KeyLookup;
 use super::message::CmsMessage;
 use super::recipient::{RecipientKeyId, RecipientSummary};
 use super::{CmsKind, ContentAlg};
-use crate::keys::KeyStore;
 
 /// What [`inspect`] tells about a message.
 #[derive(Clone, Debug)]
@@ -61,9 +61,8 @@ impl Inspection {
 
 /// The label of the first of our keys that a RecipientInfo names (identifier match only: no
 /// trial decryption with keys not named). `None` if none is.
-pub fn matching_recipient(insp: &Inspection, keys: &KeyStore) -> Option<String> {
+pub fn matching_recipient(insp: &Inspection, keys: &dyn KeyLookup) -> Option<String> {
     insp.recipients
         .iter()
-        .find_map(|r| keys.label_for(&r.id))
-        .map(str::to_owned)
+        .find_map(|r| keys.find(&r.id).map(|k| k.label().to_owned()))
 }

@@ -99,7 +99,7 @@ fn is_proof(ri: &RecipientInfo) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cms::{seal, ContentAlg};
+    use crate::crypto::cms::{seal, ContentAlg};
 
     fn psk(id: &[u8], byte: u8) -> Recipient {
         Recipient::Psk {

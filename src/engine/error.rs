@@ -1,16 +1,16 @@
 //! The error of the top layer: what a proxy or a user agent operation can fail with.
 //!
-//! Each lower layer has its own error enum ([`CmsError`], [`BodyError`], [`RequestError`],
+//! Each lower layer has its own error enum ([`CmsError`], [`BodyError`], [`DiscloseError`],
 //! [`CacheError`], [`KeyError`]); this one wraps them and adds the causes that only exist once
 //! a SIP message, a dialog and a policy meet. The C ABI maps every variant to a stable code.
 
-use crate::body::BodyError;
-use crate::cache::CacheError;
-use crate::cms::CmsError;
-use crate::keys::KeyError;
-use crate::request::RequestError;
+use crate::crypto::cms::CmsError;
+use crate::crypto::keys::KeyError;
+use crate::engine::cache::CacheError;
+use crate::sip::body::BodyError;
+use crate::sip::disclose::DiscloseError;
 
-/// Everything [`crate::proxy::Proxy`] and [`crate::ua`] can fail with.
+/// Everything [`crate::engine::proxy::Proxy`] and [`crate::engine::ua`] can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A configuration option has an unknown name or a bad value.
@@ -24,7 +24,7 @@ pub enum Error {
     Body(#[from] BodyError),
     /// The `Disclose-To` header cannot be parsed.
     #[error("Disclose-To header: {0}")]
-    Request(#[from] RequestError),
+    Request(#[from] DiscloseError),
     /// Opening or sealing the CMS structure failed.
     #[error("CMS: {0}")]
     Cms(#[from] CmsError),

@@ -2,7 +2,8 @@
 //! body by its plaintext is allowed only toward next hops the operator names, never toward
 //! whatever a message's Request-URI or Route header says (docs/SECURITY.md).
 
-use crate::error::{Error, Result};
+use crate::engine::{Error, Result};
+use crate::sip::uri::host_port;
 
 /// One allowed next hop: a host (name, IPv4, or `[IPv6]`) and optionally a port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,50 +39,6 @@ pub fn allowed(allowed: &[NextHop], uri: &str) -> bool {
         Some((host, port)) => allowed.iter().any(|h| h.matches(&host, port, default_port)),
         None => false,
     }
-}
-
-/// The lower-case host and the port of `sip:user@host:port;params?headers`, `<...>`, or a bare
-/// `host[:port]`. `None` when there is no well-formed host.
-fn host_port(s: &str) -> Option<(String, Option<u16>)> {
-    let s = s
-        .strip_prefix('<')
-        .and_then(|r| r.strip_suffix('>'))
-        .unwrap_or(s);
-    let rest = match s.split_once(':') {
-        Some((scheme, rest))
-            if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") =>
-        {
-            rest
-        }
-        _ => s,
-    };
-    // Drop user info, then parameters and headers.
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    let hostport = rest.split([';', '?']).next()?;
-    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (addr, after) = v6.split_once(']')?;
-        addr.parse::<std::net::Ipv6Addr>().ok()?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => Some(p.parse().ok()?),
-            None if after.is_empty() => None,
-            None => return None,
-        };
-        (format!("[{}]", addr.to_ascii_lowercase()), port)
-    } else {
-        let (host, port) = match hostport.split_once(':') {
-            Some((h, p)) => (h, Some(p.parse().ok()?)),
-            None => (hostport, None),
-        };
-        let ok = !host.is_empty()
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-        if !ok {
-            return None;
-        }
-        (host.to_ascii_lowercase(), port)
-    };
-    Some((host, port))
 }
 
 #[cfg(test)]

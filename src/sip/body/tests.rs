@@ -10,12 +10,12 @@ fn limits() -> BodyLimits {
 
 #[test]
 fn single_part_binary() {
-    let ct = SmimeType::AuthEnvelopedData.content_type();
+    let ct = CmsKind::AuthEnvelopedData.content_type();
     let parts = encrypted_parts(&ct, None, DER, &limits()).unwrap();
     println!("single binary part: {parts:?}");
     assert_eq!(parts.len(), 1);
     assert_eq!(parts[0].der, DER);
-    assert_eq!(parts[0].smime_type, Some(SmimeType::AuthEnvelopedData));
+    assert_eq!(parts[0].smime_type, Some(CmsKind::AuthEnvelopedData));
     assert_eq!(parts[0].range, 0..DER.len());
     assert_eq!(parts[0].content_id, None);
 }
@@ -42,7 +42,7 @@ fn multipart_mixed_found_by_content_id() {
     let (ct, body) = build_multipart(&[
         ("application/sdp".into(), None, None, b"v=0\r\n".to_vec()),
         (
-            SmimeType::EnvelopedData.content_type(),
+            CmsKind::EnvelopedData.content_type(),
             Some("<enc1@Example.COM>".into()),
             Some("base64".into()),
             DER.to_vec(),
@@ -63,7 +63,7 @@ fn multipart_mixed_found_by_content_id() {
     assert!(p.has_content_id("<enc1@EXAMPLE.com>"));
     assert!(!p.has_content_id("ENC1@example.com"));
     assert_eq!(p.der, DER);
-    assert_eq!(p.smime_type, Some(SmimeType::EnvelopedData));
+    assert_eq!(p.smime_type, Some(CmsKind::EnvelopedData));
     let encoded = &body[p.range.clone()];
     assert!(
         encoded.starts_with(b"MIA"),
@@ -91,7 +91,7 @@ fn content_id_comparison() {
 
 fn nested(depth: usize) -> (String, Vec<u8>) {
     let (mut ct, mut body) = build_multipart(&[(
-        SmimeType::EncryptedData.content_type(),
+        CmsKind::EncryptedData.content_type(),
         Some("deep@x".into()),
         None,
         DER.to_vec(),
@@ -111,7 +111,7 @@ fn nesting_depth_limit() {
     println!("depth 4 (limit 4): {} part(s)", parts.len());
     assert_eq!(parts.len(), 1);
     assert_eq!(parts[0].der, DER);
-    assert_eq!(parts[0].smime_type, Some(SmimeType::EncryptedData));
+    assert_eq!(parts[0].smime_type, Some(CmsKind::EncryptedData));
     let (ct, body) = nested(5);
     let r = encrypted_parts(&ct, None, &body, &limits());
     println!("depth 5 (limit 4): {r:?}");
@@ -164,7 +164,7 @@ fn parts_are_counted_across_levels() {
 fn limits_and_structure_errors() {
     let big = vec![0u8; 65537];
     let r = encrypted_parts(
-        &SmimeType::EnvelopedData.content_type(),
+        &CmsKind::EnvelopedData.content_type(),
         None,
         &big,
         &limits(),

@@ -9,17 +9,14 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use der::{Decode, DecodePem, Encode};
 use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use sha1::{Digest, Sha1};
-use x509_cert::ext::pkix::SubjectKeyIdentifier;
-use x509_cert::Certificate;
+use rsa::pkcs8::DecodePrivateKey;
 use zeroize::Zeroizing;
 
-use crate::cms::RecipientKeyId;
+use super::cert::{self, is_pem};
+use super::cms::{KeyLookup, RecipientKey, RecipientKeyId};
 
-use crate::cms::rsa_backend::RsaKey;
+use super::cms::rsa_backend::RsaKey;
 
 /// Where an RSA identity's private key and certificate are.
 #[derive(Clone, Debug)]
@@ -105,21 +102,6 @@ pub(crate) struct PskEntry {
     pub(crate) key: Zeroizing<Vec<u8>>,
 }
 
-/// One of our keys, as named by a RecipientInfo.
-pub(crate) enum KeyRef<'a> {
-    Rsa(&'a RsaIdentity),
-    Psk(&'a PskEntry),
-}
-
-impl KeyRef<'_> {
-    pub(crate) fn label(&self) -> &str {
-        match self {
-            KeyRef::Rsa(r) => &r.label,
-            KeyRef::Psk(p) => &p.label,
-        }
-    }
-}
-
 /// Our keys and identities.
 #[derive(Default)]
 pub struct KeyStore {
@@ -179,7 +161,7 @@ impl KeyStore {
 
     /// What loading found worth a warning, one line each (file names, never key material):
     /// key files group or others may read (without `strict_permissions`). The proxy's host
-    /// logs them at start (Kamailio: LM_WARN in mod_init).
+    /// logs them at start.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
@@ -200,25 +182,39 @@ impl KeyStore {
 
     /// The label of our key that `id` names, if any.
     pub fn label_for(&self, id: &RecipientKeyId) -> Option<&str> {
-        self.find(id).map(|k| match k {
-            KeyRef::Rsa(r) => r.label.as_str(),
-            KeyRef::Psk(p) => p.label.as_str(),
-        })
+        match id {
+            RecipientKeyId::KekId(kid) => self.psk(kid).map(|p| p.label.as_str()),
+            _ => self.rsa(id).map(|r| r.label.as_str()),
+        }
     }
 
-    /// Our key that `id` names, if any (identifier match only).
-    pub(crate) fn find(&self, id: &RecipientKeyId) -> Option<KeyRef<'_>> {
+    fn rsa(&self, id: &RecipientKeyId) -> Option<&RsaIdentity> {
         match id {
             RecipientKeyId::IssuerSerial { issuer, serial } => self
                 .rsa
                 .iter()
-                .find(|r| &r.issuer == issuer && &r.serial == serial)
-                .map(KeyRef::Rsa),
-            RecipientKeyId::SubjectKeyId(ski) => {
-                self.rsa.iter().find(|r| &r.ski == ski).map(KeyRef::Rsa)
-            }
-            RecipientKeyId::KekId(kid) => self.psk.iter().find(|p| &p.id == kid).map(KeyRef::Psk),
-            RecipientKeyId::Unsupported(_) => None,
+                .find(|r| &r.issuer == issuer && &r.serial == serial),
+            RecipientKeyId::SubjectKeyId(ski) => self.rsa.iter().find(|r| &r.ski == ski),
+            _ => None,
+        }
+    }
+
+    fn psk(&self, kid: &[u8]) -> Option<&PskEntry> {
+        self.psk.iter().find(|p| p.id == kid)
+    }
+}
+
+impl KeyLookup for KeyStore {
+    fn find(&self, id: &RecipientKeyId) -> Option<RecipientKey<'_>> {
+        match id {
+            RecipientKeyId::KekId(kid) => self.psk(kid).map(|p| RecipientKey::Psk {
+                kek: &p.key,
+                label: &p.label,
+            }),
+            _ => self.rsa(id).map(|r| RecipientKey::Rsa {
+                key: &r.key,
+                label: &r.label,
+            }),
         }
     }
 }
@@ -263,10 +259,6 @@ fn read_secret(
     Ok((Zeroizing::new(read_file(path)?), warning))
 }
 
-fn is_pem(data: &[u8]) -> bool {
-    data.windows(11).any(|w| w == b"-----BEGIN ")
-}
-
 /// Parses an RSA private key: PKCS#8 or PKCS#1, PEM or DER.
 pub(crate) fn parse_private_key(data: &[u8]) -> Result<rsa::PrivateKey, String> {
     if is_pem(data) {
@@ -279,78 +271,22 @@ pub(crate) fn parse_private_key(data: &[u8]) -> Result<rsa::PrivateKey, String> 
     }
 }
 
-/// Parses an X.509 certificate, PEM or DER.
-pub(crate) fn parse_certificate(data: &[u8]) -> Result<Certificate, String> {
-    if is_pem(data) {
-        Certificate::from_pem(data).map_err(|e| e.to_string())
-    } else {
-        Certificate::from_der(data).map_err(|e| e.to_string())
-    }
-}
-
-/// Reads and parses a certificate file (PEM or DER); the error is the reason only.
-pub(crate) fn read_certificate(path: &Path) -> Result<Certificate, String> {
-    let data = std::fs::read(path).map_err(|e| e.to_string())?;
-    parse_certificate(&data)
-}
-
-/// The certificate's RSA public key.
-pub(crate) fn certificate_public_key(cert: &Certificate) -> Result<rsa::PublicKey, String> {
-    let spki = cert
-        .tbs_certificate()
-        .subject_public_key_info()
-        .to_der()
-        .map_err(|e| e.to_string())?;
-    rsa::PublicKey::from_public_key_der(&spki).map_err(|e| e.to_string())
-}
-
-/// The certificate's subjectKeyIdentifier: the extension's value, or if absent the RFC 5280
-/// §4.2.1.2 method 1 value (SHA-1 of the subjectPublicKey bits).
-pub(crate) fn subject_key_id(cert: &Certificate) -> Result<Vec<u8>, String> {
-    let tbs = cert.tbs_certificate();
-    match tbs
-        .get_extension::<SubjectKeyIdentifier>()
-        .map_err(|e| e.to_string())?
-    {
-        Some((_, ski)) => Ok(ski.0.as_bytes().to_vec()),
-        None => {
-            let bits = tbs.subject_public_key_info().subject_public_key.raw_bytes();
-            Ok(Sha1::digest(bits).to_vec())
-        }
-    }
-}
-
-/// DER of the certificate's issuer Name and the content bytes of its serial number.
-pub(crate) fn issuer_and_serial(cert: &Certificate) -> Result<(Vec<u8>, Vec<u8>), String> {
-    let tbs = cert.tbs_certificate();
-    let issuer = tbs.issuer().to_der().map_err(|e| e.to_string())?;
-    Ok((issuer, tbs.serial_number().as_bytes().to_vec()))
-}
-
-fn common_name(cert: &Certificate) -> Option<String> {
-    cert.tbs_certificate()
-        .subject()
-        .common_name()
-        .ok()
-        .flatten()
-        .map(String::from)
-}
-
 fn load_rsa(spec: &RsaKeySpec, strict: bool) -> Result<(RsaIdentity, Option<String>), KeyError> {
     let (key_data, warning) = read_secret(&spec.key_path, strict)?;
     let key =
         parse_private_key(&key_data).map_err(|e| KeyError::BadKey(spec.key_path.clone(), e))?;
     let cert_data = read_file(&spec.cert_path)?;
-    let cert =
-        parse_certificate(&cert_data).map_err(|e| KeyError::BadCert(spec.cert_path.clone(), e))?;
-    let cert_pub =
-        certificate_public_key(&cert).map_err(|e| KeyError::BadCert(spec.cert_path.clone(), e))?;
+    let cert = cert::parse_certificate(&cert_data)
+        .map_err(|e| KeyError::BadCert(spec.cert_path.clone(), e))?;
+    let cert_pub = cert::certificate_public_key(&cert)
+        .map_err(|e| KeyError::BadCert(spec.cert_path.clone(), e))?;
     if &cert_pub != key.as_public_key() {
         return Err(KeyError::Mismatch(spec.cert_path.clone()));
     }
     let (issuer, serial) =
-        issuer_and_serial(&cert).map_err(|e| KeyError::BadCert(spec.cert_path.clone(), e))?;
-    let ski = subject_key_id(&cert).map_err(|e| KeyError::BadCert(spec.cert_path.clone(), e))?;
+        cert::issuer_and_serial(&cert).map_err(|e| KeyError::BadCert(spec.cert_path.clone(), e))?;
+    let ski =
+        cert::subject_key_id(&cert).map_err(|e| KeyError::BadCert(spec.cert_path.clone(), e))?;
     let identity = RsaIdentity {
         label: spec
             .label
@@ -360,7 +296,7 @@ fn load_rsa(spec: &RsaKeySpec, strict: bool) -> Result<(RsaIdentity, Option<Stri
         issuer,
         serial,
         ski,
-        cn: common_name(&cert),
+        cn: cert::common_name(&cert),
     };
     Ok((identity, warning))
 }
@@ -434,8 +370,8 @@ mod tests {
     fn shared_across_threads() {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<KeyStore>();
-        send_sync::<crate::cms::Cek>();
-        send_sync::<crate::cms::Recipient>();
+        send_sync::<crate::crypto::cms::Cek>();
+        send_sync::<crate::crypto::cms::Recipient>();
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! it with its own key or the dialog's cached key, keep the dialog key current, and forget it
 //! when the dialog ends. The forwarded message is never changed here.
 //!
-//! A [`Proxy`] is made once in the process that later forks the workers (Kamailio's
-//! `mod_init`): the dialog key cache and the counters it creates are shared by every fork.
+//! A [`Proxy`] is made once in the process that later forks the workers (the SIP server's
+//! module initialisation): the dialog key cache and the counters it creates are shared by every fork.
 //!
 //! The dialog key is trusted only as far as it is proven (docs/PROTOCOL.md §6, SECURITY.md):
 //! a key enters the cache for a dialog that has none; once there, it changes only by a
@@ -13,7 +13,6 @@
 
 mod config;
 mod counters;
-mod message;
 mod next_hop;
 mod stats;
 
@@ -23,19 +22,19 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use zeroize::Zeroizing;
 
+pub use crate::sip::SipMessage;
 pub use config::{Mode, ProxyConfig, RotationPolicy};
 pub use counters::Counter;
-pub use message::SipMessage;
 pub use next_hop::NextHop;
 pub use stats::{stat, stat_count, stats, ProxyStats, Stat};
 
-use crate::body::{self, EncryptedPart, SmimeType};
-use crate::cache::{now_secs, DialogKey, Entry, OnMiss, SharedCache, Stored, Verdict};
-use crate::cms::{self, Cek, CmsError, CmsKind, CmsMessage, ContentAlg, RsaBudget};
-use crate::error::{Error, Result};
-use crate::keys::KeyStore;
-use crate::request::{DisclosureRequest, Selection};
-use crate::sdp::SdpInfo;
+use crate::crypto::cms::{self, Cek, CmsError, CmsKind, CmsMessage, ContentAlg, RsaBudget};
+use crate::crypto::keys::KeyStore;
+use crate::engine::cache::{now_secs, DialogKey, Entry, OnMiss, SharedCache, Stored, Verdict};
+use crate::engine::{Error, Result};
+use crate::sip::body::{self, EncryptedPart};
+use crate::sip::disclose::{DisclosureRequest, Selection};
+use crate::sip::sdp::SdpInfo;
 use counters::SharedCounters;
 
 /// Where the key that opened a part came from.
@@ -63,7 +62,7 @@ pub struct DisclosedPart {
     /// Content-ID of the encrypted part, without angle brackets.
     pub content_id: Option<String>,
     /// The kind of CMS structure the part was.
-    pub smime_type: SmimeType,
+    pub kind: CmsKind,
     /// Content type of the plaintext.
     pub content_type: String,
     /// The plaintext body (without inner MIME headers); zeroized on drop.
@@ -92,7 +91,7 @@ impl std::fmt::Debug for DisclosedPart {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DisclosedPart")
             .field("content_id", &self.content_id)
-            .field("smime_type", &self.smime_type)
+            .field("kind", &self.kind)
             .field("content_type", &self.content_type)
             .field("body_len", &self.body.len())
             .field("key_source", &self.key_source)
@@ -280,7 +279,7 @@ impl Proxy {
         };
         parts
             .iter()
-            .filter(|p| p.smime_type != SmimeType::EncryptedData)
+            .filter(|p| p.kind != CmsKind::EncryptedData)
             .map(|p| p.generation)
             .max()
             .ok_or(Error::RotationRejected("the message wraps no new key"))
@@ -350,11 +349,11 @@ impl Proxy {
 
     fn decide(&self, ctx: &MessageCtx<'_>) -> Result<Decision> {
         let msg = ctx.msg;
-        let content_type = SipMessage::text(msg.content_type, "Content-Type is not UTF-8")?;
+        let content_type = text(msg.content_type, "Content-Type is not UTF-8")?;
         if content_type.trim().is_empty() || msg.body.is_empty() {
             return Ok(Decision::NotEncrypted);
         }
-        let te = SipMessage::text(msg.transfer_encoding, "Content-Transfer-Encoding")?.trim();
+        let te = text(msg.transfer_encoding, "Content-Transfer-Encoding")?.trim();
         let te = (!te.is_empty()).then_some(te);
         let parts = body::encrypted_parts(content_type, te, msg.body, &self.config.limits)?;
         if parts.is_empty() {
@@ -372,7 +371,7 @@ impl Proxy {
             }
             parsed.push((Selected { part, cms }, insp));
         }
-        let header = SipMessage::text(msg.disclose_to, "Disclose-To is not UTF-8")?.trim();
+        let header = text(msg.disclose_to, "Disclose-To is not UTF-8")?.trim();
         let request = match (self.config.mode, header.is_empty()) {
             (Mode::Implicit, _) | (_, true) => None,
             (_, false) => Some(DisclosureRequest::parse(header)?),
@@ -425,7 +424,7 @@ impl Proxy {
             || -> Result<bool> { Ok(self.cache.contains(&dialog_ids(ctx.msg)?)?.is_some()) };
         Ok(match insp.kind {
             CmsKind::EncryptedData => dialog_known()?,
-            _ if cms::matching_recipient(insp, &ctx.keys).is_some() => true,
+            _ if cms::matching_recipient(insp, &*ctx.keys).is_some() => true,
             _ => insp.has_rotation_proof() && dialog_known()?,
         })
     }
@@ -454,7 +453,7 @@ impl Proxy {
         };
         let (content_type, inner) = body::parse_inner(&plaintext)?;
         Ok(DisclosedPart {
-            smime_type: smime_type_of(selected.kind()),
+            kind: selected.kind(),
             content_id: selected.part.content_id,
             content_type,
             body: Zeroizing::new(inner.to_vec()),
@@ -595,7 +594,7 @@ impl Proxy {
                 }
             }
         }
-        Ok(cms.open(&ctx.keys, &mut ctx.budget)?)
+        Ok(cms.open(&*ctx.keys, &mut ctx.budget)?)
     }
 
     fn check_rotation_policy(&self, e: &Entry<'_>) -> Result<()> {
@@ -613,11 +612,22 @@ impl Proxy {
 /// The dialog ids of `msg`, caller's tag candidates in order: From (the caller's requests and
 /// every reply), then To (requests the callee sends inside the dialog).
 fn dialog_ids(msg: &SipMessage<'_>) -> Result<Vec<DialogKey>> {
-    let mut ids = vec![msg.dialog()?];
+    if msg.call_id.is_empty() {
+        return Err(Error::InvalidMessage("no Call-ID"));
+    }
+    if msg.from_tag.is_empty() {
+        return Err(Error::InvalidMessage("no From tag"));
+    }
+    let mut ids = vec![DialogKey::new(msg.call_id, msg.from_tag)];
     if !msg.to_tag.is_empty() {
         ids.push(DialogKey::new(msg.call_id, msg.to_tag));
     }
     Ok(ids)
+}
+
+/// A header value as text; a value that is not UTF-8 is an error of its own kind.
+fn text<'a>(field: &'a [u8], what: &'static str) -> Result<&'a str> {
+    std::str::from_utf8(field).map_err(|_| Error::InvalidMessage(what))
 }
 
 /// The cached key as a [`Cek`].
@@ -635,12 +645,4 @@ fn refusal_counter(e: &Error) -> Option<Counter> {
         Error::Cms(CmsError::RsaBudgetExhausted) => Counter::RsaBudgetExhausted,
         _ => return None,
     })
-}
-
-fn smime_type_of(kind: CmsKind) -> SmimeType {
-    match kind {
-        CmsKind::EnvelopedData => SmimeType::EnvelopedData,
-        CmsKind::AuthEnvelopedData => SmimeType::AuthEnvelopedData,
-        CmsKind::EncryptedData => SmimeType::EncryptedData,
-    }
 }

@@ -62,7 +62,7 @@ pub(crate) enum OaepDecryptError {
 /// An RSA private key: the `rsa` crate's, plus (feature `aws-lc`) the same key in AWS-LC.
 ///
 /// Dereferences to the `rsa` crate's key for everything else (public key, PKCS#1 v1.5).
-pub(crate) struct RsaKey {
+pub struct RsaKey {
     key: rsa::PrivateKey,
     #[cfg(feature = "aws-lc")]
     aws: Option<aws_lc_rs::rsa::OaepPrivateDecryptingKey>,

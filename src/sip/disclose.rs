@@ -8,9 +8,9 @@
 //! to read every encrypted part. A proxy that is not named is not asked (`Selection::NotNamed`).
 //!
 //! The header value is untrusted: its length, entry count and Content-IDs per entry are
-//! limited and every syntax error is a [`RequestError`].
+//! limited and every syntax error is a [`DiscloseError`].
 
-use crate::body::{content_id_eq, normalize_content_id};
+use crate::sip::body::{content_id_eq, normalize_content_id};
 
 /// Longest header value accepted (all instances joined), in bytes.
 pub const MAX_VALUE_LEN: usize = 4096;
@@ -67,7 +67,7 @@ pub struct DisclosureRequest {
 
 /// Why a `Disclose-To` value was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum RequestError {
+pub enum DiscloseError {
     /// The value is longer than [`MAX_VALUE_LEN`].
     #[error("Disclose-To value longer than {MAX_VALUE_LEN} bytes")]
     TooLong,
@@ -108,8 +108,8 @@ fn echo(s: &str) -> String {
 
 /// Checks an identity: a host name (letters, digits, `-`, `.`, no empty label, no label
 /// starting or ending with `-`), an IPv4 address, or an IPv6 reference `[...]`.
-fn check_identity(id: &str) -> Result<(), RequestError> {
-    let bad = || RequestError::BadIdentity(echo(id));
+fn check_identity(id: &str) -> Result<(), DiscloseError> {
+    let bad = || DiscloseError::BadIdentity(echo(id));
     if id.is_empty() || id.len() > MAX_IDENTITY_LEN {
         return Err(bad());
     }
@@ -129,15 +129,15 @@ fn check_identity(id: &str) -> Result<(), RequestError> {
 }
 
 /// Checks a Content-ID (already without angle brackets).
-fn check_cid(cid: &str) -> Result<(), RequestError> {
+fn check_cid(cid: &str) -> Result<(), DiscloseError> {
     if cid.is_empty() {
-        return Err(RequestError::BadParam("empty cid".into()));
+        return Err(DiscloseError::BadParam("empty cid".into()));
     }
     if cid.len() > MAX_CID_LEN {
-        return Err(RequestError::BadParam("cid too long".into()));
+        return Err(DiscloseError::BadParam("cid too long".into()));
     }
     if cid.chars().any(|c| c.is_control() || c == '<' || c == '>') {
-        return Err(RequestError::BadParam(
+        return Err(DiscloseError::BadParam(
             "control character or angle bracket in cid".into(),
         ));
     }
@@ -176,7 +176,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A quoted-string (cursor on the opening quote), escapes resolved.
-    fn quoted(&mut self) -> Result<String, RequestError> {
+    fn quoted(&mut self) -> Result<String, DiscloseError> {
         self.pos += 1;
         let mut out = String::new();
         let rest = self.s.get(self.pos..).unwrap_or_default();
@@ -189,21 +189,25 @@ impl<'a> Cursor<'a> {
                 }
                 '\\' => match chars.next() {
                     Some((_, e)) if !e.is_control() => out.push(e),
-                    _ => return Err(RequestError::BadParam("bad escape in quoted-string".into())),
+                    _ => {
+                        return Err(DiscloseError::BadParam(
+                            "bad escape in quoted-string".into(),
+                        ))
+                    }
                 },
                 c if c.is_control() && c != '\t' => {
-                    return Err(RequestError::BadParam(
+                    return Err(DiscloseError::BadParam(
                         "control character in quoted-string".into(),
                     ))
                 }
                 c => out.push(c),
             }
         }
-        Err(RequestError::BadParam("unbalanced quote".into()))
+        Err(DiscloseError::BadParam("unbalanced quote".into()))
     }
 
     /// An identity: an IPv6 reference or a run of host characters.
-    fn identity(&mut self) -> Result<&'a str, RequestError> {
+    fn identity(&mut self) -> Result<&'a str, DiscloseError> {
         let start = self.pos;
         if self.peek() == Some(b'[') {
             self.take_while(|c| c != b']' && c != b',' && c != b';');
@@ -215,21 +219,21 @@ impl<'a> Cursor<'a> {
         }
         let id = self.s.get(start..self.pos).unwrap_or_default();
         if id.is_empty() {
-            return Err(RequestError::BadIdentity(echo(self.rest().trim())));
+            return Err(DiscloseError::BadIdentity(echo(self.rest().trim())));
         }
         check_identity(id)?;
         Ok(id)
     }
 
     /// A `cid` value: quoted-string, `<...>`, or bare Content-ID characters.
-    fn cid_value(&mut self) -> Result<String, RequestError> {
+    fn cid_value(&mut self) -> Result<String, DiscloseError> {
         let raw = match self.peek() {
             Some(b'"') => self.quoted()?,
             Some(b'<') => {
                 self.pos += 1;
                 let v = self.take_while(is_cid_char).to_owned();
                 if self.peek() != Some(b'>') {
-                    return Err(RequestError::BadParam("unbalanced '<' in cid".into()));
+                    return Err(DiscloseError::BadParam("unbalanced '<' in cid".into()));
                 }
                 self.pos += 1;
                 v
@@ -242,11 +246,11 @@ impl<'a> Cursor<'a> {
     }
 
     /// A generic parameter value (ignored): token or quoted-string.
-    fn generic_value(&mut self) -> Result<(), RequestError> {
+    fn generic_value(&mut self) -> Result<(), DiscloseError> {
         if self.peek() == Some(b'"') {
             self.quoted().map(drop)
         } else if self.take_while(is_token_char).is_empty() {
-            Err(RequestError::BadParam("empty parameter value".into()))
+            Err(DiscloseError::BadParam("empty parameter value".into()))
         } else {
             Ok(())
         }
@@ -276,23 +280,25 @@ impl DisclosureRequest {
 
     /// A request from (identity, Content-IDs) pairs, checked against the same rules and limits
     /// as [`DisclosureRequest::parse`].
-    pub fn try_new(entries: Vec<(String, Vec<String>)>) -> Result<DisclosureRequest, RequestError> {
+    pub fn try_new(
+        entries: Vec<(String, Vec<String>)>,
+    ) -> Result<DisclosureRequest, DiscloseError> {
         if entries.is_empty() {
-            return Err(RequestError::Empty);
+            return Err(DiscloseError::Empty);
         }
         if entries.len() > MAX_ENTRIES {
-            return Err(RequestError::TooManyEntries);
+            return Err(DiscloseError::TooManyEntries);
         }
         let req = DisclosureRequest::new(entries);
         for e in &req.entries {
             check_identity(&e.identity)?;
             if e.content_ids.len() > MAX_CIDS_PER_ENTRY {
-                return Err(RequestError::TooManyContentIds);
+                return Err(DiscloseError::TooManyContentIds);
             }
             e.content_ids.iter().try_for_each(|c| check_cid(c))?;
         }
         if req.to_header_value().len() > MAX_VALUE_LEN {
-            return Err(RequestError::TooLong);
+            return Err(DiscloseError::TooLong);
         }
         Ok(req)
     }
@@ -305,14 +311,14 @@ impl DisclosureRequest {
     /// Parses several instances of the header (RFC 3261 §7.3.1: same as one joined by commas).
     pub fn parse_all<'a>(
         values: impl IntoIterator<Item = &'a str>,
-    ) -> Result<DisclosureRequest, RequestError> {
+    ) -> Result<DisclosureRequest, DiscloseError> {
         let mut joined = String::new();
         for v in values {
             if !joined.is_empty() {
                 joined.push(',');
             }
             if joined.len() + v.len() > MAX_VALUE_LEN {
-                return Err(RequestError::TooLong);
+                return Err(DiscloseError::TooLong);
             }
             joined.push_str(v);
         }
@@ -320,12 +326,12 @@ impl DisclosureRequest {
     }
 
     /// Parses one header value (see the ABNF in docs/PROTOCOL.md §4).
-    pub fn parse(value: &str) -> Result<DisclosureRequest, RequestError> {
+    pub fn parse(value: &str) -> Result<DisclosureRequest, DiscloseError> {
         if value.len() > MAX_VALUE_LEN {
-            return Err(RequestError::TooLong);
+            return Err(DiscloseError::TooLong);
         }
         if value.trim().is_empty() {
-            return Err(RequestError::Empty);
+            return Err(DiscloseError::Empty);
         }
         let mut c = Cursor { s: value, pos: 0 };
         let mut entries = Vec::new();
@@ -342,7 +348,7 @@ impl DisclosureRequest {
                 c.skip_lws();
                 let name = c.take_while(is_token_char);
                 if name.is_empty() {
-                    return Err(RequestError::BadParam(format!(
+                    return Err(DiscloseError::BadParam(format!(
                         "missing parameter name before {:?}",
                         echo(c.rest())
                     )));
@@ -355,10 +361,10 @@ impl DisclosureRequest {
                 }
                 if name.eq_ignore_ascii_case("cid") {
                     if !has_value {
-                        return Err(RequestError::BadParam("cid without a value".into()));
+                        return Err(DiscloseError::BadParam("cid without a value".into()));
                     }
                     if content_ids.len() == MAX_CIDS_PER_ENTRY {
-                        return Err(RequestError::TooManyContentIds);
+                        return Err(DiscloseError::TooManyContentIds);
                     }
                     content_ids.push(c.cid_value()?);
                 } else if has_value {
@@ -366,7 +372,7 @@ impl DisclosureRequest {
                 }
             }
             if entries.len() == MAX_ENTRIES {
-                return Err(RequestError::TooManyEntries);
+                return Err(DiscloseError::TooManyEntries);
             }
             entries.push(DisclosureEntry {
                 identity,
@@ -375,7 +381,7 @@ impl DisclosureRequest {
             match c.peek() {
                 None => break,
                 Some(b',') => c.pos += 1,
-                Some(_) => return Err(RequestError::BadIdentity(echo(c.rest().trim()))),
+                Some(_) => return Err(DiscloseError::BadIdentity(echo(c.rest().trim()))),
             }
         }
         Ok(DisclosureRequest { entries })
@@ -514,7 +520,7 @@ mod tests {
         let long = "a".repeat(3000);
         assert_eq!(
             DisclosureRequest::parse_all([long.as_str(), long.as_str()]),
-            Err(RequestError::TooLong)
+            Err(DiscloseError::TooLong)
         );
         println!("instances joined by commas; combined length limited");
     }
@@ -524,42 +530,48 @@ mod tests {
         let overlong = format!("p;cid={}", "x".repeat(5000));
         let thousand = vec!["p"; 1000].join(",");
         let many_cids = format!("p{}", ";cid=a".repeat(17));
-        let cases: Vec<(&str, RequestError)> = vec![
-            (&overlong, RequestError::TooLong),
-            (&thousand, RequestError::TooManyEntries),
-            (&many_cids, RequestError::TooManyContentIds),
-            ("", RequestError::Empty),
-            ("  \t ", RequestError::Empty),
+        let cases: Vec<(&str, DiscloseError)> = vec![
+            (&overlong, DiscloseError::TooLong),
+            (&thousand, DiscloseError::TooManyEntries),
+            (&many_cids, DiscloseError::TooManyContentIds),
+            ("", DiscloseError::Empty),
+            ("  \t ", DiscloseError::Empty),
             (
                 "p;cid=\"unbalanced",
-                RequestError::BadParam("unbalanced quote".into()),
+                DiscloseError::BadParam("unbalanced quote".into()),
             ),
             (
                 "p;cid=<a@b",
-                RequestError::BadParam("unbalanced '<' in cid".into()),
+                DiscloseError::BadParam("unbalanced '<' in cid".into()),
             ),
             (
                 "p;cid",
-                RequestError::BadParam("cid without a value".into()),
+                DiscloseError::BadParam("cid without a value".into()),
             ),
-            ("p;cid=", RequestError::BadParam("empty cid".into())),
-            ("p;cid=\"<>\"", RequestError::BadParam("empty cid".into())),
+            ("p;cid=", DiscloseError::BadParam("empty cid".into())),
+            ("p;cid=\"<>\"", DiscloseError::BadParam("empty cid".into())),
             (
                 "p;=x",
-                RequestError::BadParam("missing parameter name before \"=x\"".into()),
+                DiscloseError::BadParam("missing parameter name before \"=x\"".into()),
             ),
-            ("p,,q", RequestError::BadIdentity(",q".into())),
-            ("p q", RequestError::BadIdentity("q".into())),
-            ("-p.example", RequestError::BadIdentity("-p.example".into())),
-            ("p..example", RequestError::BadIdentity("p..example".into())),
-            ("[not:v6]", RequestError::BadIdentity("[not:v6]".into())),
-            ("\"p\"", RequestError::BadIdentity("\"p\"".into())),
+            ("p,,q", DiscloseError::BadIdentity(",q".into())),
+            ("p q", DiscloseError::BadIdentity("q".into())),
+            (
+                "-p.example",
+                DiscloseError::BadIdentity("-p.example".into()),
+            ),
+            (
+                "p..example",
+                DiscloseError::BadIdentity("p..example".into()),
+            ),
+            ("[not:v6]", DiscloseError::BadIdentity("[not:v6]".into())),
+            ("\"p\"", DiscloseError::BadIdentity("\"p\"".into())),
             (
                 "p;cid=\"a\u{1}\"",
-                RequestError::BadParam("control character in quoted-string".into()),
+                DiscloseError::BadParam("control character in quoted-string".into()),
             ),
-            ("p;x=\"", RequestError::BadParam("unbalanced quote".into())),
-            ("pä", RequestError::BadIdentity("ä".into())),
+            ("p;x=\"", DiscloseError::BadParam("unbalanced quote".into())),
+            ("pä", DiscloseError::BadIdentity("ä".into())),
         ];
         for (v, want) in cases {
             let got = DisclosureRequest::parse(v);
@@ -573,14 +585,17 @@ mod tests {
 
     #[test]
     fn try_new_checks() {
-        assert_eq!(DisclosureRequest::try_new(vec![]), Err(RequestError::Empty));
+        assert_eq!(
+            DisclosureRequest::try_new(vec![]),
+            Err(DiscloseError::Empty)
+        );
         assert!(matches!(
             DisclosureRequest::try_new(vec![("bad id".into(), vec![])]),
-            Err(RequestError::BadIdentity(_))
+            Err(DiscloseError::BadIdentity(_))
         ));
         assert!(matches!(
             DisclosureRequest::try_new(vec![("p".into(), vec!["a\r\nb".into()])]),
-            Err(RequestError::BadParam(_))
+            Err(DiscloseError::BadParam(_))
         ));
         println!("try_new refuses what parse would");
     }
