@@ -1,7 +1,7 @@
 //! Interoperability with the real `openssl cms` (OpenSSL 3): what sipsd seals, OpenSSL opens,
 //! and what OpenSSL seals — with keys and certificates made fresh for each run — sipsd opens.
 
-mod cms_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,9 +9,9 @@ use std::process::Command;
 use sipsd::cms::{
     self, Cek, CmsError, CmsKind, ContentAlg, IdKind, Recipient, RecipientKeyId, RsaPadding,
 };
-use sipsd::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
+use sipsd::keys::{KeySpec, KeyStore, PskSpec};
 
-use cms_support::{cert_recipient, hex, key_path, offer, psk_recipient, read_hex};
+use support::vectors::{hex, key_path, offer, read_hex, store_of, three_recipients};
 
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -67,11 +67,7 @@ fn openssl_opens_what_sipsd_seals() {
         ] {
             for id in [IdKind::IssuerSerial, IdKind::SubjectKeyId] {
                 let cek = Cek::generate(alg).unwrap();
-                let recips = [
-                    cert_recipient("callee", id, padding),
-                    cert_recipient("proxy1", id, padding),
-                    psk_recipient(),
-                ];
+                let recips = three_recipients(id, padding);
                 let der = cms::seal(&offer, &recips, &cek).unwrap();
                 let what = format!("{alg} {padding:?} {id:?}");
                 for who in ["callee", "proxy1"] {
@@ -191,15 +187,7 @@ fn make_party(dir: &Path, name: &'static str, bits: u32, extra: &[&str]) -> Part
 }
 
 fn store_for(p: &Party) -> KeyStore {
-    KeyStore::load(&KeySpec {
-        rsa: vec![RsaKeySpec {
-            key_path: p.key.clone(),
-            cert_path: p.crt.clone(),
-            label: None,
-        }],
-        ..Default::default()
-    })
-    .unwrap()
+    store_of(&p.key, &p.crt)
 }
 
 #[test]

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
 use sipsd::cms::{IdKind, Recipient, RsaPadding};
+use sipsd::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
 use zeroize::Zeroizing;
 
 /// The repository root.
@@ -89,4 +91,65 @@ pub fn psk_recipient() -> Recipient {
 pub fn has_keys(dir: &Path, who: &[&str]) -> bool {
     who.iter()
         .all(|n| dir.join(format!("{n}.key")).is_file() && dir.join(format!("{n}.crt")).is_file())
+}
+
+/// The SHA-256 (lower-case hex) every vector's plaintext has (`msgs/offer.sdp.sha256`).
+pub fn expected_sha256() -> String {
+    let s = std::fs::read_to_string(vectors().join("msgs/offer.sdp.sha256")).unwrap();
+    s.split_whitespace().next().unwrap().to_ascii_lowercase()
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+/// `keys/NAME.key` with `keys/NAME.crt`.
+pub fn rsa_spec(name: &str) -> RsaKeySpec {
+    RsaKeySpec {
+        key_path: key_path(&format!("{name}.key")),
+        cert_path: key_path(&format!("{name}.crt")),
+        label: None,
+    }
+}
+
+/// The vectors' pre-shared key.
+pub fn psk_spec() -> PskSpec {
+    PskSpec {
+        id: read_hex("psk-proxy1.id.hex"),
+        key_path: key_path("psk-proxy1.hex"),
+        label: None,
+    }
+}
+
+/// A key store holding just one identity: "callee", "proxy1", "proxy2" or "psk".
+pub fn store(who: &str) -> KeyStore {
+    let mut spec = KeySpec::default();
+    if who == "psk" {
+        spec.psk.push(psk_spec());
+    } else {
+        spec.rsa.push(rsa_spec(who));
+    }
+    KeyStore::load(&spec).unwrap_or_else(|e| panic!("key store {who}: {e}"))
+}
+
+/// A key store of one RSA key and its certificate.
+pub fn store_of(key: &Path, cert: &Path) -> KeyStore {
+    KeyStore::load(&KeySpec {
+        rsa: vec![RsaKeySpec {
+            key_path: key.to_path_buf(),
+            cert_path: cert.to_path_buf(),
+            label: None,
+        }],
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("key store {}: {e}", key.display()))
+}
+
+/// Callee, proxy1 (certificates, named by `id`, wrapped with `padding`) and the pre-shared key.
+pub fn three_recipients(id: IdKind, padding: RsaPadding) -> [Recipient; 3] {
+    [
+        cert_recipient("callee", id, padding),
+        cert_recipient("proxy1", id, padding),
+        psk_recipient(),
+    ]
 }
