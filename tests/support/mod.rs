@@ -5,6 +5,7 @@
 //! | --- | --- |
 //! | `check` | `check!(cond, "what")`: prints `  ok   what` or panics with `FAILED: what` |
 //! | `tools` | prerequisites (kamailio, sipp, kamcmd, the module), SKIPPED vs `SIPSD_REQUIRE_E2E=1` |
+//! | `openssl` | the `openssl` command: run it, `cms -decrypt` |
 //! | `vectors` | the OpenSSL interop vectors and test keys (`tests/data/vectors`, `$SIPSD_VECTORS`) |
 //! | `work` | a work directory, removed on success and kept when a check failed |
 //! | `procs` | child processes in their own process group, killed with the group on drop |
@@ -27,6 +28,7 @@ pub mod check;
 pub mod calls;
 pub mod fork;
 pub mod kamailio;
+pub mod openssl;
 pub mod p1log;
 pub mod pcap;
 pub mod ports;
