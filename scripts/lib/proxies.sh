@@ -9,6 +9,7 @@
 #   sd_start_proxy p1 p1 "$P1" "$P2" WITH_DIALOG  # trusted-proxy.cfg, log $SD_WORK/p1.log
 #   sd_start_proxy p2 p2 "$P2" "$UAS"             # untrusted-proxy.cfg
 #   sd_wait_bound "$P1" "$SD_PID" P1 "$SD_WORK/p1.log"
+#   sd_start_in "$SD_WORK" "$SD_WORK/uas.out" sipp -sf ...   # any other process, same guard
 #   sd_rpc p1 sipsd.stats                         # kamcmd over P1's private ctl socket
 #
 # P1 is Kamailio with cfg-examples/trusted-proxy.cfg and the sipsd module, P2 Kamailio with
@@ -111,21 +112,26 @@ sd_proxy_args() {
     SD_ARGS=(-DD -E -Y "$SD_WORK/$name" -w "$SD_WORK/$name" "${SD_CFG_ARGS[@]}")
 }
 
-# sd_start NAME LOG CMD...: CMD in its own session (its pid is its process group), stdout and
-# stderr to LOG, stdin from /dev/null. Sets SD_PID and adds it to SD_PIDS (sd_stop_all).
-sd_start() {
-    local log=$2
+# sd_start_in DIR LOG CMD...: CMD in directory DIR, in its own session (its pid is its process
+# group), stdout and stderr to LOG, stdin from /dev/null. Sets SD_PID and adds it to SD_PIDS
+# (sd_stop_all).
+sd_start_in() {
+    local dir=$1 log=$2
     shift 2
-    setsid "$@" </dev/null >"$log" 2>&1 &
+    # the subshell is no group leader, so setsid does not fork: $! is CMD's pid
+    (cd "$dir" && exec setsid "$@" </dev/null >"$log" 2>&1) &
     SD_PID=$!
     SD_PIDS+=("$SD_PID")
 }
+
+# sd_start LOG CMD...: sd_start_in the current directory.
+sd_start() { sd_start_in . "$@"; }
 
 # sd_start_proxy ROLE NAME PORT NEXT [DEFINE...]: sd_proxy_args, then Kamailio with them,
 # logging to $SD_WORK/NAME.log. Sets SD_PID. Wait for it with sd_wait_bound.
 sd_start_proxy() {
     sd_proxy_args "$@" || return 1
-    sd_start "$2" "$SD_WORK/$2.log" kamailio "${SD_ARGS[@]}"
+    sd_start "$SD_WORK/$2.log" kamailio "${SD_ARGS[@]}"
 }
 
 # sd_wait_bound PORT PID NAME [LOG]: wait (10 s at most) until PORT is bound; fails, with the

@@ -253,7 +253,7 @@ XML
 }
 
 uas_xml >"$work/uas.xml"
-sd_start uas "$work/uas.out" sipp -sf "$work/uas.xml" -i 127.0.0.1 -p "$UAS" -m 1 -nostdin \
+sd_start "$work/uas.out" sipp -sf "$work/uas.xml" -i 127.0.0.1 -p "$UAS" -m 1 -nostdin \
     -trace_err -timeout 30s -error_file "$work/uas-errors.log" -trace_msg \
     -message_file "$work/uas-msgs.log"
 uas_pid=$SD_PID
@@ -355,7 +355,7 @@ if [ -x "$cli" ]; then
         "$cli" encrypt --cek "$work/dialog.cek" --base64 --in "$work/info.sdp" \
             --out "$work/info.b64" >"$work/info.hdr" || die "sipsd CLI failed"
     uas_xml info >"$work/uas2.xml"
-    sd_start uas2 "$work/uas2.out" sipp -sf "$work/uas2.xml" -i 127.0.0.1 -p "$UAS" -m 1 \
+    sd_start "$work/uas2.out" sipp -sf "$work/uas2.xml" -i 127.0.0.1 -p "$UAS" -m 1 \
         -nostdin -trace_err -timeout 30s -error_file "$work/uas2-errors.log"
     sd_wait_bound "$UAS" "$SD_PID" "second sipp UAS" "$work/uas2.out" ||
         die "second sipp UAS did not start"
