@@ -154,7 +154,7 @@ sd_wait_bound() {
 
 # sd_stop PID...: TERM each process group, wait up to 3 s for its leader, then KILL the group
 # (forked workers that outlived the leader too). A pid that is not a group leader is signalled
-# alone.
+# alone. The pids leave SD_PIDS.
 sd_stop() {
     local p i
     for p in "$@"; do
@@ -167,12 +167,18 @@ sd_stop() {
         done
         kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
     done
+    # forget them: a pid stopped here is never signalled again (it may be reused)
+    local keep=() q
+    for q in "${SD_PIDS[@]}"; do
+        for p in "$@"; do [ "$q" = "$p" ] && continue 2; done
+        keep+=("$q")
+    done
+    SD_PIDS=("${keep[@]}")
 }
 
 # sd_stop_all: sd_stop on everything sd_start started (for `trap sd_stop_all EXIT`).
 sd_stop_all() {
     [ ${#SD_PIDS[@]} -eq 0 ] || sd_stop "${SD_PIDS[@]}"
-    SD_PIDS=()
 }
 
 # sd_rpc NAME CMD [ARG...]: an RPC to proxy NAME over its control socket (10 s at most).
