@@ -37,10 +37,22 @@ pub enum Error {
     /// EncryptedData for a dialog whose key this proxy does not hold.
     #[error("no cached key for this dialog")]
     NoDialogKey,
-    /// A new wrapped key for a known dialog came from a message outside that dialog, or a
-    /// rotation was asked for a dialog that is not cached.
+    /// A rotation was asked of a message that is not one (outside the dialog, no cached key,
+    /// no new key).
     #[error("key rotation rejected: {0}")]
     RotationRejected(&'static str),
+    /// A new key for a dialog whose key is cached, without a valid proof that its sender holds
+    /// the current key (docs/PROTOCOL.md §6.3): the cached key stays.
+    #[error("key rotation rejected: a new key for a known dialog without a valid rotation proof")]
+    RotationUnproven,
+    /// An initial request for a dialog id that already has another live key: never
+    /// overwritten.
+    #[error("key rotation rejected: an initial request for a dialog that already has another key")]
+    InitialCollision,
+    /// An unauthenticated (AES-CBC) body inside a dialog with a cached key, refused without
+    /// decrypting (`allow_cbc_in_dialog` is off).
+    #[error("unauthenticated (CBC) body in a known dialog refused")]
+    UnauthenticatedInDialog,
     /// The dialog's cached key is past the configured age or number of uses.
     #[error("the dialog key is past its rotation limit; the sender must rotate it")]
     KeyExpired,

@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use crate::body::{self, SmimeType};
 use crate::cms::{self, Cek, ContentAlg, Recipient};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keys::KeyStore;
 use crate::proxy::RotationPolicy;
 use crate::request::DisclosureRequest;
@@ -131,6 +131,35 @@ impl UaSession {
         Ok(plain)
     }
 
+    /// Opens any later body of the dialog, as the peer (or a trusted proxy) must: EncryptedData
+    /// or a body re-sent under the dialog key, or a rotation whose proof the current key
+    /// opens (the session then holds the new key, generation + 1). A new key without that
+    /// proof is refused ([`Error::RotationUnproven`]) and the session keeps its key.
+    pub fn receive(&mut self, der: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let msg = cms::CmsMessage::parse(der)?;
+        if msg.kind() == cms::CmsKind::EncryptedData || !msg.has_rotation_proof() {
+            if msg.kind() != cms::CmsKind::EncryptedData && !msg.is_authenticated()? {
+                // CBC without a proof: decrypting under the dialog key proves nothing.
+                return Err(Error::RotationUnproven);
+            }
+            return match msg.open_with_cek(&self.cek) {
+                Ok(plain) => {
+                    self.uses = self.uses.saturating_add(1);
+                    Ok(plain)
+                }
+                Err(_) if msg.kind() != cms::CmsKind::EncryptedData => Err(Error::RotationUnproven),
+                Err(e) => Err(e.into()),
+            };
+        }
+        let opened = msg
+            .open_rotation(&self.cek)
+            .map_err(|_| Error::RotationUnproven)?;
+        let policy = self.policy;
+        *self = UaSession::with_key(opened.cek, self.generation + 1);
+        self.policy = policy;
+        Ok(opened.plaintext)
+    }
+
     /// True once the key is older or more used than the policy allows.
     pub fn rotation_due(&self) -> bool {
         let p = self.policy;
@@ -138,8 +167,9 @@ impl UaSession {
             || (p.max_uses > 0 && self.uses >= p.max_uses)
     }
 
-    /// Replaces the dialog key with a fresh one and wraps it anew for `recipients`: the body
-    /// returned carries `plaintext` under the new key, and every recipient's cache follows.
+    /// Replaces the dialog key with a fresh one: the body returned carries `plaintext` under
+    /// the new key, wrapped for `recipients` and, as the rotation proof every holder of the
+    /// current key checks (docs/PROTOCOL.md §6.3), under a key derived from the current one.
     pub fn rotate(
         &mut self,
         content_type: &str,
@@ -148,7 +178,9 @@ impl UaSession {
         opts: &BodyOptions,
     ) -> Result<SipBody> {
         let fresh = UaSession::with_key(Cek::generate(self.cek.alg())?, self.generation + 1);
-        let body = fresh.seal_with_key(content_type, plaintext, recipients, None, opts)?;
+        let mut with_proof = recipients.to_vec();
+        with_proof.push(cms::proof_recipient(&self.cek));
+        let body = fresh.seal_with_key(content_type, plaintext, &with_proof, None, opts)?;
         let policy = self.policy;
         *self = fresh;
         self.policy = policy;
@@ -264,6 +296,54 @@ mod tests {
         assert_ne!(s.cek().as_bytes(), old.as_slice());
         assert!(!s.rotation_due(), "a fresh key starts with no uses");
         println!("rotation due after 3 uses; rotate gives generation 2 with a new key");
+    }
+
+    #[test]
+    fn the_peer_follows_a_proven_rotation_and_refuses_an_unproven_one() {
+        let opts = BodyOptions {
+            inner_mime: false,
+            ..BodyOptions::default()
+        };
+        let (mut caller, offer) = UaSession::offer(
+            "application/sdp",
+            b"v=0\r\n",
+            &[psk()],
+            ContentAlg::Aes256Gcm,
+            None,
+            &opts,
+        )
+        .unwrap();
+        let mut callee = UaSession::with_key(caller.cek().clone(), 1);
+        assert_eq!(callee.receive(&offer.body).unwrap().as_slice(), b"v=0\r\n");
+        let msg = caller.encrypt("text/plain", b"hi", &opts).unwrap();
+        assert_eq!(callee.receive(&msg.body).unwrap().as_slice(), b"hi");
+        let rotation = caller
+            .rotate("application/sdp", b"v=0 two", &[psk()], &opts)
+            .unwrap();
+        assert_eq!(
+            callee.receive(&rotation.body).unwrap().as_slice(),
+            b"v=0 two"
+        );
+        assert_eq!(callee.generation(), 2);
+        assert_eq!(callee.cek().as_bytes(), caller.cek().as_bytes());
+        // A stranger's new key for the dialog: no proof, refused, the key stays.
+        let (_, forged) = UaSession::offer(
+            "application/sdp",
+            b"v=0 evil",
+            &[psk()],
+            ContentAlg::Aes256Gcm,
+            None,
+            &opts,
+        )
+        .unwrap();
+        let before = callee.cek().as_bytes().to_vec();
+        assert!(matches!(
+            callee.receive(&forged.body),
+            Err(Error::RotationUnproven)
+        ));
+        assert_eq!(callee.cek().as_bytes(), before.as_slice());
+        assert_eq!(callee.generation(), 2);
+        println!("callee: offer, EncryptedData, proven rotation (gen 2) accepted; a new key without proof refused, key kept");
     }
 
     #[test]

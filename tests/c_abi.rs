@@ -56,7 +56,7 @@ fn write_messages(dir: &Path) {
         "application/sdp",
         &sdp,
         &both,
-        ContentAlg::Aes128Cbc,
+        ContentAlg::Aes128Gcm,
         None,
         &raw,
     )
@@ -65,6 +65,20 @@ fn write_messages(dir: &Path) {
     put(
         "indialog-b.der",
         &b.encrypt("text/plain", b"dialog b", &raw).unwrap().body,
+    );
+    let (mut c, offer_c) = UaSession::offer(
+        "application/sdp",
+        &sdp,
+        &both,
+        ContentAlg::Aes128Cbc,
+        None,
+        &raw,
+    )
+    .unwrap();
+    put("offer-cbc.der", &offer_c.body);
+    put(
+        "indialog-cbc.der",
+        &c.encrypt("text/plain", b"dialog c", &raw).unwrap().body,
     );
     let (_, other) = UaSession::offer(
         "application/sdp",

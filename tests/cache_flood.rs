@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use sipsd::cache::{CacheConfig, DialogKey, SharedCache, PROTECTED_PERCENT};
 
+use support::cache_ops as ops;
 use support::fork::{close, fork_child, pipe, read_byte, wait_exit, write_byte};
 
 fn live(n: u32) -> DialogKey {
@@ -47,17 +48,17 @@ fn flood_from_other_workers_keeps_calls_in_progress() {
     let (rd, wr) = pipe();
     let calls = fork_child(move || {
         for n in 0..LIVE {
-            if c.store(&live(n), 1, &[n as u8; 32]).is_err() {
+            if c.insert(&live(n), 1, &[n as u8; 32]).is_err() {
                 return 1;
             }
-            if !matches!(c.get(&live(n)), Ok(Some(_))) {
+            if !matches!(ops::use_key(c, &live(n)), Ok(Some(_))) {
                 return 3;
             }
         }
         write_byte(wr, 1);
         for round in 0..50 {
             for n in 0..LIVE {
-                match c.get(&live(n)) {
+                match ops::use_key(c, &live(n)) {
                     Ok(Some(k)) if k.cek.as_slice() == [n as u8; 32] => {}
                     Ok(_) => return 10 + (round % 100),
                     Err(_) => return 2,
@@ -79,7 +80,7 @@ fn flood_from_other_workers_keeps_calls_in_progress() {
         .map(|w| {
             fork_child(move || {
                 for n in 0..FLOOD_PER_WORKER {
-                    if c.store(&fake(w, n), 1, &[0xEE; 32]).is_err() {
+                    if c.insert(&fake(w, n), 1, &[0xEE; 32]).is_err() {
                         return 1;
                     }
                 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use sipsd::cache::{CacheConfig, DialogKey, SharedCache, Stored};
 
+use support::cache_ops as ops;
 use support::fork::{
     close, fork_child, kill, pipe, read_byte, still_running, wait_child, write_byte, End,
 };
@@ -36,17 +37,17 @@ fn keys_cross_process_boundaries() {
     let cek1 = [0x11u8; 16];
     let cek2 = [0x22u8; 32];
     assert_eq!(
-        c.store(&k1, 1, &cek1).unwrap(),
+        c.insert(&k1, 1, &cek1).unwrap(),
         Stored::New { generation: 1 }
     );
 
     // Child A reads the parent's key and stores its own.
     let a = fork_child(|| {
-        match c.get(&k1) {
+        match ops::use_key(&c, &k1) {
             Ok(Some(e)) if e.cek[..] == cek1 && e.alg == 1 => {}
             _ => return 1,
         }
-        match c.store(&k2, 2, &cek2) {
+        match c.insert(&k2, 2, &cek2) {
             Ok(Stored::New { generation: 1 }) => 0,
             _ => 2,
         }
@@ -58,7 +59,9 @@ fn keys_cross_process_boundaries() {
     );
 
     // The parent sees child A's key (and the use A counted on k1).
-    let e2 = c.get(&k2).unwrap().expect("parent reads the child's CEK");
+    let e2 = ops::use_key(&c, &k2)
+        .unwrap()
+        .expect("parent reads the child's CEK");
     assert_eq!((&e2.cek[..], e2.alg), (&cek2[..], 2));
     assert_eq!(
         c.peek(&k1).unwrap().expect("k1").uses,
@@ -68,13 +71,13 @@ fn keys_cross_process_boundaries() {
 
     // Another child reads both, and rotates k1 for everyone.
     let b = fork_child(|| {
-        let ok1 = matches!(c.get(&k1), Ok(Some(e)) if e.cek[..] == cek1);
-        let ok2 = matches!(c.get(&k2), Ok(Some(e)) if e.cek[..] == cek2);
+        let ok1 = matches!(ops::use_key(&c, &k1), Ok(Some(e)) if e.cek[..] == cek1);
+        let ok2 = matches!(ops::use_key(&c, &k2), Ok(Some(e)) if e.cek[..] == cek2);
         if !(ok1 && ok2) {
             return 1;
         }
-        match c.rotate(&k1, 1, &[0x33; 16]) {
-            Ok(2) => 0,
+        match ops::replace(&c, &k1, 1, &[0x33; 16]) {
+            Ok(Some(2)) => 0,
             _ => 2,
         }
     });
@@ -83,7 +86,7 @@ fn keys_cross_process_boundaries() {
         End::Exit(0),
         "child B read both CEKs and rotated k1"
     );
-    let e1 = c.get(&k1).unwrap().expect("k1");
+    let e1 = ops::use_key(&c, &k1).unwrap().expect("k1");
     assert_eq!(
         (&e1.cek[..], e1.generation, e1.uses),
         (&[0x33u8; 16][..], 2, 1)
@@ -142,14 +145,12 @@ fn worker(c: &SharedCache, w: u8) -> i32 {
         match op {
             0 | 1 => {
                 let v = version[usize::from(d)] + 1;
-                if c.store(&dialog_key(w, d), w + 1, &cek_for(w, d, v))
-                    .is_err()
-                {
+                if ops::put(c, &dialog_key(w, d), w + 1, &cek_for(w, d, v)).is_err() {
                     return 3;
                 }
                 version[usize::from(d)] = v;
             }
-            2 => match c.get(&dialog_key(w, d)) {
+            2 => match ops::use_key(c, &dialog_key(w, d)) {
                 Ok(Some(e)) => {
                     if e.alg != w + 1 || e.cek[..] != cek_for(w, d, version[usize::from(d)]) {
                         return 1;
@@ -158,7 +159,7 @@ fn worker(c: &SharedCache, w: u8) -> i32 {
                 Ok(None) => {}
                 Err(_) => return 3,
             },
-            _ => match c.get(&dialog_key(other, d)) {
+            _ => match ops::use_key(c, &dialog_key(other, d)) {
                 Ok(Some(e)) => {
                     if e.alg != other + 1 || !cek_is_valid_for(&e.cek, other, d) {
                         return 2;
@@ -221,7 +222,7 @@ fn concurrent_workers_keep_the_table_consistent() {
     );
     // Filling the table up again from the parent evicts exactly what is needed.
     for n in 0..CAPACITY {
-        c.store(&key(&format!("refill-{n}"), "x"), 9, &[1; 16])
+        c.insert(&key(&format!("refill-{n}"), "x"), 9, &[1; 16])
             .unwrap();
     }
     assert_eq!(c.stats().unwrap().entries, u64::from(CAPACITY));
@@ -238,7 +239,7 @@ fn worker_killed_holding_the_lock_does_not_block_others() {
     let k1 = key("held@example.com", "1");
     let k2 = key("blocked@example.com", "2");
     let k3 = key("after@example.com", "3");
-    c.store(&k1, 1, &[0x41; 16]).unwrap();
+    c.insert(&k1, 1, &[0x41; 16]).unwrap();
 
     let (rd, wr) = pipe();
     let holder = fork_child(|| {
@@ -254,10 +255,10 @@ fn worker_killed_holding_the_lock_does_not_block_others() {
 
     // A second worker tries to use the cache: it blocks behind the holder.
     let waiter = fork_child(|| {
-        if !matches!(c.store(&k2, 1, &[0x42; 16]), Ok(Stored::New { .. })) {
+        if !matches!(c.insert(&k2, 1, &[0x42; 16]), Ok(Stored::New { .. })) {
             return 1;
         }
-        match c.get(&k1) {
+        match ops::use_key(&c, &k1) {
             Ok(Some(e)) if e.cek[..] == [0x41; 16] => 0,
             _ => 2,
         }
@@ -276,10 +277,16 @@ fn worker_killed_holding_the_lock_does_not_block_others() {
         "waiter proceeded after the holder died"
     );
 
-    assert_eq!(&c.get(&k1).unwrap().expect("k1").cek[..], &[0x41; 16]);
-    assert_eq!(&c.get(&k2).unwrap().expect("k2").cek[..], &[0x42; 16]);
-    c.store(&k3, 1, &[0x43; 16]).unwrap();
-    let reader = fork_child(|| match c.get(&k3) {
+    assert_eq!(
+        &ops::use_key(&c, &k1).unwrap().expect("k1").cek[..],
+        &[0x41; 16]
+    );
+    assert_eq!(
+        &ops::use_key(&c, &k2).unwrap().expect("k2").cek[..],
+        &[0x42; 16]
+    );
+    c.insert(&k3, 1, &[0x43; 16]).unwrap();
+    let reader = fork_child(|| match ops::use_key(&c, &k3) {
         Ok(Some(e)) if e.cek[..] == [0x43; 16] => 0,
         _ => 1,
     });
@@ -296,7 +303,7 @@ fn worker_killed_mid_change_leaves_a_repaired_table() {
     let c = cache(32, 0);
     let keys: Vec<_> = (0..20).map(|n| key(&format!("dialog-{n}"), "t")).collect();
     for (n, k) in keys.iter().enumerate() {
-        c.store(k, 1, &[n as u8 + 1; 16]).unwrap();
+        c.insert(k, 1, &[n as u8 + 1; 16]).unwrap();
     }
     let victim = keys[5];
     let (rd, wr) = pipe();
@@ -315,12 +322,12 @@ fn worker_killed_mid_change_leaves_a_repaired_table() {
 
     // The parent is the next locker: it repairs.
     assert!(
-        c.get(&victim).unwrap().is_none(),
+        ops::use_key(&c, &victim).unwrap().is_none(),
         "half-written entry was wiped"
     );
     for (n, k) in keys.iter().enumerate().filter(|(n, _)| *n != 5) {
         assert_eq!(
-            &c.get(k).unwrap().expect("intact").cek[..],
+            &ops::use_key(&c, k).unwrap().expect("intact").cek[..],
             &[n as u8 + 1; 16]
         );
     }
@@ -329,7 +336,7 @@ fn worker_killed_mid_change_leaves_a_repaired_table() {
     // And a child can use the repaired table.
     let child = fork_child(|| {
         let ok = matches!(
-            c.store(&victim, 1, &[0x77; 16]),
+            c.insert(&victim, 1, &[0x77; 16]),
             Ok(Stored::New { generation: 1 })
         );
         if ok {
@@ -348,13 +355,13 @@ fn real_clock_ttl_across_processes() {
     let _s = serial();
     let c = cache(8, 1);
     let k = key("ttl@example.com", "1");
-    c.store(&k, 1, &[0x55; 16]).unwrap();
+    c.insert(&k, 1, &[0x55; 16]).unwrap();
     let child = fork_child(|| {
         if !matches!(c.peek(&k), Ok(Some(_))) {
             return 1;
         }
         std::thread::sleep(Duration::from_millis(2100));
-        match c.get(&k) {
+        match ops::use_key(&c, &k) {
             Ok(None) => 0,
             _ => 2,
         }
@@ -364,7 +371,7 @@ fn real_clock_ttl_across_processes() {
         End::Exit(0),
         "child saw it live, then expired after 2 s"
     );
-    assert!(c.get(&k).unwrap().is_none());
+    assert!(ops::use_key(&c, &k).unwrap().is_none());
     let s = c.stats().unwrap();
     assert_eq!((s.entries, s.expirations, s.misses), (0, 1, 2));
     println!("ttl 1 s (CLOCK_REALTIME): live in the child at once, expired 2.1 s later; {s:?}");

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use sipsd::ffi::{sd_field, sd_msg, sd_result, sd_stats, sd_str};
+use sipsd::ffi::{sd_field, sd_msg, sd_result, sd_str};
 
 use support::vectors::root;
 
@@ -121,26 +121,6 @@ fn bindgen_sees_the_same_layout_and_constants() {
         disclose_to,
         body
     });
-    same_layout!(sd_stats {
-        decrypted,
-        not_for_me,
-        not_encrypted,
-        errors,
-        cache_hits,
-        cache_misses,
-        cache_entries,
-        cache_capacity,
-        rotations,
-        evictions,
-        expirations,
-        dialogs_ended,
-        cache_protected,
-        cache_promotions,
-        cache_demotions,
-        lock_recoveries,
-        reloads
-    });
-
     let consts = c_constants(&bindings);
     let results = sipsd::ffi::all_results();
     for r in results {

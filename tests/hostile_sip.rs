@@ -16,7 +16,8 @@
 //!   number of failed messages;
 //! - shared memory (`core.shmmem`) and the RSS of P1's processes did not grow beyond a small
 //!   bound between the warm-up batch and the end;
-//! - a new key for a known dialog is refused from outside the dialog and taken from inside it;
+//! - a new key for a known dialog is refused from outside the dialog and, inside it, taken only
+//!   with the rotation proof under the current key;
 //! - P1's log holds no key, plaintext or SDES key marker.
 //!
 //! Needs kamailio, kamcmd and build/sipsd.so (make); otherwise SKIPPED unless
@@ -196,13 +197,17 @@ fn hostile_traffic_through_kamailio() {
     let k1 = Cek::generate(ContentAlg::Aes256Gcm).expect("cek");
     let k2 = Cek::generate(ContentAlg::Aes256Gcm).expect("cek");
     let invite_k1 = cms::seal(&inner, std::slice::from_ref(&proxy1), &k1).expect("seal");
-    let invite_k2 = cms::seal(&inner, std::slice::from_ref(&proxy1), &k2).expect("seal");
+    // K2 rotates with the proof (a KEKRecipientInfo under K1); K3 is a new key without one.
+    let invite_k2 =
+        cms::seal(&inner, &[proxy1.clone(), cms::proof_recipient(&k1)], &k2).expect("seal");
+    let k3 = Cek::generate(ContentAlg::Aes256Gcm).expect("cek");
+    let invite_k3 = cms::seal(&inner, std::slice::from_ref(&proxy1), &k3).expect("seal");
     let enc_k1 = cms::seal_encrypted(&inner, &k1).expect("seal");
     let enc_k2 = cms::seal_encrypted(&inner, &k2).expect("seal");
     let cid = "rotation-1@hostile.example";
     /// method, content type, To tag, body, what it checks
     type Step<'a> = (&'a str, &'a str, Option<&'a str>, &'a [u8], &'a str);
-    let steps: [Step; 5] = [
+    let steps: [Step; 6] = [
         (
             "INVITE",
             SMIME_AUTH,
@@ -222,7 +227,7 @@ fn hostile_traffic_through_kamailio() {
             SMIME_AUTH,
             None,
             &invite_k2,
-            "out-of-dialog INVITE wrapping K2 for the same dialog: rejected",
+            "out-of-dialog INVITE wrapping K2 for the same dialog: rejected (146), proof or not",
         ),
         (
             "MESSAGE",
@@ -235,8 +240,15 @@ fn hostile_traffic_through_kamailio() {
             "INVITE",
             SMIME_AUTH,
             Some("t1"),
+            &invite_k3,
+            "in-dialog re-INVITE wrapping K3 without a rotation proof: rejected (145)",
+        ),
+        (
+            "INVITE",
+            SMIME_AUTH,
+            Some("t1"),
             &invite_k2,
-            "in-dialog re-INVITE wrapping K2: rotation to gen 2",
+            "in-dialog re-INVITE wrapping K2 with the proof under K1: rotation to gen 2",
         ),
     ];
     let send = |method: &str, ct: &str, to_tag: Option<&str>, cseq: u32, body: &[u8]| {
@@ -264,8 +276,9 @@ fn hostile_traffic_through_kamailio() {
     let expect_rot = [
         (true, 0, Some(1)),
         (true, 0, Some(1)),
-        (false, 142, None),
+        (false, 146, None),
         (true, 0, Some(1)),
+        (false, 145, None),
         (true, 0, Some(2)),
         (true, 0, Some(2)),
     ];

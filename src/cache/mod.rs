@@ -1,18 +1,24 @@
-//! The per-dialog key cache, in memory shared by every Kamailio worker process.
+//! The per-dialog key cache, in memory shared by every worker process of the SIP server.
 //!
-//! Kamailio calls the module's `mod_init` in the main process and then forks its workers; the
-//! requests and responses of one dialog land in different workers. [`SharedCache::create`]
-//! therefore makes a `MAP_SHARED | MAP_ANONYMOUS` mapping (inherited across `fork`) holding a
-//! fixed-size hash table of [`DialogKey`] → content-encryption key, guarded by a robust,
-//! process-shared `pthread_mutex_t`:
+//! SIP servers such as Kamailio initialise their modules in one process and then fork the
+//! workers; the requests and responses of one dialog land in different workers.
+//! [`SharedCache::create`] therefore makes a `MAP_SHARED | MAP_ANONYMOUS` mapping (inherited
+//! across `fork`) holding a fixed-size hash table of [`DialogKey`] → content-encryption key,
+//! guarded by a robust, process-shared `pthread_mutex_t`:
 //!
-//! - lookups are O(1) (chained hashing on the first bytes of the SHA-256 dialog key), eviction
-//!   is O(1) (doubly linked LRU lists through the slots);
+//! - lookups are O(1) (chained hashing; the bucket is a SipHash of the dialog key under a random
+//!   key drawn at creation, so nobody can aim Call-IDs at one bucket), eviction is O(1) (doubly
+//!   linked LRU lists through the slots);
 //! - entries expire `ttl_secs` after their last use (`ttl_secs == 0` disables expiry);
+//! - **nothing unauthenticated changes an entry**: [`SharedCache::with_entry`] runs the caller's
+//!   check (decrypt and authenticate a body under the cached key, verify a rotation proof) with
+//!   the lock held, and only the verdict it returns counts a use, refreshes the entry or
+//!   replaces its key ([`Verdict`]): check and change under one lock. [`SharedCache::insert`]
+//!   never overwrites a live entry;
 //! - eviction is a segmented LRU, so that a flood of new dialogs (anyone can wrap a key for
 //!   the proxy's certificate) cannot push out the keys of calls in progress: a new entry is
-//!   *probationary*; it becomes *protected* when its key is used from the cache ([`get`]:
-//!   an in-dialog message decrypted with it) or rotated. When the table is full, expired
+//!   *probationary*; it becomes *protected* when its key authenticates an in-dialog message
+//!   ([`Verdict::Used`]) or is rotated ([`Verdict::Replace`]). When the table is full, expired
 //!   entries are dropped first, then the least recently used probationary entry; a protected
 //!   entry is evicted only when no probationary entry is left. Protected entries are at most
 //!   [`PROTECTED_PERCENT`]% of the capacity: promoting one more moves the least recently used
@@ -21,9 +27,8 @@
 //! - a worker killed while holding the lock does not block the others: the next locker gets
 //!   `EOWNERDEAD`, marks the mutex consistent, and — if the dead worker was in the middle of a
 //!   change — zeroizes the slots it was writing and rebuilds the indexes from the slots
-//!   ([`CacheStats::lock_recoveries`] counts these).
-//!
-//! [`get`]: SharedCache::get
+//!   ([`CacheStats::lock_recoveries`] counts these). The same repair runs whenever a locker finds
+//!   the table marked mid-change, however the last holder left it.
 //!
 //! Times are `CLOCK_REALTIME` seconds, the same in every process.
 //!
@@ -47,18 +52,22 @@ pub const MAX_CEK_LEN: usize = 32;
 /// The largest capacity [`SharedCache::create`] accepts (about 420 MB of shared memory).
 pub const MAX_CAPACITY: u32 = 4_000_000;
 
-/// Identifies a dialog: SHA-256 over `call_id || 0x00 || from_tag`.
+/// Identifies a dialog: SHA-256 over the length-prefixed Call-ID and the caller's tag,
+/// `u32be(len(call_id)) || call_id || u32be(len(tag)) || tag`.
 ///
 /// The same for requests and responses of the dialog (both carry the caller's From-tag).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct DialogKey([u8; 32]);
 
 impl DialogKey {
-    pub fn new(call_id: &[u8], from_tag: &[u8]) -> DialogKey {
+    pub fn new(call_id: &[u8], tag: &[u8]) -> DialogKey {
         let mut h = Sha256::new();
-        h.update(call_id);
-        h.update([0u8]);
-        h.update(from_tag);
+        for field in [call_id, tag] {
+            // SIP header values are far below 4 GiB; saturate rather than wrap if not.
+            let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
+            h.update(len.to_be_bytes());
+            h.update(field);
+        }
         DialogKey(h.finalize().into())
     }
 
@@ -76,7 +85,56 @@ pub struct CacheConfig {
     pub ttl_secs: u32,
 }
 
-/// A copy of one entry handed to the caller; the cek is zeroized on drop.
+/// A live entry as [`SharedCache::with_entry`] shows it to its check: borrowed from the shared
+/// table for the duration of the check, with the lock held. Never copied out by the cache.
+pub struct Entry<'a> {
+    /// The caller's algorithm tag, stored as given.
+    pub alg: u8,
+    /// The dialog's content-encryption key.
+    pub cek: &'a [u8],
+    /// 1 for a new entry, +1 at every rotation.
+    pub generation: u32,
+    /// Unix seconds when this generation was stored.
+    pub created_at: u64,
+    /// Unix seconds of the last authenticated use (or store).
+    pub last_used: u64,
+    /// Authenticated uses of this generation.
+    pub uses: u32,
+}
+
+/// What a check run by [`SharedCache::with_entry`] decided about the entry it was shown.
+pub enum Verdict {
+    /// Nothing happened that the entry should remember (a failed or refused message).
+    Keep,
+    /// The entry's key opened and authenticated a message: count a use, refresh, protect.
+    Used,
+    /// A proven rotation: replace the key (generation + 1, uses 0, the old key zeroized).
+    Replace {
+        /// Algorithm tag of the new key.
+        alg: u8,
+        /// The new key (at most [`MAX_CEK_LEN`] bytes).
+        cek: Zeroizing<Vec<u8>>,
+    },
+}
+
+/// What [`SharedCache::with_entry`] found.
+pub struct Found<'a> {
+    /// The position in the looked-up keys of the one whose entry this is.
+    pub which: usize,
+    /// The entry.
+    pub entry: Entry<'a>,
+}
+
+/// Whether a lookup that finds nothing counts as a cache miss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnMiss {
+    /// An in-dialog body for a dialog with no key: counted.
+    Count,
+    /// Looking whether a dialog is known (a new dialog's first body): not counted.
+    Ignore,
+}
+
+/// A copy of one entry (tests, tools); the cek is zeroized on drop.
 pub struct CachedKey {
     /// The caller's algorithm tag, stored as given.
     pub alg: u8,
@@ -87,7 +145,7 @@ pub struct CachedKey {
     pub created_at: u64,
     /// Unix seconds of the last use (or store).
     pub last_used: u64,
-    /// Uses counted by [`SharedCache::get`] since this generation was stored.
+    /// Authenticated uses since this generation was stored.
     pub uses: u32,
 }
 
@@ -104,15 +162,16 @@ impl std::fmt::Debug for CachedKey {
     }
 }
 
-/// What [`SharedCache::store`] did.
+/// What [`SharedCache::insert`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stored {
     /// No live entry existed; generation 1 was stored.
     New { generation: u32 },
     /// The entry already held this alg + cek; nothing changed but its recency.
     Same { generation: u32 },
-    /// The entry held another key; it was replaced (old key zeroized).
-    Rotated { generation: u32 },
+    /// The entry holds another key: nothing changed (a key is replaced only by a proven
+    /// rotation, [`Verdict::Replace`]).
+    Refused { generation: u32 },
 }
 
 /// Counters kept in shared memory (all processes together).
@@ -148,12 +207,12 @@ pub enum CacheError {
     CapacityTooLarge,
     #[error("content-encryption key longer than {MAX_CEK_LEN} bytes")]
     KeyTooLong,
-    #[error("no cache entry for this dialog")]
-    NoEntry,
+    #[error("the operating system's random number generator failed")]
+    Rng,
 }
 
 /// Current `CLOCK_REALTIME` time in whole seconds.
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -173,31 +232,74 @@ impl SharedCache {
         })
     }
 
-    /// Lock, repairing first if the previous holder died with the lock.
+    /// Lock, repairing first if the previous holder died with the lock or left the table
+    /// mid-change.
     fn locked(&self) -> Result<shm::TableGuard<'_>, CacheError> {
         let mut guard = self.region.lock()?;
-        if guard.owner_died {
+        if guard.owner_died || guard.is_dirty() {
             guard.recover();
             guard.owner_died = false;
         }
         Ok(guard)
     }
 
-    /// Look up and count one use (uses += 1, last_used = now). Expired entries are removed
-    /// (zeroized) and reported as a miss.
-    pub fn get(&self, key: &DialogKey) -> Result<Option<CachedKey>, CacheError> {
-        self.get_at(key, now_secs())
-    }
-
-    pub(crate) fn get_at(
+    /// Runs `check` on the live entry of the first of `keys` that has one, with the lock held,
+    /// and applies the [`Verdict`] it returns before unlocking: the check and the change happen
+    /// under one lock. Returns `None` (and, with [`OnMiss::Count`], counts a miss) when no key
+    /// has a live entry; expired entries met on the way are removed.
+    ///
+    /// The check runs with every other process of the server waiting for the lock: keep it to
+    /// symmetric cryptography over one body, never an RSA operation or I/O.
+    pub fn with_entry<R>(
         &self,
-        key: &DialogKey,
-        now: u64,
-    ) -> Result<Option<CachedKey>, CacheError> {
-        Ok(self.locked()?.lookup(key, now, true))
+        keys: &[DialogKey],
+        on_miss: OnMiss,
+        check: impl FnOnce(Found<'_>) -> (Verdict, R),
+    ) -> Result<Option<R>, CacheError> {
+        self.with_entry_at(keys, on_miss, now_secs(), check)
     }
 
-    /// Look up without counting a use (no hit/miss either). An expired entry is still
+    pub(crate) fn with_entry_at<R>(
+        &self,
+        keys: &[DialogKey],
+        on_miss: OnMiss,
+        now: u64,
+        check: impl FnOnce(Found<'_>) -> (Verdict, R),
+    ) -> Result<Option<R>, CacheError> {
+        let mut table = self.locked()?;
+        let Some((which, idx)) = table.find_any(keys, now) else {
+            if on_miss == OnMiss::Count {
+                table.count_miss();
+            }
+            return Ok(None);
+        };
+        let (verdict, out) = check(Found {
+            which,
+            entry: table.entry(idx),
+        });
+        match verdict {
+            Verdict::Keep => {}
+            Verdict::Used => table.mark_used(idx, now),
+            Verdict::Replace { alg, cek } => {
+                if cek.len() > MAX_CEK_LEN {
+                    return Err(CacheError::KeyTooLong);
+                }
+                table.replace(idx, alg, &cek, now);
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Which of `keys` (its position) has a live entry, if any. Copies nothing and changes
+    /// nothing but removing expired entries.
+    pub fn contains(&self, keys: &[DialogKey]) -> Result<Option<usize>, CacheError> {
+        Ok(self
+            .locked()?
+            .find_any(keys, now_secs())
+            .map(|(which, _)| which))
+    }
+
+    /// A copy of a live entry without counting anything (tests, tools). An expired entry is
     /// removed and reported as absent.
     pub fn peek(&self, key: &DialogKey) -> Result<Option<CachedKey>, CacheError> {
         self.peek_at(key, now_secs())
@@ -208,18 +310,18 @@ impl SharedCache {
         key: &DialogKey,
         now: u64,
     ) -> Result<Option<CachedKey>, CacheError> {
-        Ok(self.locked()?.lookup(key, now, false))
+        Ok(self.locked()?.peek(key, now))
     }
 
-    /// Store a CEK for a dialog: absent → `New{1}`; present with the same alg+cek → `Same`
-    /// (only its recency is refreshed); present with a different cek → `Rotated{generation+1}`
-    /// with uses = 0, created_at = now, the old cek zeroized. When full, expired entries are
-    /// dropped first, else the least recently used entry is evicted (zeroized).
-    pub fn store(&self, key: &DialogKey, alg: u8, cek: &[u8]) -> Result<Stored, CacheError> {
-        self.store_at(key, alg, cek, now_secs())
+    /// Stores a new dialog's key: absent → `New{1}`; present with the same alg+cek → `Same`
+    /// (only its recency is refreshed); present with another key → `Refused`, nothing changed.
+    /// When full, expired entries are dropped first, else an entry is evicted by the
+    /// segmented-LRU policy (zeroized).
+    pub fn insert(&self, key: &DialogKey, alg: u8, cek: &[u8]) -> Result<Stored, CacheError> {
+        self.insert_at(key, alg, cek, now_secs())
     }
 
-    pub(crate) fn store_at(
+    pub(crate) fn insert_at(
         &self,
         key: &DialogKey,
         alg: u8,
@@ -229,28 +331,7 @@ impl SharedCache {
         if cek.len() > MAX_CEK_LEN {
             return Err(CacheError::KeyTooLong);
         }
-        Ok(self.locked()?.store(key, alg, cek, now))
-    }
-
-    /// Only replace an existing entry (rotation); absent → `Err(CacheError::NoEntry)`.
-    /// Returns the entry's generation (unchanged if alg+cek were already stored).
-    pub fn rotate(&self, key: &DialogKey, alg: u8, cek: &[u8]) -> Result<u32, CacheError> {
-        self.rotate_at(key, alg, cek, now_secs())
-    }
-
-    pub(crate) fn rotate_at(
-        &self,
-        key: &DialogKey,
-        alg: u8,
-        cek: &[u8],
-        now: u64,
-    ) -> Result<u32, CacheError> {
-        if cek.len() > MAX_CEK_LEN {
-            return Err(CacheError::KeyTooLong);
-        }
-        self.locked()?
-            .rotate(key, alg, cek, now)
-            .ok_or(CacheError::NoEntry)
+        Ok(self.locked()?.insert(key, alg, cek, now))
     }
 
     /// Remove (zeroize) a dialog's entry. Returns whether there was one.
@@ -321,6 +402,23 @@ mod tests {
         SharedCache::create(CacheConfig { capacity, ttl_secs }).expect("create cache")
     }
 
+    /// An authenticated use (what an opened in-dialog body does), then the entry as it is.
+    fn use_at(c: &SharedCache, k: &DialogKey, now: u64) -> Option<CachedKey> {
+        c.with_entry_at(&[*k], OnMiss::Count, now, |_| (Verdict::Used, ()))
+            .unwrap()?;
+        c.peek_at(k, now).unwrap()
+    }
+
+    /// A proven rotation to `cek`; the new generation, or None when the dialog has no entry.
+    fn rotate_at(c: &SharedCache, k: &DialogKey, alg: u8, cek: &[u8], now: u64) -> Option<u32> {
+        c.with_entry_at(&[*k], OnMiss::Ignore, now, |f| {
+            let next = f.entry.generation + 1;
+            let cek = Zeroizing::new(cek.to_vec());
+            (Verdict::Replace { alg, cek }, next)
+        })
+        .unwrap()
+    }
+
     fn dk(n: u32) -> DialogKey {
         DialogKey::new(format!("call-{n}@example.com").as_bytes(), b"tag")
     }
@@ -343,36 +441,41 @@ mod tests {
     }
 
     #[test]
-    fn dialog_key_is_sha256_of_callid_nul_fromtag() {
+    fn dialog_key_is_sha256_of_length_prefixed_fields() {
         let k = DialogKey::new(b"abc@host", b"tag1");
         let mut h = Sha256::new();
-        h.update(b"abc@host\x00tag1");
+        h.update(b"\x00\x00\x00\x08abc@host\x00\x00\x00\x04tag1");
         let expect: [u8; 32] = h.finalize().into();
         assert_eq!(k.as_bytes(), &expect);
         assert_eq!(k, DialogKey::new(b"abc@host", b"tag1"));
         assert_ne!(DialogKey::new(b"ab", b"c"), DialogKey::new(b"a", b"bc"));
+        // A NUL inside a field cannot forge the boundary (it could with a 0x00 separator).
+        assert_ne!(
+            DialogKey::new(b"a\x00b", b"c"),
+            DialogKey::new(b"a", b"b\x00c")
+        );
         assert_ne!(k, DialogKey::new(b"abc@host", b"tag2"));
         println!(
-            "DialogKey = SHA-256(call_id||0x00||from_tag); the separator keeps (ab,c) != (a,bc)"
+            "DialogKey = SHA-256(len||call_id||len||tag): (ab,c) != (a,bc), (a\\0b,c) != (a,b\\0c)"
         );
     }
 
     #[test]
-    fn generations_new_same_rotated() {
+    fn generations_new_same_refused_and_proven_rotation() {
         let c = cache(8, 0);
         let k = dk(1);
         assert_eq!(
-            c.store_at(&k, 1, &[7; 16], 100).unwrap(),
+            c.insert_at(&k, 1, &[7; 16], 100).unwrap(),
             Stored::New { generation: 1 }
         );
-        let e = c.get_at(&k, 101).unwrap().expect("entry");
+        let e = use_at(&c, &k, 101).expect("entry");
         assert_eq!(
             (e.alg, &e.cek[..], e.generation, e.uses),
             (1, &[7u8; 16][..], 1, 1)
         );
         assert_eq!((e.created_at, e.last_used), (100, 101));
         assert_eq!(
-            c.store_at(&k, 1, &[7; 16], 102).unwrap(),
+            c.insert_at(&k, 1, &[7; 16], 102).unwrap(),
             Stored::Same { generation: 1 }
         );
         let e = c.peek_at(&k, 103).unwrap().expect("entry");
@@ -381,48 +484,94 @@ mod tests {
             (1, 100, 102),
             "Same keeps uses/created_at"
         );
+        // insert never overwrites a live entry: another key, or the same bytes under another
+        // algorithm, is refused and changes nothing.
         assert_eq!(
-            c.store_at(&k, 1, &[8; 16], 104).unwrap(),
-            Stored::Rotated { generation: 2 }
+            c.insert_at(&k, 1, &[8; 16], 104).unwrap(),
+            Stored::Refused { generation: 1 }
         );
-        // A different alg with the same bytes is a different key too.
         assert_eq!(
-            c.store_at(&k, 2, &[8; 16], 105).unwrap(),
-            Stored::Rotated { generation: 3 }
+            c.insert_at(&k, 2, &[7; 16], 105).unwrap(),
+            Stored::Refused { generation: 1 }
         );
-        let e = c.get_at(&k, 106).unwrap().expect("entry");
+        let e = c.peek_at(&k, 105).unwrap().expect("entry");
+        assert_eq!(
+            (e.alg, &e.cek[..], e.generation, e.uses, e.last_used),
+            (1, &[7u8; 16][..], 1, 1, 102),
+            "refused inserts leave key, generation, uses and recency"
+        );
+        // Only a verdict of with_entry replaces the key.
+        assert_eq!(rotate_at(&c, &k, 2, &[9; 32], 107), Some(2));
+        let e = use_at(&c, &k, 108).expect("entry");
         assert_eq!(
             (e.alg, &e.cek[..], e.generation, e.uses, e.created_at),
-            (2, &[8u8; 16][..], 3, 1, 105)
+            (2, &[9u8; 32][..], 2, 1, 107)
         );
-        assert_eq!(c.rotate_at(&k, 2, &[9; 32], 107).unwrap(), 4);
-        assert_eq!(
-            c.rotate_at(&k, 2, &[9; 32], 108).unwrap(),
-            4,
-            "same key: generation kept"
-        );
-        assert!(matches!(
-            c.rotate_at(&dk(2), 1, &[1; 16], 109),
-            Err(CacheError::NoEntry)
-        ));
+        assert_eq!(rotate_at(&c, &dk(2), 1, &[1; 16], 109), None, "absent");
+        // A Keep verdict changes nothing, not even recency.
+        c.with_entry_at(&[k], OnMiss::Count, 120, |_| (Verdict::Keep, ()))
+            .unwrap()
+            .expect("found");
+        let e = c.peek_at(&k, 120).unwrap().expect("entry");
+        assert_eq!((e.uses, e.last_used), (1, 108));
         let s = c.stats().unwrap();
         assert_eq!(
             (s.entries, s.inserts, s.rotations, s.hits, s.misses),
-            (1, 1, 3, 2, 0)
+            (1, 1, 1, 2, 0)
         );
-        println!("store: New{{1}} -> Same{{1}} -> Rotated{{2}} -> Rotated{{3}} (alg change); rotate -> 4, same -> 4, absent -> NoEntry; stats {s:?}");
+        println!("insert: New{{1}} -> Same{{1}} -> Refused (other key) -> Refused (other alg); with_entry Replace -> 2; Keep leaves uses/recency; absent -> None; stats {s:?}");
+    }
+
+    #[test]
+    fn with_entry_finds_the_first_key_with_an_entry_and_counts_misses() {
+        let c = cache(8, 0);
+        let (from, to) = (dk(1), dk(2));
+        c.insert_at(&to, 1, &[5; 16], 100).unwrap();
+        let which = c
+            .with_entry_at(&[from, to], OnMiss::Count, 101, |f| {
+                assert_eq!(f.entry.cek, &[5u8; 16][..]);
+                (Verdict::Used, f.which)
+            })
+            .unwrap();
+        assert_eq!(which, Some(1), "the To-tag key had the entry");
+        assert_eq!(c.contains(&[from, to]).unwrap(), Some(1));
+        assert_eq!(c.contains(&[from]).unwrap(), None);
+        assert!(c
+            .with_entry_at(&[dk(9)], OnMiss::Count, 102, |_| (Verdict::Used, ()))
+            .unwrap()
+            .is_none());
+        assert!(c
+            .with_entry_at(&[dk(9)], OnMiss::Ignore, 102, |_| (Verdict::Used, ()))
+            .unwrap()
+            .is_none());
+        let s = c.stats().unwrap();
+        assert_eq!((s.hits, s.misses), (1, 1), "only OnMiss::Count counts");
+        println!("with_entry([from,to]) found the second key's entry; contains agrees; misses counted only with OnMiss::Count; {s:?}");
+    }
+
+    #[test]
+    fn bucket_index_is_keyed_per_cache() {
+        // Two caches of the same size put the same dialog keys in different buckets: the
+        // index is SipHash under a random key, not the (public) dialog key's own bytes.
+        let (a, b) = (cache(1024, 0), cache(1024, 0));
+        let buckets = |c: &SharedCache| -> Vec<usize> {
+            let g = c.locked().unwrap();
+            (0..64).map(|n| g.bucket_index(dk(n).as_bytes())).collect()
+        };
+        assert_ne!(buckets(&a), buckets(&b));
+        println!("64 dialog keys land in different buckets in two caches (per-cache SipHash key)");
     }
 
     #[test]
     fn capacity_bound_evicts_least_recently_used() {
         let c = cache(3, 0);
         for n in 1..=3 {
-            c.store_at(&dk(n), 1, &[n as u8; 16], 100 + u64::from(n))
+            c.insert_at(&dk(n), 1, &[n as u8; 16], 100 + u64::from(n))
                 .unwrap();
         }
         // Use 1: it becomes protected, and 2 is the least recently used probationary entry.
-        c.get_at(&dk(1), 110).unwrap().expect("1 present");
-        c.store_at(&dk(4), 1, &[4; 16], 111).unwrap();
+        use_at(&c, &dk(1), 110).expect("1 present");
+        c.insert_at(&dk(4), 1, &[4; 16], 111).unwrap();
         assert!(
             c.peek_at(&dk(2), 112).unwrap().is_none(),
             "2 was LRU and is evicted"
@@ -435,9 +584,9 @@ mod tests {
         }
         // Next eviction order: the probationary entries 3 (stored 103), then 4 (stored 111);
         // 1 is protected (it was used) and outlives both although it is older.
-        c.store_at(&dk(5), 1, &[5; 16], 113).unwrap();
+        c.insert_at(&dk(5), 1, &[5; 16], 113).unwrap();
         assert!(c.peek_at(&dk(3), 114).unwrap().is_none());
-        c.store_at(&dk(6), 1, &[6; 16], 115).unwrap();
+        c.insert_at(&dk(6), 1, &[6; 16], 115).unwrap();
         assert!(c.peek_at(&dk(4), 116).unwrap().is_none());
         assert!(
             c.peek_at(&dk(1), 116).unwrap().is_some(),
@@ -471,12 +620,12 @@ mod tests {
         let c = cache(CAP, 0);
         // 50 calls in progress: stored by their INVITE, then used by an in-dialog message.
         for n in 0..50 {
-            c.store_at(&dk(n), 1, &[1; 16], 100).unwrap();
-            c.get_at(&dk(n), 101).unwrap().expect("live");
+            c.insert_at(&dk(n), 1, &[1; 16], 100).unwrap();
+            use_at(&c, &dk(n), 101).expect("live");
         }
         // 10 000 fresh INVITEs that are never followed by an in-dialog message.
         for n in 1000..11_000 {
-            c.store_at(&dk(n), 1, &[2; 16], 200).unwrap();
+            c.insert_at(&dk(n), 1, &[2; 16], 200).unwrap();
         }
         for n in 0..50 {
             assert!(
@@ -496,11 +645,11 @@ mod tests {
         // Promote 10 entries: at most 8 (80 %) stay protected; the 2 least recently used
         // protected ones are demoted to probationary.
         for n in 0..10 {
-            c.store_at(&dk(n), 1, &[n as u8 + 1; 16], 100 + u64::from(n))
+            c.insert_at(&dk(n), 1, &[n as u8 + 1; 16], 100 + u64::from(n))
                 .unwrap();
         }
         for n in 0..10 {
-            c.get_at(&dk(n), 200 + u64::from(n)).unwrap().expect("live");
+            use_at(&c, &dk(n), 200 + u64::from(n)).expect("live");
         }
         let s = c.stats().unwrap();
         assert_eq!(
@@ -509,9 +658,9 @@ mod tests {
             "80% of 10"
         );
         // The demoted ones (0 and 1) are now the first to go, before any protected entry.
-        c.store_at(&dk(50), 1, &[9; 16], 300).unwrap();
-        c.store_at(&dk(51), 1, &[9; 16], 301).unwrap();
-        c.store_at(&dk(52), 1, &[9; 16], 302).unwrap();
+        c.insert_at(&dk(50), 1, &[9; 16], 300).unwrap();
+        c.insert_at(&dk(51), 1, &[9; 16], 301).unwrap();
+        c.insert_at(&dk(52), 1, &[9; 16], 302).unwrap();
         assert!(c.peek_at(&dk(0), 303).unwrap().is_none());
         assert!(c.peek_at(&dk(1), 303).unwrap().is_none());
         assert!(
@@ -522,7 +671,7 @@ mod tests {
             assert!(c.peek_at(&dk(n), 303).unwrap().is_some(), "protected {n}");
         }
         // A rotation protects too.
-        c.rotate_at(&dk(52), 1, &[7; 16], 304).unwrap();
+        rotate_at(&c, &dk(52), 1, &[7; 16], 304).expect("live");
         let s = c.stats().unwrap();
         assert_eq!((s.protected, s.demotions), (8, 3));
         println!("cap 10: 10 promotions -> 8 protected, 2 demoted and evicted first; a rotation promotes (demoting the oldest protected); {s:?}");
@@ -531,10 +680,10 @@ mod tests {
     #[test]
     fn only_protected_entries_left_evicts_the_oldest_protected() {
         let c = cache(1, 0);
-        c.store_at(&dk(1), 1, &[1; 16], 100).unwrap();
-        c.get_at(&dk(1), 101).unwrap().expect("live");
+        c.insert_at(&dk(1), 1, &[1; 16], 100).unwrap();
+        use_at(&c, &dk(1), 101).expect("live");
         assert_eq!(c.stats().unwrap().protected, 1);
-        c.store_at(&dk(2), 1, &[2; 16], 102).unwrap();
+        c.insert_at(&dk(2), 1, &[2; 16], 102).unwrap();
         assert!(c.peek_at(&dk(1), 103).unwrap().is_none());
         assert!(c.peek_at(&dk(2), 103).unwrap().is_some());
         let s = c.stats().unwrap();
@@ -546,10 +695,11 @@ mod tests {
     fn recovery_keeps_segments() {
         let c = cache(10, 0);
         for n in 0..6 {
-            c.store_at(&dk(n), 1, &[1; 16], 100 + u64::from(n)).unwrap();
+            c.insert_at(&dk(n), 1, &[1; 16], 100 + u64::from(n))
+                .unwrap();
         }
         for n in 0..3 {
-            c.get_at(&dk(n), 200).unwrap().expect("live");
+            use_at(&c, &dk(n), 200).expect("live");
         }
         {
             let mut g = c.locked().unwrap();
@@ -560,7 +710,7 @@ mod tests {
         assert_eq!((s.entries, s.protected), (5, 3));
         // Flood: the 3 protected entries survive, probationary 3 and 4 go.
         for n in 100..120 {
-            c.store_at(&dk(n), 1, &[2; 16], 300).unwrap();
+            c.insert_at(&dk(n), 1, &[2; 16], 300).unwrap();
         }
         for n in 0..3 {
             assert!(c.peek_at(&dk(n), 301).unwrap().is_some());
@@ -576,33 +726,24 @@ mod tests {
     fn ttl_expiry_counts_from_last_use() {
         let c = cache(4, 10);
         let k = dk(1);
-        c.store_at(&k, 1, &[1; 16], 100).unwrap();
-        assert!(
-            c.get_at(&k, 110).unwrap().is_some(),
-            "10 s after store: live"
-        );
-        assert!(
-            c.get_at(&k, 120).unwrap().is_some(),
-            "10 s after last use: live"
-        );
+        c.insert_at(&k, 1, &[1; 16], 100).unwrap();
+        assert!(use_at(&c, &k, 110).is_some(), "10 s after store: live");
+        assert!(use_at(&c, &k, 120).is_some(), "10 s after last use: live");
         assert!(
             c.peek_at(&k, 131).unwrap().is_none(),
             "11 s after last use: expired"
         );
-        assert!(c.get_at(&k, 131).unwrap().is_none());
+        assert!(use_at(&c, &k, 131).is_none());
         let s = c.stats().unwrap();
         assert_eq!((s.entries, s.expirations, s.hits, s.misses), (0, 1, 2, 1));
         assert!(secret_bytes_per_slot(&c)
             .iter()
             .all(|s| s.iter().all(|&b| b == 0)));
-        // An expired entry is treated as absent by store and rotate.
-        c.store_at(&k, 1, &[2; 16], 200).unwrap();
-        assert!(matches!(
-            c.rotate_at(&k, 1, &[3; 16], 300),
-            Err(CacheError::NoEntry)
-        ));
+        // An expired entry is treated as absent by insert and rotation.
+        c.insert_at(&k, 1, &[2; 16], 200).unwrap();
+        assert_eq!(rotate_at(&c, &k, 1, &[3; 16], 300), None);
         assert_eq!(
-            c.store_at(&k, 1, &[2; 16], 400).unwrap(),
+            c.insert_at(&k, 1, &[2; 16], 400).unwrap(),
             Stored::New { generation: 1 }
         );
         println!(
@@ -614,11 +755,11 @@ mod tests {
     #[test]
     fn full_table_drops_expired_before_live() {
         let c = cache(3, 10);
-        c.store_at(&dk(1), 1, &[1; 16], 100).unwrap();
-        c.store_at(&dk(2), 1, &[2; 16], 101).unwrap();
-        c.store_at(&dk(3), 1, &[3; 16], 109).unwrap();
+        c.insert_at(&dk(1), 1, &[1; 16], 100).unwrap();
+        c.insert_at(&dk(2), 1, &[2; 16], 101).unwrap();
+        c.insert_at(&dk(3), 1, &[3; 16], 109).unwrap();
         // At 112, 1 and 2 are expired (> 10 s since last use); 3 is live.
-        c.store_at(&dk(4), 1, &[4; 16], 112).unwrap();
+        c.insert_at(&dk(4), 1, &[4; 16], 112).unwrap();
         let s = c.stats().unwrap();
         assert_eq!((s.entries, s.expirations, s.evictions), (2, 2, 0));
         assert!(c.peek_at(&dk(3), 112).unwrap().is_some());
@@ -630,15 +771,15 @@ mod tests {
     fn remove_zeroizes_the_slot() {
         let c = cache(4, 0);
         let cek = [0xA5u8; 32];
-        c.store_at(&dk(1), 3, &cek, 100).unwrap();
-        c.store_at(&dk(2), 3, &[0x11; 16], 100).unwrap();
+        c.insert_at(&dk(1), 3, &cek, 100).unwrap();
+        c.insert_at(&dk(2), 3, &[0x11; 16], 100).unwrap();
         assert!(
             slot_bytes(&c).windows(32).any(|w| w == cek),
             "cek is in the region"
         );
         assert!(c.remove(&dk(1)).unwrap());
         assert!(!c.remove(&dk(1)).unwrap());
-        assert!(c.get_at(&dk(1), 101).unwrap().is_none());
+        assert!(use_at(&c, &dk(1), 101).is_none());
         assert!(
             !slot_bytes(&c).windows(32).any(|w| w == cek),
             "cek gone from the region"
@@ -648,7 +789,7 @@ mod tests {
             per_slot[0].iter().all(|&b| b == 0),
             "slot 0 key+cek+len+alg zero"
         );
-        assert!(c.get_at(&dk(2), 101).unwrap().is_some());
+        assert!(use_at(&c, &dk(2), 101).is_some());
         let s = c.stats().unwrap();
         assert_eq!((s.entries, s.removals), (1, 1));
         println!(
@@ -660,7 +801,7 @@ mod tests {
     fn wipe_zeroizes_every_slot_byte() {
         let c = cache(16, 0);
         for n in 0..16 {
-            c.store_at(&dk(n), 1, &[0xC3; 32], 100).unwrap();
+            c.insert_at(&dk(n), 1, &[0xC3; 32], 100).unwrap();
         }
         c.remove(&dk(3)).unwrap();
         assert!(slot_bytes(&c).iter().any(|&b| b != 0));
@@ -672,10 +813,10 @@ mod tests {
             "every byte of every slot is 0"
         );
         assert_eq!(c.stats().unwrap().entries, 0);
-        assert!(c.get_at(&dk(1), 101).unwrap().is_none());
+        assert!(use_at(&c, &dk(1), 101).is_none());
         // The table is usable again afterwards.
         assert_eq!(
-            c.store_at(&dk(1), 1, &[1; 16], 102).unwrap(),
+            c.insert_at(&dk(1), 1, &[1; 16], 102).unwrap(),
             Stored::New { generation: 1 }
         );
         println!(
@@ -688,15 +829,11 @@ mod tests {
     fn key_length_and_capacity_limits() {
         let c = cache(2, 0);
         assert!(matches!(
-            c.store(&dk(1), 1, &[0; 33]),
-            Err(CacheError::KeyTooLong)
-        ));
-        assert!(matches!(
-            c.rotate(&dk(1), 1, &[0; 33]),
+            c.insert(&dk(1), 1, &[0; 33]),
             Err(CacheError::KeyTooLong)
         ));
         assert_eq!(
-            c.store(&dk(1), 1, &[0; 32]).unwrap(),
+            c.insert(&dk(1), 1, &[0; 32]).unwrap(),
             Stored::New { generation: 1 }
         );
         assert!(matches!(
@@ -715,7 +852,7 @@ mod tests {
         ));
         let big = cache(MAX_CAPACITY, 0);
         let per_entry = big.shared_bytes() as f64 / f64::from(MAX_CAPACITY);
-        assert!(big.store(&dk(1), 1, &[1; 16]).unwrap() == Stored::New { generation: 1 });
+        assert!(big.insert(&dk(1), 1, &[1; 16]).unwrap() == Stored::New { generation: 1 });
         println!("33-byte cek -> KeyTooLong, 32 ok; capacity 0 -> ZeroCapacity, {} -> CapacityTooLarge; {} entries map {} bytes ({per_entry:.1} B/entry)", MAX_CAPACITY + 1, MAX_CAPACITY, big.shared_bytes());
     }
 
@@ -752,7 +889,7 @@ mod tests {
     fn recovery_rebuilds_indexes_and_wipes_the_touched_slot() {
         let c = cache(64, 0);
         for n in 0..40 {
-            c.store_at(&dk(n), 1, &[n as u8 + 1; 16], 100 + u64::from(n))
+            c.insert_at(&dk(n), 1, &[n as u8 + 1; 16], 100 + u64::from(n))
                 .unwrap();
         }
         {
@@ -778,7 +915,7 @@ mod tests {
         assert_eq!((s.entries, s.lock_recoveries), (39, 1));
         // LRU order was rebuilt from last_used: filling the table evicts 0, 1, 2... first.
         for n in 100..126 {
-            c.store_at(&dk(n), 1, &[1; 16], 300).unwrap();
+            c.insert_at(&dk(n), 1, &[1; 16], 300).unwrap();
         }
         assert!(c.peek_at(&dk(0), 301).unwrap().is_none());
         assert!(c.peek_at(&dk(39), 301).unwrap().is_some());

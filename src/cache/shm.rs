@@ -20,7 +20,7 @@ use super::table::{Link, Slot, Table, TableHeader, SLOT_SIZE};
 use super::{CacheConfig, CacheError, MAX_CAPACITY};
 
 const MAGIC: u64 = u64::from_be_bytes(*b"SIPSDKC1");
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 const ALIGN: usize = 64;
 
 /// The immutable-after-create part of the header, plus the two things every process touches
@@ -37,6 +37,8 @@ pub(crate) struct Control {
     #[allow(dead_code)]
     nbuckets: u32,
     ttl_secs: u32,
+    /// Random SipHash key of the bucket index, drawn once at creation (see `table.rs`).
+    hash_key: [u8; 16],
     pub(crate) epoch: AtomicU64,
     mutex: ShmMutex,
 }
@@ -100,6 +102,8 @@ unsafe impl Sync for Region {}
 impl Region {
     pub(crate) fn create(cfg: CacheConfig) -> Result<Region, CacheError> {
         let layout = Layout::new(cfg.capacity)?;
+        let mut hash_key = [0u8; 16];
+        getrandom::fill(&mut hash_key).map_err(|_| CacheError::Rng)?;
         // SAFETY: an anonymous shared mapping with no address hint and no file; the arguments
         // are valid and the result is checked against MAP_FAILED.
         let addr = unsafe {
@@ -140,6 +144,7 @@ impl Region {
             ptr::addr_of_mut!((*control).capacity).write(cfg.capacity);
             ptr::addr_of_mut!((*control).nbuckets).write(layout.nbuckets as u32);
             ptr::addr_of_mut!((*control).ttl_secs).write(cfg.ttl_secs);
+            ptr::addr_of_mut!((*control).hash_key).write(hash_key);
             ptr::addr_of_mut!((*control).epoch).write(AtomicU64::new(0));
         }
         // SAFETY: the mutex field lies inside the fresh mapping, is suitably aligned (repr(C)
@@ -175,6 +180,7 @@ impl Region {
 
     fn guard(&self, acquired: Acquired) -> TableGuard<'_> {
         let ttl = self.control().ttl_secs;
+        let hash_key = self.control().hash_key;
         let base = self.base.as_ptr();
         let l = self.layout;
         // SAFETY: we hold the process-shared mutex (the caller just acquired it), so no other
@@ -188,7 +194,7 @@ impl Region {
                 std::slice::from_raw_parts_mut(base.add(l.buckets_off).cast::<Link>(), l.nbuckets);
             let slots =
                 std::slice::from_raw_parts_mut(base.add(l.slots_off).cast::<Slot>(), l.capacity);
-            Table::new(hdr, buckets, slots, ttl)
+            Table::new(hdr, buckets, slots, ttl, hash_key)
         };
         TableGuard {
             mutex: &self.control().mutex,
@@ -203,7 +209,7 @@ impl Region {
         for _ in 0..50 {
             match self.try_lock() {
                 Ok(Some(mut guard)) => {
-                    if guard.owner_died {
+                    if guard.owner_died || guard.is_dirty() {
                         guard.recover();
                     }
                     guard.wipe();

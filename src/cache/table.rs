@@ -9,11 +9,13 @@
 //! [`Table::recover`]: the touched slots are zeroized (their contents cannot be trusted) and the
 //! bucket chains, LRU list, free list and entry count are rebuilt from the remaining slots.
 
+use std::hash::Hasher as _;
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 
+use siphasher::sip::SipHasher13;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{CacheStats, CachedKey, DialogKey, Stored, MAX_CEK_LEN};
+use super::{CacheStats, CachedKey, DialogKey, Entry, Stored, MAX_CEK_LEN};
 
 /// A slot index plus one; 0 means "none". All-zero memory is therefore an empty table.
 #[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
@@ -106,6 +108,17 @@ impl Slot {
         self.alg = alg;
     }
 
+    fn entry(&self) -> Entry<'_> {
+        Entry {
+            alg: self.alg,
+            cek: self.cek(),
+            generation: self.generation,
+            created_at: self.created_at,
+            last_used: self.last_used,
+            uses: self.uses,
+        }
+    }
+
     fn to_cached(&self) -> CachedKey {
         CachedKey {
             alg: self.alg,
@@ -165,6 +178,8 @@ pub(crate) struct Table<'a> {
     buckets: &'a mut [Link],
     slots: &'a mut [Slot],
     ttl: u64,
+    /// The cache's random SipHash key: nobody outside can aim dialog ids at one bucket.
+    hash_key: [u8; 16],
 }
 
 impl<'a> Table<'a> {
@@ -174,12 +189,14 @@ impl<'a> Table<'a> {
         buckets: &'a mut [Link],
         slots: &'a mut [Slot],
         ttl_secs: u32,
+        hash_key: [u8; 16],
     ) -> Table<'a> {
         Table {
             hdr,
             buckets,
             slots,
             ttl: u64::from(ttl_secs),
+            hash_key,
         }
     }
 
@@ -211,10 +228,12 @@ impl<'a> Table<'a> {
 
     // ----- index primitives -----------------------------------------------------------------
 
+    /// SipHash-1-3 of the dialog key under the cache's random key: the dialog key is a public
+    /// function of Call-ID and tag, so its own bytes would let a caller choose the bucket.
     fn bucket_of(&self, key: &[u8; 32]) -> usize {
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&key[..8]);
-        (u64::from_le_bytes(first) as usize) & (self.buckets.len() - 1)
+        let mut h = SipHasher13::new_with_key(&self.hash_key);
+        h.write(key);
+        (h.finish() as usize) & (self.buckets.len() - 1)
     }
 
     /// Find the slot holding `key`, expired or not.
@@ -433,14 +452,36 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// Replace the key material of a live entry (rotation) or refresh it if unchanged.
-    fn replace(&mut self, idx: usize, alg: u8, cek: &[u8], now: u64) -> Stored {
-        if self.slots[idx].same_key_material(alg, cek) {
-            self.touch_recency(idx, now, false);
-            return Stored::Same {
-                generation: self.slots[idx].generation,
-            };
-        }
+    // ----- operations -----------------------------------------------------------------------
+
+    /// The live entry of the first of `keys` that has one: (position in `keys`, slot).
+    /// Expired entries met on the way are removed (zeroized).
+    pub(crate) fn find_any(&mut self, keys: &[DialogKey], now: u64) -> Option<(usize, usize)> {
+        keys.iter()
+            .enumerate()
+            .find_map(|(pos, key)| self.find_live(key, now).map(|idx| (pos, idx)))
+    }
+
+    /// A borrowed view of a live slot (the caller holds the lock for the borrow's lifetime).
+    pub(crate) fn entry(&self, idx: usize) -> Entry<'_> {
+        self.slots[idx].entry()
+    }
+
+    /// The entry's key just opened a message: count a use and a hit, refresh its recency and
+    /// protect it (segmented LRU).
+    pub(crate) fn mark_used(&mut self, idx: usize, now: u64) {
+        self.touch_recency(idx, now, true);
+        self.hdr.counters.hits += 1;
+    }
+
+    /// A lookup for an in-dialog body found no entry.
+    pub(crate) fn count_miss(&mut self) {
+        self.hdr.counters.misses += 1;
+    }
+
+    /// Replace a live entry's key (a proven rotation): generation + 1, uses 0, the old key
+    /// zeroized, the entry protected. Returns the new generation.
+    pub(crate) fn replace(&mut self, idx: usize, alg: u8, cek: &[u8], now: u64) -> u32 {
         self.begin();
         self.touch(idx);
         let slot = &mut self.slots[idx];
@@ -455,39 +496,26 @@ impl<'a> Table<'a> {
         self.promote(idx);
         self.end();
         self.hdr.counters.rotations += 1;
-        Stored::Rotated { generation }
+        generation
     }
 
-    // ----- operations -----------------------------------------------------------------------
-
-    /// Look up a live entry; with `count_use`, count a use and a hit/miss.
-    pub(crate) fn lookup(
-        &mut self,
-        key: &DialogKey,
-        now: u64,
-        count_use: bool,
-    ) -> Option<CachedKey> {
-        match self.find_live(key, now) {
-            Some(idx) => {
-                if count_use {
-                    self.touch_recency(idx, now, true);
-                    self.hdr.counters.hits += 1;
-                }
-                Some(self.slots[idx].to_cached())
-            }
-            None => {
-                if count_use {
-                    self.hdr.counters.misses += 1;
-                }
-                None
-            }
-        }
+    /// A copy of a live entry, changing nothing but removing it if it expired.
+    pub(crate) fn peek(&mut self, key: &DialogKey, now: u64) -> Option<CachedKey> {
+        let idx = self.find_live(key, now)?;
+        Some(self.slots[idx].to_cached())
     }
 
-    /// Insert or update; `cek.len() <= MAX_CEK_LEN` is checked by the caller.
-    pub(crate) fn store(&mut self, key: &DialogKey, alg: u8, cek: &[u8], now: u64) -> Stored {
+    /// Insert a new dialog's key. A live entry is never overwritten: the same key refreshes its
+    /// recency (`Same`), another key changes nothing (`Refused`). `cek.len() <= MAX_CEK_LEN` is
+    /// checked by the caller.
+    pub(crate) fn insert(&mut self, key: &DialogKey, alg: u8, cek: &[u8], now: u64) -> Stored {
         if let Some(idx) = self.find_live(key, now) {
-            return self.replace(idx, alg, cek, now);
+            let generation = self.slots[idx].generation;
+            if self.slots[idx].same_key_material(alg, cek) {
+                self.touch_recency(idx, now, false);
+                return Stored::Same { generation };
+            }
+            return Stored::Refused { generation };
         }
         if self.hdr.free_head == Link::NONE && self.hdr.hwm as usize >= self.slots.len() {
             self.make_room(now);
@@ -497,7 +525,7 @@ impl<'a> Table<'a> {
             Some(idx) => idx,
             None => {
                 // Unreachable for a consistent table (make_room freed a slot); fall back to
-                // reusing the LRU tail, or slot 0, so a store never fails.
+                // reusing the LRU tail, or slot 0, so an insert never fails.
                 let victim = self
                     .hdr
                     .lru_tail
@@ -535,16 +563,6 @@ impl<'a> Table<'a> {
         self.end();
         self.hdr.counters.inserts += 1;
         Stored::New { generation: 1 }
-    }
-
-    /// Replace an existing live entry only.
-    pub(crate) fn rotate(&mut self, key: &DialogKey, alg: u8, cek: &[u8], now: u64) -> Option<u32> {
-        let idx = self.find_live(key, now)?;
-        Some(match self.replace(idx, alg, cek, now) {
-            Stored::New { generation }
-            | Stored::Same { generation }
-            | Stored::Rotated { generation } => generation,
-        })
     }
 
     pub(crate) fn remove(&mut self, key: &DialogKey) -> bool {
@@ -673,14 +691,19 @@ impl<'a> Table<'a> {
         // No `end()`: the flag stays set.
     }
 
+    /// Test support: the bucket a dialog key goes to.
+    #[cfg(test)]
+    pub(crate) fn bucket_index(&self, key: &[u8; 32]) -> usize {
+        self.bucket_of(key)
+    }
+
     /// Test support: the raw bytes of all slots.
     #[cfg(test)]
     pub(crate) fn slots_ref(&self) -> &[Slot] {
         self.slots
     }
 
-    /// Test support: whether the table was left mid-mutation.
-    #[cfg(test)]
+    /// Whether the table was left mid-mutation (a holder died, or unwound, inside a change).
     pub(crate) fn is_dirty(&self) -> bool {
         self.hdr.dirty.load(Ordering::Relaxed) != 0
     }

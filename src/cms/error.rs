@@ -50,6 +50,12 @@ pub enum CmsError {
     /// Encoding the result failed.
     #[error("encoding failed: {0}")]
     Encode(String),
+    /// The message would cost more RSA private-key operations than its budget allows.
+    #[error("RSA work budget of this message used up")]
+    RsaBudgetExhausted,
+    /// A rotation was asked of a message that carries no rotation proof.
+    #[error("no rotation proof (KEKRecipientInfo under the dialog key)")]
+    NoRotationProof,
     /// A recipient certificate is unreadable or unparsable (path and reason).
     #[error("recipient certificate: {0}")]
     CertFile(String),

@@ -2,8 +2,8 @@
 
 use super::content;
 use super::error::CmsError;
-use super::message::Message;
-use super::recipient::RecipientSummary;
+use super::message::CmsMessage;
+use super::recipient::{RecipientKeyId, RecipientSummary};
 use super::{CmsKind, ContentAlg};
 use crate::keys::KeyStore;
 
@@ -22,7 +22,18 @@ pub struct Inspection {
 
 /// Decodes a CMS ContentInfo (DER or BER) and reports its kind, algorithm and recipients.
 pub fn inspect(der: &[u8]) -> Result<Inspection, CmsError> {
-    let msg = Message::parse(der)?;
+    CmsMessage::parse(der)?.inspect()
+}
+
+impl CmsMessage {
+    /// Its kind, algorithm and recipients, without decrypting anything.
+    pub fn inspect(&self) -> Result<Inspection, CmsError> {
+        inspect_message(self)
+    }
+}
+
+fn inspect_message(msg: &CmsMessage) -> Result<Inspection, CmsError> {
+    let msg = &msg.0;
     let recipients = msg
         .recipients()
         .iter()
@@ -36,6 +47,16 @@ pub fn inspect(der: &[u8]) -> Result<Inspection, CmsError> {
         recipients,
         ciphertext_len: msg.ciphertext().map(<[u8]>::len).unwrap_or(0),
     })
+}
+
+impl Inspection {
+    /// Whether a KEKRecipientInfo carries the dialog-key rotation proof's identifier
+    /// ([`ROTATION_KEK_ID`](super::ROTATION_KEK_ID)); says nothing about its validity.
+    pub fn has_rotation_proof(&self) -> bool {
+        self.recipients.iter().any(|r| {
+            matches!(&r.id, RecipientKeyId::KekId(id) if id.as_slice() == super::ROTATION_KEK_ID)
+        })
+    }
 }
 
 /// The label of the first of our keys that a RecipientInfo names (identifier match only: no

@@ -10,6 +10,32 @@ use super::error::CmsError;
 use super::oids;
 use super::CmsKind;
 
+/// A CMS message decoded once: what [`inspect`](super::inspect), [`open`](super::open) and
+/// the other openers work on, so that a message is parsed a single time however many
+/// questions are asked of it.
+pub struct CmsMessage(pub(crate) Message);
+
+impl CmsMessage {
+    /// Decodes a ContentInfo (DER, else BER) holding EnvelopedData, AuthEnvelopedData or
+    /// EncryptedData.
+    pub fn parse(bytes: &[u8]) -> Result<CmsMessage, CmsError> {
+        Message::parse(bytes).map(CmsMessage)
+    }
+
+    /// The structure it is.
+    pub fn kind(&self) -> CmsKind {
+        self.0.kind()
+    }
+}
+
+impl std::fmt::Debug for CmsMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CmsMessage")
+            .field("kind", &self.kind())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A decoded EnvelopedData, AuthEnvelopedData or EncryptedData.
 pub(crate) enum Message {
     Enveloped(EnvelopedData),

@@ -22,6 +22,7 @@ mod message;
 pub mod oids;
 mod open;
 mod recipient;
+mod rotation;
 /// The RSA backend: the `rsa` crate, or AWS-LC for RSAES-OAEP with feature `aws-lc`.
 pub(crate) mod rsa_backend;
 mod seal;
@@ -30,8 +31,10 @@ pub use cek::{Cek, ContentAlg};
 pub use content::GcmParameters;
 pub use error::CmsError;
 pub use inspect::{inspect, matching_recipient, Inspection};
-pub use open::{open, open_with_cek, Opened};
+pub use message::CmsMessage;
+pub use open::{open, open_with_cek, Opened, RsaBudget};
 pub use recipient::{IdKind, Recipient, RecipientKeyId, RecipientSummary, RsaPadding};
+pub use rotation::{proof_recipient, rotation_kek, ROTATION_KEK_ID};
 pub use seal::{seal, seal_encrypted};
 
 /// The CMS structure of a message.

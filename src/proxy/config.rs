@@ -7,6 +7,8 @@ use crate::cache::CacheConfig;
 use crate::error::{Error, Result};
 use crate::keys::{KeySpec, PskSpec, RsaKeySpec};
 
+use super::next_hop::NextHop;
+
 /// How a proxy decides whether a message is meant for it (docs/PROTOCOL.md, "Deciding").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -40,8 +42,15 @@ pub struct ProxyConfig {
     pub rotation: RotationPolicy,
     /// Limits applied to bodies before any parsing.
     pub limits: BodyLimits,
-    /// Most RecipientInfos a message may carry (each may cost an RSA decryption attempt).
+    /// Most RecipientInfos a message may carry.
     pub max_recipients: usize,
+    /// Most RSA private-key operations one message may cost (docs/SECURITY.md).
+    pub max_rsa_ops: u32,
+    /// Accept AES-CBC (unauthenticated) bodies inside a dialog with a cached key. Unsafe: a
+    /// receiver that decrypts attacker-chosen CBC under the dialog key is a padding oracle.
+    pub allow_cbc_in_dialog: bool,
+    /// Next hops a decrypted body may be forwarded to in clear.
+    pub plaintext_next_hops: Vec<NextHop>,
 }
 
 impl Default for ProxyConfig {
@@ -56,6 +65,9 @@ impl Default for ProxyConfig {
             rotation: RotationPolicy::default(),
             limits: BodyLimits::default(),
             max_recipients: 16,
+            max_rsa_ops: 2,
+            allow_cbc_in_dialog: false,
+            plaintext_next_hops: Vec::new(),
         }
     }
 }
@@ -66,7 +78,15 @@ impl ProxyConfig {
         let value = value.trim();
         match name {
             "rsa_key" => self.keys.rsa.push(parse_rsa_key(value)?),
-            "psk" => self.keys.psk.push(parse_psk(value)?),
+            "psk" => {
+                let psk = parse_psk(value)?;
+                if psk.id == crate::cms::ROTATION_KEK_ID {
+                    return Err(Error::Config(
+                        "psk: that KEK identifier is reserved for the rotation proof".into(),
+                    ));
+                }
+                self.keys.psk.push(psk)
+            }
             "identity" => {
                 if value.is_empty() {
                     return Err(Error::Config("identity: empty".into()));
@@ -89,13 +109,10 @@ impl ProxyConfig {
             "max_parts" => self.limits.max_parts = number(name, value)?,
             "max_depth" => self.limits.max_depth = number(name, value)?,
             "max_recipients" => self.max_recipients = number(name, value)?,
-            "strict_key_permissions" => {
-                self.keys.strict_permissions = match value {
-                    "1" | "yes" | "true" => true,
-                    "0" | "no" | "false" => false,
-                    _ => return Err(bad(name, value, "0 or 1")),
-                }
-            }
+            "max_rsa_ops" => self.max_rsa_ops = number(name, value)?,
+            "strict_key_permissions" => self.keys.strict_permissions = flag(name, value)?,
+            "allow_cbc_in_dialog" => self.allow_cbc_in_dialog = flag(name, value)?,
+            "plaintext_next_hop" => self.plaintext_next_hops.push(NextHop::parse(value)?),
             _ => return Err(Error::Config(format!("unknown option '{name}'"))),
         }
         Ok(())
@@ -104,6 +121,14 @@ impl ProxyConfig {
 
 fn bad(name: &str, value: &str, expected: &str) -> Error {
     Error::Config(format!("{name}: '{value}' is not {expected}"))
+}
+
+fn flag(name: &str, value: &str) -> Result<bool> {
+    match value {
+        "1" | "yes" | "true" => Ok(true),
+        "0" | "no" | "false" => Ok(false),
+        _ => Err(bad(name, value, "0 or 1")),
+    }
 }
 
 fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {

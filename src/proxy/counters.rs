@@ -6,25 +6,65 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// What a proxy counts besides the cache's own figures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(usize)]
-pub enum Counter {
-    /// Bodies (or parts) decrypted.
-    Decrypted,
-    /// Encrypted messages meant for someone else.
-    NotForMe,
-    /// Messages without an encrypted body.
-    NotEncrypted,
-    /// Messages that failed (malformed, wrong key, limits...).
-    Errors,
-    /// Dialog entries removed at dialog end.
-    DialogsEnded,
-    /// Key reloads performed in this or another process.
-    Reloads,
+/// Defines [`Counter`] from one table: each counter once, with its doc.
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])+ $name:ident = $stat:literal,)+) => {
+        /// What a proxy counts besides the cache's own figures.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(usize)]
+        pub enum Counter {
+            $($(#[doc = $doc])+ $name,)+
+        }
+
+        impl Counter {
+            /// Every counter, in table order.
+            pub const ALL: &'static [Counter] = &[$(Counter::$name,)+];
+
+            /// Its statistic name (RPC field, server statistic), NUL-terminated for C.
+            pub(crate) fn name_nul(self) -> &'static str {
+                match self {
+                    $(Counter::$name => concat!($stat, "\0"),)+
+                }
+            }
+
+            /// One line saying what it counts, NUL-terminated for C.
+            pub(crate) fn doc_nul(self) -> &'static str {
+                match self {
+                    $(Counter::$name => concat!($($doc),+, "\0").trim_start(),)+
+                }
+            }
+        }
+    };
 }
 
-const COUNT: usize = 6;
+counters! {
+    /// Bodies (or parts) decrypted.
+    Decrypted = "decrypted",
+    /// Encrypted messages meant for someone else.
+    NotForMe = "not_for_me",
+    /// Messages without an encrypted body.
+    NotEncrypted = "not_encrypted",
+    /// Messages that failed (malformed, wrong key, limits...).
+    Errors = "errors",
+    /// Dialog entries removed at dialog end.
+    DialogsEnded = "dialogs_ended",
+    /// Key reloads performed in this or another process.
+    Reloads = "reloads",
+    /// New keys for a known dialog refused: no valid rotation proof.
+    RotationsRefused = "rotations_refused",
+    /// Initial requests for a dialog id that already has another live key (never overwritten).
+    InitialCollisions = "initial_collisions",
+    /// Unauthenticated (AES-CBC) bodies inside a known dialog refused without decrypting.
+    CbcRefused = "cbc_refused",
+    /// RSA private-key operations spent on key transport.
+    RsaOps = "rsa_ops",
+    /// Messages whose RSA work budget ran out.
+    RsaBudgetExhausted = "rsa_budget_exhausted",
+    /// Body replacements refused because the next hop is not an allowed plaintext next hop.
+    PlaintextRefused = "plaintext_refused",
+}
+
+const COUNT: usize = Counter::ALL.len();
 
 /// A page of shared atomics; see the module doc.
 pub struct SharedCounters {
@@ -71,7 +111,12 @@ impl SharedCounters {
 
     /// Adds one.
     pub fn bump(&self, c: Counter) {
-        self.slot(c).fetch_add(1, Ordering::Relaxed);
+        self.add(c, 1);
+    }
+
+    /// Adds `n`.
+    pub fn add(&self, c: Counter, n: u64) {
+        self.slot(c).fetch_add(n, Ordering::Relaxed);
     }
 
     /// Reads one.

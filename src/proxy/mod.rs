@@ -4,12 +4,19 @@
 //!
 //! A [`Proxy`] is made once in the process that later forks the workers (Kamailio's
 //! `mod_init`): the dialog key cache and the counters it creates are shared by every fork.
+//!
+//! The dialog key is trusted only as far as it is proven (docs/PROTOCOL.md §6, SECURITY.md):
+//! a key enters the cache for a dialog that has none; once there, it changes only by a
+//! rotation that proves knowledge of it (a KEKRecipientInfo under the current key), and it is
+//! used, refreshed or protected only by a body it authenticated. Each check and the change it
+//! allows happen under one lock of the shared cache ([`SharedCache::with_entry`]).
 
 mod config;
 mod counters;
 mod message;
+mod next_hop;
+mod stats;
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -19,10 +26,12 @@ use zeroize::Zeroizing;
 pub use config::{Mode, ProxyConfig, RotationPolicy};
 pub use counters::Counter;
 pub use message::SipMessage;
+pub use next_hop::NextHop;
+pub use stats::{stat, stat_count, stats, ProxyStats, Stat};
 
 use crate::body::{self, EncryptedPart, SmimeType};
-use crate::cache::{CacheStats, DialogKey, SharedCache, Stored};
-use crate::cms::{self, Cek, CmsError, CmsKind, ContentAlg};
+use crate::cache::{now_secs, DialogKey, Entry, OnMiss, SharedCache, Stored, Verdict};
+use crate::cms::{self, Cek, CmsError, CmsKind, CmsMessage, ContentAlg, RsaBudget};
 use crate::error::{Error, Result};
 use crate::keys::KeyStore;
 use crate::request::{DisclosureRequest, Selection};
@@ -32,9 +41,10 @@ use counters::SharedCounters;
 /// Where the key that opened a part came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeySource {
-    /// Unwrapped from a RecipientInfo of the message with one of the proxy's keys.
+    /// Unwrapped from a RecipientInfo of the message: one of the proxy's keys, or the
+    /// rotation proof under the dialog's previous key.
     Wrapped,
-    /// The dialog's cached key (EncryptedData).
+    /// The dialog's cached key (EncryptedData, or a body re-sent under the same key).
     Cache,
 }
 
@@ -60,7 +70,7 @@ pub struct DisclosedPart {
     pub body: Zeroizing<Vec<u8>>,
     /// See [`KeySource`].
     pub key_source: KeySource,
-    /// Label of the proxy key that unwrapped the CEK, or `dialog` for the cache.
+    /// Label of the proxy key that unwrapped the CEK, or `dialog` for the dialog key.
     pub key_label: String,
     /// Generation of the dialog key after this message.
     pub generation: u32,
@@ -102,11 +112,17 @@ pub enum Decision {
     Decrypt(Vec<Selected>),
 }
 
-/// A part the proxy will open, with its CMS kind.
+/// A part the proxy will open, decoded once.
 #[derive(Debug)]
 pub struct Selected {
     part: EncryptedPart,
-    kind: CmsKind,
+    cms: CmsMessage,
+}
+
+impl Selected {
+    fn kind(&self) -> CmsKind {
+        self.cms.kind()
+    }
 }
 
 /// The result of [`Proxy::unwrap`].
@@ -120,25 +136,6 @@ pub enum Unwrapped {
     Disclosed(Vec<DisclosedPart>),
 }
 
-/// Counters of a proxy, summed over every process.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ProxyStats {
-    /// Messages decrypted.
-    pub decrypted: u64,
-    /// Encrypted messages not meant for this proxy.
-    pub not_for_me: u64,
-    /// Messages with no encrypted body.
-    pub not_encrypted: u64,
-    /// Messages that failed.
-    pub errors: u64,
-    /// Dialogs removed at dialog end.
-    pub dialogs_ended: u64,
-    /// Key reloads.
-    pub reloads: u64,
-    /// The dialog key cache's own figures.
-    pub cache: CacheStats,
-}
-
 /// A trusted proxy: keys, policy, and the shared dialog key cache. See the module doc.
 pub struct Proxy {
     config: ProxyConfig,
@@ -146,6 +143,28 @@ pub struct Proxy {
     seen_epoch: AtomicU64,
     cache: SharedCache,
     counters: SharedCounters,
+}
+
+/// One message being handled: what is worked out once and shared by its parts.
+struct MessageCtx<'m> {
+    msg: &'m SipMessage<'m>,
+    keys: Arc<KeyStore>,
+    /// The dialog ids to look the key up under, the caller's tag first (From, then To).
+    dialogs: Vec<DialogKey>,
+    budget: RsaBudget,
+    /// The last key that opened a part of this message: tried on the next part before any
+    /// RSA work.
+    last_cek: Option<Cek>,
+}
+
+/// What a known dialog's entry said about an (Auth)EnvelopedData part.
+enum Known {
+    /// The body is under the cached key (a retransmission or a re-sent offer).
+    Same(Zeroizing<Vec<u8>>, u32),
+    /// A proven rotation: the new key is now cached.
+    Rotated(cms::Opened, u32),
+    /// The old-peer CBC path (`allow_cbc_in_dialog`): the key must be unwrapped to compare.
+    NeedUnwrap,
 }
 
 impl Proxy {
@@ -162,11 +181,6 @@ impl Proxy {
             cache,
             counters,
         })
-    }
-
-    /// The configuration the proxy was made with.
-    pub fn config(&self) -> &ProxyConfig {
-        &self.config
     }
 
     /// Re-reads every key file. On success the new keys serve this process at once and every
@@ -199,27 +213,21 @@ impl Proxy {
     }
 
     /// Decides whether `msg` carries a body part meant for this proxy (docs/PROTOCOL.md).
+    /// Changes and counts nothing.
     pub fn should_decrypt(&self, msg: &SipMessage<'_>) -> Result<Decision> {
-        // Only `unwrap` counts: a script asks first and then decrypts the same message.
-        self.decide(msg, &self.keys(), &Cell::new(None))
+        let ctx = self.context(msg)?;
+        self.decide(&ctx)
     }
 
-    /// Decrypts the parts meant for this proxy, storing or rotating the dialog key when the
-    /// message wraps one, or using the cached key for EncryptedData.
+    /// Decrypts the parts meant for this proxy: a new dialog's key is cached, a proven
+    /// rotation replaces it, the cached key opens EncryptedData (docs/PROTOCOL.md §6).
     pub fn unwrap(&self, msg: &SipMessage<'_>) -> Result<Unwrapped> {
-        let keys = self.keys();
-        let dialog = Cell::new(None);
-        let result = self
-            .decide(msg, &keys, &dialog)
-            .and_then(|decision| match decision {
-                Decision::NotEncrypted => Ok(Unwrapped::NotEncrypted),
-                Decision::NotForMe => Ok(Unwrapped::NotForMe),
-                Decision::Decrypt(selected) => selected
-                    .into_iter()
-                    .map(|s| self.open_part(msg, &keys, s, &dialog))
-                    .collect::<Result<Vec<_>>>()
-                    .map(Unwrapped::Disclosed),
-            });
+        let result = self.context(msg).and_then(|mut ctx| {
+            let result = self.unwrap_in(&mut ctx);
+            self.counters
+                .add(Counter::RsaOps, u64::from(ctx.budget.spent()));
+            result
+        });
         let result = self.counted(result);
         if let Ok(u) = &result {
             self.counters.bump(match u {
@@ -231,42 +239,54 @@ impl Proxy {
         result
     }
 
-    /// Applies a key rotation carried by `msg`: the message must be inside a dialog whose key
-    /// is cached and wrap a new key for this proxy. Returns the new generation.
+    fn unwrap_in(&self, ctx: &mut MessageCtx<'_>) -> Result<Unwrapped> {
+        match self.decide(ctx)? {
+            Decision::NotEncrypted => Ok(Unwrapped::NotEncrypted),
+            Decision::NotForMe => Ok(Unwrapped::NotForMe),
+            Decision::Decrypt(selected) => selected
+                .into_iter()
+                .map(|s| self.open_part(ctx, s))
+                .collect::<Result<Vec<_>>>()
+                .map(Unwrapped::Disclosed),
+        }
+    }
+
+    /// Applies a key rotation carried by `msg`: a message inside a dialog whose key is cached,
+    /// with a new key proven by the current one (or the current key again). Returns the
+    /// dialog key's generation after the message.
     pub fn rotate(&self, msg: &SipMessage<'_>) -> Result<u32> {
         let result = self.rotate_inner(msg);
         self.counted(result)
     }
 
     fn rotate_inner(&self, msg: &SipMessage<'_>) -> Result<u32> {
-        let dialog = self.dialog_of(msg)?;
         if !msg.in_dialog() {
             return Err(Error::RotationRejected(
                 "the message is not inside the dialog",
             ));
         }
-        if self.cache.peek(&dialog)?.is_none() {
+        if self.cache.contains(&dialog_ids(msg)?)?.is_none() {
             return Err(Error::RotationRejected("the dialog has no cached key"));
         }
-        let keys = self.keys();
-        let selected = match self.decide(msg, &keys, &Cell::new(Some(dialog)))? {
-            Decision::Decrypt(selected) => selected,
-            Decision::NotEncrypted | Decision::NotForMe => {
+        let mut ctx = self.context(msg)?;
+        let result = self.unwrap_in(&mut ctx);
+        self.counters
+            .add(Counter::RsaOps, u64::from(ctx.budget.spent()));
+        let parts = match result? {
+            Unwrapped::Disclosed(parts) => parts,
+            Unwrapped::NotEncrypted | Unwrapped::NotForMe => {
                 return Err(Error::Cms(CmsError::NotRecipient))
             }
         };
-        let wrapped = selected
+        parts
             .iter()
-            .find(|s| s.kind != CmsKind::EncryptedData)
-            .ok_or(Error::RotationRejected("the message wraps no new key"))?;
-        let opened = cms::open(&wrapped.part.der, &keys)?;
-        match self.store_key(msg, &dialog, &opened.cek)? {
-            Stored::Rotated { generation } | Stored::Same { generation } => Ok(generation),
-            Stored::New { generation } => Ok(generation),
-        }
+            .filter(|p| p.smime_type != SmimeType::EncryptedData)
+            .map(|p| p.generation)
+            .max()
+            .ok_or(Error::RotationRejected("the message wraps no new key"))
     }
 
-    /// Forgets the dialog's key (BYE, CANCEL, failed INVITE). True if it was cached.
+    /// Forgets the dialog's key (BYE answered, failed INVITE). True if it was cached.
     pub fn dialog_end(&self, call_id: &[u8], from_tag: &[u8]) -> Result<bool> {
         let removed = self.cache.remove(&DialogKey::new(call_id, from_tag))?;
         if removed {
@@ -275,47 +295,61 @@ impl Proxy {
         Ok(removed)
     }
 
-    /// Forgets the key of the dialog `msg` belongs to (a BYE or CANCEL from either side, or a
-    /// failed INVITE's reply). True if it was cached.
+    /// Forgets the key of the dialog `msg` belongs to (the reply to a BYE from either side, or
+    /// a failed INVITE's reply). True if it was cached.
     pub fn dialog_end_of(&self, msg: &SipMessage<'_>) -> Result<bool> {
-        let removed = self.cache.remove(&self.dialog_of(msg)?)?;
+        let dialogs = dialog_ids(msg)?;
+        let Some(which) = self.cache.contains(&dialogs)? else {
+            return Ok(false);
+        };
+        let removed = self.cache.remove(&dialogs[which])?;
         if removed {
             self.counters.bump(Counter::DialogsEnded);
         }
         Ok(removed)
     }
 
-    /// Counters summed over every process.
-    pub fn stats(&self) -> Result<ProxyStats> {
-        Ok(ProxyStats {
-            decrypted: self.counters.get(Counter::Decrypted),
-            not_for_me: self.counters.get(Counter::NotForMe),
-            not_encrypted: self.counters.get(Counter::NotEncrypted),
-            errors: self.counters.get(Counter::Errors),
-            dialogs_ended: self.counters.get(Counter::DialogsEnded),
-            reloads: self.counters.get(Counter::Reloads),
-            cache: self.cache.stats()?,
-        })
+    /// Whether a body decrypted here may be forwarded in clear to `next_hop` (a SIP URI):
+    /// only to the configured `plaintext_next_hop`s. A refusal is counted.
+    pub fn plaintext_allowed(&self, next_hop: &str) -> bool {
+        let ok = next_hop::allowed(&self.config.plaintext_next_hops, next_hop);
+        if !ok {
+            self.counters.bump(Counter::PlaintextRefused);
+        }
+        ok
     }
 
-    /// Zeroizes every cached key (shutdown).
-    pub fn wipe(&self) -> Result<()> {
-        Ok(self.cache.wipe()?)
+    /// Counters summed over every process.
+    pub fn stats(&self) -> Result<ProxyStats> {
+        let mut counters = [0u64; Counter::ALL.len()];
+        for (slot, &c) in counters.iter_mut().zip(Counter::ALL) {
+            *slot = self.counters.get(c);
+        }
+        Ok(ProxyStats::new(counters, self.cache.stats()?))
     }
 
     fn counted<T>(&self, r: Result<T>) -> Result<T> {
-        if r.is_err() {
+        if let Err(e) = &r {
             self.counters.bump(Counter::Errors);
+            if let Some(c) = refusal_counter(e) {
+                self.counters.bump(c);
+            }
         }
         r
     }
 
-    fn decide(
-        &self,
-        msg: &SipMessage<'_>,
-        keys: &KeyStore,
-        dialog: &Cell<Option<DialogKey>>,
-    ) -> Result<Decision> {
+    fn context<'m>(&self, msg: &'m SipMessage<'m>) -> Result<MessageCtx<'m>> {
+        Ok(MessageCtx {
+            msg,
+            keys: self.keys(),
+            dialogs: Vec::new(),
+            budget: RsaBudget::new(self.config.max_rsa_ops),
+            last_cek: None,
+        })
+    }
+
+    fn decide(&self, ctx: &MessageCtx<'_>) -> Result<Decision> {
+        let msg = ctx.msg;
         let content_type = SipMessage::text(msg.content_type, "Content-Type is not UTF-8")?;
         if content_type.trim().is_empty() || msg.body.is_empty() {
             return Ok(Decision::NotEncrypted);
@@ -326,16 +360,17 @@ impl Proxy {
         if parts.is_empty() {
             return Ok(Decision::NotEncrypted);
         }
-        let mut inspected = Vec::with_capacity(parts.len());
+        let mut parsed = Vec::with_capacity(parts.len());
         for part in parts {
-            let insp = cms::inspect(&part.der)?;
+            let cms = CmsMessage::parse(&part.der)?;
+            let insp = cms.inspect()?;
             if insp.recipients.len() > self.config.max_recipients {
                 return Err(Error::TooManyRecipients {
                     count: insp.recipients.len(),
                     limit: self.config.max_recipients,
                 });
             }
-            inspected.push((part, insp));
+            parsed.push((Selected { part, cms }, insp));
         }
         let header = SipMessage::text(msg.disclose_to, "Disclose-To is not UTF-8")?.trim();
         let request = match (self.config.mode, header.is_empty()) {
@@ -343,7 +378,7 @@ impl Proxy {
             (_, false) => Some(DisclosureRequest::parse(header)?),
         };
         let explicit = match (&request, self.config.mode) {
-            (Some(req), _) => Some(req.selection_for(keys.identities())),
+            (Some(req), _) => Some(req.selection_for(ctx.keys.identities())),
             (None, Mode::Explicit) => Some(Selection::NotNamed),
             (None, _) => None,
         };
@@ -351,36 +386,27 @@ impl Proxy {
         match explicit {
             Some(Selection::NotNamed) => return Ok(Decision::NotForMe),
             Some(Selection::AllParts) => {
-                for (part, insp) in inspected {
-                    self.require_openable(msg, keys, &insp, dialog)?;
-                    selected.push(Selected {
-                        part,
-                        kind: insp.kind,
-                    });
+                for (s, insp) in parsed {
+                    self.require_openable(ctx, &insp)?;
+                    selected.push(s);
                 }
             }
             Some(Selection::Parts(cids)) => {
                 for cid in cids {
-                    let pos = inspected
+                    let pos = parsed
                         .iter()
-                        .position(|(p, _)| p.has_content_id(&cid))
+                        .position(|(s, _)| s.part.has_content_id(&cid))
                         .ok_or_else(|| Error::ContentIdNotFound(cid.clone()))?;
-                    let (part, insp) = inspected.swap_remove(pos);
-                    self.require_openable(msg, keys, &insp, dialog)?;
-                    selected.push(Selected {
-                        part,
-                        kind: insp.kind,
-                    });
+                    let (s, insp) = parsed.swap_remove(pos);
+                    self.require_openable(ctx, &insp)?;
+                    selected.push(s);
                 }
                 selected.sort_by_key(|s| s.part.range.start);
             }
             None => {
-                for (part, insp) in inspected {
-                    if self.openable(msg, keys, &insp, dialog)? {
-                        selected.push(Selected {
-                            part,
-                            kind: insp.kind,
-                        });
+                for (s, insp) in parsed {
+                    if self.openable(ctx, &insp)? {
+                        selected.push(s);
                     }
                 }
             }
@@ -392,29 +418,21 @@ impl Proxy {
         })
     }
 
-    /// Implicit test: a RecipientInfo names one of our keys, or the dialog key is cached.
-    fn openable(
-        &self,
-        msg: &SipMessage<'_>,
-        keys: &KeyStore,
-        insp: &cms::Inspection,
-        dialog: &Cell<Option<DialogKey>>,
-    ) -> Result<bool> {
+    /// Implicit test: a RecipientInfo names one of our keys (or, for a rotation, the dialog
+    /// key's proof while the dialog is cached), or, for EncryptedData, the dialog key is cached.
+    fn openable(&self, ctx: &MessageCtx<'_>, insp: &cms::Inspection) -> Result<bool> {
+        let dialog_known =
+            || -> Result<bool> { Ok(self.cache.contains(&dialog_ids(ctx.msg)?)?.is_some()) };
         Ok(match insp.kind {
-            CmsKind::EncryptedData => self.cache.peek(&self.dialog_memo(msg, dialog)?)?.is_some(),
-            _ => cms::matching_recipient(insp, keys).is_some(),
+            CmsKind::EncryptedData => dialog_known()?,
+            _ if cms::matching_recipient(insp, &ctx.keys).is_some() => true,
+            _ => insp.has_rotation_proof() && dialog_known()?,
         })
     }
 
     /// Explicit request: the part must be openable, else the specific reason.
-    fn require_openable(
-        &self,
-        msg: &SipMessage<'_>,
-        keys: &KeyStore,
-        insp: &cms::Inspection,
-        dialog: &Cell<Option<DialogKey>>,
-    ) -> Result<()> {
-        if self.openable(msg, keys, insp, dialog)? {
+    fn require_openable(&self, ctx: &MessageCtx<'_>, insp: &cms::Inspection) -> Result<()> {
+        if self.openable(ctx, insp)? {
             return Ok(());
         }
         Err(match insp.kind {
@@ -423,47 +441,21 @@ impl Proxy {
         })
     }
 
-    fn open_part(
-        &self,
-        msg: &SipMessage<'_>,
-        keys: &KeyStore,
-        selected: Selected,
-        dialog: &Cell<Option<DialogKey>>,
-    ) -> Result<DisclosedPart> {
-        let dialog = self.dialog_memo(msg, dialog)?;
-        let (plaintext, key_source, key_label, generation) = match selected.kind {
+    fn open_part(&self, ctx: &mut MessageCtx<'_>, selected: Selected) -> Result<DisclosedPart> {
+        if ctx.dialogs.is_empty() {
+            ctx.dialogs = dialog_ids(ctx.msg)?;
+        }
+        let (plaintext, key_source, key_label, generation) = match selected.kind() {
             CmsKind::EncryptedData => {
-                let cached = self.cache.get(&dialog)?.ok_or(Error::NoDialogKey)?;
-                self.check_rotation_policy(cached.created_at, cached.uses)?;
-                let alg = ContentAlg::from_code(cached.alg).ok_or(Error::NoDialogKey)?;
-                let cek = Cek::from_bytes(alg, &cached.cek)?;
-                let plain = cms::open_with_cek(&selected.part.der, &cek)?;
-                (
-                    plain,
-                    KeySource::Cache,
-                    "dialog".to_string(),
-                    cached.generation,
-                )
+                let (plain, generation) = self.open_in_dialog(ctx, &selected.cms)?;
+                (plain, KeySource::Cache, "dialog".to_string(), generation)
             }
-            _ => {
-                let opened = cms::open(&selected.part.der, keys)?;
-                let generation = match self.store_key(msg, &dialog, &opened.cek)? {
-                    Stored::New { generation }
-                    | Stored::Same { generation }
-                    | Stored::Rotated { generation } => generation,
-                };
-                (
-                    opened.plaintext,
-                    KeySource::Wrapped,
-                    opened.key_label,
-                    generation,
-                )
-            }
+            _ => self.open_enveloped(ctx, &selected.cms)?,
         };
         let (content_type, inner) = body::parse_inner(&plaintext)?;
         Ok(DisclosedPart {
+            smime_type: smime_type_of(selected.kind()),
             content_id: selected.part.content_id,
-            smime_type: smime_type_of(selected.kind),
             content_type,
             body: Zeroizing::new(inner.to_vec()),
             key_source,
@@ -472,66 +464,177 @@ impl Proxy {
         })
     }
 
-    /// [`Proxy::dialog_of`], worked out once per message.
-    fn dialog_memo(
+    /// EncryptedData: only the cached key opens it, and only a body it authenticated counts
+    /// as a use of it. Unauthenticated (CBC) content is refused before any decryption unless
+    /// the operator allows it (`allow_cbc_in_dialog`): good and bad padding must not answer
+    /// differently.
+    fn open_in_dialog(
         &self,
-        msg: &SipMessage<'_>,
-        memo: &Cell<Option<DialogKey>>,
-    ) -> Result<DialogKey> {
-        if let Some(d) = memo.get() {
-            return Ok(d);
+        ctx: &MessageCtx<'_>,
+        cms: &CmsMessage,
+    ) -> Result<(Zeroizing<Vec<u8>>, u32)> {
+        if !cms.is_authenticated()? && !self.config.allow_cbc_in_dialog {
+            return Err(Error::UnauthenticatedInDialog);
         }
-        let d = self.dialog_of(msg)?;
-        memo.set(Some(d));
-        Ok(d)
+        let outcome = self
+            .cache
+            .with_entry(&ctx.dialogs, OnMiss::Count, |found| {
+                let e = found.entry;
+                let opened = self
+                    .check_rotation_policy(&e)
+                    .and_then(|()| cek_of(&e))
+                    .and_then(|cek| Ok(cms.open_with_cek(&cek)?));
+                match opened {
+                    Ok(plain) => (Verdict::Used, Ok((plain, e.generation))),
+                    Err(err) => (Verdict::Keep, Err(err)),
+                }
+            })?;
+        outcome.ok_or(Error::NoDialogKey)?
     }
 
-    /// The dialog key entry `msg` belongs to. The key is Call-ID + the caller's tag: the From
-    /// tag of the caller's requests and their replies, but the To tag of requests the callee
-    /// sends inside the dialog (and their replies). So: From tag if cached, else To tag if
-    /// cached, else From tag (a new dialog).
-    fn dialog_of(&self, msg: &SipMessage<'_>) -> Result<DialogKey> {
-        let by_from = msg.dialog()?;
-        if msg.to_tag.is_empty() || self.cache.peek(&by_from)?.is_some() {
-            return Ok(by_from);
-        }
-        let by_to = DialogKey::new(msg.call_id, msg.to_tag);
-        Ok(if self.cache.peek(&by_to)?.is_some() {
-            by_to
-        } else {
-            by_from
-        })
-    }
-
-    /// Stores a freshly unwrapped key. A different key for a cached dialog is a rotation and
-    /// is taken only from a message inside that dialog (docs/PROTOCOL.md, "Rotation").
-    fn store_key(&self, msg: &SipMessage<'_>, dialog: &DialogKey, cek: &Cek) -> Result<Stored> {
-        if let Some(existing) = self.cache.peek(dialog)? {
-            let same =
-                existing.alg == cek.alg().code() && existing.cek.as_slice() == cek.as_bytes();
-            if !same && !msg.in_dialog() {
-                return Err(Error::RotationRejected(
-                    "a new key for a known dialog came from outside the dialog",
-                ));
+    /// (Auth)EnvelopedData. For a dialog with a cached key: the same key again (proven by
+    /// authenticated decryption), or a rotation proven by the current key; anything else
+    /// changes nothing and is refused. For a dialog with none: our own RecipientInfo, within
+    /// the message's RSA budget, and the key is inserted (never over another).
+    fn open_enveloped(
+        &self,
+        ctx: &mut MessageCtx<'_>,
+        cms: &CmsMessage,
+    ) -> Result<(Zeroizing<Vec<u8>>, KeySource, String, u32)> {
+        let authenticated = cms.is_authenticated()?;
+        let in_dialog = ctx.msg.in_dialog();
+        let allow_cbc = self.config.allow_cbc_in_dialog;
+        let known = self
+            .cache
+            .with_entry(&ctx.dialogs, OnMiss::Ignore, |found| {
+                let e = found.entry;
+                let current = match cek_of(&e) {
+                    Ok(c) => c,
+                    Err(err) => return (Verdict::Keep, Err(err)),
+                };
+                if !authenticated && !allow_cbc {
+                    return (Verdict::Keep, Err(Error::UnauthenticatedInDialog));
+                }
+                if authenticated {
+                    // A body under the cached key proves its sender holds it. Not counted as a
+                    // use: a replayed offer must not wear the key out.
+                    if let Ok(plain) = cms.open_with_cek(&current) {
+                        return (Verdict::Keep, Ok(Known::Same(plain, e.generation)));
+                    }
+                }
+                if !cms.has_rotation_proof() {
+                    return match (authenticated, in_dialog) {
+                        (false, _) => (Verdict::Keep, Ok(Known::NeedUnwrap)),
+                        (true, true) => (Verdict::Keep, Err(Error::RotationUnproven)),
+                        (true, false) => (Verdict::Keep, Err(Error::InitialCollision)),
+                    };
+                }
+                if !in_dialog {
+                    return (Verdict::Keep, Err(Error::InitialCollision));
+                }
+                match cms.open_rotation(&current) {
+                    Ok(opened) => {
+                        let verdict = Verdict::Replace {
+                            alg: opened.cek.alg().code(),
+                            cek: Zeroizing::new(opened.cek.as_bytes().to_vec()),
+                        };
+                        let generation = e.generation.saturating_add(1);
+                        (verdict, Ok(Known::Rotated(opened, generation)))
+                    }
+                    Err(_) => (Verdict::Keep, Err(Error::RotationUnproven)),
+                }
+            })?
+            .transpose()?;
+        match known {
+            Some(Known::Same(plain, generation)) => {
+                Ok((plain, KeySource::Cache, "dialog".into(), generation))
+            }
+            Some(Known::Rotated(opened, generation)) => {
+                ctx.last_cek = Some(opened.cek.clone());
+                Ok((
+                    opened.plaintext,
+                    KeySource::Wrapped,
+                    opened.key_label,
+                    generation,
+                ))
+            }
+            Some(Known::NeedUnwrap) | None => {
+                let opened = self.open_with_own_key(ctx, cms)?;
+                let dialog = ctx.dialogs[0];
+                let stored =
+                    self.cache
+                        .insert(&dialog, opened.cek.alg().code(), opened.cek.as_bytes())?;
+                let generation = match stored {
+                    Stored::New { generation } | Stored::Same { generation } => generation,
+                    Stored::Refused { .. } if in_dialog => return Err(Error::RotationUnproven),
+                    Stored::Refused { .. } => return Err(Error::InitialCollision),
+                };
+                ctx.last_cek = Some(opened.cek.clone());
+                Ok((
+                    opened.plaintext,
+                    KeySource::Wrapped,
+                    opened.key_label,
+                    generation,
+                ))
             }
         }
-        Ok(self.cache.store(dialog, cek.alg().code(), cek.as_bytes())?)
     }
 
-    fn check_rotation_policy(&self, created_at: u64, uses: u32) -> Result<()> {
+    /// Opens with one of our keys; the key that opened an earlier part of the same message is
+    /// tried first (authenticated content only), so a multipart body costs one unwrap.
+    fn open_with_own_key(&self, ctx: &mut MessageCtx<'_>, cms: &CmsMessage) -> Result<cms::Opened> {
+        if let Some(cek) = &ctx.last_cek {
+            if cms.is_authenticated()? {
+                if let Ok(plaintext) = cms.open_with_cek(cek) {
+                    return Ok(cms::Opened {
+                        kind: cms.kind(),
+                        cek: cek.clone(),
+                        plaintext,
+                        key_label: "dialog".into(),
+                    });
+                }
+            }
+        }
+        Ok(cms.open(&ctx.keys, &mut ctx.budget)?)
+    }
+
+    fn check_rotation_policy(&self, e: &Entry<'_>) -> Result<()> {
         let policy = self.config.rotation;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let too_old =
-            policy.max_age_secs > 0 && now.saturating_sub(created_at) > policy.max_age_secs;
-        let too_used = policy.max_uses > 0 && uses > policy.max_uses;
+        let too_old = policy.max_age_secs > 0
+            && now_secs().saturating_sub(e.created_at) > policy.max_age_secs;
+        let too_used = policy.max_uses > 0 && e.uses >= policy.max_uses;
         if too_old || too_used {
             return Err(Error::KeyExpired);
         }
         Ok(())
     }
+}
+
+/// The dialog ids of `msg`, caller's tag candidates in order: From (the caller's requests and
+/// every reply), then To (requests the callee sends inside the dialog).
+fn dialog_ids(msg: &SipMessage<'_>) -> Result<Vec<DialogKey>> {
+    let mut ids = vec![msg.dialog()?];
+    if !msg.to_tag.is_empty() {
+        ids.push(DialogKey::new(msg.call_id, msg.to_tag));
+    }
+    Ok(ids)
+}
+
+/// The cached key as a [`Cek`].
+fn cek_of(e: &Entry<'_>) -> Result<Cek> {
+    let alg = ContentAlg::from_code(e.alg).ok_or(Error::NoDialogKey)?;
+    Ok(Cek::from_bytes(alg, e.cek)?)
+}
+
+/// The counter that says why a message was refused, beyond `errors`.
+fn refusal_counter(e: &Error) -> Option<Counter> {
+    Some(match e {
+        Error::RotationUnproven => Counter::RotationsRefused,
+        Error::InitialCollision => Counter::InitialCollisions,
+        Error::UnauthenticatedInDialog => Counter::CbcRefused,
+        Error::Cms(CmsError::RsaBudgetExhausted) => Counter::RsaBudgetExhausted,
+        _ => return None,
+    })
 }
 
 fn smime_type_of(kind: CmsKind) -> SmimeType {
