@@ -355,20 +355,44 @@ fn broken_bodies_are_errors() {
 fn hostile_inputs_never_panic() {
     let (ct, body) = mixed_body();
     let body = body.into_bytes();
+    let whole = encrypted_parts(&ct, None, &body, &BodyLimits::default());
+    assert!(
+        whole.as_ref().is_ok_and(|p| p.len() == 1),
+        "the whole body parses: {whole:?}"
+    );
+    // Every prefix: an error exactly while the closing delimiter is cut (what follows it is
+    // the epilogue, which a parser ignores).
+    let delimiter = b"--unique-boundary-1--";
+    let close_end = body
+        .windows(delimiter.len())
+        .position(|w| w == delimiter)
+        .expect("closing delimiter")
+        + delimiter.len();
     let mut errors = 0;
-    // Every prefix and a byte flip at every position of a real multipart body.
     for cut in 0..body.len() {
-        errors +=
-            usize::from(encrypted_parts(&ct, None, &body[..cut], &BodyLimits::default()).is_err());
+        let r = encrypted_parts(&ct, None, &body[..cut], &BodyLimits::default());
+        assert_eq!(
+            r.is_err(),
+            cut < close_end,
+            "prefix of {cut} bytes (closing delimiter ends at {close_end}): {r:?}"
+        );
+        errors += usize::from(r.is_err());
     }
+    // A byte flip at every position: an answer (a result, never a panic) each time, and the
+    // encrypted part, when still found, never reaches outside the body.
     for i in 0..body.len() {
         let mut b = body.clone();
         b[i] ^= 0x5a;
-        let _ = encrypted_parts(&ct, None, &b, &BodyLimits::default());
+        if let Ok(parts) = encrypted_parts(&ct, None, &b, &BodyLimits::default()) {
+            assert!(
+                parts.iter().all(|p| p.range.end <= b.len()),
+                "flip at {i}: a part range outside the body"
+            );
+        }
         let _ = parse_inner(&b[i..]);
     }
     println!(
-        "{} prefixes ({errors} errors) and {} flips parsed without panic",
+        "{} prefixes ({errors} errors: every one that cuts the closing delimiter) and {} flips parsed without panic",
         body.len(),
         body.len()
     );
@@ -381,6 +405,7 @@ fn hostile_inputs_never_panic() {
     ] {
         let r = encrypted_parts(junk, None, b"", &BodyLimits::default());
         println!("Content-Type {junk:?} -> {r:?}");
+        assert!(r.is_err(), "Content-Type {junk:?} is refused");
     }
 }
 

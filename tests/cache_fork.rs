@@ -6,122 +6,19 @@
 //! Children only use the cache, raw pipes and `libc::_exit`; they never return into the test
 //! harness and report through their exit status.
 
-use std::panic::AssertUnwindSafe;
-use std::sync::{Mutex, MutexGuard};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use sipsd::engine::cache::{CacheConfig, DialogKey, SharedCache, Stored};
+use sipsd::cache::{CacheConfig, DialogKey, SharedCache, Stored};
 
-/// The operations these tests exercise, on the cache's check-then-change API: a key used by a
-/// body it authenticated, and a writer that stores or (as a proven rotation would) replaces.
-mod ops {
-    use sipsd::engine::cache::{
-        CacheError, CachedKey, DialogKey, OnMiss, SharedCache, Stored, Verdict,
-    };
-    use zeroize::Zeroizing;
-
-    /// An authenticated use of the dialog's key, then the entry as it is.
-    pub fn use_key(c: &SharedCache, k: &DialogKey) -> Result<Option<CachedKey>, CacheError> {
-        if c.with_entry(&[*k], OnMiss::Count, |_| (Verdict::Used, ()))?
-            .is_none()
-        {
-            return Ok(None);
-        }
-        c.peek(k)
-    }
-
-    /// Insert, or replace a live entry's key as a proven rotation does; the generation.
-    pub fn put(c: &SharedCache, k: &DialogKey, alg: u8, cek: &[u8]) -> Result<u32, CacheError> {
-        match c.insert(k, alg, cek)? {
-            Stored::New { generation } | Stored::Same { generation } => Ok(generation),
-            Stored::Refused { .. } => replace(c, k, alg, cek).map(|g| g.unwrap_or(0)),
-        }
-    }
-
-    /// A proven rotation of a live entry; None when the dialog has none.
-    pub fn replace(
-        c: &SharedCache,
-        k: &DialogKey,
-        alg: u8,
-        cek: &[u8],
-    ) -> Result<Option<u32>, CacheError> {
-        c.with_entry(&[*k], OnMiss::Ignore, |f| {
-            let cek = Zeroizing::new(cek.to_vec());
-            (Verdict::Replace { alg, cek }, f.entry.generation + 1)
-        })
-    }
-}
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Fork; the child runs `f` and leaves with `_exit(f())`, never returning into the harness.
-fn fork_child(f: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY: fork has no memory-safety preconditions. The child only runs `f` (cache calls,
-    // pipe writes, sleeps) and then `_exit`s without running the harness or atexit handlers.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
-    if pid == 0 {
-        let code = std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or(101);
-        // SAFETY: `_exit` terminates the child immediately; nothing after it runs.
-        unsafe { libc::_exit(code) }
-    }
-    pid
-}
-
-/// How a child ended.
-#[derive(Debug, PartialEq, Eq)]
-enum End {
-    Exit(i32),
-    Signal(i32),
-}
-
-fn wait_child(pid: libc::pid_t) -> End {
-    let mut status = 0;
-    // SAFETY: `status` is a valid out pointer; `pid` is our own child.
-    let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(rc, pid, "waitpid: {}", std::io::Error::last_os_error());
-    if libc::WIFEXITED(status) {
-        End::Exit(libc::WEXITSTATUS(status))
-    } else {
-        End::Signal(libc::WTERMSIG(status))
-    }
-}
-
-/// Whether the child is still running (not yet exited).
-fn still_running(pid: libc::pid_t) -> bool {
-    let mut status = 0;
-    // SAFETY: as in `wait_child`; WNOHANG returns 0 while the child runs.
-    unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) == 0 }
-}
-
-fn pipe() -> (libc::c_int, libc::c_int) {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe() writes.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-    (fds[0], fds[1])
-}
-
-fn write_byte(fd: libc::c_int, b: u8) {
-    // SAFETY: writes one byte from a valid buffer to a descriptor we own.
-    unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
-}
-
-fn read_byte(fd: libc::c_int) -> Option<u8> {
-    let mut b = 0u8;
-    // SAFETY: reads at most one byte into a valid buffer from a descriptor we own.
-    let n = unsafe { libc::read(fd, (&mut b as *mut u8).cast(), 1) };
-    (n == 1).then_some(b)
-}
-
-fn close(fd: libc::c_int) {
-    // SAFETY: closes a descriptor we own, once.
-    unsafe { libc::close(fd) };
-}
+use support::cache_ops as ops;
+use support::fork::{
+    close, fork_child, kill, pipe, read_byte, still_running, wait_child, write_byte, End,
+};
+use support::rng::Rng;
+use support::serial;
 
 fn key(call: &str, tag: &str) -> DialogKey {
     DialogKey::new(call.as_bytes(), tag.as_bytes())
@@ -233,12 +130,9 @@ fn dialog_key(writer: u8, dialog: u16) -> DialogKey {
 
 /// Deterministic per-worker operation stream: (op, worker, dialog).
 fn ops(worker: u8) -> impl Iterator<Item = (u32, u8, u16)> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(worker);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15u64 ^ u64::from(worker));
     (0..OPS).map(move |_| {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        let r = (state >> 33) as u32;
+        let r = (rng.next() >> 32) as u32;
         let other = (r >> 8) as u8 % WORKERS;
         (r % 4, other, ((r >> 16) % u32::from(DIALOGS)) as u16)
     })
@@ -375,8 +269,7 @@ fn worker_killed_holding_the_lock_does_not_block_others() {
         "the waiter is blocked while the lock is held"
     );
 
-    // SAFETY: sends SIGKILL to our own child.
-    assert_eq!(unsafe { libc::kill(holder, libc::SIGKILL) }, 0);
+    kill(holder);
     assert_eq!(wait_child(holder), End::Signal(libc::SIGKILL));
     assert_eq!(
         wait_child(waiter),
@@ -424,8 +317,7 @@ fn worker_killed_mid_change_leaves_a_repaired_table() {
     close(wr);
     assert_eq!(read_byte(rd), Some(b'D'));
     close(rd);
-    // SAFETY: sends SIGKILL to our own child.
-    assert_eq!(unsafe { libc::kill(holder, libc::SIGKILL) }, 0);
+    kill(holder);
     assert_eq!(wait_child(holder), End::Signal(libc::SIGKILL));
 
     // The parent is the next locker: it repairs.

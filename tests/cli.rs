@@ -1,15 +1,15 @@
 //! The `sipsd` command line as a user agent uses it, with OpenSSL as the independent peer:
 //! what `sipsd seal` makes, `openssl cms -decrypt` opens as every recipient.
 
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::process::{Command, Output};
 
-fn keys() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/vectors/keys")
-}
+use support::openssl::decrypt_file;
+use support::vectors::{key_path, keys};
 
 fn k(name: &str) -> String {
-    keys().join(name).display().to_string()
+    key_path(name).display().to_string()
 }
 
 fn sipsd(args: &[&str]) -> Output {
@@ -26,21 +26,6 @@ fn ok(out: Output, what: &str) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn openssl_decrypt(msg: &Path, recipient: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .args(["cms", "-decrypt", "-binary", "-inform", "DER", "-in"])
-        .arg(msg)
-        .args(recipient)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl cms -decrypt {recipient:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 const SDP: &str = "v=0\r\no=alice 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 49170 RTP/SAVP 0\r\n";
@@ -119,7 +104,7 @@ fn what_sipsd_seals_openssl_opens_as_every_recipient() {
             ),
         ] {
             let r: Vec<&str> = recip.iter().map(String::as_str).collect();
-            assert_eq!(openssl_decrypt(&out, &r), SDP.as_bytes());
+            assert_eq!(decrypt_file(&out, &r), SDP.as_bytes());
             println!(
                 "sipsd seal {alg} {padding}{}: openssl cms -decrypt opens it as {who}",
                 if ski { " (subjectKeyIdentifier)" } else { "" }

@@ -1,53 +1,17 @@
 //! Interoperability with the real `openssl cms` (OpenSSL 3): what sipsd seals, OpenSSL opens,
 //! and what OpenSSL seals — with keys and certificates made fresh for each run — sipsd opens.
 
-mod cms_support;
+mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use sipsd::crypto::cms::{
+use sipsd::cms::{
     self, Cek, CmsError, CmsKind, ContentAlg, IdKind, Recipient, RecipientKeyId, RsaPadding,
 };
-use sipsd::crypto::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
+use sipsd::keys::{KeySpec, KeyStore, PskSpec};
 
-use cms_support::{cert_recipient, hex, key_path, offer, psk_recipient, read_hex};
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Runs `openssl ARGS`, returning stdout; panics with stderr if it fails.
-fn openssl(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("the `openssl` binary must be installed for these tests");
-    assert!(
-        out.status.success(),
-        "openssl {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// `openssl cms -decrypt` of DER `msg` with the extra arguments; returns the plaintext.
-fn openssl_decrypt(dir: &Path, msg: &[u8], extra: &[&str]) -> Vec<u8> {
-    let input = dir.join("in.der");
-    std::fs::write(&input, msg).unwrap();
-    let mut args = vec![
-        "cms",
-        "-decrypt",
-        "-binary",
-        "-inform",
-        "DER",
-        "-in",
-        path_str(&input),
-    ];
-    args.extend_from_slice(extra);
-    openssl(&args)
-}
+use support::openssl::{decrypt, openssl, path_str};
+use support::vectors::{hex, key_path, offer, read_hex, store_of, three_recipients};
 
 #[test]
 fn openssl_opens_what_sipsd_seals() {
@@ -67,24 +31,20 @@ fn openssl_opens_what_sipsd_seals() {
         ] {
             for id in [IdKind::IssuerSerial, IdKind::SubjectKeyId] {
                 let cek = Cek::generate(alg).unwrap();
-                let recips = [
-                    cert_recipient("callee", id, padding),
-                    cert_recipient("proxy1", id, padding),
-                    psk_recipient(),
-                ];
+                let recips = three_recipients(id, padding);
                 let der = cms::seal(&offer, &recips, &cek).unwrap();
                 let what = format!("{alg} {padding:?} {id:?}");
                 for who in ["callee", "proxy1"] {
                     let crt = key_path(&format!("{who}.crt"));
                     let key = key_path(&format!("{who}.key"));
-                    let pt = openssl_decrypt(
+                    let pt = decrypt(
                         dir.path(),
                         &der,
                         &["-recip", path_str(&crt), "-inkey", path_str(&key)],
                     );
                     assert_eq!(pt, offer, "{what}: openssl as {who}");
                 }
-                let pt = openssl_decrypt(
+                let pt = decrypt(
                     dir.path(),
                     &der,
                     &["-secretkey", &psk_hex, "-secretkeyid", &psk_id_hex],
@@ -191,15 +151,7 @@ fn make_party(dir: &Path, name: &'static str, bits: u32, extra: &[&str]) -> Part
 }
 
 fn store_for(p: &Party) -> KeyStore {
-    KeyStore::load(&KeySpec {
-        rsa: vec![RsaKeySpec {
-            key_path: p.key.clone(),
-            cert_path: p.crt.clone(),
-            label: None,
-        }],
-        ..Default::default()
-    })
-    .unwrap()
+    store_of(&p.key, &p.crt)
 }
 
 #[test]
@@ -397,7 +349,7 @@ fn computed_subject_key_id_matches_openssl() {
     let r =
         Recipient::from_cert_file(&bare.crt, IdKind::SubjectKeyId, RsaPadding::OaepSha256).unwrap();
     let sealed = cms::seal(&offer(), &[r], &cek).unwrap();
-    let pt = openssl_decrypt(
+    let pt = decrypt(
         d,
         &sealed,
         &["-recip", path_str(&with_ski), "-inkey", path_str(&bare.key)],

@@ -2,7 +2,7 @@
 //! by Content-ID, pre-shared keys, rotation policy and limits. (The same engine runs inside
 //! Kamailio through the C ABI; tests/c_abi.rs and tests/kamailio_e2e.rs cover those layers.)
 
-use std::path::PathBuf;
+mod support;
 
 use sipsd::crypto::cms::{ContentAlg, IdKind, Recipient, RsaPadding};
 use sipsd::engine::proxy::{Counter, KeySource, Proxy, ProxyConfig, SipMessage, Unwrapped};
@@ -12,29 +12,14 @@ use sipsd::sip::body;
 use sipsd::sip::body::BodyOptions;
 use sipsd::sip::body::SipBody;
 
-fn keys() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/vectors/keys")
-}
+use support::vectors::{cert_recipient, keys, psk_recipient};
 
 fn cert(name: &str) -> Recipient {
-    Recipient::from_cert_file(
-        &keys().join(format!("{name}.crt")),
-        IdKind::IssuerSerial,
-        RsaPadding::OaepSha1,
-    )
-    .unwrap()
+    cert_recipient(name, IdKind::IssuerSerial, RsaPadding::OaepSha1)
 }
 
 fn psk() -> Recipient {
-    let hex = std::fs::read_to_string(keys().join("psk-proxy1.hex")).unwrap();
-    let kek: Vec<u8> = (0..hex.trim().len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex.trim()[i..i + 2], 16).unwrap())
-        .collect();
-    Recipient::Psk {
-        id: b"psk-proxy1".to_vec(),
-        kek: zeroize::Zeroizing::new(kek),
-    }
+    psk_recipient()
 }
 
 /// proxy1 with its RSA key and the PSK, in `mode`, plus extra options.
