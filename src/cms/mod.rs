@@ -11,11 +11,12 @@
 //! names ([`open`]); nothing is tried with keys that are not named.
 //!
 //! Files: [`cek`] (algorithms and keys), `content` (AES-GCM/CBC), `recipient` (RecipientInfos,
-//! key transport and wrap), `message` (decoding), [`inspect()`], [`open()`], [`seal()`], `oids`,
+//! key transport and wrap), `message` (decoding), `der_set` (SET OF in DER order), [`inspect()`], [`open()`], [`seal()`], `oids`,
 //! `error`.
 
 pub mod cek;
 mod content;
+mod der_set;
 pub mod error;
 mod inspect;
 mod message;
