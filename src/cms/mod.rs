@@ -11,13 +11,15 @@
 //! names ([`open`]); nothing is tried with keys that are not named.
 //!
 //! Files: [`cek`] (algorithms and keys), `content` (AES-GCM/CBC), `recipient` (RecipientInfos,
-//! key transport and wrap), `message` (decoding), `der_set` (SET OF in DER order), [`inspect()`], [`open()`], [`seal()`], `oids`,
-//! `error`.
+//! key transport and wrap), `implicit_rejection` (PKCS#1 v1.5 stand-in keys), `message`
+//! (decoding), `der_set` (SET OF in DER order), [`inspect()`], [`open()`], [`seal()`],
+//! `oids`, `error`.
 
 pub mod cek;
 mod content;
 mod der_set;
 pub mod error;
+mod implicit_rejection;
 mod inspect;
 mod message;
 pub mod oids;
