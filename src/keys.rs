@@ -435,31 +435,10 @@ fn load_rsa(spec: &RsaKeySpec, strict: bool) -> Result<(RsaIdentity, Option<Stri
     Ok((identity, warning))
 }
 
-/// Decodes hex (whitespace around it ignored); `None` if it is not hex.
-pub(crate) fn decode_hex(text: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-    let t = text.trim_ascii();
-    if t.is_empty() || t.len() % 2 != 0 {
-        return None;
-    }
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let mut out = Zeroizing::new(Vec::with_capacity(t.len() / 2));
-    for pair in t.chunks(2) {
-        out.push(nibble(pair[0])? << 4 | nibble(pair[1])?);
-    }
-    Some(out)
-}
-
 /// A PSK file's key: hex on one line, or 16/24/32 raw bytes.
 fn parse_psk(data: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
     const LENS: [usize; 3] = [16, 24, 32];
-    if let Some(k) = decode_hex(data) {
+    if let Some(k) = crate::hex::decode_secret(data) {
         if LENS.contains(&k.len()) {
             return Ok(k);
         }
@@ -505,15 +484,6 @@ mod tests {
         send_sync::<KeyStore>();
         send_sync::<crate::cms::Cek>();
         send_sync::<crate::cms::Recipient>();
-    }
-
-    #[test]
-    fn hex_decoding() {
-        assert_eq!(decode_hex(b"00ff10\n").unwrap().as_slice(), &[0, 255, 16]);
-        assert_eq!(decode_hex(b"  AbCd ").unwrap().as_slice(), &[0xab, 0xcd]);
-        assert!(decode_hex(b"abc").is_none());
-        assert!(decode_hex(b"zz").is_none());
-        assert!(decode_hex(b"").is_none());
     }
 
     #[test]
