@@ -363,5 +363,8 @@ fn secret_files_are_0600_from_creation_even_with_umask_000() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("symbolic link"), "{err}");
-    println!("  ok   open --cek through a symlink: refused ({})", err.trim());
+    println!(
+        "  ok   open --cek through a symlink: refused ({})",
+        err.trim()
+    );
 }

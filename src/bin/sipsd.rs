@@ -519,26 +519,33 @@ fn inspect(a: InspectArgs) -> CliResult<()> {
     Ok(())
 }
 
-/// One SDP per call, distinct so a test can tell calls apart.
-fn call_sdp(call: usize, answer: bool) -> (String, u16, String) {
+/// One SDP per call, distinct so a test can tell calls apart. It carries a fresh SDES key, so
+/// it is built in a zeroizing buffer reserved up front (no reallocation leaves a copy).
+fn call_sdp(call: usize, answer: bool) -> (String, u16, Zeroizing<String>) {
+    use std::fmt::Write as _;
     let host = if answer { 20 } else { 10 };
     let addr = format!("192.0.2.{}", host + call % 200);
     let port = 40000 + 2 * (call % 10000) as u16 + if answer { 20000 } else { 0 };
-    let sdp = format!(
+    let key = test_sdes_key();
+    let mut sdp = Zeroizing::new(String::with_capacity(256 + key.len()));
+    let _ = write!(
+        sdp,
         "v=0\r\no=sipsd {call} 1 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n\
          m=audio {port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n\
          a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
-        test_sdes_key(call, answer)
+        key.as_str()
     );
     (addr, port, sdp)
 }
 
-/// A fresh SDES master key+salt (30 bytes, base64) for a test call.
-fn test_sdes_key(_call: usize, _answer: bool) -> String {
+/// A fresh SDES master key+salt (30 bytes, base64) for a test call, in zeroizing buffers.
+fn test_sdes_key() -> Zeroizing<String> {
     use base64::Engine as _;
-    let mut k = [0u8; 30];
-    getrandom::fill(&mut k).expect("OS random numbers");
-    base64::engine::general_purpose::STANDARD.encode(k)
+    let mut k = Zeroizing::new([0u8; 30]);
+    getrandom::fill(&mut k[..]).expect("OS random numbers");
+    let mut b64 = Zeroizing::new(String::with_capacity(40));
+    base64::engine::general_purpose::STANDARD.encode_string(&k[..], &mut b64);
+    b64
 }
 
 fn one_line(b: &SipBody) -> String {
