@@ -67,7 +67,8 @@ enum sd_result
    */
   SD_ERR_KEY_MISMATCH = 112,
   /**
-   * A private key file is readable by others and strict permissions are on.
+   * A key file belongs to another user, or (strict permissions) group or others may read
+   * or write it.
    */
   SD_ERR_KEY_PERMISSIONS = 113,
   /**

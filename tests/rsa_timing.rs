@@ -8,7 +8,7 @@
 //! - **invalid padding**: random blocks (bad leading bytes, no zero separator, wrong key
 //!   length).
 //!
-//! Both must fail the same way (`CmsError::Decrypt`: a bad padding becomes a random CEK, so no
+//! Both must fail the same way (`CmsError::Decrypt`: a bad padding becomes a stand-in CEK, so no
 //! error tells them apart) and take the same time. The timing check is dudect-style: samples
 //! of both classes interleaved in random order, timed around `sipsd::crypto::cms::open`, compared with
 //! Welch's t-test (raw, and cropped at the pooled 50th/90th percentiles against outliers).

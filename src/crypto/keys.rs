@@ -50,7 +50,7 @@ pub struct KeySpec {
     /// Identity names (e.g. SIP URIs or host names) this party answers to; if empty,
     /// [`KeyStore::identities`] gives the CN of each certificate's subject.
     pub identities: Vec<String>,
-    /// Refuse a private key or PSK file that group or others may read.
+    /// Refuse a private key or PSK file that group or others may read or write.
     pub strict_permissions: bool,
 }
 
@@ -75,9 +75,19 @@ pub enum KeyError {
     /// The pre-shared key file is not a 128/192/256-bit key.
     #[error("{0}: bad pre-shared key: {1}")]
     BadPsk(PathBuf, String),
-    /// The key file may be read by group or others (with `strict_permissions`).
-    #[error("{0}: key file is readable by group or others")]
+    /// The key file may be read or written by group or others (with `strict_permissions`).
+    #[error("{0}: key file is readable or writable by group or others")]
     InsecurePermissions(PathBuf),
+    /// The key file's path names a symbolic link (refused: a key file is opened with
+    /// `O_NOFOLLOW`).
+    #[error("{0}: key file is a symbolic link")]
+    Symlink(PathBuf),
+    /// The key file is not a regular file (a directory, FIFO, device or socket).
+    #[error("{0}: key file is not a regular file")]
+    NotRegular(PathBuf),
+    /// The key file belongs to another user than the process's effective user (or root).
+    #[error("{0}: key file is owned by uid {1}, not by this process's user (uid {2}) or root")]
+    ForeignOwner(PathBuf, u32, u32),
 }
 
 /// An RSA private key with what its certificate says about it.
@@ -130,9 +140,11 @@ impl fmt::Debug for KeyStore {
 impl KeyStore {
     /// Loads every key and certificate named by `spec`.
     ///
-    /// A private key or PSK file that group or others may read is refused with
-    /// [`KeyError::InsecurePermissions`] when `spec.strict_permissions` is set, and otherwise
-    /// loaded with a warning ([`KeyStore::warnings`]).
+    /// Key files are read with [`read_secret_file`]: a symbolic link, a non-regular file or a
+    /// file of another owner is refused; a private key or PSK file that group or others may
+    /// read or write is refused with [`KeyError::InsecurePermissions`] when
+    /// `spec.strict_permissions` is set, and otherwise loaded with a warning
+    /// ([`KeyStore::warnings`]).
     pub fn load(spec: &KeySpec) -> Result<KeyStore, KeyError> {
         let mut store = KeyStore::default();
         for r in &spec.rsa {
@@ -160,7 +172,7 @@ impl KeyStore {
     }
 
     /// What loading found worth a warning, one line each (file names, never key material):
-    /// key files group or others may read (without `strict_permissions`). The proxy's host
+    /// key files group or others may read or write (without `strict_permissions`). The proxy's host
     /// logs them at start.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
@@ -232,31 +244,89 @@ fn read_file(path: &Path) -> Result<Vec<u8>, KeyError> {
     })
 }
 
-/// Reads a secret file. If group or others may read it, it is refused when `strict`, else
-/// read with a warning (the second value).
-fn read_secret(
+/// Largest key file read (a PEM RSA-8192 key is about 6.5 KB).
+const MAX_SECRET_FILE: u64 = 1 << 20;
+
+/// Reads a secret file (private key, pre-shared key, dialog key) through one descriptor, so
+/// that what is checked is what is read (no TOCTOU):
+/// - opened with `O_NOFOLLOW` (a symbolic link as the last path component is refused with
+///   [`KeyError::Symlink`]) and `O_NONBLOCK` (opening a FIFO does not wait for a writer);
+/// - `fstat` of that descriptor: not a regular file is [`KeyError::NotRegular`]; a file owned by
+///   another user than the process's effective uid or root is [`KeyError::ForeignOwner`];
+/// - group or other **read or write** bits: refused with [`KeyError::InsecurePermissions`]
+///   when `strict`, else read with a warning (the second value, file and mode only);
+/// - then read from the same descriptor into a zeroizing buffer of the file's size.
+pub fn read_secret_file(
     path: &Path,
     strict: bool,
 ) -> Result<(Zeroizing<Vec<u8>>, Option<String>), KeyError> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => KeyError::Missing(path.to_path_buf()),
-        _ => KeyError::Unreadable(path.to_path_buf(), e.to_string()),
-    })?;
-    let mode = meta.permissions().mode();
-    let warning = if mode & 0o044 != 0 {
+    use std::io::Read as _;
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let unreadable = |e: std::io::Error| KeyError::Unreadable(path.to_path_buf(), e.to_string());
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => KeyError::Symlink(path.to_path_buf()),
+            _ if e.kind() == std::io::ErrorKind::NotFound => KeyError::Missing(path.to_path_buf()),
+            _ => unreadable(e),
+        })?;
+    let meta = file.metadata().map_err(unreadable)?;
+    if !meta.file_type().is_file() {
+        return Err(KeyError::NotRegular(path.to_path_buf()));
+    }
+    let euid = effective_uid();
+    if meta.uid() != euid && meta.uid() != 0 {
+        return Err(KeyError::ForeignOwner(path.to_path_buf(), meta.uid(), euid));
+    }
+    let mode = meta.mode() & 0o777;
+    let warning = if mode & 0o066 != 0 {
         if strict {
             return Err(KeyError::InsecurePermissions(path.to_path_buf()));
         }
         Some(format!(
-            "{}: key file is readable by group or others (mode {:03o}); chmod 600 it, or set strict_key_permissions=1 to refuse such files",
+            "{}: key file is readable or writable by group or others (mode {mode:03o}); chmod 600 it, or set strict_key_permissions=1 to refuse such files",
             path.display(),
-            mode & 0o777
         ))
     } else {
         None
     };
-    Ok((Zeroizing::new(read_file(path)?), warning))
+    if meta.len() > MAX_SECRET_FILE {
+        return Err(KeyError::Unreadable(
+            path.to_path_buf(),
+            format!("{} bytes: too large for a key file", meta.len()),
+        ));
+    }
+    // Exactly the size fstat gave, so the buffer never reallocates (no unzeroized copies);
+    // a file that changes size meanwhile is an error.
+    let mut data = Zeroizing::new(vec![0u8; meta.len() as usize]);
+    file.read_exact(&mut data).map_err(unreadable)?;
+    let mut extra = [0u8; 1];
+    if file.read(&mut extra).map_err(unreadable)? != 0 {
+        return Err(KeyError::Unreadable(
+            path.to_path_buf(),
+            "file grew while being read".into(),
+        ));
+    }
+    Ok((data, warning))
+}
+
+/// The process's effective user id (an FFI call: std has no wrapper).
+#[allow(unsafe_code)]
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid(2) takes no arguments, touches no memory of ours and always succeeds.
+    unsafe { libc::geteuid() }
+}
+
+/// Reads a pre-shared key file ([`read_secret_file`]): hex on one line, or 16/24/32 raw bytes.
+pub fn read_psk_file(
+    path: &Path,
+    strict: bool,
+) -> Result<(Zeroizing<Vec<u8>>, Option<String>), KeyError> {
+    let (data, warning) = read_secret_file(path, strict)?;
+    let key = parse_psk(&data).map_err(|e| KeyError::BadPsk(path.to_path_buf(), e))?;
+    Ok((key, warning))
 }
 
 /// Parses an RSA private key: PKCS#8 or PKCS#1, PEM or DER.
@@ -272,7 +342,7 @@ pub(crate) fn parse_private_key(data: &[u8]) -> Result<rsa::PrivateKey, String> 
 }
 
 fn load_rsa(spec: &RsaKeySpec, strict: bool) -> Result<(RsaIdentity, Option<String>), KeyError> {
-    let (key_data, warning) = read_secret(&spec.key_path, strict)?;
+    let (key_data, warning) = read_secret_file(&spec.key_path, strict)?;
     let key =
         parse_private_key(&key_data).map_err(|e| KeyError::BadKey(spec.key_path.clone(), e))?;
     let cert_data = read_file(&spec.cert_path)?;
@@ -301,31 +371,10 @@ fn load_rsa(spec: &RsaKeySpec, strict: bool) -> Result<(RsaIdentity, Option<Stri
     Ok((identity, warning))
 }
 
-/// Decodes hex (whitespace around it ignored); `None` if it is not hex.
-pub(crate) fn decode_hex(text: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-    let t = text.trim_ascii();
-    if t.is_empty() || t.len() % 2 != 0 {
-        return None;
-    }
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let mut out = Zeroizing::new(Vec::with_capacity(t.len() / 2));
-    for pair in t.chunks(2) {
-        out.push(nibble(pair[0])? << 4 | nibble(pair[1])?);
-    }
-    Some(out)
-}
-
 /// A PSK file's key: hex on one line, or 16/24/32 raw bytes.
 fn parse_psk(data: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
     const LENS: [usize; 3] = [16, 24, 32];
-    if let Some(k) = decode_hex(data) {
+    if let Some(k) = crate::hex::decode_secret(data) {
         if LENS.contains(&k.len()) {
             return Ok(k);
         }
@@ -349,8 +398,7 @@ fn load_psk(spec: &PskSpec, strict: bool) -> Result<(PskEntry, Option<String>), 
             "empty key identifier".into(),
         ));
     }
-    let (data, warning) = read_secret(&spec.key_path, strict)?;
-    let key = parse_psk(&data).map_err(|e| KeyError::BadPsk(spec.key_path.clone(), e))?;
+    let (key, warning) = read_psk_file(&spec.key_path, strict)?;
     let entry = PskEntry {
         label: spec
             .label
@@ -372,15 +420,6 @@ mod tests {
         send_sync::<KeyStore>();
         send_sync::<crate::crypto::cms::Cek>();
         send_sync::<crate::crypto::cms::Recipient>();
-    }
-
-    #[test]
-    fn hex_decoding() {
-        assert_eq!(decode_hex(b"00ff10\n").unwrap().as_slice(), &[0, 255, 16]);
-        assert_eq!(decode_hex(b"  AbCd ").unwrap().as_slice(), &[0xab, 0xcd]);
-        assert!(decode_hex(b"abc").is_none());
-        assert!(decode_hex(b"zz").is_none());
-        assert!(decode_hex(b"").is_none());
     }
 
     #[test]
@@ -447,6 +486,101 @@ mod tests {
             Err(KeyError::InsecurePermissions(p)) if p.ends_with("psk-proxy1.hex")
         ));
         println!("0600: loads, no warning; 0644/0640 default: loads with warnings {:?}; strict: InsecurePermissions", warned.warnings());
+    }
+
+    #[test]
+    fn key_files_are_checked_on_the_descriptor_they_are_read_from() {
+        use std::os::unix::fs::PermissionsExt;
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vectors/keys");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = |f: &str| dir.path().join(f);
+        let chmod = |f: &str, mode| {
+            std::fs::set_permissions(p(f), std::fs::Permissions::from_mode(mode)).expect("chmod")
+        };
+        std::fs::copy(src.join("psk-proxy1.hex"), p("psk.hex")).expect("copy");
+        std::fs::copy(src.join("proxy1.key"), p("proxy1.key")).expect("copy");
+        std::fs::copy(src.join("proxy1.crt"), p("proxy1.crt")).expect("copy");
+        chmod("psk.hex", 0o600);
+        chmod("proxy1.key", 0o600);
+        let want = std::fs::read(p("psk.hex")).unwrap();
+
+        // 0600, owned by us: read, no warning, in strict mode too.
+        let (data, warning) = read_secret_file(&p("psk.hex"), true).expect("0600 loads");
+        assert_eq!(&data[..], &want[..]);
+        assert!(warning.is_none());
+        println!("  ok   0600 file of our own: read, no warning (strict)");
+
+        // Group read (0640) and other write (0602): refused in strict mode, warned otherwise.
+        for mode in [0o640, 0o602, 0o620, 0o604] {
+            chmod("psk.hex", mode);
+            assert!(
+                matches!(read_secret_file(&p("psk.hex"), true),
+                    Err(KeyError::InsecurePermissions(f)) if f.ends_with("psk.hex")),
+                "{mode:o} strict"
+            );
+            let (data, warning) = read_secret_file(&p("psk.hex"), false).expect("non-strict");
+            assert_eq!(&data[..], &want[..]);
+            let w = warning.expect("a warning");
+            assert!(
+                w.contains("psk.hex") && w.contains(&format!("{mode:03o}")),
+                "{w}"
+            );
+            assert!(!w.contains(std::str::from_utf8(&want).unwrap().trim()));
+        }
+        chmod("psk.hex", 0o600);
+        println!("  ok   0640/0620 (group) and 0604/0602 (other read/write): strict refuses, default warns with file and mode only");
+
+        // A symbolic link to a good key file: refused (O_NOFOLLOW), even in default mode.
+        std::os::unix::fs::symlink(p("psk.hex"), p("link.hex")).unwrap();
+        assert!(matches!(
+            read_secret_file(&p("link.hex"), false),
+            Err(KeyError::Symlink(f)) if f.ends_with("link.hex")
+        ));
+        std::os::unix::fs::symlink(p("proxy1.key"), p("link.key")).unwrap();
+        let spec = KeySpec {
+            rsa: vec![RsaKeySpec {
+                key_path: p("link.key"),
+                cert_path: p("proxy1.crt"),
+                label: None,
+            }],
+            ..Default::default()
+        };
+        assert!(matches!(KeyStore::load(&spec), Err(KeyError::Symlink(_))));
+        println!("  ok   symlink to a 0600 key (PSK and RSA key store): KeyError::Symlink");
+
+        // A directory and a FIFO (without a writer: the open must not wait for one).
+        std::fs::create_dir(p("dir.key")).unwrap();
+        assert!(matches!(
+            read_secret_file(&p("dir.key"), false),
+            Err(KeyError::NotRegular(_))
+        ));
+        let mkfifo = std::process::Command::new("mkfifo")
+            .arg(p("fifo.key"))
+            .status()
+            .expect("mkfifo");
+        assert!(mkfifo.success());
+        assert!(matches!(
+            read_secret_file(&p("fifo.key"), false),
+            Err(KeyError::NotRegular(_))
+        ));
+        println!("  ok   directory and FIFO (no writer, no wait): KeyError::NotRegular");
+
+        // Another owner than our effective uid (and not root).
+        let euid = effective_uid();
+        if euid == 0 {
+            std::os::unix::fs::chown(p("psk.hex"), Some(65534), None).expect("chown");
+            assert!(matches!(
+                read_secret_file(&p("psk.hex"), false),
+                Err(KeyError::ForeignOwner(_, 65534, 0))
+            ));
+            println!("  ok   0600 file owned by uid 65534, read as root: KeyError::ForeignOwner");
+        } else {
+            println!("  (not root: the foreign-owner case needs chown, not run)");
+        }
+        assert!(matches!(
+            read_secret_file(&p("absent.hex"), false),
+            Err(KeyError::Missing(_))
+        ));
     }
 
     #[test]

@@ -4,8 +4,9 @@ use cms::authenveloped_data::AuthEnvelopedData;
 use cms::content_info::ContentInfo;
 use cms::encrypted_data::EncryptedData;
 use cms::enveloped_data::{EncryptedContentInfo, EnvelopedData, RecipientInfo};
-use der::{Decode, Encode, EncodingRules};
+use der::{Decode, EncodingRules};
 
+use super::der_set;
 use super::error::CmsError;
 use super::oids;
 use super::CmsKind;
@@ -76,7 +77,8 @@ impl Message {
         }
     }
 
-    /// The RecipientInfos (in DER order); empty for EncryptedData.
+    /// The RecipientInfos, in the `der` crate's order after a DER decode (which re-sorts a
+    /// SET OF; see `der_set`), not necessarily the order on the wire; empty for EncryptedData.
     pub(crate) fn recipients(&self) -> &[RecipientInfo] {
         match self {
             Message::Enveloped(e) => e.recip_infos.0.as_slice(),
@@ -111,13 +113,14 @@ impl Message {
     }
 
     /// The additional authenticated data: the DER of AuthEnvelopedData's `authAttrs`
-    /// (RFC 5083 §2.2, encoded with the SET OF tag), or nothing.
+    /// (RFC 5083 §2.2, encoded with the SET OF tag, attributes in DER order whatever order a
+    /// BER sender used), or nothing.
     pub(crate) fn aad(&self) -> Result<Vec<u8>, CmsError> {
         match self {
             Message::AuthEnveloped(AuthEnvelopedData {
                 auth_attrs: Some(attrs),
                 ..
-            }) => attrs.to_der().map_err(CmsError::der),
+            }) => der_set::encode_set_of(attrs.iter()).map_err(CmsError::der),
             _ => Ok(Vec::new()),
         }
     }

@@ -16,7 +16,9 @@
 
 pub mod cek;
 mod content;
+mod der_set;
 pub mod error;
+mod implicit_rejection;
 mod inspect;
 mod lookup;
 mod message;

@@ -21,7 +21,7 @@ use spki::AlgorithmIdentifierOwned;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use zeroize::Zeroizing;
 
-use super::cek::{random_bytes, Cek, ContentAlg};
+use super::cek::{Cek, ContentAlg};
 use super::error::CmsError;
 use super::oids;
 use super::rsa_backend::{OaepHash, RsaKey};
@@ -220,8 +220,10 @@ pub(crate) fn key_alg_name(ai: &AlgorithmIdentifierOwned) -> String {
 /// whose MGF1 hash is the OAEP hash is decrypted by AWS-LC ([`RsaKey::decrypt_oaep`]); other
 /// OAEP parameters and PKCS#1 v1.5 by the `rsa` crate. RSAES-PKCS1-v1_5 never fails here: a bad
 /// padding (which `rsa` answers with implicit rejection) or a result of the wrong length goes
-/// on with a random CEK of the right length (RFC 3218 §2.3.2), so that a wrong key and a
-/// tampered key both fail later, identically, as [`CmsError::Decrypt`].
+/// on with a stand-in CEK of the right length (RFC 3218 §2.3.2), a deterministic function of
+/// our private key and the ciphertext (`implicit_rejection`: the same encryptedKey always
+/// gives the same stand-in), so that a wrong key and a tampered key both fail later,
+/// identically, as [`CmsError::Decrypt`].
 pub(crate) fn ktri_unwrap(
     key: &RsaKey,
     ktri: &KeyTransRecipientInfo,
@@ -230,14 +232,15 @@ pub(crate) fn ktri_unwrap(
     let ct = ktri.enc_key.as_bytes();
     match ktri.key_enc_alg.oid {
         oids::RSA_ENCRYPTION => {
-            let random = random_bytes(alg.key_len())?;
+            // Derived before decrypting, whatever the outcome (`implicit_rejection`).
+            let fallback = key.pkcs1v15_fallback(ct, alg.key_len())?;
             let cek = match key.decrypt(Pkcs1v15Encrypt, ct) {
                 Ok(pt) if pt.len() == alg.key_len() => Zeroizing::new(pt),
                 Ok(pt) => {
                     drop(Zeroizing::new(pt));
-                    random
+                    fallback
                 }
-                Err(_) => random,
+                Err(_) => fallback,
             };
             Cek::from_zeroizing(alg, cek)
         }
@@ -597,9 +600,13 @@ mod tests {
                 let got = ktri_unwrap(&key, &t, alg).unwrap();
                 assert_eq!(got.as_bytes(), cek.as_bytes(), "{padding:?}");
                 match (padding, ktri_unwrap(&other, &t, alg)) {
-                    // Implicit rejection: a random key of the right length.
+                    // Implicit rejection: a stand-in key of the right length, the same
+                    // every time for this encryptedKey.
                     (RsaPadding::Pkcs1v15, Ok(wrong)) => {
-                        assert_ne!(wrong.as_bytes(), cek.as_bytes())
+                        assert_ne!(wrong.as_bytes(), cek.as_bytes());
+                        assert_eq!(wrong.as_bytes().len(), alg.key_len());
+                        let again = ktri_unwrap(&other, &t, alg).unwrap();
+                        assert_eq!(wrong.as_bytes(), again.as_bytes());
                     }
                     (RsaPadding::Pkcs1v15, Err(e)) => panic!("PKCS#1 v1.5 wrong key: {e:?}"),
                     (_, res) => assert!(matches!(res, Err(CmsError::KeyUnwrap)), "{padding:?}"),
@@ -616,7 +623,7 @@ mod tests {
         println!(
             "ktri_unwrap ({:?} backend for OAEP): OAEP-SHA1, OAEP-SHA256, PKCS#1 v1.5 x \
              issuerAndSerial/SKI round-trip; another key's OAEP is KeyUnwrap, its PKCS#1 v1.5 \
-             a random CEK",
+             a stand-in CEK, the same on every try",
             key.backend()
         );
     }

@@ -7,15 +7,16 @@
 //! OpenSSL's speed (docs/BENCHMARKS.md), with AWS-LC's constant-time exponentiation, blinding
 //! and constant-time OAEP padding check. What stays on the `rsa` crate:
 //! - OAEP with an MGF1 hash other than the OAEP hash (aws-lc-rs has no such algorithm);
-//! - RSAES-PKCS1-v1_5: `recipient::ktri_unwrap` turns any failure into a random key
-//!   (RFC 3218 §2.3.2) on top of the `rsa` crate's implicit rejection, the path
+//! - RSAES-PKCS1-v1_5: `recipient::ktri_unwrap` turns any failure into a stand-in key derived
+//!   from the private key and the ciphertext (`implicit_rejection`, RFC 3218 §2.3.2) on top
+//!   of the `rsa` crate's implicit rejection, the path
 //!   tests/rsa_timing.rs measures; moving it would need that timing test redone;
 //! - keys AWS-LC refuses (aws-lc-rs accepts 2048 to 8192 bits): [`RsaKey::backend`] says
 //!   [`RsaBackend::Rsa`] for them, and every operation takes the `rsa` crate path.
 //!
 //! Key memory: the `rsa` crate zeroizes its key on drop. AWS-LC frees every allocation with
 //! `OPENSSL_free`, which overwrites it (`OPENSSL_cleanse`) first, so the key's bignums are
-//! wiped when the `RsaKey` is dropped; the PKCS#8 DER used to hand the key over is a
+//! wiped when the `RsaKey` is dropped; the implicit-rejection secret is a `Zeroizing` array; the PKCS#8 DER used to hand the key over is a
 //! `SecretDocument`, zeroized on drop; decrypted keys are returned in [`Zeroizing`] buffers.
 
 use std::fmt;
@@ -26,6 +27,9 @@ use sha1::Sha1;
 use sha2::digest::{Digest, FixedOutputReset};
 use sha2::{Sha256, Sha384, Sha512};
 use zeroize::Zeroizing;
+
+use super::error::CmsError;
+use super::implicit_rejection::RejectionKey;
 
 /// A hash function RSAES-OAEP may use (for the label and for MGF1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +68,8 @@ pub(crate) enum OaepDecryptError {
 /// Dereferences to the `rsa` crate's key for everything else (public key, PKCS#1 v1.5).
 pub struct RsaKey {
     key: rsa::PrivateKey,
+    /// The secret of this key's PKCS#1 v1.5 stand-in CEKs, derived once at load.
+    rejection: RejectionKey,
     #[cfg(feature = "aws-lc")]
     aws: Option<aws_lc_rs::rsa::OaepPrivateDecryptingKey>,
 }
@@ -91,8 +97,19 @@ impl RsaKey {
         RsaKey {
             #[cfg(feature = "aws-lc")]
             aws: aws_lc_key(&key),
+            rejection: RejectionKey::new(&key),
             key,
         }
+    }
+
+    /// The stand-in CEK of `len` octets for RSAES-PKCS1-v1_5 ciphertext `ct`: a deterministic
+    /// function of this private key and `ct` ([`RejectionKey::fallback`]).
+    pub(crate) fn pkcs1v15_fallback(
+        &self,
+        ct: &[u8],
+        len: usize,
+    ) -> Result<Zeroizing<Vec<u8>>, CmsError> {
+        self.rejection.fallback(ct, len)
     }
 
     /// Which implementation [`RsaKey::decrypt_oaep`] uses when the MGF1 hash is the OAEP hash.

@@ -9,6 +9,7 @@ use der::asn1::OctetString;
 use der::{Any, Encode};
 
 use super::content;
+use super::der_set;
 use super::error::CmsError;
 use super::oids::{self, ObjectIdentifier};
 use super::recipient::Recipient;
@@ -46,7 +47,8 @@ pub fn seal(plaintext: &[u8], recipients: &[Recipient], cek: &Cek) -> Result<Vec
     let all_v0 = infos
         .iter()
         .all(|ri| matches!(ri, RecipientInfo::Ktri(k) if k.version == CmsVersion::V0));
-    let recip_infos = RecipientInfos::try_from(infos).map_err(CmsError::encode)?;
+    // In DER order (X.690 §11.6), not the `cms` crate's (see `der_set`).
+    let recip_infos = RecipientInfos(der_set::set_of(infos).map_err(CmsError::encode)?);
     let enc = content::encrypt(cek, plaintext, &[])?;
     let eci = EncryptedContentInfo {
         content_type: oids::ID_DATA,
