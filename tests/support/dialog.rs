@@ -31,6 +31,8 @@ pub struct Dialog {
     pub to_tag: String,
     pub ua: UaSession,
     cseq: u32,
+    /// the route set learnt from the answer's Record-Route, else `<sip:P1;lr>`
+    routes: Vec<String>,
     /// P1's port (in-dialog requests are routed through it)
     p1: u16,
     /// the next hop's port (Request-URI)
@@ -57,6 +59,7 @@ impl Dialog {
             to_tag: "peer".to_string(),
             ua,
             cseq: 1,
+            routes: Vec::new(),
             p1: p1.port,
             target,
         };
@@ -72,15 +75,31 @@ impl Dialog {
             .cseq(cseq)
     }
 
+    /// Takes the route set from the answer (its Record-Route values, as a caller does): P1's
+    /// own record-route carries what the dialog module matches in-dialog requests by.
+    pub fn learn_route(&mut self, answer: &SipMsg) {
+        self.routes = answer
+            .headers_named("record-route")
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(|r| r.trim().to_string())
+            .collect();
+    }
+
     /// The next in-dialog request (To tag, routed through P1), no body (ACK, BYE).
     pub fn bare(&mut self, method: &str) -> Request {
         self.cseq += 1;
-        Request::new(method, &self.call_id)
+        let mut r = Request::new(method, &self.call_id)
             .uri(&format!("sip:bob@{ADDR}:{}", self.target))
             .with_from_tag(&self.from_tag)
             .in_dialog(&self.to_tag)
-            .route(self.p1)
-            .cseq(self.cseq)
+            .cseq(self.cseq);
+        if self.routes.is_empty() {
+            r = r.route(self.p1);
+        } else {
+            r.routes = self.routes.clone();
+        }
+        r
     }
 
     /// The next in-dialog request with `body` as it is.
