@@ -441,3 +441,110 @@ fn unsupported_ciphers_and_recipient_kinds_from_openssl() {
         offer().as_slice()
     );
 }
+
+/// The rotation proof (docs/PROTOCOL.md §6.3) is plain CMS: OpenSSL, given the KEK derived from
+/// the current dialog key, makes one sipsd accepts as a rotation, and opens the proof sipsd makes.
+#[test]
+fn rotation_proof_interoperates_with_openssl() {
+    use sipsd::engine::proxy::{Proxy, ProxyConfig, SipMessage, Unwrapped};
+    use sipsd::engine::ua::UaSession;
+    use sipsd::sip::body::BodyOptions;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProxyConfig::default();
+    c.set(
+        "rsa_key",
+        &format!(
+            "key={};cert={}",
+            key_path("proxy1.key").display(),
+            key_path("proxy1.crt").display()
+        ),
+    )
+    .unwrap();
+    let proxy = Proxy::new(c).unwrap();
+    let raw = BodyOptions {
+        inner_mime: false,
+        ..BodyOptions::default()
+    };
+    let proxy1 = Recipient::from_cert_file(
+        &key_path("proxy1.crt"),
+        IdKind::IssuerSerial,
+        RsaPadding::OaepSha1,
+    )
+    .unwrap();
+    let (mut ua, offer_body) = UaSession::offer(
+        "application/sdp",
+        &offer(),
+        std::slice::from_ref(&proxy1),
+        ContentAlg::Aes256Gcm,
+        None,
+        &raw,
+    )
+    .unwrap();
+    let msg = |to: &'static str, ct: &'static str, body: &'static [u8]| SipMessage {
+        call_id: b"rot-openssl@example.org",
+        from_tag: b"caller",
+        to_tag: to.as_bytes(),
+        method: b"INVITE",
+        content_type: ct.as_bytes(),
+        body,
+        ..SipMessage::default()
+    };
+    const AUTH: &str = "application/pkcs7-mime; smime-type=authEnveloped-data";
+    let leak = |v: Vec<u8>| -> &'static [u8] { Box::leak(v.into_boxed_slice()) };
+    assert!(matches!(
+        proxy.unwrap(&msg("", AUTH, leak(offer_body.body))),
+        Ok(Unwrapped::Disclosed(_))
+    ));
+
+    // OpenSSL makes the rotation: a fresh CEK for proxy1, and the KEKRI under the derived KEK.
+    let kek_hex = hex(&cms::rotation_kek(ua.cek()));
+    let kekid_hex = hex(cms::ROTATION_KEK_ID);
+    let input = dir.path().join("sdp");
+    std::fs::write(&input, b"v=0 rotated by openssl\r\n").unwrap();
+    let crt = key_path("proxy1.crt");
+    let der = openssl(&[
+        "cms",
+        "-encrypt",
+        "-binary",
+        "-outform",
+        "DER",
+        "-aes-256-gcm",
+        "-in",
+        path_str(&input),
+        "-recip",
+        path_str(&crt),
+        "-keyopt",
+        "rsa_padding_mode:oaep",
+        "-secretkey",
+        &kek_hex,
+        "-secretkeyid",
+        &kekid_hex,
+    ]);
+    let parts = match proxy.unwrap(&msg("callee", AUTH, leak(der.clone()))) {
+        Ok(Unwrapped::Disclosed(parts)) => parts,
+        other => panic!("OpenSSL's rotation was not taken: {other:?}"),
+    };
+    assert_eq!(parts[0].generation, 2);
+    assert_eq!(parts[0].body.as_slice(), b"v=0 rotated by openssl\r\n");
+    assert_eq!(proxy.stats().unwrap().cache.rotations, 1);
+    println!("OpenSSL-made rotation (KEKRI under HKDF(current CEK), kekid sipsd-dialog-key): taken, gen 2");
+
+    // sipsd's own proof opens with OpenSSL given the same derived KEK.
+    let current = ua.cek().clone();
+    let rotation = ua
+        .rotate("application/sdp", &offer(), std::slice::from_ref(&proxy1), &raw)
+        .unwrap();
+    let pt = decrypt(
+        dir.path(),
+        &rotation.body,
+        &[
+            "-secretkey",
+            &hex(&cms::rotation_kek(&current)),
+            "-secretkeyid",
+            &kekid_hex,
+        ],
+    );
+    assert_eq!(pt, offer());
+    println!("sipsd's rotation proof opens with `openssl cms -decrypt -secretkey <HKDF KEK>`");
+}

@@ -54,7 +54,9 @@ impl sd_field {
 }
 
 /// The decrypted parts of one message. Owned by C (a `Box`) from `sd_unwrap_body` until
-/// `sd_plain_free`, which zeroizes every byte.
+/// `sd_plain_free`, which zeroizes every byte. Single-threaded: use one `sd_plain` from one
+/// thread at a time (its media fields are worked out on first read); different `sd_plain`s
+/// may be used by different threads.
 pub struct sd_plain {
     parts: Vec<PartFields>,
 }
