@@ -21,8 +21,8 @@ use zeroize::Zeroizing;
 
 use super::message::{KeyMessage, VERSION};
 use super::RecordError;
-use crate::cms::{self, Cek, CmsKind, ContentAlg, Recipient};
-use crate::keys::{KeySpec, KeyStore, PskSpec};
+use crate::crypto::cms::{self, Cek, CmsKind, ContentAlg, Recipient};
+use crate::crypto::keys::{KeySpec, KeyStore, PskSpec};
 
 /// Sequence numbers a receiver remembers behind the highest one seen.
 pub const REPLAY_WINDOW: u64 = 1024;

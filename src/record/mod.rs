@@ -8,7 +8,7 @@
 //!   tuples per stream and direction, codecs and each sender's crypto attribute), as DER;
 //! - [`channel`]: sealing it as CMS AuthEnvelopedData under a pre-shared KEK, and opening it
 //!   with replay protection;
-//! - [`streams`]: a call's recorded streams from its offer and answer ([`crate::sdp`]).
+//! - [`streams`]: a call's recorded streams from its offer and answer ([`crate::sip::sdp`]).
 
 pub mod channel;
 pub mod message;
@@ -23,8 +23,8 @@ pub use message::{
 pub use sdes::{CryptoAttr, MasterKey, Mki, SdesError, SrtpSuite};
 pub use streams::streams_from_offer_answer;
 
-use crate::cms::CmsError;
-use crate::keys::KeyError;
+use crate::crypto::cms::CmsError;
+use crate::crypto::keys::KeyError;
 
 /// Why a key-channel message could not be made or accepted. Never contains key material.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Only the SDP layer and this module see the text; key bytes live in [`MasterKey`]
-//! (`Zeroizing`, redacted `Debug`). The SDP layer ([`crate::sdp`]) hands the values over as
+//! (`Zeroizing`, redacted `Debug`). The SDP layer ([`crate::sip::sdp`]) hands the values over as
 //! strings; this parser is its own small module so it can move there.
 
 use core::fmt;

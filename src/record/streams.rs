@@ -5,13 +5,13 @@
 //! one `a=crypto` per media, whose tag names the offered attribute it accepted; the caller
 //! then sends with that offered key and the callee with the answered one. A stream is one
 //! direction of one `m=` line that both sides kept (port ≠ 0) with an SRTP profile (`SAVP`).
-//! Codecs are left empty ([`crate::sdp`] does not read `a=rtpmap` yet): the recorder then
+//! Codecs are left empty ([`crate::sip::sdp`] does not read `a=rtpmap` yet): the recorder then
 //! knows the static G.711 payload types 0 and 8.
 
 use super::message::{Direction, Endpoint, MediaStream, SdesValue};
 use super::sdes::CryptoAttr;
 use super::RecordError;
-use crate::sdp::{MediaInfo, SdpInfo};
+use crate::sip::sdp::{MediaInfo, SdpInfo};
 
 fn endpoint(m: &MediaInfo) -> Option<Endpoint> {
     Some(Endpoint {

@@ -20,7 +20,7 @@ use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sipsd::cache::DialogKey;
+use sipsd::engine::cache::DialogKey;
 use sipsd::record::{CallStart, CallStop, CryptoAttr, Event, KeyMessage};
 use sipsd_rec::manifest::Manifest;
 use sipsd_rec::srtp::Session;

@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use der::{Decode, Encode};
-use sipsd::cms::{self, Cek, CmsError, ContentAlg, IdKind, Recipient, RsaPadding};
-use sipsd::keys::KeyStore;
+use sipsd::crypto::cms::{self, Cek, CmsError, ContentAlg, IdKind, Recipient, RsaPadding};
+use sipsd::crypto::keys::KeyStore;
 use sipsd::record::KeyMessage;
 use zeroize::Zeroizing;
 

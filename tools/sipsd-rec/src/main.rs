@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use serde::Serialize;
-use sipsd::keys::{KeySpec, KeyStore, PskSpec};
-use sipsd::proxy::ProxyConfig;
+use sipsd::crypto::keys::{KeySpec, KeyStore, PskSpec};
+use sipsd::engine::proxy::ProxyConfig;
 use sipsd::record::ChannelReceiver;
 use sipsd_rec::audit;
 use sipsd_rec::call::RecordOptions;

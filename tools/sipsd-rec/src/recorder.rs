@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use serde::Serialize;
-use sipsd::cms::Recipient;
+use sipsd::crypto::cms::Recipient;
 use sipsd::record::{Event, KeyMessage};
 
 use crate::audit;

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use sipsd::cache::DialogKey;
+use sipsd::engine::cache::DialogKey;
 use sipsd::record::{CallStart, CallStop, Direction, Event, KeyMessage};
 use sipsd_rec::manifest::Manifest;
 use sipsd_rec::pcap::{self, PcapReader, PcapWriter};
@@ -362,7 +362,7 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
                 "a=crypto:{tag} AES_CM_128_HMAC_SHA1_80 inline:{key}|2^31\r\n"
             ));
         }
-        sipsd::sdp::SdpInfo::parse(s.as_bytes()).unwrap()
+        sipsd::sip::sdp::SdpInfo::parse(s.as_bytes()).unwrap()
     };
     let other = b64(&random_bytes(30));
     let offer = sdp(&topo.ip_a, CALLER_PORT, &[(1, &other), (2, &ka)]);
