@@ -13,6 +13,7 @@
 //! (root; ip, nft, openssl). The markdown section goes to stdout and to --out.
 
 #[path = "../tests/support/mod.rs"]
+#[macro_use]
 mod support;
 
 use std::io::Write as _;
@@ -167,7 +168,7 @@ fn step(bin: &Path, work: &Path, calls: usize, secs: u64) -> Step {
     std::thread::sleep(Duration::from_millis(300));
     let me = std::env::current_exe().unwrap();
     let spawn_sender = |ns: &str, keys: &str, dst: &str, log: &str| {
-        Proc::spawn(
+        launch(
             "sender",
             topo.exec(ns, me.to_str().unwrap()).env(
                 "SIPSD_REC_BENCH_SENDER",
@@ -179,7 +180,7 @@ fn step(bin: &Path, work: &Path, calls: usize, secs: u64) -> Step {
     let mut sa = spawn_sender(&topo.a, "keys-a", &topo.ip_b, "sender-a.log");
     let mut sb = spawn_sender(&topo.b, "keys-b", &topo.ip_a, "sender-b.log");
     assert!(
-        sa.wait(Duration::from_secs(secs + 60)) && sb.wait(Duration::from_secs(secs + 60)),
+        sa.finished(Duration::from_secs(secs + 60)) && sb.finished(Duration::from_secs(secs + 60)),
         "senders failed"
     );
     std::thread::sleep(Duration::from_millis(500));
@@ -196,7 +197,7 @@ fn step(bin: &Path, work: &Path, calls: usize, secs: u64) -> Step {
         .collect();
     topo.key_send(bin, &stop_files);
     assert!(
-        rec.wait(Duration::from_secs(120)),
+        rec.finished(Duration::from_secs(120)),
         "recorder failed: {}",
         std::fs::read_to_string(dir.join("recorder.log")).unwrap_or_default()
     );

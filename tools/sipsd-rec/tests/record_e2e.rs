@@ -22,6 +22,7 @@
 //! Needs root, ip, nft, ffmpeg, tcpdump, openssl (scripts/setup-deps); otherwise SKIPPED
 //! unless SIPSD_REQUIRE_E2E=1. Run: `cargo test -p sipsd-rec --test record_e2e -- --nocapture`.
 
+#[macro_use]
 mod support;
 
 use std::net::UdpSocket;
@@ -175,7 +176,7 @@ fn ffmpeg_decode(
     let wav_path = work.join(format!("{name}.wav"));
     let log = work.join(format!("{name}.log"));
     let secs = payloads.len() as f64 * 0.02 - 0.1;
-    let mut rx = Proc::spawn(
+    let mut rx = launch(
         name,
         Command::new("timeout")
             .arg("30")
@@ -202,8 +203,8 @@ fn ffmpeg_decode(
     while rx.child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(3) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    rx.signal(libc::SIGINT);
-    rx.wait(Duration::from_secs(20));
+    signal_group(rx.pid(), "-INT");
+    rx.finished(Duration::from_secs(20));
     let samples = wav::read(&wav_path).map(|w| w.2).unwrap_or_default();
     (std::fs::read_to_string(&log).unwrap_or_default(), samples)
 }
@@ -410,7 +411,7 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
     )
     .unwrap();
     let rx_secs = f64::from(SECONDS) - 0.2;
-    let mut rx_b = Proc::spawn(
+    let mut rx_b = launch(
         "ffmpeg rx B",
         topo.exec(&topo.b, "timeout")
             .arg("30")
@@ -422,7 +423,7 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
             )),
         &work.join("rx-b.log"),
     );
-    let mut rx_a = Proc::spawn(
+    let mut rx_a = launch(
         "ffmpeg rx A",
         topo.exec(&topo.a, "timeout")
             .arg("30")
@@ -435,7 +436,7 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
         &work.join("rx-a.log"),
     );
     let core = work.join("core.pcap");
-    let tcpdump = Proc::spawn(
+    let tcpdump = launch(
         "tcpdump",
         topo.exec(&topo.r, "tcpdump")
             .args(["-i", &topo.r_to_b, "-U", "-n", "-w"])
@@ -448,7 +449,7 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
     std::thread::sleep(Duration::from_millis(700));
 
     // The call: both senders at once; the caller starts near the sequence wrap.
-    let mut tx_a = Proc::spawn(
+    let mut tx_a = launch(
         "ffmpeg tx A",
         topo.exec(&topo.a, "timeout")
             .arg("30")
@@ -465,7 +466,7 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
             )),
         &work.join("tx-a.log"),
     );
-    let mut tx_b = Proc::spawn(
+    let mut tx_b = launch(
         "ffmpeg tx B",
         topo.exec(&topo.b, "timeout")
             .arg("30")
@@ -483,11 +484,11 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
         &work.join("tx-b.log"),
     );
     check!(
-        tx_a.wait(Duration::from_secs(30)) && tx_b.wait(Duration::from_secs(30)),
+        tx_a.finished(Duration::from_secs(30)) && tx_b.finished(Duration::from_secs(30)),
         "ffmpeg sent {SECONDS} s of SRTP each way (1000 Hz caller from seq 65400, 700 Hz callee)"
     );
     // A new SSRC from the caller (a restarted sender, same key): 1 s more.
-    let mut tx_a2 = Proc::spawn(
+    let mut tx_a2 = launch(
         "ffmpeg tx A2",
         topo.exec(&topo.a, "timeout")
             .arg("30")
@@ -505,7 +506,7 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
         &work.join("tx-a2.log"),
     );
     check!(
-        tx_a2.wait(Duration::from_secs(30)),
+        tx_a2.finished(Duration::from_secs(30)),
         "caller sent 1 s more under a new SSRC"
     );
     std::thread::sleep(Duration::from_millis(300));
@@ -518,12 +519,12 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
     seal_to(&sender, &stop, &work.join("stop.p7m"));
     topo.key_send(&bin, &[work.join("stop.p7m")]);
     check!(
-        recorder.wait(Duration::from_secs(20)),
+        recorder.finished(Duration::from_secs(20)),
         "recorder finished the call on the stop message and exited"
     );
-    rx_a.wait(Duration::from_secs(20));
-    rx_b.wait(Duration::from_secs(20));
-    tcpdump.signal(libc::SIGINT);
+    rx_a.finished(Duration::from_secs(20));
+    rx_b.finished(Duration::from_secs(20));
+    signal_group(tcpdump.pid(), "-INT");
     drop(tcpdump);
 
     let log = std::fs::read_to_string(&rec_log).unwrap();

@@ -3,27 +3,20 @@
 //! key-channel helpers and the signal measurements (dominant frequency).
 #![allow(dead_code)]
 
-use std::os::unix::process::CommandExt;
+// The benchmark prints a table instead of checks.
+#[allow(unused_macros)]
+#[macro_use]
+#[path = "../../../../tests/support/check.rs"]
+mod check;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use sipsd::record::{
     ChannelSender, Codec, Direction, Endpoint, KeyMessage, MediaStream, SdesValue,
 };
 use zeroize::Zeroizing;
-
-#[macro_export]
-macro_rules! check {
-    ($cond:expr, $($fmt:tt)+) => {{
-        let what = format!($($fmt)+);
-        if $cond {
-            println!("  ok   {what}");
-        } else {
-            panic!("FAILED: {what}");
-        }
-    }};
-}
 
 /// The first of `names` found on PATH (or /usr/sbin, /sbin).
 pub fn which(name: &str) -> Option<PathBuf> {
@@ -71,52 +64,29 @@ pub fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A process in its own process group, killed (the whole group) when dropped.
-pub struct Proc {
-    pub child: Child,
-    pub name: String,
+/// `Proc` (a child in its own process group, stopped with it when dropped) and `check!` are
+/// the root package's test support, shared rather than written again.
+#[path = "../../../../tests/support/procs.rs"]
+mod procs;
+// The benchmark uses no signal_group.
+#[allow(unused_imports)]
+pub use procs::{signal_group, Proc};
+
+/// Starts `cmd` as `name`, output in `log` (run from the log's directory).
+pub fn launch(name: &str, cmd: &mut Command, log: &Path) -> Proc {
+    let dir = log.parent().unwrap_or(Path::new("."));
+    Proc::spawn_logged(name, dir, log.to_path_buf(), cmd)
 }
 
-impl Proc {
-    pub fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Proc {
-        let f = std::fs::File::create(log).unwrap();
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        Proc {
-            child,
-            name: name.into(),
-        }
-    }
-
-    /// Waits up to `limit`; true if it exited with success.
-    pub fn wait(&mut self, limit: Duration) -> bool {
-        let t0 = Instant::now();
-        while t0.elapsed() < limit {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.success();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("{} did not finish within {limit:?}", self.name);
-    }
-
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our child's process group.
-        unsafe { libc::kill(-(self.child.id() as i32), sig) };
-    }
+/// Waiting for a child that should finish by itself.
+pub trait Finished {
+    /// True if it exited with success within `limit`.
+    fn finished(&mut self, limit: Duration) -> bool;
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            self.signal(libc::SIGKILL);
-            let _ = self.child.wait();
-        }
+impl Finished for Proc {
+    fn finished(&mut self, limit: Duration) -> bool {
+        self.wait(limit).is_some_and(|s| s.success())
     }
 }
 
@@ -270,7 +240,7 @@ impl Topology {
         .arg("--stats-file")
         .arg(dir.join("rec-stats.json"))
         .args(extra);
-        Proc::spawn("sipsd-rec", &mut cmd, &dir.join("recorder.log"))
+        launch("sipsd-rec", &mut cmd, &dir.join("recorder.log"))
     }
 
     /// Sends sealed key messages to the recorder from R (where the proxy sits).
