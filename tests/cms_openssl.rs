@@ -533,7 +533,12 @@ fn rotation_proof_interoperates_with_openssl() {
     // sipsd's own proof opens with OpenSSL given the same derived KEK.
     let current = ua.cek().clone();
     let rotation = ua
-        .rotate("application/sdp", &offer(), std::slice::from_ref(&proxy1), &raw)
+        .rotate(
+            "application/sdp",
+            &offer(),
+            std::slice::from_ref(&proxy1),
+            &raw,
+        )
         .unwrap();
     let pt = decrypt(
         dir.path(),
