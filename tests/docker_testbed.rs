@@ -53,7 +53,7 @@ use support::procs::wait_or_kill;
 use support::sip::find;
 use support::sipp::{first, parse_trace};
 use support::vectors;
-use testbed::{output, plaintext_needles, text, wait_sent, Run, Testbed, SIP_PORT};
+use testbed::{first_call_id, output, plaintext_needles, text, wait_sent, Run, Testbed, SIP_PORT};
 
 /// 1. calls across the four hosts.
 fn calls_across_hosts(tb: &Testbed, cli: &Path, keys: &Path) -> Run {
@@ -262,13 +262,7 @@ fn restart_mid_dialog(tb: &Testbed) -> Run {
         r.uac,
         r.uas
     );
-    let call = first(
-        &parse_trace(&run2.dir.join("uac-msgs.txt")),
-        "INVITE",
-        |m| m.sent && m.cseq() == "1 INVITE",
-    )
-    .call_id()
-    .to_string();
+    let call = first_call_id(&run2);
     let p1 = parse_p1(&tb.logs("p1"));
     let msg = lines_of(&p1, &call, "MESSAGE");
     check!(
@@ -382,13 +376,7 @@ fn cut_from_core(tb: &Testbed) -> Vec<Row> {
         "the dialog idle during the cut completes (caller exit {:?})",
         r.uac
     );
-    let call = first(
-        &parse_trace(&run4.dir.join("uac-msgs.txt")),
-        "INVITE",
-        |m| m.sent && m.cseq() == "1 INVITE",
-    )
-    .call_id()
-    .to_string();
+    let call = first_call_id(&run4);
     let p1 = parse_p1(&tb.logs("p1"));
     check!(
         lines_of(&p1, &call, "MESSAGE")
