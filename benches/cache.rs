@@ -23,7 +23,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sipsd::cache::{CacheConfig, DialogKey, OnMiss, SharedCache, Verdict};
+use sipsd::engine::cache::{CacheConfig, DialogKey, OnMiss, SharedCache, Verdict};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Op {

@@ -67,7 +67,8 @@ enum sd_result
    */
   SD_ERR_KEY_MISMATCH = 112,
   /**
-   * A private key file is readable by others and strict permissions are on.
+   * A key file belongs to another user, or (strict permissions) group or others may read
+   * or write it.
    */
   SD_ERR_KEY_PERMISSIONS = 113,
   /**
@@ -223,12 +224,7 @@ typedef uint32_t sd_field;
 #endif // __cplusplus
 
 /**
- * A content-encryption algorithm sipsd implements.
- */
-typedef struct ContentAlg ContentAlg;
-
-/**
- * Options for [`super::sd_ctx_new`]. Owned by C (a `Box`) from `sd_config_new` until
+ * Options for `sd_ctx_new`. Owned by C (a `Box`) from `sd_config_new` until
  * `sd_config_free`.
  */
 typedef struct sd_config sd_config;
@@ -236,7 +232,7 @@ typedef struct sd_config sd_config;
 /**
  * A proxy context. Owned by C (a `Box`) from `sd_ctx_new` until `sd_ctx_free`. Made once in
  * the process that forks the workers, before the fork: every fork shares its dialog key
- * cache and counters. Calls from one process must not overlap (Kamailio workers are
+ * cache and counters. Calls from one process must not overlap (SIP server workers are
  * single-threaded); different processes may call at the same time.
  */
 typedef struct sd_ctx sd_ctx;
@@ -328,7 +324,8 @@ void sd_config_free(struct sd_config *cfg);
  * ("id=HEX|text:ID;key=PATH[;label=NAME]", repeatable), `identity` (repeatable), `mode`
  * (explicit|implicit|both), `cache_capacity`, `cache_ttl`, `rotate_max_age`,
  * `rotate_max_uses`, `max_body_size`, `max_parts`, `max_depth`, `max_recipients`,
- * `strict_key_permissions`.
+ * `max_rsa_ops`, `allow_cbc_in_dialog`, `plaintext_next_hop` (repeatable),
+ * `strict_key_permissions` (README, "Configuration reference").
  * Returns SD_OK or SD_ERR_CONFIG (unknown name, bad value).
  *
  * # Safety

@@ -6,11 +6,12 @@
 use base64::Engine as _;
 use const_oid::db::rfc5911::{ID_CT_AUTH_ENVELOPED_DATA, ID_ENCRYPTED_DATA, ID_ENVELOPED_DATA};
 use der::Decode as _;
-use sipsd::body::{
-    encrypted_parts, parse_inner, BodyError, BodyLimits, ContentType, EncryptedPart, SmimeType,
+use sipsd::crypto::cms::CmsKind;
+use sipsd::sip::body::{
+    encrypted_parts, parse_inner, BodyError, BodyLimits, ContentType, EncryptedPart,
 };
-use sipsd::request::{DisclosureRequest, RequestError, Selection};
-use sipsd::sdp::SdpInfo;
+use sipsd::sip::disclose::{DiscloseError, DisclosureRequest, Selection};
+use sipsd::sip::sdp::SdpInfo;
 
 const INVITE: &[u8] = include_bytes!("data/sip/invite-smime.sip");
 const OFFER: &[u8] = include_bytes!("data/sip/offer.sdp");
@@ -97,7 +98,7 @@ fn invite_vector_end_to_end() {
     let parts = msg.parts().unwrap();
     assert_eq!(parts.len(), 1);
     let p = &parts[0];
-    assert_eq!(p.smime_type, Some(SmimeType::AuthEnvelopedData));
+    assert_eq!(p.smime_type, Some(CmsKind::AuthEnvelopedData));
     assert_eq!(p.content_id, None);
     assert_eq!(p.range, 0..msg.body.len());
     assert_eq!(
@@ -128,7 +129,7 @@ fn single_part_base64_with_line_breaks() {
             parts[0].der.len()
         );
         assert_eq!(parts[0].der, CBC);
-        assert_eq!(parts[0].smime_type, Some(SmimeType::EnvelopedData));
+        assert_eq!(parts[0].smime_type, Some(CmsKind::EnvelopedData));
         assert_eq!(cms_type(&parts[0].der), ID_ENVELOPED_DATA);
     }
 }
@@ -136,13 +137,13 @@ fn single_part_base64_with_line_breaks() {
 #[test]
 fn smime_type_detection_any_case() {
     let cases = [
-        ("enveloped-data", Some(SmimeType::EnvelopedData)),
-        ("ENVELOPED-DATA", Some(SmimeType::EnvelopedData)),
-        ("authEnveloped-data", Some(SmimeType::AuthEnvelopedData)),
-        ("AUTHENVELOPED-DATA", Some(SmimeType::AuthEnvelopedData)),
-        ("\"authenveloped-data\"", Some(SmimeType::AuthEnvelopedData)),
-        ("encrypted-data", Some(SmimeType::EncryptedData)),
-        ("Encrypted-Data", Some(SmimeType::EncryptedData)),
+        ("enveloped-data", Some(CmsKind::EnvelopedData)),
+        ("ENVELOPED-DATA", Some(CmsKind::EnvelopedData)),
+        ("authEnveloped-data", Some(CmsKind::AuthEnvelopedData)),
+        ("AUTHENVELOPED-DATA", Some(CmsKind::AuthEnvelopedData)),
+        ("\"authenveloped-data\"", Some(CmsKind::AuthEnvelopedData)),
+        ("encrypted-data", Some(CmsKind::EncryptedData)),
+        ("Encrypted-Data", Some(CmsKind::EncryptedData)),
     ];
     for (param, want) in cases {
         let ct = format!("application/pkcs7-mime; smime-type={param}");
@@ -258,17 +259,17 @@ fn multipart_alternative_and_related_are_walked() {
         );
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].der, ENCRYPTED_DATA);
-        assert_eq!(parts[0].smime_type, Some(SmimeType::EncryptedData));
+        assert_eq!(parts[0].smime_type, Some(CmsKind::EncryptedData));
     }
 }
 
 /// `levels` multiparts nested in each other, the innermost holding the encrypted part.
 fn nested(levels: usize) -> (String, Vec<u8>) {
-    let mut ct = SmimeType::EnvelopedData.content_type();
+    let mut ct = CmsKind::EnvelopedData.content_type();
     let mut body = CBC.to_vec();
     let mut cid = Some("enc@x".to_owned());
     for _ in 0..levels {
-        let (c, b) = sipsd::body::build_multipart(&[
+        let (c, b) = sipsd::sip::body::build_multipart(&[
             ("text/plain".into(), None, None, b"filler".to_vec()),
             (ct, cid.take(), None, body),
         ]);
@@ -412,7 +413,7 @@ fn hostile_inputs_never_panic() {
 fn decrypted_plaintext_forms() {
     let (ct, sdp) = parse_inner(OFFER).unwrap();
     assert_eq!((ct.as_str(), sdp), ("application/sdp", OFFER));
-    let entity = sipsd::body::mime_entity("application/sdp", OFFER);
+    let entity = sipsd::sip::body::mime_entity("application/sdp", OFFER);
     let (ct, sdp) = parse_inner(&entity).unwrap();
     assert_eq!(ContentType::parse(&ct).unwrap().media, "application/sdp");
     assert_eq!(sdp, OFFER);
@@ -463,12 +464,12 @@ fn disclose_to_syntax() {
     let overlong = format!("proxy1.example.net;cid={}", "a".repeat(5000));
     let thousand = vec!["p"; 1000].join(","); // 1999 bytes: under the length limit
     for (v, want) in [
-        (overlong.as_str(), RequestError::TooLong),
-        (thousand.as_str(), RequestError::TooManyEntries),
-        ("", RequestError::Empty),
+        (overlong.as_str(), DiscloseError::TooLong),
+        (thousand.as_str(), DiscloseError::TooManyEntries),
+        ("", DiscloseError::Empty),
         (
             "proxy1.example.net;cid=\"abc",
-            RequestError::BadParam("unbalanced quote".into()),
+            DiscloseError::BadParam("unbalanced quote".into()),
         ),
     ] {
         let got = DisclosureRequest::parse(v).unwrap_err();

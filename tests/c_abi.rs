@@ -7,8 +7,9 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sipsd::cms::{ContentAlg, IdKind, Recipient, RsaPadding};
-use sipsd::ua::{BodyOptions, UaSession};
+use sipsd::crypto::cms::{ContentAlg, IdKind, Recipient, RsaPadding};
+use sipsd::engine::ua::UaSession;
+use sipsd::sip::body::BodyOptions;
 
 use support::vectors::{cert_recipient, keys, offer, root};
 

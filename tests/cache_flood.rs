@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Instant;
 
-use sipsd::cache::{CacheConfig, DialogKey, SharedCache, PROTECTED_PERCENT};
+use sipsd::engine::cache::{CacheConfig, DialogKey, SharedCache, PROTECTED_PERCENT};
 
 use support::cache_ops as ops;
 use support::fork::{close, fork_child, pipe, read_byte, wait_exit, write_byte};

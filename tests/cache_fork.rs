@@ -11,7 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use sipsd::cache::{CacheConfig, DialogKey, SharedCache, Stored};
+use sipsd::engine::cache::{CacheConfig, DialogKey, SharedCache, Stored};
 
 use support::cache_ops as ops;
 use support::fork::{

@@ -5,10 +5,10 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use sipsd::cms::{
+use sipsd::crypto::cms::{
     self, Cek, CmsError, CmsKind, ContentAlg, IdKind, Recipient, RecipientKeyId, RsaPadding,
 };
-use sipsd::keys::{KeySpec, KeyStore, PskSpec};
+use sipsd::crypto::keys::{KeySpec, KeyStore, PskSpec};
 
 use support::openssl::{decrypt, openssl, path_str};
 use support::vectors::{

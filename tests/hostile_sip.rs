@@ -32,7 +32,7 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use sipsd::cms::{self, Cek, ContentAlg, IdKind, Recipient, RsaPadding};
+use sipsd::crypto::cms::{self, Cek, ContentAlg, IdKind, Recipient, RsaPadding};
 
 use hostile::{
     hostile_batch, Env, Expect, Hostile, BODY_LIMIT, MAX_BODY, MAX_DEPTH, MAX_PARTS,

@@ -1,10 +1,10 @@
-//! The key store (`sipsd::keys`): RSA keys in every encoding OpenSSL writes, identities and
+//! The key store (`sipsd::crypto::keys`): RSA keys in every encoding OpenSSL writes, identities and
 //! labels, one error per cause, and the strict permission check.
 
 mod support;
 
-use sipsd::cms;
-use sipsd::keys::{KeyError, KeySpec, KeyStore, PskSpec, RsaKeySpec};
+use sipsd::crypto::cms;
+use sipsd::crypto::keys::{KeyError, KeySpec, KeyStore, PskSpec, RsaKeySpec};
 
 use support::vectors::{data, expected_sha256, key_path, msg, rsa_spec, sha256_hex, store};
 

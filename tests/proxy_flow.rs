@@ -4,11 +4,13 @@
 
 mod support;
 
-use sipsd::body;
-use sipsd::cms::{ContentAlg, IdKind, Recipient, RsaPadding};
-use sipsd::error::Error;
-use sipsd::proxy::{Counter, KeySource, Proxy, ProxyConfig, SipMessage, Unwrapped};
-use sipsd::ua::{BodyOptions, SipBody, UaSession};
+use sipsd::crypto::cms::{ContentAlg, IdKind, Recipient, RsaPadding};
+use sipsd::engine::proxy::{Counter, KeySource, Proxy, ProxyConfig, SipMessage, Unwrapped};
+use sipsd::engine::ua::UaSession;
+use sipsd::engine::Error;
+use sipsd::sip::body;
+use sipsd::sip::body::BodyOptions;
+use sipsd::sip::body::SipBody;
 
 use support::vectors::{cert_recipient, keys, psk_recipient};
 
@@ -76,7 +78,7 @@ fn msg<'a>(call: &'a str, to_tag: &'a str, b: &'a SipBody, disclose: &'a str) ->
     }
 }
 
-fn disclosed(u: Unwrapped) -> Vec<sipsd::proxy::DisclosedPart> {
+fn disclosed(u: Unwrapped) -> Vec<sipsd::engine::proxy::DisclosedPart> {
     match u {
         Unwrapped::Disclosed(p) => p,
         other => panic!("expected a disclosed body, got {other:?}"),
@@ -140,7 +142,7 @@ fn explicit_mode_needs_the_header_to_name_us() {
         .unwrap(&msg("e4", "", &theirs, "proxy1.example.net"))
         .unwrap_err();
     assert!(
-        matches!(e, Error::Cms(sipsd::cms::CmsError::NotRecipient)),
+        matches!(e, Error::Cms(sipsd::crypto::cms::CmsError::NotRecipient)),
         "{e}"
     );
     println!("explicit: named but not a recipient -> error: {e}");
@@ -198,7 +200,7 @@ fn explicit_content_ids_select_parts_of_a_multipart_body() {
         ))
         .unwrap_err();
     assert!(
-        matches!(e, Error::Cms(sipsd::cms::CmsError::NotRecipient)),
+        matches!(e, Error::Cms(sipsd::crypto::cms::CmsError::NotRecipient)),
         "{e}"
     );
     println!("asked for a part not wrapped for us -> {e}");

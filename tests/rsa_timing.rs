@@ -8,9 +8,9 @@
 //! - **invalid padding**: random blocks (bad leading bytes, no zero separator, wrong key
 //!   length).
 //!
-//! Both must fail the same way (`CmsError::Decrypt`: a bad padding becomes a random CEK, so no
+//! Both must fail the same way (`CmsError::Decrypt`: a bad padding becomes a stand-in CEK, so no
 //! error tells them apart) and take the same time. The timing check is dudect-style: samples
-//! of both classes interleaved in random order, timed around `sipsd::cms::open`, compared with
+//! of both classes interleaved in random order, timed around `sipsd::crypto::cms::open`, compared with
 //! Welch's t-test (raw, and cropped at the pooled 50th/90th percentiles against outliers).
 //!
 //! In the test suite the run is small (a few seconds) and fails only on an extreme |t| > 50
@@ -22,8 +22,8 @@ mod support;
 use std::time::Instant;
 
 use openssl::rsa::Padding;
-use sipsd::cms::{self, Cek, CmsError, ContentAlg, IdKind, Recipient, RsaPadding};
-use sipsd::keys::{KeySpec, KeyStore, RsaKeySpec};
+use sipsd::crypto::cms::{self, Cek, CmsError, ContentAlg, IdKind, Recipient, RsaPadding};
+use sipsd::crypto::keys::{KeySpec, KeyStore, RsaKeySpec};
 
 use support::rng::Rng;
 use support::vectors::keys;

@@ -6,11 +6,11 @@ use super::plain::sd_plain;
 use super::result::{fail, sd_result};
 use std::ffi::c_char;
 
-use crate::proxy::{self as stats, Decision, Proxy, SipMessage, Unwrapped};
+use crate::engine::proxy::{self as stats, Decision, Proxy, SipMessage, Unwrapped};
 
 /// A proxy context. Owned by C (a `Box`) from `sd_ctx_new` until `sd_ctx_free`. Made once in
 /// the process that forks the workers, before the fork: every fork shares its dialog key
-/// cache and counters. Calls from one process must not overlap (Kamailio workers are
+/// cache and counters. Calls from one process must not overlap (SIP server workers are
 /// single-threaded); different processes may call at the same time.
 pub struct sd_ctx {
     proxy: Proxy,
@@ -172,7 +172,7 @@ pub unsafe extern "C" fn sd_plaintext_next_hop_allowed(
     }
 }
 
-/// Borrows the fields of `m` as a [`SipMessage`]; `None` if a pointer is NULL with a length.
+/// Borrows the fields of `m` as a `SipMessage`; `None` if a pointer is NULL with a length.
 ///
 /// # Safety
 /// Every `sd_str` of `m` points at its `len` bytes for the lifetime `'a`.

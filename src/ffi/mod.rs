@@ -7,7 +7,7 @@
 //! - Ownership, once per type: `sd_config`, `sd_ctx` and `sd_plain` are Rust `Box`es that C
 //!   owns between their constructor and their one `*_free` function (which accepts NULL).
 //!   Everything else is borrowed for the duration of the call, or for the lifetime stated.
-//! - No thread is started: the context is made before Kamailio forks its workers.
+//! - No thread is started: the context is made before the SIP server forks its workers.
 #![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
 

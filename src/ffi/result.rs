@@ -2,11 +2,11 @@
 
 use std::ffi::c_char;
 
-use crate::body::BodyError;
-use crate::cache::CacheError;
-use crate::cms::CmsError;
-use crate::error::Error;
-use crate::keys::KeyError;
+use crate::crypto::cms::CmsError;
+use crate::crypto::keys::KeyError;
+use crate::engine::cache::CacheError;
+use crate::engine::Error;
+use crate::sip::body::BodyError;
 
 use super::boundary::ffi_boundary;
 
@@ -34,7 +34,8 @@ pub enum sd_result {
     SD_ERR_KEY_FILE = 111,
     /// A certificate does not belong to its private key.
     SD_ERR_KEY_MISMATCH = 112,
-    /// A private key file is readable by others and strict permissions are on.
+    /// A key file belongs to another user, or (strict permissions) group or others may read
+    /// or write it.
     SD_ERR_KEY_PERMISSIONS = 113,
     /// The body or a MIME part is malformed (content type, multipart, base64).
     SD_ERR_BODY_MALFORMED = 120,
@@ -117,7 +118,7 @@ result_messages! {
     SD_ERR_CONFIG => "invalid configuration option",
     SD_ERR_KEY_FILE => "key, certificate or PSK file missing, unreadable or malformed",
     SD_ERR_KEY_MISMATCH => "certificate does not match its private key",
-    SD_ERR_KEY_PERMISSIONS => "key file is readable by group or others",
+    SD_ERR_KEY_PERMISSIONS => "key file owned by another user, or open to group or others",
     SD_ERR_BODY_MALFORMED => "malformed body or MIME part",
     SD_ERR_BODY_LIMIT => "body over a configured limit",
     SD_ERR_CONTENT_ID_NOT_FOUND => "Content-ID named by Disclose-To not found",
@@ -147,7 +148,9 @@ impl From<&Error> for sd_result {
         match e {
             Error::Config(_) => SD_ERR_CONFIG,
             Error::Keys(KeyError::Mismatch(_)) => SD_ERR_KEY_MISMATCH,
-            Error::Keys(KeyError::InsecurePermissions(_)) => SD_ERR_KEY_PERMISSIONS,
+            Error::Keys(KeyError::InsecurePermissions(_) | KeyError::ForeignOwner(..)) => {
+                SD_ERR_KEY_PERMISSIONS
+            }
             Error::Keys(_) => SD_ERR_KEY_FILE,
             Error::Body(
                 BodyError::TooLarge { .. } | BodyError::TooManyParts(_) | BodyError::TooDeep(_),
@@ -167,7 +170,6 @@ impl From<&Error> for sd_result {
                 CmsError::Decrypt | CmsError::CekAlgMismatch | CmsError::BadKeyLength => {
                     SD_ERR_DECRYPT
                 }
-                CmsError::NeedsDialogKey => SD_ERR_NO_DIALOG_KEY,
                 CmsError::RsaBudgetExhausted => SD_ERR_RSA_BUDGET,
                 CmsError::NoRotationProof => SD_ERR_ROTATION_UNPROVEN,
                 CmsError::Rng => SD_ERR_RNG,

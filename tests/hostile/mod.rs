@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use base64::Engine as _;
-use sipsd::cms::{self, Cek, ContentAlg, IdKind, Recipient, RsaPadding};
+use sipsd::crypto::cms::{self, Cek, ContentAlg, IdKind, Recipient, RsaPadding};
 
 use crate::support::rng::Rng;
 pub use crate::support::sip::{SMIME_AUTH, SMIME_ENC};

@@ -2,7 +2,9 @@
 //! API: a key used by a body it authenticated, and a writer that stores or (as a proven
 //! rotation would) replaces.
 
-use sipsd::cache::{CacheError, CachedKey, DialogKey, OnMiss, SharedCache, Stored, Verdict};
+use sipsd::engine::cache::{
+    CacheError, CachedKey, DialogKey, OnMiss, SharedCache, Stored, Verdict,
+};
 use zeroize::Zeroizing;
 
 /// An authenticated use of the dialog's key, then the entry as it is.

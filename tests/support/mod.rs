@@ -15,6 +15,7 @@
 //! | `sipp` | SIPp's `-trace_msg` files |
 //! | `p1log` | the proxies' log lines (`sipsd: pid=... decrypted gen=...`, `untrusted: pid=...`) |
 //! | `calls` | `sipsd sipp-calls` injection files, and a whole SIPp -> P1 -> P2 -> SIPp run |
+//! | `dialog` | a caller's dialog through P1: offer, in-dialog EncryptedData, rotation; P1's lines of a call |
 //! | `cache_ops` | the dialog key cache used as the proxy does: authenticated use, insert or proven rotation |
 //! | `fork` | `fork()` children that report through their exit status, pipes |
 //! | `rng` | a deterministic test RNG |
@@ -28,6 +29,7 @@
 pub mod check;
 pub mod cache_ops;
 pub mod calls;
+pub mod dialog;
 pub mod fork;
 pub mod kamailio;
 pub mod openssl;

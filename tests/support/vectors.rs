@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use sipsd::cms::{IdKind, Recipient, RsaPadding};
-use sipsd::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
+use sipsd::crypto::cms::{IdKind, Recipient, RsaPadding};
+use sipsd::crypto::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
 use zeroize::Zeroizing;
 
 /// The repository root.
