@@ -18,10 +18,12 @@ export DEBIAN_FRONTEND=noninteractive
 ok() { echo "  ok   $*"; }
 fail() { echo "FAILED: $*" >&2; exit 1; }
 
-snapshot() { # every path outside the volatile trees, sorted
+snapshot() { # every path outside the volatile trees, sorted; dpkg's statoverride database
+    # appears with the first override ever made (its entry is checked to be gone after purge)
     find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp \
         -o -path /var/lib/apt -o -path /var/cache -o -path /var/log -o -path /debs \
-        -o -path /keys -o -path /var/lib/dpkg/triggers \) -prune -o -print | sort
+        -o -path /keys -o -path /var/lib/dpkg/triggers -o -path '/var/lib/dpkg/statoverride*' \) \
+        -prune -o -print | sort
 }
 
 . /etc/os-release
