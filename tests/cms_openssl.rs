@@ -11,7 +11,9 @@ use sipsd::crypto::cms::{
 use sipsd::crypto::keys::{KeySpec, KeyStore, PskSpec};
 
 use support::openssl::{decrypt, openssl, path_str};
-use support::vectors::{hex, key_path, offer, read_hex, store_of, three_recipients};
+use support::vectors::{
+    hex, key_path, offer, read_hex, store_of, three_recipients, ID_KINDS, PADDINGS,
+};
 
 #[test]
 fn openssl_opens_what_sipsd_seals() {
@@ -24,12 +26,8 @@ fn openssl_opens_what_sipsd_seals() {
         ContentAlg::Aes256Cbc,
         ContentAlg::Aes128Gcm,
     ] {
-        for padding in [
-            RsaPadding::OaepSha1,
-            RsaPadding::OaepSha256,
-            RsaPadding::Pkcs1v15,
-        ] {
-            for id in [IdKind::IssuerSerial, IdKind::SubjectKeyId] {
+        for padding in PADDINGS {
+            for id in ID_KINDS {
                 let cek = Cek::generate(alg).unwrap();
                 let recips = three_recipients(id, padding);
                 let der = cms::seal(&offer, &recips, &cek).unwrap();

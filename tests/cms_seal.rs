@@ -3,20 +3,16 @@
 
 mod support;
 
-use sipsd::crypto::cms::{self, Cek, CmsError, CmsKind, ContentAlg, IdKind, RsaPadding};
+use sipsd::crypto::cms::{self, Cek, CmsError, CmsKind, ContentAlg};
 
-use support::vectors::{store, three_recipients, vectors};
+use support::vectors::{store, three_recipients, vectors, ID_KINDS, PADDINGS};
 
 #[test]
 fn seal_round_trips_for_every_algorithm_padding_and_id() {
     let offer = std::fs::read(vectors().join("msgs/offer.sdp")).unwrap();
     for alg in ContentAlg::ALL {
-        for padding in [
-            RsaPadding::OaepSha1,
-            RsaPadding::OaepSha256,
-            RsaPadding::Pkcs1v15,
-        ] {
-            for id in [IdKind::IssuerSerial, IdKind::SubjectKeyId] {
+        for padding in PADDINGS {
+            for id in ID_KINDS {
                 let cek = Cek::generate(alg).unwrap();
                 let recips = three_recipients(id, padding);
                 let der = cms::seal(&offer, &recips, &cek).unwrap();

@@ -43,7 +43,7 @@ mod testbed;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use support::calls::Row;
@@ -53,7 +53,7 @@ use support::procs::wait_or_kill;
 use support::sip::find;
 use support::sipp::{first, parse_trace};
 use support::vectors;
-use testbed::{output, plaintext_needles, text, wait_sent, Run, Testbed, SIP_PORT};
+use testbed::{first_call_id, output, plaintext_needles, text, wait_sent, Run, Testbed, SIP_PORT};
 
 /// 1. calls across the four hosts.
 fn calls_across_hosts(tb: &Testbed, cli: &Path, keys: &Path) -> Run {
@@ -262,13 +262,7 @@ fn restart_mid_dialog(tb: &Testbed) -> Run {
         r.uac,
         r.uas
     );
-    let call = first(
-        &parse_trace(&run2.dir.join("uac-msgs.txt")),
-        "INVITE",
-        |m| m.sent && m.cseq() == "1 INVITE",
-    )
-    .call_id()
-    .to_string();
+    let call = first_call_id(&run2);
     let p1 = parse_p1(&tb.logs("p1"));
     let msg = lines_of(&p1, &call, "MESSAGE");
     check!(
@@ -342,6 +336,22 @@ fn kill_a_worker(tb: &Testbed) -> Run {
     run3
 }
 
+/// P1 (container `p1c`) cut from the network `core` for 3 s, then connected again with its
+/// address: the outputs of `docker network disconnect` and `connect`.
+fn cut_and_reconnect(tb: &Testbed, core: &str, p1c: &str) -> (Output, Output) {
+    let cut = output(Command::new("docker").args(["network", "disconnect", core, p1c]));
+    std::thread::sleep(Duration::from_secs(3));
+    let back = output(Command::new("docker").args([
+        "network",
+        "connect",
+        "--ip",
+        &tb.addr(2, 11),
+        core,
+        p1c,
+    ]));
+    (cut, back)
+}
+
 /// 4. P1 cut from the core network, with a dialog idle and with calls running.
 fn cut_from_core(tb: &Testbed) -> Vec<Row> {
     println!("4. p1 cut from the core network and reconnected");
@@ -355,21 +365,13 @@ fn cut_from_core(tb: &Testbed) -> Vec<Row> {
         wait_sent(&run4, "1 ACK", 1, Duration::from_secs(30)),
         "call set up, the caller pauses 8 s"
     );
-    let o = output(Command::new("docker").args(["network", "disconnect", &core, &p1c]));
+    let (o, back) = cut_and_reconnect(tb, &core, &p1c);
     check!(
         o.status.success(),
         "docker network disconnect {core} p1 {}",
         text(&o).trim()
     );
-    std::thread::sleep(Duration::from_secs(3));
-    let o = output(Command::new("docker").args([
-        "network",
-        "connect",
-        "--ip",
-        &tb.addr(2, 11),
-        &core,
-        &p1c,
-    ]));
+    let o = back;
     check!(
         o.status.success(),
         "docker network connect --ip {} {core} p1 after 3 s {}",
@@ -382,13 +384,7 @@ fn cut_from_core(tb: &Testbed) -> Vec<Row> {
         "the dialog idle during the cut completes (caller exit {:?})",
         r.uac
     );
-    let call = first(
-        &parse_trace(&run4.dir.join("uac-msgs.txt")),
-        "INVITE",
-        |m| m.sent && m.cseq() == "1 INVITE",
-    )
-    .call_id()
-    .to_string();
+    let call = first_call_id(&run4);
     let p1 = parse_p1(&tb.logs("p1"));
     check!(
         lines_of(&p1, &call, "MESSAGE")
@@ -404,20 +400,12 @@ fn cut_from_core(tb: &Testbed) -> Vec<Row> {
         wait_sent(&run5, "5 BYE", 1, Duration::from_secs(30)),
         "first call done, more in flight"
     );
-    let o = output(Command::new("docker").args(["network", "disconnect", &core, &p1c]));
+    let (o, back) = cut_and_reconnect(tb, &core, &p1c);
     check!(
         o.status.success(),
         "docker network disconnect {core} p1 while calls run"
     );
-    std::thread::sleep(Duration::from_secs(3));
-    let o = output(Command::new("docker").args([
-        "network",
-        "connect",
-        "--ip",
-        &tb.addr(2, 11),
-        &core,
-        &p1c,
-    ]));
+    let o = back;
     check!(o.status.success(), "reconnected after 3 s");
     let t_cut = Instant::now();
     let mut uac = uac;

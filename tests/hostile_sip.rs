@@ -459,9 +459,6 @@ fn hostile_traffic_through_kamailio() {
             log.lines().count()
         );
     }
-    check!(
-        started.elapsed() < Duration::from_secs(120),
-        "finished in {:?}",
-        started.elapsed()
-    );
+    // Speed belongs to the benchmarks (docs/BENCHMARKS.md), not to a test: only reported.
+    println!("finished in {:?}", started.elapsed());
 }

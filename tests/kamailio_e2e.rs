@@ -27,19 +27,8 @@ use support::calls::{media_of, run, Options};
 use support::p1log::P1Line;
 use support::sip::SipMsg;
 use support::sipp::one;
-use support::tools::{Need, Tools};
+use support::tools::kamailio_e2e as start;
 use support::work::WorkDir;
-
-/// The serial lock and the tools, or None (SKIPPED).
-fn start(name: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Tools)> {
-    let guard = support::serial();
-    println!("== kamailio e2e: {name}");
-    let t = Tools::require(
-        "kamailio e2e",
-        &[Need::Kamailio, Need::Sipp, Need::Module, Need::Keys],
-    )?;
-    Some((guard, t))
-}
 
 #[test]
 fn trusted_proxy_reads_offer_answer_message_and_rotation() {

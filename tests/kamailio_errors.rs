@@ -23,18 +23,8 @@ use support::kamailio::{next_hop, P1};
 use support::p1log::P1Line;
 use support::ports::ADDR;
 use support::sip::{Peer, Request, SMIME_AUTH};
-use support::tools::{Need, Tools};
+use support::tools::kamailio_e2e as start;
 use support::work::WorkDir;
-
-fn start(name: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Tools)> {
-    let guard = support::serial();
-    println!("== kamailio e2e: {name}");
-    let t = Tools::require(
-        "kamailio e2e",
-        &[Need::Kamailio, Need::Sipp, Need::Module, Need::Keys],
-    )?;
-    Some((guard, t))
-}
 
 #[test]
 fn corrupt_bodies_forwarded_and_proxies_survive() {

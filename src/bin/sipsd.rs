@@ -40,6 +40,9 @@ enum Command {
     Inspect(InspectArgs),
     /// Write SIPp injection files with per-call bodies (offer, answer, MESSAGE, rotation).
     SippCalls(SippArgs),
+    /// Write the man pages and shell completions of this CLI (for packaging).
+    #[command(hide = true)]
+    GenerateDocs(GenerateDocsArgs),
 }
 
 #[derive(Args)]
@@ -173,6 +176,16 @@ struct SippArgs {
     out_dir: PathBuf,
 }
 
+#[derive(Args)]
+struct GenerateDocsArgs {
+    /// Directory for the man pages (sipsd.1 and one page per subcommand).
+    #[arg(long)]
+    man: PathBuf,
+    /// Directory for the completions: sipsd.bash, _sipsd (zsh), sipsd.fish.
+    #[arg(long)]
+    completions: PathBuf,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -181,6 +194,7 @@ fn main() -> ExitCode {
         Command::Encrypt(a) => encrypt(a),
         Command::Inspect(a) => inspect(a),
         Command::SippCalls(a) => sipp_calls(a),
+        Command::GenerateDocs(a) => generate_docs(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -627,5 +641,28 @@ fn sipp_calls(a: SippArgs) -> CliResult<()> {
         a.calls,
         a.out_dir.display()
     );
+    Ok(())
+}
+
+/// Man pages (clap_mangen) and completions (clap_complete) from the clap definition above,
+/// so they cannot drift from the options the binary accepts. clap_mangen gives the hidden
+/// command no page; the completions still offer it.
+fn generate_docs(a: GenerateDocsArgs) -> CliResult<()> {
+    use clap::CommandFactory as _;
+    use clap_complete::Shell;
+    let io = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
+    for dir in [&a.man, &a.completions] {
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    }
+    clap_mangen::generate_to(Cli::command(), &a.man).map_err(|e| io(&a.man, e))?;
+    for (shell, file) in [
+        (Shell::Bash, "sipsd.bash"),
+        (Shell::Zsh, "_sipsd"),
+        (Shell::Fish, "sipsd.fish"),
+    ] {
+        let path = a.completions.join(file);
+        let mut out = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
+        clap_complete::generate(shell, &mut Cli::command(), "sipsd", &mut out);
+    }
     Ok(())
 }

@@ -116,6 +116,25 @@ untrusted_pid=$SD_PID
 
 # SIPp scenarios. The callee answers with a plain SDP and keeps the proxies' Record-Route
 # (sipp's built-in uas does not), so ACK, INFO and BYE take the record-routed path.
+# uas_answer METHOD: receive one in-dialog METHOD and answer it 200 OK without a body.
+uas_answer() {
+    cat <<XML
+  <recv request="$1"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+XML
+}
+
 # uas_xml [info]: with "info", also answer one in-dialog INFO.
 uas_xml() {
     cat <<'XML'
@@ -146,37 +165,9 @@ uas_xml() {
   </send>
   <recv request="ACK"/>
 XML
-    [ "${1:-}" = info ] && cat <<'XML'
-  <recv request="INFO"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-XML
-    cat <<'XML'
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-XML
+    [ "${1:-}" = info ] && uas_answer INFO
+    uas_answer BYE
+    echo '</scenario>'
 }
 
 # uac_in_dialog METHOD CSEQ [CONTENT-TYPE BODYFILE]: one in-dialog request and its 200

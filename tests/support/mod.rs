@@ -23,7 +23,7 @@
 //!
 //! Processes are started through `scripts/lib/proxies.sh` (the Kamailio command line of P1
 //! and P2 is defined there once, for the shell scripts and these tests alike).
-#![allow(dead_code, unused_macros, unused_imports)]
+#![allow(dead_code, unused_macros)]
 
 #[macro_use]
 pub mod check;

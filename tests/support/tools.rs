@@ -128,3 +128,15 @@ impl Tools {
             .expect("run the sipsd CLI")
     }
 }
+
+/// The start of a Kamailio + SIPp scenario: takes `support::serial()`, prints its name, and
+/// returns the tools (or None after SKIPPED).
+pub fn kamailio_e2e(name: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Tools)> {
+    let guard = super::serial();
+    println!("== kamailio e2e: {name}");
+    let t = Tools::require(
+        "kamailio e2e",
+        &[Need::Kamailio, Need::Sipp, Need::Module, Need::Keys],
+    )?;
+    Some((guard, t))
+}

@@ -145,6 +145,16 @@ pub fn store_of(key: &Path, cert: &Path) -> KeyStore {
     .unwrap_or_else(|e| panic!("key store {}: {e}", key.display()))
 }
 
+/// Every RSA key transport padding sipsd seals with.
+pub const PADDINGS: [RsaPadding; 3] = [
+    RsaPadding::OaepSha1,
+    RsaPadding::OaepSha256,
+    RsaPadding::Pkcs1v15,
+];
+
+/// Both ways a RecipientInfo names a certificate.
+pub const ID_KINDS: [IdKind; 2] = [IdKind::IssuerSerial, IdKind::SubjectKeyId];
+
 /// Callee, proxy1 (certificates, named by `id`, wrapped with `padding`) and the pre-shared key.
 pub fn three_recipients(id: IdKind, padding: RsaPadding) -> [Recipient; 3] {
     [

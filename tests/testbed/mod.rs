@@ -327,6 +327,15 @@ impl Testbed {
     }
 }
 
+/// The Call-ID of the first INVITE the caller of `run` sent.
+pub fn first_call_id(run: &Run) -> String {
+    parse_trace(&run.dir.join("uac-msgs.txt"))
+        .iter()
+        .find(|m| m.sent && m.cseq() == "1 INVITE")
+        .map(|m| m.call_id().to_string())
+        .unwrap_or_else(|| panic!("FAILED: no INVITE in the SIPp trace of {}", run.name))
+}
+
 /// Wait until the caller has sent `n` messages whose CSeq is `cseq` (e.g. "1 ACK").
 pub fn wait_sent(run: &Run, cseq: &str, n: usize, limit: Duration) -> bool {
     wait_for(limit, || {

@@ -42,6 +42,7 @@
 #include "modules/sl/sl.h"
 
 #include "sipsd.h"
+#include "sipsd_compat.h"
 
 MODULE_VERSION
 

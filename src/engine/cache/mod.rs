@@ -372,20 +372,21 @@ impl SharedCache {
         self.region.len()
     }
 
-    /// Test support: take the lock and return WITHOUT releasing it, so a test can kill this
-    /// process while it holds the lock. Any later call from this same process fails with
-    /// `CacheError::Lock(EDEADLK)`.
-    #[doc(hidden)]
+    /// Test support (feature `test-hooks`, never in a release build): take the lock and
+    /// return WITHOUT releasing it, so a test can kill this process while it holds the lock.
+    /// Any later call from this same process fails with `CacheError::Lock(EDEADLK)`.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn debug_lock_and_hold(&self) {
         if let Ok(guard) = self.locked() {
             std::mem::forget(guard);
         }
     }
 
-    /// Test support: like [`debug_lock_and_hold`](Self::debug_lock_and_hold), but first leave
-    /// the table as a worker killed in the middle of changing `key`'s entry would (dirty flag
-    /// set, the slot half written, its bucket chain cut).
-    #[doc(hidden)]
+    /// Test support (feature `test-hooks`): like
+    /// [`debug_lock_and_hold`](Self::debug_lock_and_hold), but first leave the table as a
+    /// worker killed in the middle of changing `key`'s entry would (dirty flag set, the slot
+    /// half written, its bucket chain cut).
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn debug_lock_dirty_and_hold(&self, key: &DialogKey) {
         if let Ok(mut guard) = self.locked() {
             guard.simulate_interrupted_mutation(key);

@@ -2,7 +2,7 @@
 //! inherits it, and its layout.
 //!
 //! ```text
-//! offset 0         Control      magic, version, capacity, nbuckets, ttl, epoch, robust mutex
+//! offset 0         Control      ttl, hash key, epoch, robust mutex
 //! table_off        TableHeader  dirty flag, touched slots, entries, lists, counters
 //! buckets_off      [Link; nbuckets]   bucket heads (nbuckets = capacity rounded up to 2^k)
 //! slots_off        [Slot; capacity]   104 bytes each
@@ -19,23 +19,12 @@ use super::lock::{Acquired, ShmMutex};
 use super::table::{Link, Slot, Table, TableHeader, SLOT_SIZE};
 use super::{CacheConfig, CacheError, MAX_CAPACITY};
 
-const MAGIC: u64 = u64::from_be_bytes(*b"SIPSDKC1");
-const VERSION: u32 = 3;
 const ALIGN: usize = 64;
 
 /// The immutable-after-create part of the header, plus the two things every process touches
 /// without holding the lock through a `&mut`: the mutex and the epoch counter.
 #[repr(C)]
 pub(crate) struct Control {
-    /// Identifies the region in a memory dump; not read back by the code.
-    #[allow(dead_code)]
-    magic: u64,
-    #[allow(dead_code)]
-    version: u32,
-    #[allow(dead_code)]
-    capacity: u32,
-    #[allow(dead_code)]
-    nbuckets: u32,
     ttl_secs: u32,
     /// Random SipHash key of the bucket index, drawn once at creation (see `table.rs`).
     hash_key: [u8; 16],
@@ -139,10 +128,6 @@ impl Region {
         // Fields are written through raw pointers, never through a reference to
         // uninitialised data.
         unsafe {
-            ptr::addr_of_mut!((*control).magic).write(MAGIC);
-            ptr::addr_of_mut!((*control).version).write(VERSION);
-            ptr::addr_of_mut!((*control).capacity).write(cfg.capacity);
-            ptr::addr_of_mut!((*control).nbuckets).write(layout.nbuckets as u32);
             ptr::addr_of_mut!((*control).ttl_secs).write(cfg.ttl_secs);
             ptr::addr_of_mut!((*control).hash_key).write(hash_key);
             ptr::addr_of_mut!((*control).epoch).write(AtomicU64::new(0));

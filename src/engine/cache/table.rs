@@ -680,6 +680,7 @@ impl<'a> Table<'a> {
 
     /// Test support: leave the table as a worker killed mid-mutation would: dirty, with the
     /// entry's slot recorded as touched and its bucket chain cut.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn simulate_interrupted_mutation(&mut self, key: &DialogKey) {
         self.begin();
         if let Some(idx) = self.find(key.as_bytes()) {

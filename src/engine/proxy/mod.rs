@@ -32,8 +32,8 @@ use crate::crypto::cms::{self, Cek, CmsError, CmsKind, CmsMessage, ContentAlg, R
 use crate::crypto::keys::KeyStore;
 use crate::engine::cache::{now_secs, DialogKey, Entry, OnMiss, SharedCache, Stored, Verdict};
 use crate::engine::{Error, Result};
-use crate::sip::body::{self, EncryptedPart};
-use crate::sip::disclose::{DisclosureRequest, Selection};
+use crate::sip::body::{self, BodyError, EncryptedPart};
+use crate::sip::disclose::{DiscloseError, DisclosureRequest, Selection};
 use crate::sip::sdp::SdpInfo;
 use counters::SharedCounters;
 
@@ -116,6 +116,10 @@ pub enum Decision {
 pub struct Selected {
     part: EncryptedPart,
     cms: CmsMessage,
+    /// Asked for by `Disclose-To`: failing to open it is an error, not "not for me".
+    required: bool,
+    /// A RecipientInfo names one of our keys (else it opens only with the dialog's key).
+    ours: bool,
 }
 
 impl Selected {
@@ -148,12 +152,60 @@ pub struct Proxy {
 struct MessageCtx<'m> {
     msg: &'m SipMessage<'m>,
     keys: Arc<KeyStore>,
-    /// The dialog ids to look the key up under, the caller's tag first (From, then To).
-    dialogs: Vec<DialogKey>,
+    /// The dialog ids to look the key up under, the caller's tag first (From, then To);
+    /// worked out when first needed (a message without a body needs none).
+    dialogs: Option<Vec<DialogKey>>,
     budget: RsaBudget,
     /// The last key that opened a part of this message: tried on the next part before any
     /// RSA work.
     last_cek: Option<Cek>,
+}
+
+impl MessageCtx<'_> {
+    fn dialogs(&mut self) -> Result<&[DialogKey]> {
+        if self.dialogs.is_none() {
+            self.dialogs = Some(dialog_ids(self.msg)?);
+        }
+        Ok(self.dialogs.as_deref().unwrap_or_default())
+    }
+}
+
+/// When [`Proxy::decide`] finds out whether the dialog's key is cached, for the parts that
+/// only it can open.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// Now (`should_decrypt`: nothing is opened).
+    Now,
+    /// When the part is opened, under the same lock (`unwrap`: one lock per message).
+    AtOpen,
+}
+
+/// A part opened: its plaintext (with inner MIME headers), and where its key came from.
+struct Opening {
+    plaintext: Zeroizing<Vec<u8>>,
+    key_source: KeySource,
+    key_label: String,
+    generation: u32,
+}
+
+impl Opening {
+    fn from_dialog(plaintext: Zeroizing<Vec<u8>>, generation: u32) -> Opening {
+        Opening {
+            plaintext,
+            key_source: KeySource::Cache,
+            key_label: "dialog".into(),
+            generation,
+        }
+    }
+
+    fn unwrapped(opened: cms::Opened, generation: u32) -> Opening {
+        Opening {
+            plaintext: opened.plaintext,
+            key_source: KeySource::Wrapped,
+            key_label: opened.key_label,
+            generation,
+        }
+    }
 }
 
 /// What a known dialog's entry said about an (Auth)EnvelopedData part.
@@ -214,8 +266,8 @@ impl Proxy {
     /// Decides whether `msg` carries a body part meant for this proxy (docs/PROTOCOL.md).
     /// Changes and counts nothing.
     pub fn should_decrypt(&self, msg: &SipMessage<'_>) -> Result<Decision> {
-        let ctx = self.context(msg)?;
-        self.decide(&ctx)
+        let mut ctx = self.context(msg)?;
+        self.decide(&mut ctx, Look::Now)
     }
 
     /// Decrypts the parts meant for this proxy: a new dialog's key is cached, a proven
@@ -239,15 +291,22 @@ impl Proxy {
     }
 
     fn unwrap_in(&self, ctx: &mut MessageCtx<'_>) -> Result<Unwrapped> {
-        match self.decide(ctx)? {
-            Decision::NotEncrypted => Ok(Unwrapped::NotEncrypted),
-            Decision::NotForMe => Ok(Unwrapped::NotForMe),
-            Decision::Decrypt(selected) => selected
-                .into_iter()
-                .map(|s| self.open_part(ctx, s))
-                .collect::<Result<Vec<_>>>()
-                .map(Unwrapped::Disclosed),
+        let selected = match self.decide(ctx, Look::AtOpen)? {
+            Decision::NotEncrypted => return Ok(Unwrapped::NotEncrypted),
+            Decision::NotForMe => return Ok(Unwrapped::NotForMe),
+            Decision::Decrypt(selected) => selected,
+        };
+        let mut parts = Vec::with_capacity(selected.len());
+        for s in selected {
+            if let Some(p) = self.open_part(ctx, s)? {
+                parts.push(p);
+            }
         }
+        Ok(if parts.is_empty() {
+            Unwrapped::NotForMe
+        } else {
+            Unwrapped::Disclosed(parts)
+        })
     }
 
     /// Applies a key rotation carried by `msg`: a message inside a dialog whose key is cached,
@@ -341,19 +400,22 @@ impl Proxy {
         Ok(MessageCtx {
             msg,
             keys: self.keys(),
-            dialogs: Vec::new(),
+            dialogs: None,
             budget: RsaBudget::new(self.config.max_rsa_ops),
             last_cek: None,
         })
     }
 
-    fn decide(&self, ctx: &MessageCtx<'_>) -> Result<Decision> {
+    fn decide(&self, ctx: &mut MessageCtx<'_>, look: Look) -> Result<Decision> {
         let msg = ctx.msg;
-        let content_type = text(msg.content_type, "Content-Type is not UTF-8")?;
+        let content_type = std::str::from_utf8(msg.content_type)
+            .map_err(|_| BodyError::HeaderNotUtf8("Content-Type"))?;
         if content_type.trim().is_empty() || msg.body.is_empty() {
             return Ok(Decision::NotEncrypted);
         }
-        let te = text(msg.transfer_encoding, "Content-Transfer-Encoding")?.trim();
+        let te = std::str::from_utf8(msg.transfer_encoding)
+            .map_err(|_| BodyError::HeaderNotUtf8("Content-Transfer-Encoding"))?
+            .trim();
         let te = (!te.is_empty()).then_some(te);
         let parts = body::encrypted_parts(content_type, te, msg.body, &self.config.limits)?;
         if parts.is_empty() {
@@ -369,9 +431,19 @@ impl Proxy {
                     limit: self.config.max_recipients,
                 });
             }
-            parsed.push((Selected { part, cms }, insp));
+            let ours = insp.kind != CmsKind::EncryptedData
+                && cms::matching_recipient(&insp, &*ctx.keys).is_some();
+            let selected = Selected {
+                part,
+                cms,
+                required: false,
+                ours,
+            };
+            parsed.push((selected, insp));
         }
-        let header = text(msg.disclose_to, "Disclose-To is not UTF-8")?.trim();
+        let header = std::str::from_utf8(msg.disclose_to)
+            .map_err(|_| DiscloseError::NotUtf8)?
+            .trim();
         let request = match (self.config.mode, header.is_empty()) {
             (Mode::Implicit, _) | (_, true) => None,
             (_, false) => Some(DisclosureRequest::parse(header)?),
@@ -385,8 +457,9 @@ impl Proxy {
         match explicit {
             Some(Selection::NotNamed) => return Ok(Decision::NotForMe),
             Some(Selection::AllParts) => {
-                for (s, insp) in parsed {
-                    self.require_openable(ctx, &insp)?;
+                for (mut s, insp) in parsed {
+                    s.required = true;
+                    self.admit(ctx, &s, &insp, look)?;
                     selected.push(s);
                 }
             }
@@ -396,15 +469,16 @@ impl Proxy {
                         .iter()
                         .position(|(s, _)| s.part.has_content_id(&cid))
                         .ok_or_else(|| Error::ContentIdNotFound(cid.clone()))?;
-                    let (s, insp) = parsed.swap_remove(pos);
-                    self.require_openable(ctx, &insp)?;
+                    let (mut s, insp) = parsed.swap_remove(pos);
+                    s.required = true;
+                    self.admit(ctx, &s, &insp, look)?;
                     selected.push(s);
                 }
                 selected.sort_by_key(|s| s.part.range.start);
             }
             None => {
                 for (s, insp) in parsed {
-                    if self.openable(ctx, &insp)? {
+                    if self.admit(ctx, &s, &insp, look)? {
                         selected.push(s);
                     }
                 }
@@ -417,50 +491,69 @@ impl Proxy {
         })
     }
 
-    /// Implicit test: a RecipientInfo names one of our keys (or, for a rotation, the dialog
-    /// key's proof while the dialog is cached), or, for EncryptedData, the dialog key is cached.
-    fn openable(&self, ctx: &MessageCtx<'_>, insp: &cms::Inspection) -> Result<bool> {
-        let dialog_known =
-            || -> Result<bool> { Ok(self.cache.contains(&dialog_ids(ctx.msg)?)?.is_some()) };
-        Ok(match insp.kind {
-            CmsKind::EncryptedData => dialog_known()?,
-            _ if cms::matching_recipient(insp, &*ctx.keys).is_some() => true,
-            _ => insp.has_rotation_proof() && dialog_known()?,
-        })
-    }
-
-    /// Explicit request: the part must be openable, else the specific reason.
-    fn require_openable(&self, ctx: &MessageCtx<'_>, insp: &cms::Inspection) -> Result<()> {
-        if self.openable(ctx, insp)? {
-            return Ok(());
-        }
-        Err(match insp.kind {
-            CmsKind::EncryptedData => Error::NoDialogKey,
-            _ => Error::Cms(CmsError::NotRecipient),
-        })
-    }
-
-    fn open_part(&self, ctx: &mut MessageCtx<'_>, selected: Selected) -> Result<DisclosedPart> {
-        if ctx.dialogs.is_empty() {
-            ctx.dialogs = dialog_ids(ctx.msg)?;
-        }
-        let (plaintext, key_source, key_label, generation) = match selected.kind() {
-            CmsKind::EncryptedData => {
-                let (plain, generation) = self.open_in_dialog(ctx, &selected.cms)?;
-                (plain, KeySource::Cache, "dialog".to_string(), generation)
+    /// Whether the proxy can open the part: a RecipientInfo names one of its keys, or the part
+    /// opens only with the dialog's key (EncryptedData, or a rotation proof) and the key is
+    /// cached — looked up now, or left to the opening under its lock (`Look::AtOpen`). A
+    /// required part that cannot be opened is an error naming why.
+    fn admit(
+        &self,
+        ctx: &mut MessageCtx<'_>,
+        s: &Selected,
+        insp: &cms::Inspection,
+        look: Look,
+    ) -> Result<bool> {
+        let encrypted = insp.kind == CmsKind::EncryptedData;
+        let by_dialog = encrypted || (!s.ours && insp.has_rotation_proof());
+        let refuse = |required: bool| -> Result<bool> {
+            match (required, encrypted) {
+                (false, _) => Ok(false),
+                (true, true) => Err(Error::NoDialogKey),
+                (true, false) => Err(Error::Cms(CmsError::NotRecipient)),
             }
-            _ => self.open_enveloped(ctx, &selected.cms)?,
         };
-        let (content_type, inner) = body::parse_inner(&plaintext)?;
-        Ok(DisclosedPart {
+        if s.ours {
+            return Ok(true);
+        }
+        if !by_dialog {
+            return refuse(s.required);
+        }
+        if look == Look::Now {
+            let dialogs = ctx.dialogs()?.to_vec();
+            if self.cache.contains(&dialogs)?.is_none() {
+                return refuse(s.required);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Opens one selected part; `None` when it turns out not to be for this proxy (a part
+    /// only the dialog's key opens, for a dialog with no cached key, not asked for).
+    fn open_part(
+        &self,
+        ctx: &mut MessageCtx<'_>,
+        selected: Selected,
+    ) -> Result<Option<DisclosedPart>> {
+        let opened = match selected.kind() {
+            CmsKind::EncryptedData => self.open_in_dialog(ctx, &selected.cms)?,
+            _ => self.open_enveloped(ctx, &selected)?,
+        };
+        let Some(opening) = opened else {
+            return match (selected.required, selected.kind()) {
+                (false, _) => Ok(None),
+                (true, CmsKind::EncryptedData) => Err(Error::NoDialogKey),
+                (true, _) => Err(Error::Cms(CmsError::NotRecipient)),
+            };
+        };
+        let (content_type, inner) = body::parse_inner(&opening.plaintext)?;
+        Ok(Some(DisclosedPart {
             kind: selected.kind(),
             content_id: selected.part.content_id,
             content_type,
             body: Zeroizing::new(inner.to_vec()),
-            key_source,
-            key_label,
-            generation,
-        })
+            key_source: opening.key_source,
+            key_label: opening.key_label,
+            generation: opening.generation,
+        }))
     }
 
     /// EncryptedData: only the cached key opens it, and only a body it authenticated counts
@@ -469,26 +562,26 @@ impl Proxy {
     /// differently.
     fn open_in_dialog(
         &self,
-        ctx: &MessageCtx<'_>,
+        ctx: &mut MessageCtx<'_>,
         cms: &CmsMessage,
-    ) -> Result<(Zeroizing<Vec<u8>>, u32)> {
-        if !cms.is_authenticated()? && !self.config.allow_cbc_in_dialog {
-            return Err(Error::UnauthenticatedInDialog);
-        }
-        let outcome = self
-            .cache
-            .with_entry(&ctx.dialogs, OnMiss::Count, |found| {
-                let e = found.entry;
-                let opened = self
-                    .check_rotation_policy(&e)
-                    .and_then(|()| cek_of(&e))
-                    .and_then(|cek| Ok(cms.open_with_cek(&cek)?));
-                match opened {
-                    Ok(plain) => (Verdict::Used, Ok((plain, e.generation))),
-                    Err(err) => (Verdict::Keep, Err(err)),
-                }
-            })?;
-        outcome.ok_or(Error::NoDialogKey)?
+    ) -> Result<Option<Opening>> {
+        let refuse_cbc = !cms.is_authenticated()? && !self.config.allow_cbc_in_dialog;
+        let dialogs = ctx.dialogs()?;
+        let outcome = self.cache.with_entry(dialogs, OnMiss::Count, |found| {
+            let e = found.entry;
+            if refuse_cbc {
+                return (Verdict::Keep, Err(Error::UnauthenticatedInDialog));
+            }
+            let opened = self
+                .check_rotation_policy(&e)
+                .and_then(|()| cek_of(&e))
+                .and_then(|cek| Ok(cms.open_with_cek(&cek)?));
+            match opened {
+                Ok(plain) => (Verdict::Used, Ok(Opening::from_dialog(plain, e.generation))),
+                Err(err) => (Verdict::Keep, Err(err)),
+            }
+        })?;
+        outcome.transpose()
     }
 
     /// (Auth)EnvelopedData. For a dialog with a cached key: the same key again (proven by
@@ -498,14 +591,16 @@ impl Proxy {
     fn open_enveloped(
         &self,
         ctx: &mut MessageCtx<'_>,
-        cms: &CmsMessage,
-    ) -> Result<(Zeroizing<Vec<u8>>, KeySource, String, u32)> {
+        selected: &Selected,
+    ) -> Result<Option<Opening>> {
+        let cms = &selected.cms;
         let authenticated = cms.is_authenticated()?;
         let in_dialog = ctx.msg.in_dialog();
         let allow_cbc = self.config.allow_cbc_in_dialog;
+        let dialogs = ctx.dialogs()?.to_vec();
         let known = self
             .cache
-            .with_entry(&ctx.dialogs, OnMiss::Ignore, |found| {
+            .with_entry(&dialogs, OnMiss::Ignore, |found| {
                 let e = found.entry;
                 let current = match cek_of(&e) {
                     Ok(c) => c,
@@ -546,20 +641,17 @@ impl Proxy {
             .transpose()?;
         match known {
             Some(Known::Same(plain, generation)) => {
-                Ok((plain, KeySource::Cache, "dialog".into(), generation))
+                Ok(Some(Opening::from_dialog(plain, generation)))
             }
             Some(Known::Rotated(opened, generation)) => {
                 ctx.last_cek = Some(opened.cek.clone());
-                Ok((
-                    opened.plaintext,
-                    KeySource::Wrapped,
-                    opened.key_label,
-                    generation,
-                ))
+                Ok(Some(Opening::unwrapped(opened, generation)))
             }
+            // Only the dialog's key could open it, and the dialog has none here.
+            None if !selected.ours => Ok(None),
             Some(Known::NeedUnwrap) | None => {
                 let opened = self.open_with_own_key(ctx, cms)?;
-                let dialog = ctx.dialogs[0];
+                let dialog = dialogs[0];
                 let stored =
                     self.cache
                         .insert(&dialog, opened.cek.alg().code(), opened.cek.as_bytes())?;
@@ -569,12 +661,7 @@ impl Proxy {
                     Stored::Refused { .. } => return Err(Error::InitialCollision),
                 };
                 ctx.last_cek = Some(opened.cek.clone());
-                Ok((
-                    opened.plaintext,
-                    KeySource::Wrapped,
-                    opened.key_label,
-                    generation,
-                ))
+                Ok(Some(Opening::unwrapped(opened, generation)))
             }
         }
     }
@@ -623,11 +710,6 @@ fn dialog_ids(msg: &SipMessage<'_>) -> Result<Vec<DialogKey>> {
         ids.push(DialogKey::new(msg.call_id, msg.to_tag));
     }
     Ok(ids)
-}
-
-/// A header value as text; a value that is not UTF-8 is an error of its own kind.
-fn text<'a>(field: &'a [u8], what: &'static str) -> Result<&'a str> {
-    std::str::from_utf8(field).map_err(|_| Error::InvalidMessage(what))
 }
 
 /// The cached key as a [`Cek`].
