@@ -259,7 +259,7 @@ fn main() {
         .split_whitespace()
         .map(|s| s.parse().unwrap())
         .collect();
-    if !prerequisites(&["ip", "nft"]) {
+    if !prerequisites(&["ip", "nft", "sysctl", "kill"]) {
         return;
     }
     // Built by `cargo bench` with the bench (optimised) profile.

@@ -292,7 +292,9 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
-    if !prerequisites(&["ip", "nft", "ffmpeg", "tcpdump", "openssl", "ss", "timeout"]) {
+    if !prerequisites(&[
+        "ip", "nft", "ffmpeg", "tcpdump", "openssl", "ss", "timeout", "sysctl", "kill",
+    ]) {
         return;
     }
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_sipsd-rec"));
