@@ -238,7 +238,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, KeyError> {
 
 /// Reads a secret file. If group or others may read it, it is refused when `strict`, else
 /// read with a warning (the second value).
-fn read_secret(
+pub(crate) fn read_secret(
     path: &Path,
     strict: bool,
 ) -> Result<(Zeroizing<Vec<u8>>, Option<String>), KeyError> {

@@ -13,6 +13,7 @@
 //! - [`cache`]: the per-dialog key cache in process-shared memory.
 //! - [`proxy`]: what a proxy does with a message; [`ua`]: what a user agent does.
 //! - `ffi`: the C ABI (header `include/sipsd.h`).
+//! - [`pcp`]: the control channel to the firewall agent (PCP, RFC 6887, authenticated).
 #![deny(unsafe_code)]
 
 pub mod body;
@@ -26,4 +27,5 @@ pub mod ua;
 pub mod error;
 pub mod ffi;
 pub mod hex;
+pub mod pcp;
 pub mod proxy;
