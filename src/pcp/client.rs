@@ -74,8 +74,8 @@ pub struct Remote {
 }
 
 /// One UDP flow endpoint to open: media arriving at `internal`, from `remotes` (any source
-/// when empty). A flow with remotes also lets `internal` send to them (the mapping's return
-/// direction, docs/FIREWALL.md).
+/// when empty). A remote with a port also lets `internal` send to exactly that remote
+/// address:port (the mapping's return direction, docs/FIREWALL.md).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Flow {
     /// The media address and port the pinhole leads to (the PCP THIRD_PARTY address and
@@ -94,7 +94,7 @@ impl Flow {
         }
     }
 
-    /// A flow only `remote` may send to (and `internal` may send to `remote`).
+    /// A flow only `remote` may send to (and, when `remote` has a port, `internal` to it).
     pub fn between(internal: SocketAddr, remote: Remote) -> Self {
         Flow {
             internal,

@@ -584,18 +584,23 @@ impl Response {
         let result = ResultCode::from_u8(b[3]).ok_or(b[3]);
         let lifetime = be32(&b[4..]);
         let epoch = be32(&b[8..]);
-        // An error response may carry a truncated copy of the request; read MAP data and
-        // options only when they are there.
+        // An error response carries a copy of the request (RFC 6887 §8.3), which may be
+        // truncated or hold the very option that was malformed: MAP data is read when it is
+        // there, and the options of an error response only as far as they decode.
+        let success = result == Ok(ResultCode::Success);
+        let options_of = |rest: &[u8]| match decode_options(rest, opcode) {
+            Ok(o) => Ok(o),
+            Err(_) if !success => Ok(Options::default()),
+            Err(e) => Err(e),
+        };
         let (map, options) = match opcode {
-            Opcode::Map if b.len() >= HEADER_LEN + MAP_LEN => {
-                let map = decode_map(&b[HEADER_LEN..])?;
-                (
-                    Some(map),
-                    decode_options(&b[HEADER_LEN + MAP_LEN..], opcode)?,
-                )
-            }
+            Opcode::Map if b.len() >= HEADER_LEN + MAP_LEN => match decode_map(&b[HEADER_LEN..]) {
+                Ok(m) => (Some(m), options_of(&b[HEADER_LEN + MAP_LEN..])?),
+                Err(_) if !success => (None, Options::default()),
+                Err(e) => return Err(e),
+            },
             Opcode::Map => (None, Options::default()),
-            Opcode::Announce => (None, decode_options(&b[HEADER_LEN..], opcode)?),
+            Opcode::Announce => (None, options_of(&b[HEADER_LEN..])?),
         };
         Ok(Response {
             opcode,

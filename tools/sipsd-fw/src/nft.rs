@@ -254,9 +254,8 @@ impl Nft {
             let lookups = [
                 // any source -> internal:port
                 (vec![da.clone(), dp.clone()], "open"),
-                // peer -> internal:port, and internal:port -> peer
+                // peer (any port) -> internal:port
                 (vec![sa.clone(), da.clone(), dp.clone()], "peer"),
-                (vec![da.clone(), sa.clone(), sp.clone()], "peer"),
                 // peer:port -> internal:port, and back
                 (vec![sa.clone(), sp.clone(), da.clone(), dp.clone()], "flow"),
                 (vec![da, dp, sa, sp], "flow"),

@@ -6,8 +6,12 @@
 //! | mapping | set | element | matches |
 //! | --- | --- | --- | --- |
 //! | no FILTER | `open4`/`open6` | internal addr . port | any source → internal:port |
-//! | FILTER peer, port 0 | `peer4`/`peer6` | peer addr . internal addr . port | peer:any ↔ internal:port |
+//! | FILTER peer, port 0 | `peer4`/`peer6` | peer addr . internal addr . port | peer:any → internal:port |
 //! | FILTER peer:port | `flow4`/`flow6` | peer addr . port . internal addr . port | peer:port ↔ internal:port |
+//!
+//! Only an exact flow (both ports known) also lets the internal side send: the answer's
+//! mapping of the callee's media towards the caller's exact address:port opens the caller's
+//! direction, nothing wider.
 //!
 //! Every element carries the mapping's lifetime as its nftables timeout and `n=<nonce>` as
 //! its comment, so the table alone is the state: [`Pinholes::restore`] rebuilds this view
@@ -27,7 +31,7 @@ pub enum Key {
         /// The media address:port.
         internal: SocketAddr,
     },
-    /// `remote` (any port) and `internal` may exchange packets.
+    /// `remote` (any port) may send to `internal`.
     Peer {
         /// The remote peer's address.
         remote: IpAddr,
