@@ -4,7 +4,7 @@
 //! last option of a request or response. It holds a key id, the sender's clock in
 //! milliseconds, a random 64-bit value, and HMAC-SHA256 under a pre-shared key over every
 //! byte of the message before the MAC (the header, the opcode data, the other options and the
-//! option's own first 20 bytes). A PCP server that does not know the option skips it (RFC
+//! option's own first 24 bytes). A PCP server that does not know the option skips it (RFC
 //! 6887 §7.3) and relies on its source allow-list; sipsd-fw requires it.
 //!
 //! Replays: a receiver accepts a timestamp only inside a window around its clock and only

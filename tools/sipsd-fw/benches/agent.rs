@@ -1,1 +1,391 @@
-fn main() {}
+//! Benchmark of the firewall agent (root, network namespaces; `scripts/bench` runs it).
+//!
+//! 1. The nftables driver, with 10,000 elements in the set: one element added (and one
+//!    deleted) per transaction through (a) the `nftables` crate (`nft -j -f -` per batch,
+//!    what the agent uses), (b) `nft -f -` with the text syntax per batch, (c) one long-lived
+//!    `nft -e -i` process fed a line per transaction.
+//! 2. The agent: 10,000 pinholes opened through PCP (open throughput), then calls against
+//!    that full set: offer (2 flows), answer (4 flows: the 200 OK's exchange), delete; the
+//!    answer's request → response time is the time until the pinhole is effective (the agent
+//!    answers after the nftables transaction has committed, and a packet sent right after
+//!    the answer is checked to pass); then the 10,000 closed (close throughput).
+//!
+//! `cargo bench -p sipsd-fw --bench agent [-- --quick]`; with SIPSD_BENCH_OUT=FILE the
+//! Markdown section for docs/BENCHMARKS.md is written there too.
+
+#[path = "../tests/support/netns.rs"]
+mod netns;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use netns::*;
+use sipsd::pcp::{AuthKey, Client, ClientConfig, Flow, Remote};
+use sipsd_fw::config::Config;
+use sipsd_fw::nft::{Nft, Op};
+use sipsd_fw::pinholes::Key;
+
+const KEY: [u8; 32] = *b"sipsd-fw bench key, 32 bytes lng";
+const PRELOAD: usize = 10_000;
+
+fn sa(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+fn stats(mut v: Vec<Duration>) -> (Duration, Duration) {
+    v.sort();
+    let p = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
+    (p(0.5), p(0.99))
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+/// A scratch key for element `i`: 10.200.x.y:port, distinct for i < 65536 * 200.
+fn scratch(i: usize) -> Key {
+    Key::Open {
+        internal: SocketAddr::new(
+            std::net::Ipv4Addr::new(10, 200, (i / 250 % 250) as u8, (i % 250) as u8 + 1).into(),
+            (10_000 + i / 62_500) as u16,
+        ),
+    }
+}
+
+struct DriverResult {
+    name: &'static str,
+    add: (Duration, Duration),
+    del: (Duration, Duration),
+}
+
+fn driver_bench(n: usize) -> (Duration, Vec<DriverResult>) {
+    let cfg = Config::parse(
+        "listen = \"127.0.0.1:5351\"\nallow = [\"127.0.0.1\"]\nrequire_auth = false\ntable = \"fwbench\"\n",
+    )
+    .unwrap();
+    let nft = Nft::new("nft".into(), "fwbench".into());
+    nft.setup(&cfg).unwrap();
+    let comment = "n=000102030405060708090a0b".to_string();
+    let add = |k: Key| Op::Add {
+        key: k,
+        timeout: 3600,
+        comment: comment.clone(),
+    };
+    let t = Instant::now();
+    nft.apply(&(0..PRELOAD).map(|i| add(scratch(i))).collect::<Vec<_>>())
+        .unwrap();
+    let bulk = t.elapsed();
+    let mut results = Vec::new();
+    let mut next = PRELOAD;
+    let mut fresh = || {
+        next += 1;
+        scratch(next)
+    };
+
+    // (a) the nftables crate, nft -j -f - per batch
+    let (mut a, mut d) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let k = fresh();
+        let t = Instant::now();
+        nft.apply(&[add(k)]).unwrap();
+        a.push(t.elapsed());
+        let t = Instant::now();
+        nft.apply(&[Op::Delete(k)]).unwrap();
+        d.push(t.elapsed());
+    }
+    results.push(DriverResult {
+        name: "`nftables` crate: `nft -j -f -` per transaction (the agent's driver)",
+        add: stats(a),
+        del: stats(d),
+    });
+
+    // (b) nft -f - with the text syntax per batch
+    let text = |k: &Key, add: bool| {
+        let Key::Open { internal } = k else {
+            unreachable!()
+        };
+        if add {
+            format!(
+                "add element inet fwbench open4 {{ {} . {} timeout 3600s comment \"{comment}\" }}\n",
+                internal.ip(),
+                internal.port()
+            )
+        } else {
+            format!(
+                "delete element inet fwbench open4 {{ {} . {} }}\n",
+                internal.ip(),
+                internal.port()
+            )
+        }
+    };
+    let run_text = |s: String| {
+        let mut c = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        assert!(c.wait().unwrap().success());
+    };
+    let (mut a, mut d) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let k = fresh();
+        let t = Instant::now();
+        run_text(text(&k, true));
+        a.push(t.elapsed());
+        let t = Instant::now();
+        run_text(text(&k, false));
+        d.push(t.elapsed());
+    }
+    results.push(DriverResult {
+        name: "`nft -f -` text syntax per transaction",
+        add: stats(a),
+        del: stats(d),
+    });
+
+    // (c) one long-lived `nft -e -i`: a line per transaction, done at "# new generation"
+    // nft's stdout is a pipe here: stdbuf makes it line-buffered, or the echo would wait
+    // for nft to exit
+    let mut child = Command::new("sh")
+        .args(["-c", "exec stdbuf -oL -eL nft -e -i 2>&1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let mut run_i = |s: String| {
+        stdin.write_all(s.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        loop {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "nft -i ended");
+            assert!(!line.starts_with("Error"), "nft -i: {line}");
+            if line.starts_with("# new generation") {
+                break;
+            }
+        }
+    };
+    let (mut a, mut d) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let k = fresh();
+        let t = Instant::now();
+        run_i(text(&k, true));
+        a.push(t.elapsed());
+        let t = Instant::now();
+        run_i(text(&k, false));
+        d.push(t.elapsed());
+    }
+    drop(stdin);
+    let _ = child.wait();
+    results.push(DriverResult {
+        name: "one long-lived `nft -e -i` process",
+        add: stats(a),
+        del: stats(d),
+    });
+    let _ = Command::new("nft")
+        .args(["delete", "table", "inet", "fwbench"])
+        .status();
+    (bulk, results)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    if let Some(why) = missing_tools() {
+        println!("SKIPPED: sipsd-fw agent bench: {why}");
+        return;
+    }
+    let (n_driver, n_calls) = if quick { (100, 100) } else { (300, 300) };
+    let topo = Topology::new("b");
+
+    println!("sipsd-fw bench: nftables driver, {PRELOAD} elements in the set, {n_driver} transactions each");
+    let (bulk, drivers) = in_ns(&topo.f, || driver_bench(n_driver));
+    for r in &drivers {
+        println!(
+            "  {}: add median {} p99 {}; delete median {} p99 {}",
+            r.name,
+            ms(r.add.0),
+            ms(r.add.1),
+            ms(r.del.0),
+            ms(r.del.1)
+        );
+    }
+
+    // ---- the agent -------------------------------------------------------------------------
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("k");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key_path)
+            .unwrap();
+        writeln!(f, "{}", sipsd::hex::encode(&KEY)).unwrap();
+    }
+    let cfg = dir.path().join("fw.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"{FW_MGMT}:5351\"\nallow = [\"{PROXY}\"]\ninterfaces = [\"fa\", \"fb\"]\n\
+             max_elements = 100000\n[[key]]\nid = 1\nfile = \"{}\"\n",
+            key_path.display()
+        ),
+    )
+    .unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sipsd-fw"));
+    let _agent = start_agent(bin, &topo, &cfg, &dir.path().join("agent.log"));
+    let client = in_ns(&topo.p, || {
+        let mut c = ClientConfig::new(sa(FW_MGMT, 5351));
+        c.key = Some(AuthKey::new(1, &KEY).unwrap());
+        c.initial_retransmit = Duration::from_millis(100);
+        Client::new(c).unwrap()
+    });
+    let t = Instant::now();
+    while !client
+        .announce(Duration::from_millis(200))
+        .unwrap()
+        .all_succeeded()
+    {
+        assert!(t.elapsed() < Duration::from_secs(20), "agent did not start");
+    }
+    let deadline = Duration::from_millis(500);
+
+    println!("sipsd-fw bench: opening {PRELOAD} pinholes through PCP");
+    let pre_flow = |i: usize| Flow::any_source(sa(CALLER, 10_000 + i as u16));
+    let t = Instant::now();
+    for i in 0..PRELOAD {
+        let x = client
+            .map(
+                format!("pre-{i}").as_bytes(),
+                &[pre_flow(i)],
+                3600,
+                deadline,
+            )
+            .unwrap();
+        assert!(x.all_succeeded(), "preload {i}: {:?}", x.outcomes);
+    }
+    let open_rate = PRELOAD as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "  opened {PRELOAD} in {:.1} s: {open_rate:.0} pinholes/s",
+        t.elapsed().as_secs_f64()
+    );
+
+    println!("sipsd-fw bench: {n_calls} calls with {PRELOAD} pinholes in the set");
+    let rx = in_ns(&topo.a, || UdpSocket::bind(sa(CALLER, 40000)).unwrap());
+    rx.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let tx = in_ns(&topo.b, || UdpSocket::bind(sa(CALLEE, 50000)).unwrap());
+    let (mut offer_t, mut answer_t, mut del_t) = (Vec::new(), Vec::new(), Vec::new());
+    let mut effective = 0;
+    let mut buf = [0u8; 64];
+    for c in 0..n_calls {
+        let d = format!("call-{c}");
+        let offer = [
+            Flow::any_source(sa(CALLER, 40000)),
+            Flow::any_source(sa(CALLER, 40001)),
+        ];
+        let callee = Remote {
+            addr: CALLEE.parse().unwrap(),
+            port: None,
+        };
+        let caller = |p| Remote {
+            addr: CALLER.parse().unwrap(),
+            port: Some(p),
+        };
+        let answer = [
+            Flow::between(sa(CALLER, 40000), callee),
+            Flow::between(sa(CALLER, 40001), callee),
+            Flow::between(sa(CALLEE, 50000), caller(40000)),
+            Flow::between(sa(CALLEE, 50001), caller(40001)),
+        ];
+        let x = client.map(d.as_bytes(), &offer, 60, deadline).unwrap();
+        assert!(x.all_succeeded());
+        offer_t.push(x.elapsed);
+        let x = client.map(d.as_bytes(), &answer, 60, deadline).unwrap();
+        assert!(x.all_succeeded());
+        answer_t.push(x.elapsed);
+        // effective: a packet from the callee sent right after the answer passes
+        tx.send_to(b"rtp", sa(CALLER, 40000)).unwrap();
+        if rx.recv(&mut buf).is_ok() {
+            effective += 1;
+        }
+        let x = client.delete(d.as_bytes(), &answer, deadline).unwrap();
+        assert!(x.all_succeeded());
+        del_t.push(x.elapsed);
+    }
+    let (offer_m, offer_p) = stats(offer_t);
+    let (answer_m, answer_p) = stats(answer_t);
+    let (del_m, del_p) = stats(del_t);
+    println!(
+        "  offer (2 flows) median {} p99 {}; answer (4 flows) median {} p99 {}; delete (4) median {} p99 {}; effective right after the answer: {effective}/{n_calls}",
+        ms(offer_m), ms(offer_p), ms(answer_m), ms(answer_p), ms(del_m), ms(del_p)
+    );
+
+    println!("sipsd-fw bench: closing the {PRELOAD} pinholes");
+    let t = Instant::now();
+    for i in 0..PRELOAD {
+        let x = client
+            .delete(format!("pre-{i}").as_bytes(), &[pre_flow(i)], deadline)
+            .unwrap();
+        assert!(x.all_succeeded());
+    }
+    let close_rate = PRELOAD as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "  closed {PRELOAD} in {:.1} s: {close_rate:.0} pinholes/s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let mut md = String::new();
+    md += "## 6. Firewall agent (sipsd-fw, nftables)\n\n";
+    md += &format!(
+        "`cargo bench -p sipsd-fw --bench agent{}` (tools/sipsd-fw/benches/agent.rs), as root: network namespaces caller / fw / callee / proxy on veth links, the real agent in the fw namespace, the library's PCP client (HMAC-authenticated) in the proxy namespace. Medians and 99th percentiles.\n\n",
+        if quick { " -- --quick" } else { "" }
+    );
+    md += &format!("### nftables driver: one element per transaction, {PRELOAD} elements in the set ({n_driver} each)\n\n");
+    md += "| driver | add median | add p99 | delete median | delete p99 |\n| --- | --- | --- | --- | --- |\n";
+    for r in &drivers {
+        md += &format!(
+            "| {} | {} | {} | {} | {} |\n",
+            r.name,
+            ms(r.add.0),
+            ms(r.add.1),
+            ms(r.del.0),
+            ms(r.del.1)
+        );
+    }
+    md += &format!(
+        "\nLoading the {PRELOAD} elements in one transaction (crate, JSON) took {}.\n\n",
+        ms(bulk)
+    );
+    md += &format!("### Through the agent, {PRELOAD} pinholes in the set ({n_calls} calls)\n\n");
+    md += "| exchange (PCP request → authenticated response, nftables committed) | median | p99 |\n| --- | --- | --- |\n";
+    md += &format!(
+        "| offer: 2 flows any source → caller | {} | {} |\n",
+        ms(offer_m),
+        ms(offer_p)
+    );
+    md += &format!(
+        "| **answer (the 200 OK): 4 flows, narrowing + exact, = time to an effective pinhole** | **{}** | **{}** |\n",
+        ms(answer_m),
+        ms(answer_p)
+    );
+    md += &format!(
+        "| delete (BYE): 4 flows | {} | {} |\n\n",
+        ms(del_m),
+        ms(del_p)
+    );
+    md += &format!(
+        "A packet from the callee sent right after each answer reached the caller in {effective} of {n_calls} calls. Opening {PRELOAD} pinholes one request at a time: **{open_rate:.0} pinholes/s**; closing them: **{close_rate:.0} pinholes/s** (one PCP exchange and one nftables transaction each, the agent serving one request at a time).\n"
+    );
+    if let Ok(path) = std::env::var("SIPSD_BENCH_OUT") {
+        std::fs::write(&path, &md).unwrap();
+        println!("wrote {path}");
+    } else {
+        println!("\n{md}");
+    }
+}
