@@ -57,10 +57,11 @@ fn scratch(i: usize) -> Key {
 struct DriverResult {
     name: &'static str,
     add: (Duration, Duration),
-    del: (Duration, Duration),
+    /// None when the driver gives no sign that a delete finished
+    del: Option<(Duration, Duration)>,
 }
 
-fn driver_bench(n: usize) -> (Duration, Vec<DriverResult>) {
+fn driver_bench(n: usize) -> (Duration, Vec<DriverResult>, usize) {
     let cfg = Config::parse(
         "listen = \"127.0.0.1:5351\"\nallow = [\"127.0.0.1\"]\nrequire_auth = false\ntable = \"fwbench\"\n",
     )
@@ -98,7 +99,7 @@ fn driver_bench(n: usize) -> (Duration, Vec<DriverResult>) {
     results.push(DriverResult {
         name: "`nftables` crate: `nft -j -f -` per transaction (the agent's driver)",
         add: stats(a),
-        del: stats(d),
+        del: Some(stats(d)),
     });
 
     // (b) nft -f - with the text syntax per batch
@@ -142,14 +143,45 @@ fn driver_bench(n: usize) -> (Duration, Vec<DriverResult>) {
     results.push(DriverResult {
         name: "`nft -f -` text syntax per transaction",
         add: stats(a),
-        del: stats(d),
+        del: Some(stats(d)),
     });
 
-    // (c) one long-lived `nft -e -i`: a line per transaction, done at "# new generation"
+    (bulk, results, next)
+}
+
+/// (c) one long-lived `nft -e -i` in namespace `ns`, started through `ip netns exec` (its
+/// start is not measured): a line per transaction, done at nft's "# new generation" echo.
+fn interactive_bench(ns: &str, n: usize, mut next: usize) -> DriverResult {
+    let comment = "n=000102030405060708090a0b";
+    let text = |k: &Key, add: bool| {
+        let Key::Open { internal } = k else {
+            unreachable!()
+        };
+        if add {
+            format!(
+                "add element inet fwbench open4 {{ {} . {} timeout 3600s comment \"{comment}\" }}\n",
+                internal.ip(),
+                internal.port()
+            )
+        } else {
+            format!(
+                "delete element inet fwbench open4 {{ {} . {} }}\n",
+                internal.ip(),
+                internal.port()
+            )
+        }
+    };
     // nft's stdout is a pipe here: stdbuf makes it line-buffered, or the echo would wait
     // for nft to exit
-    let mut child = Command::new("sh")
-        .args(["-c", "exec stdbuf -oL -eL nft -e -i 2>&1"])
+    let mut child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "sh",
+            "-c",
+            "exec stdbuf -oL -eL nft -e -i 2>&1",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -157,10 +189,13 @@ fn driver_bench(n: usize) -> (Duration, Vec<DriverResult>) {
     let mut stdin = child.stdin.take().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    let mut run_i = |s: String| {
+    // An add is done when its echo and "# new generation" come back. A delete echoes
+    // nothing, so there is no sign on the pipe that it finished: it is sent unmeasured, and
+    // the next add's echo shows it was done.
+    let mut send = |s: String, wait: bool| {
         stdin.write_all(s.as_bytes()).unwrap();
         stdin.flush().unwrap();
-        loop {
+        while wait {
             line.clear();
             assert!(out.read_line(&mut line).unwrap() > 0, "nft -i ended");
             assert!(!line.starts_with("Error"), "nft -i: {line}");
@@ -169,27 +204,22 @@ fn driver_bench(n: usize) -> (Duration, Vec<DriverResult>) {
             }
         }
     };
-    let (mut a, mut d) = (Vec::new(), Vec::new());
+    let mut a = Vec::new();
     for _ in 0..n {
-        let k = fresh();
+        next += 1;
+        let k = scratch(next);
         let t = Instant::now();
-        run_i(text(&k, true));
+        send(text(&k, true), true);
         a.push(t.elapsed());
-        let t = Instant::now();
-        run_i(text(&k, false));
-        d.push(t.elapsed());
+        send(text(&k, false), false);
     }
     drop(stdin);
     let _ = child.wait();
-    results.push(DriverResult {
+    DriverResult {
         name: "one long-lived `nft -e -i` process",
         add: stats(a),
-        del: stats(d),
-    });
-    let _ = Command::new("nft")
-        .args(["delete", "table", "inet", "fwbench"])
-        .status();
-    (bulk, results)
+        del: None,
+    }
 }
 
 fn main() {
@@ -202,15 +232,20 @@ fn main() {
     let topo = Topology::new("b");
 
     println!("sipsd-fw bench: nftables driver, {PRELOAD} elements in the set, {n_driver} transactions each");
-    let (bulk, drivers) = in_ns(&topo.f, || driver_bench(n_driver));
+    let (bulk, mut drivers, next) = in_ns(&topo.f, || driver_bench(n_driver));
+    drivers.push(interactive_bench(&topo.f, n_driver, next));
+    topo.nft(&["delete", "table", "inet", "fwbench"]);
     for r in &drivers {
         println!(
-            "  {}: add median {} p99 {}; delete median {} p99 {}",
+            "  {}: add median {} p99 {}; delete {}",
             r.name,
             ms(r.add.0),
             ms(r.add.1),
-            ms(r.del.0),
-            ms(r.del.1)
+            r.del.map_or("not measurable".into(), |d| format!(
+                "median {} p99 {}",
+                ms(d.0),
+                ms(d.1)
+            ))
         );
     }
 
@@ -349,13 +384,16 @@ fn main() {
     md += &format!("### nftables driver: one element per transaction, {PRELOAD} elements in the set ({n_driver} each)\n\n");
     md += "| driver | add median | add p99 | delete median | delete p99 |\n| --- | --- | --- | --- | --- |\n";
     for r in &drivers {
+        let (dm, dp) = r
+            .del
+            .map_or(("no completion signal".into(), "—".into()), |d| {
+                (ms(d.0), ms(d.1))
+            });
         md += &format!(
-            "| {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {dm} | {dp} |\n",
             r.name,
             ms(r.add.0),
             ms(r.add.1),
-            ms(r.del.0),
-            ms(r.del.1)
         );
     }
     md += &format!(

@@ -4,7 +4,7 @@
 //! A request is checked completely before anything is changed, and its changes are one
 //! transaction: a request with one bad FILTER among good ones changes nothing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -110,152 +110,250 @@ impl Engine {
 
     /// Decides and applies one request from `src` (already authenticated and fresh).
     pub fn handle(&mut self, req: &Request, src: IpAddr, now: Instant) -> Decision {
+        self.handle_batch(&[(req, src)], now)
+            .pop()
+            .expect("one decision per request")
+    }
+
+    /// Decides the requests in order (each sees the ones before it) and applies all their
+    /// set changes as one nftables transaction. If nftables refuses the transaction, each
+    /// request is applied alone instead, so that one failing request cannot fail the others;
+    /// a request alone whose transaction fails is retried once on the table read back.
+    pub fn handle_batch(&mut self, reqs: &[(&Request, IpAddr)], now: Instant) -> Vec<Decision> {
         self.pinholes.expire(now);
+        let mut view = View::default();
+        let mut ops = Vec::new();
+        let mut decisions = Vec::with_capacity(reqs.len());
+        for (req, src) in reqs {
+            match self.plan(req, *src, now, &view) {
+                Ok(p) => {
+                    for (internal, m) in p.changes {
+                        let old = view
+                            .get(&self.pinholes, &internal, now)
+                            .map_or(0, |o| o.keys.len());
+                        let new = m.as_ref().map_or(0, |m| m.keys.len());
+                        view.delta += new as isize - old as isize;
+                        view.overlay.insert(internal, m);
+                    }
+                    ops.extend(p.ops);
+                    decisions.push(p.decision);
+                }
+                Err(d) => decisions.push(d),
+            }
+        }
+        if ops.is_empty() {
+            return decisions;
+        }
+        match self.nft.apply(&ops) {
+            Ok(()) => {
+                for (internal, m) in view.overlay {
+                    match m {
+                        Some(m) => self.pinholes.set(internal, m),
+                        None => self.pinholes.remove(&internal),
+                    }
+                }
+                decisions
+            }
+            Err(_) if reqs.len() > 1 => reqs.iter().map(|r| self.handle(r.0, r.1, now)).collect(),
+            Err(first) => {
+                // Alone: the view may be stale (an element expired, or was removed by hand).
+                let fresh = self.nft.read().map(|e| Pinholes::restore(e, now).0);
+                match fresh {
+                    Ok(p) => self.pinholes = p,
+                    Err(e) => return vec![network_failure(format!("{first}; reading back: {e}"))],
+                }
+                let (req, src) = reqs[0];
+                let view = View::default();
+                match self.plan(req, src, now, &view) {
+                    Ok(p) => match self.nft.apply(&p.ops) {
+                        Ok(()) => {
+                            for (internal, m) in p.changes {
+                                match m {
+                                    Some(m) => self.pinholes.set(internal, m),
+                                    None => self.pinholes.remove(&internal),
+                                }
+                            }
+                            vec![p.decision]
+                        }
+                        Err(e) => vec![network_failure(format!(
+                            "{first}; after re-reading the table: {e}"
+                        ))],
+                    },
+                    Err(d) => vec![d],
+                }
+            }
+        }
+    }
+
+    /// What one request would change, checked completely; nothing is applied here.
+    fn plan(
+        &self,
+        req: &Request,
+        src: IpAddr,
+        now: Instant,
+        view: &View,
+    ) -> Result<Plan, Decision> {
         if req.client_addr.to_canonical() != src.to_canonical() {
-            return Decision::refuse(
+            return Err(Decision::refuse(
                 ResultCode::AddressMismatch,
                 format!(
                     "header says {} but the packet came from {src}",
                     req.client_addr
                 ),
-            );
+            ));
         }
-        match (req.opcode, &req.map) {
-            (Opcode::Announce, _) => Decision {
-                result: ResultCode::Success,
-                lifetime: 0,
-                note: "announce".into(),
-            },
-            (Opcode::Map, Some(m)) => self.map(req, m, now),
-            (Opcode::Map, None) => Decision::refuse(ResultCode::MalformedRequest, "no MAP data"),
-        }
-    }
-
-    fn map(&mut self, req: &Request, m: &MapData, now: Instant) -> Decision {
+        let m = match (req.opcode, &req.map) {
+            (Opcode::Announce, _) => {
+                return Ok(Plan {
+                    changes: Vec::new(),
+                    ops: Vec::new(),
+                    decision: Decision {
+                        result: ResultCode::Success,
+                        lifetime: 0,
+                        note: "announce".into(),
+                    },
+                })
+            }
+            (Opcode::Map, Some(m)) => m,
+            (Opcode::Map, None) => {
+                return Err(Decision::refuse(
+                    ResultCode::MalformedRequest,
+                    "no MAP data",
+                ))
+            }
+        };
         let internal_ip = req.options.third_party.unwrap_or(req.client_addr);
-        if let Err(d) = self.check_internal(internal_ip) {
-            return d;
-        }
+        self.check_internal(internal_ip)?;
         if req.lifetime == 0 {
-            return self.delete(m, internal_ip, now);
+            return self.plan_delete(m, internal_ip, now, view);
         }
         if m.protocol != PROTO_UDP {
-            return Decision::refuse(ResultCode::UnsupportedProtocol, "only UDP is mapped");
+            return Err(Decision::refuse(
+                ResultCode::UnsupportedProtocol,
+                "only UDP is mapped",
+            ));
         }
         if m.internal_port == 0 {
-            return Decision::refuse(ResultCode::NotAuthorized, "a pinhole to every port");
+            return Err(Decision::refuse(
+                ResultCode::NotAuthorized,
+                "a pinhole to every port",
+            ));
         }
         let internal = SocketAddr::new(internal_ip, m.internal_port);
-        let keys = match self.keys_of(internal, &req.options) {
-            Ok(k) => k,
-            Err(d) => return d,
-        };
-        let old = self.pinholes.get(&internal, now);
+        let keys = self.keys_of(internal, &req.options)?;
+        let old = view.get(&self.pinholes, &internal, now);
         if let Some(o) = old {
             if o.nonce != m.nonce {
-                return Decision::refuse(
+                return Err(Decision::refuse(
                     ResultCode::NotAuthorized,
                     format!("{internal} belongs to another mapping nonce"),
-                );
+                ));
             }
         }
-        let old_len = old.map_or(0, |o| o.keys.len());
-        if self.pinholes.elements() - old_len + keys.len() > self.cfg.max_elements {
-            return Decision::refuse(ResultCode::NoResources, "max_elements reached");
+        let old_keys = old.map(|o| o.keys.clone()).unwrap_or_default();
+        let total = self.pinholes.elements() as isize + view.delta - old_keys.len() as isize
+            + keys.len() as isize;
+        if total > self.cfg.max_elements as isize {
+            return Err(Decision::refuse(
+                ResultCode::NoResources,
+                "max_elements reached",
+            ));
         }
         let granted = req
             .lifetime
             .clamp(self.cfg.min_lifetime, self.cfg.max_lifetime);
-        let nonce = m.nonce;
-        let result = self.apply_retrying(now, |p: &Pinholes, refresh| {
-            let old = p
-                .get(&internal, now)
-                .map(|o| o.keys.clone())
-                .unwrap_or_default();
-            let mut ops: Vec<Op> = old.difference(&keys).map(|k| Op::Delete(*k)).collect();
-            for k in &keys {
-                if refresh == Refresh::DeleteAdd && old.contains(k) {
-                    ops.push(Op::Delete(*k));
-                }
-                ops.push(Op::Add {
-                    key: *k,
-                    timeout: granted,
-                    comment: comment(&nonce),
-                });
+        let mut ops: Vec<Op> = old_keys.difference(&keys).map(|k| Op::Delete(*k)).collect();
+        for k in &keys {
+            if self.refresh == Refresh::DeleteAdd && old_keys.contains(k) {
+                ops.push(Op::Delete(*k));
             }
-            ops
-        });
-        if let Err(e) = result {
-            return Decision::refuse(ResultCode::NetworkFailure, format!("nftables: {e}"));
+            ops.push(Op::Add {
+                key: *k,
+                timeout: granted,
+                comment: comment(&m.nonce),
+            });
         }
         let note = keys
             .iter()
             .map(Key::to_string)
             .collect::<Vec<_>>()
             .join(", ");
-        self.pinholes.set(
-            internal,
-            Mapping {
-                nonce,
-                keys,
-                expires: now + Duration::from_secs(u64::from(granted)),
+        Ok(Plan {
+            changes: vec![(
+                internal,
+                Some(Mapping {
+                    nonce: m.nonce,
+                    keys,
+                    expires: now + Duration::from_secs(u64::from(granted)),
+                }),
+            )],
+            ops,
+            decision: Decision {
+                result: ResultCode::Success,
+                lifetime: granted,
+                note: format!("open {note}"),
             },
-        );
-        Decision {
-            result: ResultCode::Success,
-            lifetime: granted,
-            note: format!("open {note}"),
-        }
+        })
     }
 
-    fn delete(&mut self, m: &MapData, internal_ip: IpAddr, now: Instant) -> Decision {
+    fn plan_delete(
+        &self,
+        m: &MapData,
+        internal_ip: IpAddr,
+        now: Instant,
+        view: &View,
+    ) -> Result<Plan, Decision> {
         let targets: Vec<SocketAddr> = match (m.protocol, m.internal_port) {
-            (0, 0) => self.pinholes.of_addr(internal_ip, &m.nonce, now),
+            (0, 0) => view.of_addr(&self.pinholes, internal_ip, &m.nonce, now),
             (PROTO_UDP, port) if port != 0 => {
                 let internal = SocketAddr::new(internal_ip, port);
-                match self.pinholes.get(&internal, now) {
+                match view.get(&self.pinholes, &internal, now) {
                     Some(o) if o.nonce != m.nonce => {
-                        return Decision::refuse(
+                        return Err(Decision::refuse(
                             ResultCode::NotAuthorized,
                             format!("{internal} belongs to another mapping nonce"),
-                        )
+                        ))
                     }
                     Some(_) => vec![internal],
                     None => Vec::new(),
                 }
             }
             (PROTO_UDP, _) => {
-                return Decision::refuse(ResultCode::MalformedRequest, "delete of UDP port 0")
+                return Err(Decision::refuse(
+                    ResultCode::MalformedRequest,
+                    "delete of UDP port 0",
+                ))
             }
-            _ => return Decision::refuse(ResultCode::UnsupportedProtocol, "only UDP is mapped"),
+            _ => {
+                return Err(Decision::refuse(
+                    ResultCode::UnsupportedProtocol,
+                    "only UDP is mapped",
+                ))
+            }
         };
-        let result = self.apply_retrying(now, |p: &Pinholes, _| {
-            targets
-                .iter()
-                .filter_map(|t| p.get(t, now))
-                .flat_map(|o| o.keys.iter().map(|k| Op::Delete(*k)))
-                .collect()
-        });
-        if let Err(e) = result {
-            return Decision::refuse(ResultCode::NetworkFailure, format!("nftables: {e}"));
-        }
-        for t in &targets {
-            self.pinholes.remove(t);
-        }
+        let ops = targets
+            .iter()
+            .filter_map(|t| view.get(&self.pinholes, t, now))
+            .flat_map(|o| o.keys.iter().map(|k| Op::Delete(*k)))
+            .collect();
         let what = targets
             .iter()
             .map(|t| t.to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        Decision {
-            result: ResultCode::Success,
-            lifetime: 0,
-            note: if targets.is_empty() {
-                "delete: nothing mapped".into()
-            } else {
-                format!("deleted {what}")
+        Ok(Plan {
+            changes: targets.iter().map(|t| (*t, None)).collect(),
+            ops,
+            decision: Decision {
+                result: ResultCode::Success,
+                lifetime: 0,
+                note: if targets.is_empty() {
+                    "delete: nothing mapped".into()
+                } else {
+                    format!("deleted {what}")
+                },
             },
-        }
+        })
     }
 
     /// Whether a pinhole may lead to this address.
@@ -341,26 +439,6 @@ impl Engine {
         Ok(keys)
     }
 
-    /// Applies the operations `plan` computes from the current view; if nftables refuses
-    /// them (e.g. an element expired a moment before its delete), reads the table back and
-    /// tries once more with a fresh plan.
-    fn apply_retrying(
-        &mut self,
-        now: Instant,
-        plan: impl Fn(&Pinholes, Refresh) -> Vec<Op>,
-    ) -> Result<(), FwError> {
-        match self.nft.apply(&plan(&self.pinholes, self.refresh)) {
-            Ok(()) => Ok(()),
-            Err(first) => {
-                let (fresh, _) = Pinholes::restore(self.nft.read()?, now);
-                self.pinholes = fresh;
-                self.nft
-                    .apply(&plan(&self.pinholes, self.refresh))
-                    .map_err(|e| FwError::Nft(format!("{first}; after re-reading the table: {e}")))
-            }
-        }
-    }
-
     /// The response to `req` with `d`'s result, echoing what the request asked (RFC 6887
     /// §8.3, §11.3): for a firewall the external address and port are the internal ones.
     pub fn response(&self, req: &Request, d: &Decision) -> Response {
@@ -384,6 +462,60 @@ impl Engine {
             },
         }
     }
+}
+
+/// What one request changes: the mappings after it (None: deleted), the set operations,
+/// and the answer.
+struct Plan {
+    changes: Vec<(SocketAddr, Option<Mapping>)>,
+    ops: Vec<Op>,
+    decision: Decision,
+}
+
+/// The pinholes as the requests of a batch planned so far leave them.
+#[derive(Default)]
+struct View {
+    overlay: HashMap<SocketAddr, Option<Mapping>>,
+    delta: isize,
+}
+
+impl View {
+    fn get<'a>(
+        &'a self,
+        base: &'a Pinholes,
+        internal: &SocketAddr,
+        now: Instant,
+    ) -> Option<&'a Mapping> {
+        match self.overlay.get(internal) {
+            Some(m) => m.as_ref(),
+            None => base.get(internal, now),
+        }
+    }
+
+    fn of_addr(
+        &self,
+        base: &Pinholes,
+        addr: IpAddr,
+        nonce: &Nonce,
+        now: Instant,
+    ) -> Vec<SocketAddr> {
+        let mut v: Vec<SocketAddr> = base
+            .of_addr(addr, nonce, now)
+            .into_iter()
+            .filter(|k| !self.overlay.contains_key(k))
+            .collect();
+        v.extend(self.overlay.iter().filter_map(|(k, m)| {
+            m.as_ref()
+                .filter(|m| k.ip() == addr && m.nonce == *nonce)
+                .map(|_| *k)
+        }));
+        v.sort();
+        v
+    }
+}
+
+fn network_failure(e: String) -> Decision {
+    Decision::refuse(ResultCode::NetworkFailure, format!("nftables: {e}"))
 }
 
 /// The nonce of a request (for logs).

@@ -34,6 +34,19 @@ pub struct Server {
     stats: Stats,
 }
 
+/// Most datagrams taken into one batch (one nftables transaction).
+pub const MAX_BATCH: usize = 64;
+
+/// What the checks before the engine made of a datagram.
+enum Screened {
+    /// No answer (outside the allow-list, or too short to answer).
+    Drop,
+    /// Refused, with this answer.
+    Reply(Vec<u8>),
+    /// Authenticated (with this key) and fresh: for the engine.
+    Accept(Request, Option<u32>),
+}
+
 /// One log line on stderr.
 pub fn log(line: std::fmt::Arguments<'_>) {
     eprintln!("sipsd-fw: {line}");
@@ -76,10 +89,11 @@ impl Server {
         while !stop.load(Ordering::Relaxed) {
             match self.socket.recv_from(&mut buf) {
                 Ok((n, src)) => {
-                    let reply = self.one(&buf[..n], src);
-                    if let Some(bytes) = reply {
-                        if let Err(e) = self.socket.send_to(&bytes, src) {
-                            log(format_args!("send to {src}: {e}"));
+                    let mut batch = vec![(buf[..n].to_vec(), src)];
+                    self.drain(&mut batch, &mut buf).map_err(FwError::Io)?;
+                    for (bytes, to) in self.serve(batch) {
+                        if let Err(e) = self.socket.send_to(&bytes, to) {
+                            log(format_args!("send to {to}: {e}"));
                         }
                     }
                 }
@@ -99,27 +113,87 @@ impl Server {
         Ok(self.stats)
     }
 
+    /// Takes the datagrams already queued (at most [`MAX_BATCH`] in all): the flows of one
+    /// SIP message arrive together and go into one nftables transaction.
+    fn drain(&self, batch: &mut Vec<(Vec<u8>, SocketAddr)>, buf: &mut [u8]) -> std::io::Result<()> {
+        self.socket.set_nonblocking(true)?;
+        while batch.len() < MAX_BATCH {
+            match self.socket.recv_from(buf) {
+                Ok((n, src)) => batch.push((buf[..n].to_vec(), src)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.socket.set_nonblocking(false)?;
+                    return Err(e);
+                }
+            }
+        }
+        self.socket.set_nonblocking(false)
+    }
+
     fn refuse(&mut self, src: SocketAddr, why: std::fmt::Arguments<'_>) {
         self.stats.refused += 1;
         log(format_args!("REFUSED {src}: {why}"));
     }
 
-    /// Handles one datagram; the bytes to answer with, if any.
-    fn one(&mut self, bytes: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
+    /// Handles a batch of datagrams; the answers to send.
+    fn serve(&mut self, batch: Vec<(Vec<u8>, SocketAddr)>) -> Vec<(Vec<u8>, SocketAddr)> {
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut accepted: Vec<(Request, SocketAddr, Option<u32>)> = Vec::new();
+        for (bytes, src) in &batch {
+            match self.screen(bytes, *src) {
+                Screened::Drop => {}
+                Screened::Reply(r) => replies.push((r, *src)),
+                Screened::Accept(req, key_id) => accepted.push((req, *src, key_id)),
+            }
+        }
+        if accepted.is_empty() {
+            return replies;
+        }
+        let t = Instant::now();
+        let reqs: Vec<(&Request, std::net::IpAddr)> =
+            accepted.iter().map(|(r, s, _)| (r, s.ip())).collect();
+        let decisions = self.engine.handle_batch(&reqs, t);
+        let took = t.elapsed();
+        for ((req, src, key_id), d) in accepted.iter().zip(&decisions) {
+            let nonce = nonce_of(req).map(|n| n.to_hex()).unwrap_or_default();
+            if d.result == ResultCode::Success {
+                self.stats.ok += 1;
+                log(format_args!(
+                    "{src} n={nonce} lifetime={}: {} ({} us, batch of {})",
+                    d.lifetime,
+                    d.note,
+                    took.as_micros(),
+                    accepted.len()
+                ));
+            } else {
+                self.refuse(*src, format_args!("n={nonce} {}: {}", d.result, d.note));
+            }
+            replies.push((self.answer(req, d.result, d.lifetime, *key_id), *src));
+        }
+        replies
+    }
+
+    /// Source allow-list, decoding, authentication and replay window for one datagram.
+    fn screen(&mut self, bytes: &[u8], src: SocketAddr) -> Screened {
         if !self.engine.config().allowed(src.ip()) {
             // No answer: a PCP server outside its allow-list is not there.
             self.refuse(
                 src,
                 format_args!("source not in allow ({} bytes)", bytes.len()),
             );
-            return None;
+            return Screened::Drop;
         }
         let req = match Request::decode(bytes) {
             Ok(r) => r,
             Err(e) => {
                 self.refuse(src, format_args!("malformed: {e}"));
-                let code = e.result_code()?;
-                return Some(Response::error_for(bytes, code, self.engine.epoch()));
+                return match e.result_code() {
+                    Some(code) => {
+                        Screened::Reply(Response::error_for(bytes, code, self.engine.epoch()))
+                    }
+                    None => Screened::Drop,
+                };
             }
         };
         // Authentication: required, or checked when present.
@@ -133,7 +207,7 @@ impl Server {
                         _ => "forged",
                     };
                     self.refuse(src, format_args!("{what}: {e}"));
-                    return Some(self.answer(&req, ResultCode::NotAuthorized, 0, None));
+                    return Screened::Reply(self.answer(&req, ResultCode::NotAuthorized, 0, None));
                 }
             }
         } else {
@@ -142,25 +216,10 @@ impl Server {
         if let (Some(_), Some(a)) = (key_id, req.options.auth.as_ref()) {
             if let Err(e) = self.replay.check(a, auth::now_ms()) {
                 self.refuse(src, format_args!("replay: {e} (key {})", a.key_id));
-                return Some(self.answer(&req, ResultCode::NotAuthorized, 0, key_id));
+                return Screened::Reply(self.answer(&req, ResultCode::NotAuthorized, 0, key_id));
             }
         }
-        let t = Instant::now();
-        let d = self.engine.handle(&req, src.ip(), t);
-        let took = t.elapsed();
-        let nonce = nonce_of(&req).map(|n| n.to_hex()).unwrap_or_default();
-        if d.result == ResultCode::Success {
-            self.stats.ok += 1;
-            log(format_args!(
-                "{src} n={nonce} lifetime={}: {} ({} us)",
-                d.lifetime,
-                d.note,
-                took.as_micros()
-            ));
-        } else {
-            self.refuse(src, format_args!("n={nonce} {}: {}", d.result, d.note));
-        }
-        Some(self.answer(&req, d.result, d.lifetime, key_id))
+        Screened::Accept(req, key_id)
     }
 
     /// The response, signed with the request's key (echoing its timestamp and random value)
