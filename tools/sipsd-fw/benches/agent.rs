@@ -195,7 +195,10 @@ fn interactive_bench(ns: &str, n: usize, mut next: usize) -> DriverResult {
     let mut send = |s: String, wait: bool| {
         stdin.write_all(s.as_bytes()).unwrap();
         stdin.flush().unwrap();
-        while wait {
+        if !wait {
+            return;
+        }
+        loop {
             line.clear();
             assert!(out.read_line(&mut line).unwrap() > 0, "nft -i ended");
             assert!(!line.starts_with("Error"), "nft -i: {line}");
