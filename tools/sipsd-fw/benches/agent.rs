@@ -22,7 +22,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netns::*;
-use sipsd::pcp::{AuthKey, Client, ClientConfig, Flow, Remote};
+use sipsd::pcp::{Flow, Remote};
 use sipsd_fw::config::Config;
 use sipsd_fw::nft::{Nft, Op};
 use sipsd_fw::pinholes::Key;
@@ -54,6 +54,40 @@ fn scratch(i: usize) -> Key {
     }
 }
 
+/// A scratch element as `nft` text: `add` (timeout 1 h, a nonce comment) or `delete`.
+fn element_text(k: &Key, add: bool) -> String {
+    let Key::Open { internal } = k else {
+        unreachable!("scratch keys are open4 elements")
+    };
+    let (ip, port) = (internal.ip(), internal.port());
+    if add {
+        format!("add element inet fwbench open4 {{ {ip} . {port} timeout 3600s comment \"n=000102030405060708090a0b\" }}\n")
+    } else {
+        format!("delete element inet fwbench open4 {{ {ip} . {port} }}\n")
+    }
+}
+
+/// Times `add` then `delete` of `n` fresh scratch elements, one transaction each.
+fn measure(
+    n: usize,
+    next: &mut usize,
+    mut add: impl FnMut(Key),
+    mut delete: impl FnMut(Key),
+) -> ((Duration, Duration), (Duration, Duration)) {
+    let (mut a, mut d) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        *next += 1;
+        let k = scratch(*next);
+        let t = Instant::now();
+        add(k);
+        a.push(t.elapsed());
+        let t = Instant::now();
+        delete(k);
+        d.push(t.elapsed());
+    }
+    (stats(a), stats(d))
+}
+
 struct DriverResult {
     name: &'static str,
     add: (Duration, Duration),
@@ -78,49 +112,15 @@ fn driver_bench(n: usize) -> (Duration, Vec<DriverResult>, usize) {
     nft.apply(&(0..PRELOAD).map(|i| add(scratch(i))).collect::<Vec<_>>())
         .unwrap();
     let bulk = t.elapsed();
-    let mut results = Vec::new();
     let mut next = PRELOAD;
-    let mut fresh = || {
-        next += 1;
-        scratch(next)
-    };
-
     // (a) the nftables crate, nft -j -f - per batch
-    let (mut a, mut d) = (Vec::new(), Vec::new());
-    for _ in 0..n {
-        let k = fresh();
-        let t = Instant::now();
-        nft.apply(&[add(k)]).unwrap();
-        a.push(t.elapsed());
-        let t = Instant::now();
-        nft.apply(&[Op::Delete(k)]).unwrap();
-        d.push(t.elapsed());
-    }
-    results.push(DriverResult {
-        name: "`nftables` crate: `nft -j -f -` per transaction (the agent's driver)",
-        add: stats(a),
-        del: Some(stats(d)),
-    });
-
+    let (add_a, del_a) = measure(
+        n,
+        &mut next,
+        |k| nft.apply(&[add(k)]).unwrap(),
+        |k| nft.apply(&[Op::Delete(k)]).unwrap(),
+    );
     // (b) nft -f - with the text syntax per batch
-    let text = |k: &Key, add: bool| {
-        let Key::Open { internal } = k else {
-            unreachable!()
-        };
-        if add {
-            format!(
-                "add element inet fwbench open4 {{ {} . {} timeout 3600s comment \"{comment}\" }}\n",
-                internal.ip(),
-                internal.port()
-            )
-        } else {
-            format!(
-                "delete element inet fwbench open4 {{ {} . {} }}\n",
-                internal.ip(),
-                internal.port()
-            )
-        }
-    };
     let run_text = |s: String| {
         let mut c = Command::new("nft")
             .args(["-f", "-"])
@@ -130,47 +130,30 @@ fn driver_bench(n: usize) -> (Duration, Vec<DriverResult>, usize) {
         c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
         assert!(c.wait().unwrap().success());
     };
-    let (mut a, mut d) = (Vec::new(), Vec::new());
-    for _ in 0..n {
-        let k = fresh();
-        let t = Instant::now();
-        run_text(text(&k, true));
-        a.push(t.elapsed());
-        let t = Instant::now();
-        run_text(text(&k, false));
-        d.push(t.elapsed());
-    }
-    results.push(DriverResult {
-        name: "`nft -f -` text syntax per transaction",
-        add: stats(a),
-        del: Some(stats(d)),
-    });
-
+    let (add_b, del_b) = measure(
+        n,
+        &mut next,
+        |k| run_text(element_text(&k, true)),
+        |k| run_text(element_text(&k, false)),
+    );
+    let results = vec![
+        DriverResult {
+            name: "`nftables` crate: `nft -j -f -` per transaction (the agent's driver)",
+            add: add_a,
+            del: Some(del_a),
+        },
+        DriverResult {
+            name: "`nft -f -` text syntax per transaction",
+            add: add_b,
+            del: Some(del_b),
+        },
+    ];
     (bulk, results, next)
 }
 
 /// (c) one long-lived `nft -e -i` in namespace `ns`, started through `ip netns exec` (its
 /// start is not measured): a line per transaction, done at nft's "# new generation" echo.
 fn interactive_bench(ns: &str, n: usize, mut next: usize) -> DriverResult {
-    let comment = "n=000102030405060708090a0b";
-    let text = |k: &Key, add: bool| {
-        let Key::Open { internal } = k else {
-            unreachable!()
-        };
-        if add {
-            format!(
-                "add element inet fwbench open4 {{ {} . {} timeout 3600s comment \"{comment}\" }}\n",
-                internal.ip(),
-                internal.port()
-            )
-        } else {
-            format!(
-                "delete element inet fwbench open4 {{ {} . {} }}\n",
-                internal.ip(),
-                internal.port()
-            )
-        }
-    };
     // nft's stdout is a pipe here: stdbuf makes it line-buffered, or the echo would wait
     // for nft to exit
     let mut child = Command::new("ip")
@@ -212,9 +195,9 @@ fn interactive_bench(ns: &str, n: usize, mut next: usize) -> DriverResult {
         next += 1;
         let k = scratch(next);
         let t = Instant::now();
-        send(text(&k, true), true);
+        send(element_text(&k, true), true);
         a.push(t.elapsed());
-        send(text(&k, false), false);
+        send(element_text(&k, false), false);
     }
     drop(stdin);
     let _ = child.wait();
@@ -255,16 +238,7 @@ fn main() {
     // ---- the agent -------------------------------------------------------------------------
     let dir = tempfile::tempdir().unwrap();
     let key_path = dir.path().join("k");
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&key_path)
-            .unwrap();
-        writeln!(f, "{}", sipsd::hex::encode(&KEY)).unwrap();
-    }
+    write_key(&key_path, &KEY);
     let cfg = dir.path().join("fw.toml");
     std::fs::write(
         &cfg,
@@ -277,12 +251,12 @@ fn main() {
     .unwrap();
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sipsd-fw"));
     let _agent = start_agent(bin, &topo, &cfg, &dir.path().join("agent.log"));
-    let client = in_ns(&topo.p, || {
-        let mut c = ClientConfig::new(sa(FW_MGMT, 5351));
-        c.key = Some(AuthKey::new(1, &KEY).unwrap());
-        c.initial_retransmit = Duration::from_millis(100);
-        Client::new(c).unwrap()
-    });
+    let client = pcp_client(
+        &topo.p,
+        sa(FW_MGMT, 5351),
+        Some(&KEY),
+        Duration::from_millis(100),
+    );
     let t = Instant::now();
     while !client
         .announce(Duration::from_millis(200))

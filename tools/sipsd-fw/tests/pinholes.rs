@@ -13,7 +13,6 @@
 mod netns;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -21,9 +20,7 @@ use std::time::{Duration, Instant};
 use netns::*;
 use sipsd::pcp::auth::{self, AuthKey};
 use sipsd::pcp::wire::{Filter, MapData, Options, Request, Response, PROTO_UDP};
-use sipsd::pcp::{
-    mapping_nonce, Client, ClientConfig, Flow, FlowOutcome, Opcode, Remote, ResultCode,
-};
+use sipsd::pcp::{mapping_nonce, Client, Flow, FlowOutcome, Opcode, Remote, ResultCode};
 
 const TABLE: &str = "sipsd";
 const KEY: [u8; 32] = *b"sipsd-fw test key, 32 bytes long";
@@ -181,6 +178,29 @@ fn map_request(dialog: &[u8], internal: SocketAddr, filters: Vec<Filter>) -> Req
     }
 }
 
+/// Asks `client` for an any-source pinhole to the caller's RTP port.
+fn open_caller_rtp(client: &Client, dialog: &[u8]) -> sipsd::pcp::Exchange {
+    let flows = [Flow::any_source(sa(CALLER, 40000))];
+    client
+        .map(dialog, &flows, 60, Duration::from_millis(300))
+        .unwrap()
+}
+
+/// The (authenticated) answer to the first flow was NOT_AUTHORIZED.
+fn assert_not_authorized(x: &sipsd::pcp::Exchange) {
+    assert!(
+        matches!(
+            x.outcomes[0],
+            FlowOutcome::Answered {
+                result: Ok(ResultCode::NotAuthorized),
+                ..
+            }
+        ),
+        "{}",
+        result(x)
+    );
+}
+
 fn result(x: &sipsd::pcp::Exchange) -> String {
     format!("{:?} in {:?}, {} datagrams", x.outcomes, x.elapsed, x.sent)
 }
@@ -193,16 +213,7 @@ fn pinholes_follow_the_dialog() {
     let topo = Topology::new("t");
     let dir = tempfile::tempdir().unwrap();
     let key_path = dir.path().join("proxy1.key");
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&key_path)
-            .unwrap();
-        writeln!(f, "{}", sipsd::hex::encode(&KEY)).unwrap();
-    }
+    write_key(&key_path, &KEY);
     std::fs::write(
         dir.path().join("fw.toml"),
         format!(
@@ -214,12 +225,7 @@ fn pinholes_follow_the_dialog() {
     )
     .unwrap();
     let server = sa(FW_MGMT, 5351);
-    let client = in_ns(&topo.p, || {
-        let mut cfg = ClientConfig::new(server);
-        cfg.key = Some(AuthKey::new(1, &KEY).unwrap());
-        cfg.initial_retransmit = Duration::from_millis(50);
-        Client::new(cfg).unwrap()
-    });
+    let client = pcp_client(&topo.p, server, Some(&KEY), Duration::from_millis(50));
     let raw = in_ns(&topo.p, || {
         let s = UdpSocket::bind(sa(PROXY, 0)).unwrap();
         s.connect(server).unwrap();
@@ -257,20 +263,13 @@ fn pinholes_follow_the_dialog() {
 
     // ---- forged, unauthenticated, not allowed, replayed, malformed requests ----------------
     let key = AuthKey::new(1, &KEY).unwrap();
-    let forger = in_ns(&bed.topo.p, || {
-        let mut cfg = ClientConfig::new(server);
-        cfg.key = Some(AuthKey::new(1, b"not the key, but 32 bytes long!!").unwrap());
-        cfg.initial_retransmit = Duration::from_millis(50);
-        Client::new(cfg).unwrap()
-    });
-    let x = forger
-        .map(
-            b"forged",
-            &[Flow::any_source(sa(CALLER, 40000))],
-            60,
-            Duration::from_millis(300),
-        )
-        .unwrap();
+    let forger = pcp_client(
+        &bed.topo.p,
+        server,
+        Some(b"not the key, but 32 bytes long!!"),
+        Duration::from_millis(50),
+    );
+    let x = open_caller_rtp(&forger, b"forged");
     assert!(
         matches!(
             x.outcomes[0],
@@ -287,28 +286,9 @@ fn pinholes_follow_the_dialog() {
         bed.log_text()
     );
     println!("  ok   forged MAC (wrong key): answered NOT_AUTHORIZED without a MAC, logged 'REFUSED ... forged: bad MAC'");
-    let plain = in_ns(&bed.topo.p, || {
-        Client::new(ClientConfig::new(server)).unwrap()
-    });
-    let x = plain
-        .map(
-            b"plain",
-            &[Flow::any_source(sa(CALLER, 40000))],
-            60,
-            Duration::from_millis(300),
-        )
-        .unwrap();
-    assert!(
-        matches!(
-            x.outcomes[0],
-            FlowOutcome::Answered {
-                result: Ok(ResultCode::NotAuthorized),
-                ..
-            }
-        ),
-        "{}",
-        result(&x)
-    );
+    let plain = pcp_client(&bed.topo.p, server, None, Duration::from_millis(50));
+    let x = open_caller_rtp(&plain, b"plain");
+    assert_not_authorized(&x);
     assert!(bed.log_text().contains("not authenticated"));
     println!("  ok   request without the MAC option: NOT_AUTHORIZED, logged 'not authenticated'");
     let outsider = in_ns(&bed.topo.p, || {
@@ -563,17 +543,7 @@ fn pinholes_follow_the_dialog() {
             DEADLINE,
         )
         .unwrap();
-    assert!(
-        matches!(
-            x.outcomes[0],
-            FlowOutcome::Answered {
-                result: Ok(ResultCode::NotAuthorized),
-                ..
-            }
-        ),
-        "{}",
-        result(&x)
-    );
+    assert_not_authorized(&x);
     println!("  ok   after restart another dialog cannot take over the caller's pinhole: NOT_AUTHORIZED (nonce read back from the element comments)");
     let x = bed.client.map(d1, &answer, 60, DEADLINE).unwrap();
     assert!(x.all_succeeded(), "{}", result(&x));

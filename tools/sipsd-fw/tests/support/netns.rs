@@ -277,6 +277,34 @@ pub fn start_agent(bin: &Path, topo: &Topology, config: &Path, log: &Path) -> Gu
     Guard::spawn(cmd)
 }
 
+/// Writes a MAC key file as sipsd-fw reads it: hex, mode 0600.
+pub fn write_key(path: &Path, key: &[u8]) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .expect("key file");
+    writeln!(f, "{}", sipsd::hex::encode(key)).expect("key file");
+}
+
+/// A PCP client whose socket lives in namespace `ns`, with `key` (id 1) if given.
+pub fn pcp_client(
+    ns: &str,
+    server: SocketAddr,
+    key: Option<&[u8]>,
+    irt: Duration,
+) -> sipsd::pcp::Client {
+    in_ns(ns, || {
+        let mut cfg = sipsd::pcp::ClientConfig::new(server);
+        cfg.key = key.map(|k| sipsd::pcp::AuthKey::new(1, k).expect("key"));
+        cfg.initial_retransmit = irt;
+        sipsd::pcp::Client::new(cfg).expect("client")
+    })
+}
+
 /// RTP-shaped datagrams (version 2, PCMU, 160 bytes of payload) from `from` (in `from_ns`)
 /// to `to` (in `to_ns`); returns how many arrived.
 pub fn rtp_probe(from_ns: &str, from: SocketAddr, to_ns: &str, to: SocketAddr, n: u16) -> u16 {
