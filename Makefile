@@ -4,6 +4,9 @@
 #   make install          install both into Debian's Kamailio module directory
 #   make smoke            start two Kamailio proxies on loopback and send a call (needs root
 #                         for nothing, but needs kamailio + sipp: scripts/setup-deps)
+#   make tools            the sipsd CLI + its man pages and shell completions -> build/
+#   make install-tools    install those under PREFIX (default /usr)
+#   make module-docs      regenerate the module's Kamailio DocBook and README from docs/MODULE.md
 #   make clean            remove build/ and the module's objects (not Cargo's target/)
 #
 # The module is built with the module makefiles of a configured Kamailio source tree of the
@@ -21,13 +24,20 @@ CARGO ?= cargo
 # constant-time; docs/BENCHMARKS.md). `make CARGO_FEATURES=` builds the pure-Rust backend.
 CARGO_FEATURES ?= aws-lc
 CARGO_TARGET_DIR ?= $(CURDIR)/target
+# extra cargo flags, e.g. --locked --offline (debian/rules)
+CARGO_FLAGS ?=
+CARGO_BUILD = $(CARGO) build $(CARGO_FLAGS) --release $(if $(CARGO_FEATURES),--features $(CARGO_FEATURES))
 BUILD := $(CURDIR)/build
 MODSRC := $(CURDIR)/modules/kamailio/sipsd
 MULTIARCH := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
 KMODDIR ?= /usr/lib/$(MULTIARCH)/kamailio/modules
 DESTDIR ?=
+PREFIX ?= /usr
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
 
-.PHONY: all lib module install uninstall clean smoke FORCE
+.PHONY: all lib module tools install install-tools uninstall module-docs clean smoke FORCE
 
 # Replace a shared object by rename, never by writing into it: a running Kamailio has the
 # old file mapped, and overwriting it in place (cp) crashes that process.
@@ -42,7 +52,7 @@ $(BUILD):
 # cargo decides whether anything changed; the copy only happens when the library did,
 # so an unchanged library does not relink the module.
 lib $(BUILD)/libsipsd.so: FORCE | $(BUILD)
-	$(CARGO) build --release --lib $(if $(CARGO_FEATURES),--features $(CARGO_FEATURES))
+	$(CARGO_BUILD) --lib
 	@cmp -s $(CARGO_TARGET_DIR)/release/libsipsd.so $(BUILD)/libsipsd.so || \
 		$(call replace_file,$(CARGO_TARGET_DIR)/release/libsipsd.so,$(BUILD)/libsipsd.so)
 
@@ -66,6 +76,34 @@ install: $(BUILD)/sipsd.so
 
 uninstall:
 	rm -f $(DESTDIR)$(KMODDIR)/sipsd.so $(DESTDIR)$(KMODDIR)/libsipsd.so
+
+# The CLI (same features as the library, so cargo builds the crate once), its man pages and
+# completions generated from its clap definition (`sipsd generate-docs`).
+tools: FORCE | $(BUILD)
+	$(CARGO_BUILD) --bin sipsd
+	@cmp -s $(CARGO_TARGET_DIR)/release/sipsd $(BUILD)/sipsd || \
+		$(call replace_file,$(CARGO_TARGET_DIR)/release/sipsd,$(BUILD)/sipsd)
+	rm -rf $(BUILD)/man $(BUILD)/completions
+	$(BUILD)/sipsd generate-docs --man $(BUILD)/man --completions $(BUILD)/completions
+
+# The CLI, its man pages, bash/zsh/fish completions, and the SIPp scenarios its `sipp-calls`
+# writes injection files for.
+install-tools: tools
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DATADIR)/sipsd/sipp \
+		$(DESTDIR)$(DATADIR)/bash-completion/completions \
+		$(DESTDIR)$(DATADIR)/zsh/vendor-completions \
+		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d
+	install -m 755 $(BUILD)/sipsd $(DESTDIR)$(BINDIR)/sipsd
+	install -m 644 $(BUILD)/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(BUILD)/completions/sipsd.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/sipsd
+	install -m 644 $(BUILD)/completions/_sipsd $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_sipsd
+	install -m 644 $(BUILD)/completions/sipsd.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/sipsd.fish
+	install -m 644 tests/sipp/uac.xml tests/sipp/uas.xml $(DESTDIR)$(DATADIR)/sipsd/sipp/
+
+# sipsd_admin.xml and README of the module, from docs/MODULE.md (tests/module_docs.rs checks
+# the committed ones are current).
+module-docs:
+	SIPSD_KSRC=$(KSRC) $(MODSRC)/doc/generate
 
 smoke: $(BUILD)/sipsd.so
 	$(CARGO) build --release --bin sipsd

@@ -23,7 +23,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sipsd::cache::{CacheConfig, DialogKey, SharedCache};
+use sipsd::engine::cache::{CacheConfig, DialogKey, OnMiss, SharedCache, Verdict};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Op {
@@ -71,11 +71,16 @@ fn work(cache: &SharedCache, op: Op, keys: &[DialogKey], start_ns: u128, end_ns:
             i = (i + 1) % keys.len();
             match op {
                 Op::Get => {
-                    let got = cache.get(k).expect("cache get");
+                    // The in-dialog hot path: look up and count a use under one lock.
+                    let got = cache
+                        .with_entry(std::slice::from_ref(k), OnMiss::Count, |f| {
+                            (Verdict::Used, f.entry.cek.len())
+                        })
+                        .expect("cache lookup");
                     assert!(got.is_some(), "prefilled dialog missing");
                 }
                 Op::Store => {
-                    cache.store(k, 1, &CEK).expect("cache store");
+                    cache.insert(k, 1, &CEK).expect("cache insert");
                 }
             }
             done += 1;
@@ -210,7 +215,7 @@ fn main() {
     .expect("create shared cache");
     let prefilled = capacity as usize / 2;
     for i in 0..prefilled {
-        cache.store(&key("pre", i), 1, &CEK).expect("prefill");
+        cache.insert(&key("pre", i), 1, &CEK).expect("prefill");
     }
     let bytes = cache.shared_bytes();
     let per_entry = bytes as f64 / f64::from(capacity);
@@ -229,7 +234,7 @@ fn main() {
             // inserts evict LRU entries, among them prefilled ones: refill before lookups
             if op == Op::Get {
                 for i in 0..prefilled {
-                    cache.store(&key("pre", i), 1, &CEK).expect("refill");
+                    cache.insert(&key("pre", i), 1, &CEK).expect("refill");
                 }
             }
             let rate = run_shared(&cache, op, n, prefilled, secs, round);

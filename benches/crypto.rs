@@ -47,13 +47,14 @@ use std::ptr;
 use criterion::{criterion_group, criterion_main, Criterion};
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
-use sipsd::cms::{self, Cek, ContentAlg, IdKind, Recipient, RsaPadding};
+use sipsd::crypto::cms::{self, Cek, ContentAlg, IdKind, Recipient, RsaPadding};
+use sipsd::crypto::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
+use sipsd::engine::ua::UaSession;
 use sipsd::ffi::{
     sd_config_free, sd_config_new, sd_config_set, sd_ctx, sd_ctx_free, sd_ctx_new, sd_msg,
     sd_plain, sd_plain_free, sd_result, sd_str, sd_unwrap_body,
 };
-use sipsd::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
-use sipsd::ua::{BodyOptions, UaSession};
+use sipsd::sip::body::BodyOptions;
 
 // ---------------------------------------------------------------------------------------------
 // libcrypto functions the openssl crate does not wrap (KEK recipients, EncryptedData).
@@ -377,7 +378,7 @@ fn gcm_parts(der: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
 fn cache_hit(c: &mut Criterion) {
     let sdp = sdp_1k();
     let opts = BodyOptions::default();
-    let inner = sipsd::body::mime_entity("application/sdp", &sdp);
+    let inner = sipsd::sip::body::mime_entity("application/sdp", &sdp);
     let both = [cert("callee"), cert("proxy1")];
     let ctx = Ctx::new();
 
@@ -477,7 +478,7 @@ fn cache_hit(c: &mut Criterion) {
 fn cache_miss(c: &mut Criterion) {
     let sdp = sdp_1k();
     let opts = BodyOptions::default();
-    let inner = sipsd::body::mime_entity("application/sdp", &sdp);
+    let inner = sipsd::sip::body::mime_entity("application/sdp", &sdp);
     let both = [cert("callee"), cert("proxy1")];
     let (_, offer) = UaSession::offer(
         "application/sdp",
@@ -567,7 +568,7 @@ fn cache_miss(c: &mut Criterion) {
 fn psk_path(c: &mut Criterion) {
     let sdp = sdp_1k();
     let opts = BodyOptions::default();
-    let inner = sipsd::body::mime_entity("application/sdp", &sdp);
+    let inner = sipsd::sip::body::mime_entity("application/sdp", &sdp);
     let (id, key) = psk();
     let recips = [
         cert("callee"),
@@ -612,7 +613,7 @@ fn psk_path(c: &mut Criterion) {
 }
 
 /// With the `aws-lc` feature: the RSA-OAEP private-key operation alone through aws-lc-rs, as
-/// `sipsd::cms` calls it (`OaepPrivateDecryptingKey::decrypt`, OAEP SHA-1, 32-byte CEK), on
+/// `sipsd::crypto::cms` calls it (`OaepPrivateDecryptingKey::decrypt`, OAEP SHA-1, 32-byte CEK), on
 /// an OpenSSL-made ciphertext, as `rsa_oaep_2048/aws_lc` next to `rsa_crate` and `openssl`.
 /// (`cache_miss_rsa/sipsd_*` themselves go through AWS-LC when the feature is on.)
 #[cfg(feature = "aws-lc")]

@@ -51,6 +51,10 @@ enum sd_result
    */
   SD_ERR_INVALID_ARGUMENT = 102,
   /**
+   * The operating system's random number generator failed.
+   */
+  SD_ERR_RNG = 103,
+  /**
    * An option has an unknown name or a bad value.
    */
   SD_ERR_CONFIG = 110,
@@ -63,7 +67,8 @@ enum sd_result
    */
   SD_ERR_KEY_MISMATCH = 112,
   /**
-   * A private key file is readable by others and strict permissions are on.
+   * A key file belongs to another user, or (strict permissions) group or others may read
+   * or write it.
    */
   SD_ERR_KEY_PERMISSIONS = 113,
   /**
@@ -111,6 +116,10 @@ enum sd_result
    */
   SD_ERR_DECRYPT = 136,
   /**
+   * The message would cost more RSA private-key operations than `max_rsa_ops`.
+   */
+  SD_ERR_RSA_BUDGET = 137,
+  /**
    * EncryptedData for a dialog whose key is not cached here.
    */
   SD_ERR_NO_DIALOG_KEY = 140,
@@ -119,7 +128,8 @@ enum sd_result
    */
   SD_ERR_CACHE = 141,
   /**
-   * A new key for a dialog came from outside it, or nothing to rotate.
+   * `sd_rotate` on a message that is no rotation (outside the dialog, no cached key, no
+   * new key).
    */
   SD_ERR_ROTATION_REJECTED = 142,
   /**
@@ -130,6 +140,23 @@ enum sd_result
    * The message lacks what the operation needs (Call-ID, From tag) or is not UTF-8 there.
    */
   SD_ERR_INVALID_MESSAGE = 144,
+  /**
+   * A new key for a dialog with a cached key, without a valid rotation proof: the cached
+   * key stays.
+   */
+  SD_ERR_ROTATION_UNPROVEN = 145,
+  /**
+   * An initial request for a dialog id that already has another live key: not overwritten.
+   */
+  SD_ERR_DIALOG_KEY_EXISTS = 146,
+  /**
+   * An unauthenticated (AES-CBC) body in a dialog with a cached key, refused unread.
+   */
+  SD_ERR_UNAUTHENTICATED = 147,
+  /**
+   * The next hop is not allowed to receive decrypted bodies (`plaintext_next_hop`).
+   */
+  SD_ERR_NEXT_HOP = 148,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -197,12 +224,7 @@ typedef uint32_t sd_field;
 #endif // __cplusplus
 
 /**
- * A content-encryption algorithm sipsd implements.
- */
-typedef struct ContentAlg ContentAlg;
-
-/**
- * Options for [`super::sd_ctx_new`]. Owned by C (a `Box`) from `sd_config_new` until
+ * Options for `sd_ctx_new`. Owned by C (a `Box`) from `sd_config_new` until
  * `sd_config_free`.
  */
 typedef struct sd_config sd_config;
@@ -210,90 +232,18 @@ typedef struct sd_config sd_config;
 /**
  * A proxy context. Owned by C (a `Box`) from `sd_ctx_new` until `sd_ctx_free`. Made once in
  * the process that forks the workers, before the fork: every fork shares its dialog key
- * cache and counters. Calls from one process must not overlap (Kamailio workers are
+ * cache and counters. Calls from one process must not overlap (SIP server workers are
  * single-threaded); different processes may call at the same time.
  */
 typedef struct sd_ctx sd_ctx;
 
 /**
  * The decrypted parts of one message. Owned by C (a `Box`) from `sd_unwrap_body` until
- * `sd_plain_free`, which zeroizes every byte.
+ * `sd_plain_free`, which zeroizes every byte. Single-threaded: use one `sd_plain` from one
+ * thread at a time (its media fields are worked out on first read); different `sd_plain`s
+ * may be used by different threads.
  */
 typedef struct sd_plain sd_plain;
-
-/**
- * Counters summed over every process sharing the context.
- */
-typedef struct sd_stats {
-  /**
-   * Messages decrypted.
-   */
-  uint64_t decrypted;
-  /**
-   * Encrypted messages not for this proxy.
-   */
-  uint64_t not_for_me;
-  /**
-   * Messages without an encrypted body.
-   */
-  uint64_t not_encrypted;
-  /**
-   * Messages that failed.
-   */
-  uint64_t errors;
-  /**
-   * Dialog key found in the cache.
-   */
-  uint64_t cache_hits;
-  /**
-   * Dialog key not found.
-   */
-  uint64_t cache_misses;
-  /**
-   * Dialog keys cached now.
-   */
-  uint64_t cache_entries;
-  /**
-   * Most dialog keys the cache holds.
-   */
-  uint64_t cache_capacity;
-  /**
-   * Dialog keys replaced by a rotation.
-   */
-  uint64_t rotations;
-  /**
-   * Dialog keys evicted because the cache was full.
-   */
-  uint64_t evictions;
-  /**
-   * Dialog keys expired (TTL).
-   */
-  uint64_t expirations;
-  /**
-   * Dialog keys removed at dialog end.
-   */
-  uint64_t dialogs_ended;
-  /**
-   * Dialog keys in the protected segment (used in their dialog or rotated).
-   */
-  uint64_t cache_protected;
-  /**
-   * Dialog keys promoted from probationary to protected.
-   */
-  uint64_t cache_promotions;
-  /**
-   * Protected dialog keys moved back to probationary (protected share full).
-   */
-  uint64_t cache_demotions;
-  /**
-   * Times a process died holding the cache lock and the cache was repaired.
-   */
-  uint64_t lock_recoveries;
-  /**
-   * Key reloads.
-   */
-  uint64_t reloads;
-} sd_stats;
 
 /**
  * Borrowed bytes: `ptr` may be NULL only when `len` is 0. Never owns its memory.
@@ -376,7 +326,8 @@ void sd_config_free(struct sd_config *cfg);
  * ("id=HEX|text:ID;key=PATH[;label=NAME]", repeatable), `identity` (repeatable), `mode`
  * (explicit|implicit|both), `cache_capacity`, `cache_ttl`, `rotate_max_age`,
  * `rotate_max_uses`, `max_body_size`, `max_parts`, `max_depth`, `max_recipients`,
- * `strict_key_permissions`.
+ * `max_rsa_ops`, `allow_cbc_in_dialog`, `plaintext_next_hop` (repeatable),
+ * `strict_key_permissions` (README, "Configuration reference").
  * Returns SD_OK or SD_ERR_CONFIG (unknown name, bad value).
  *
  * # Safety
@@ -413,12 +364,41 @@ void sd_ctx_free(struct sd_ctx *ctx);
 sd_result sd_reload(const struct sd_ctx *ctx);
 
 /**
- * Fills `*out` with the counters of every process.
+ * Number of statistics (counters of every process sharing the context, and the dialog key
+ * cache's figures); statistic `i` is 0 .. count-1. The list is fixed for a library build.
+ */
+size_t sd_stat_count(void);
+
+/**
+ * The name of statistic `index` (an RPC field and the server statistic `sipsd:NAME`):
+ * static, NUL-terminated; NULL if `index` is out of range.
+ */
+const char *sd_stat_name(size_t index);
+
+/**
+ * One line saying what statistic `index` counts: static, NUL-terminated; NULL if out of
+ * range.
+ */
+const char *sd_stat_doc(size_t index);
+
+/**
+ * The value of statistic `index`, summed over every process, into `*out`.
+ * SD_ERR_INVALID_ARGUMENT if `index` is out of range.
  *
  * # Safety
  * `ctx` from `sd_ctx_new`; `out` writable.
  */
-sd_result sd_stats_get(const struct sd_ctx *ctx, struct sd_stats *out);
+sd_result sd_stat_value(const struct sd_ctx *ctx, size_t index, uint64_t *out);
+
+/**
+ * Whether a body decrypted here may be forwarded in clear to `next_hop` (the SIP URI the
+ * request is sent to: the destination URI, else the Request-URI): SD_OK only for a
+ * configured `plaintext_next_hop`, else SD_ERR_NEXT_HOP (counted as `plaintext_refused`).
+ *
+ * # Safety
+ * `ctx` from `sd_ctx_new`; `next_hop` valid for the call.
+ */
+sd_result sd_plaintext_next_hop_allowed(const struct sd_ctx *ctx, struct sd_str next_hop);
 
 /**
  * Should this proxy decrypt `msg`? SD_OK (yes), SD_NOT_FOR_ME, SD_NOT_ENCRYPTED, or an

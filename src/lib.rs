@@ -4,28 +4,23 @@
 //! RecipientInfo per party allowed to read it: the callee and each trusted proxy. A trusted
 //! proxy unwraps its copy of the content-encryption key, reads the plaintext for policy and
 //! forwards the message unchanged. The key is cached per dialog in memory shared by every
-//! Kamailio worker process, so later bodies of the dialog reuse it.
+//! worker process of the SIP server, so later bodies of the dialog reuse it; it changes only
+//! by a rotation that proves knowledge of it.
 //!
-//! Layers, each in the module named for it:
-//! - [`cms`]: opening and sealing CMS structures; [`keys`]: the proxy's keys and identities.
-//! - [`body`]: SIP/MIME bodies; [`request`]: the explicit decryption request header;
-//!   [`sdp`]: the media facts read from a disclosed SDP.
-//! - [`cache`]: the per-dialog key cache in process-shared memory.
-//! - [`proxy`]: what a proxy does with a message; [`ua`]: what a user agent does.
-//! - `ffi`: the C ABI (header `include/sipsd.h`).
+//! Layers, one folder each, each using only the ones below it:
+//! - [`sip`]: what travels in SIP — S/MIME bodies (parsing, and building for user agents),
+//!   the `Disclose-To` header, the session description, SIP URIs, the message facts a proxy
+//!   is handed.
+//! - [`crypto`]: CMS opening and sealing, the rotation proof, certificates, and the key store.
+//! - [`engine`]: what a trusted proxy and a user agent do with a message, and the per-dialog
+//!   key cache in process-shared memory.
+//! - `ffi`: the C ABI over the engine (header `include/sipsd.h`), for SIP servers' modules.
 //! - [`pcp`]: the control channel to the firewall agent (PCP, RFC 6887, authenticated).
 #![deny(unsafe_code)]
 
-pub mod body;
-pub mod cache;
-pub mod cms;
-pub mod keys;
-pub mod request;
-pub mod sdp;
-pub mod ua;
-
-pub mod error;
+pub mod crypto;
+pub mod engine;
 pub mod ffi;
 pub mod hex;
 pub mod pcp;
-pub mod proxy;
+pub mod sip;

@@ -6,11 +6,12 @@
 use base64::Engine as _;
 use const_oid::db::rfc5911::{ID_CT_AUTH_ENVELOPED_DATA, ID_ENCRYPTED_DATA, ID_ENVELOPED_DATA};
 use der::Decode as _;
-use sipsd::body::{
-    encrypted_parts, parse_inner, BodyError, BodyLimits, ContentType, EncryptedPart, SmimeType,
+use sipsd::crypto::cms::CmsKind;
+use sipsd::sip::body::{
+    encrypted_parts, parse_inner, BodyError, BodyLimits, ContentType, EncryptedPart,
 };
-use sipsd::request::{DisclosureRequest, RequestError, Selection};
-use sipsd::sdp::SdpInfo;
+use sipsd::sip::disclose::{DiscloseError, DisclosureRequest, Selection};
+use sipsd::sip::sdp::SdpInfo;
 
 const INVITE: &[u8] = include_bytes!("data/sip/invite-smime.sip");
 const OFFER: &[u8] = include_bytes!("data/sip/offer.sdp");
@@ -97,7 +98,7 @@ fn invite_vector_end_to_end() {
     let parts = msg.parts().unwrap();
     assert_eq!(parts.len(), 1);
     let p = &parts[0];
-    assert_eq!(p.smime_type, Some(SmimeType::AuthEnvelopedData));
+    assert_eq!(p.smime_type, Some(CmsKind::AuthEnvelopedData));
     assert_eq!(p.content_id, None);
     assert_eq!(p.range, 0..msg.body.len());
     assert_eq!(
@@ -128,7 +129,7 @@ fn single_part_base64_with_line_breaks() {
             parts[0].der.len()
         );
         assert_eq!(parts[0].der, CBC);
-        assert_eq!(parts[0].smime_type, Some(SmimeType::EnvelopedData));
+        assert_eq!(parts[0].smime_type, Some(CmsKind::EnvelopedData));
         assert_eq!(cms_type(&parts[0].der), ID_ENVELOPED_DATA);
     }
 }
@@ -136,13 +137,13 @@ fn single_part_base64_with_line_breaks() {
 #[test]
 fn smime_type_detection_any_case() {
     let cases = [
-        ("enveloped-data", Some(SmimeType::EnvelopedData)),
-        ("ENVELOPED-DATA", Some(SmimeType::EnvelopedData)),
-        ("authEnveloped-data", Some(SmimeType::AuthEnvelopedData)),
-        ("AUTHENVELOPED-DATA", Some(SmimeType::AuthEnvelopedData)),
-        ("\"authenveloped-data\"", Some(SmimeType::AuthEnvelopedData)),
-        ("encrypted-data", Some(SmimeType::EncryptedData)),
-        ("Encrypted-Data", Some(SmimeType::EncryptedData)),
+        ("enveloped-data", Some(CmsKind::EnvelopedData)),
+        ("ENVELOPED-DATA", Some(CmsKind::EnvelopedData)),
+        ("authEnveloped-data", Some(CmsKind::AuthEnvelopedData)),
+        ("AUTHENVELOPED-DATA", Some(CmsKind::AuthEnvelopedData)),
+        ("\"authenveloped-data\"", Some(CmsKind::AuthEnvelopedData)),
+        ("encrypted-data", Some(CmsKind::EncryptedData)),
+        ("Encrypted-Data", Some(CmsKind::EncryptedData)),
     ];
     for (param, want) in cases {
         let ct = format!("application/pkcs7-mime; smime-type={param}");
@@ -258,17 +259,17 @@ fn multipart_alternative_and_related_are_walked() {
         );
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].der, ENCRYPTED_DATA);
-        assert_eq!(parts[0].smime_type, Some(SmimeType::EncryptedData));
+        assert_eq!(parts[0].smime_type, Some(CmsKind::EncryptedData));
     }
 }
 
 /// `levels` multiparts nested in each other, the innermost holding the encrypted part.
 fn nested(levels: usize) -> (String, Vec<u8>) {
-    let mut ct = SmimeType::EnvelopedData.content_type();
+    let mut ct = CmsKind::EnvelopedData.content_type();
     let mut body = CBC.to_vec();
     let mut cid = Some("enc@x".to_owned());
     for _ in 0..levels {
-        let (c, b) = sipsd::body::build_multipart(&[
+        let (c, b) = sipsd::sip::body::build_multipart(&[
             ("text/plain".into(), None, None, b"filler".to_vec()),
             (ct, cid.take(), None, body),
         ]);
@@ -354,20 +355,44 @@ fn broken_bodies_are_errors() {
 fn hostile_inputs_never_panic() {
     let (ct, body) = mixed_body();
     let body = body.into_bytes();
+    let whole = encrypted_parts(&ct, None, &body, &BodyLimits::default());
+    assert!(
+        whole.as_ref().is_ok_and(|p| p.len() == 1),
+        "the whole body parses: {whole:?}"
+    );
+    // Every prefix: an error exactly while the closing delimiter is cut (what follows it is
+    // the epilogue, which a parser ignores).
+    let delimiter = b"--unique-boundary-1--";
+    let close_end = body
+        .windows(delimiter.len())
+        .position(|w| w == delimiter)
+        .expect("closing delimiter")
+        + delimiter.len();
     let mut errors = 0;
-    // Every prefix and a byte flip at every position of a real multipart body.
     for cut in 0..body.len() {
-        errors +=
-            usize::from(encrypted_parts(&ct, None, &body[..cut], &BodyLimits::default()).is_err());
+        let r = encrypted_parts(&ct, None, &body[..cut], &BodyLimits::default());
+        assert_eq!(
+            r.is_err(),
+            cut < close_end,
+            "prefix of {cut} bytes (closing delimiter ends at {close_end}): {r:?}"
+        );
+        errors += usize::from(r.is_err());
     }
+    // A byte flip at every position: an answer (a result, never a panic) each time, and the
+    // encrypted part, when still found, never reaches outside the body.
     for i in 0..body.len() {
         let mut b = body.clone();
         b[i] ^= 0x5a;
-        let _ = encrypted_parts(&ct, None, &b, &BodyLimits::default());
+        if let Ok(parts) = encrypted_parts(&ct, None, &b, &BodyLimits::default()) {
+            assert!(
+                parts.iter().all(|p| p.range.end <= b.len()),
+                "flip at {i}: a part range outside the body"
+            );
+        }
         let _ = parse_inner(&b[i..]);
     }
     println!(
-        "{} prefixes ({errors} errors) and {} flips parsed without panic",
+        "{} prefixes ({errors} errors: every one that cuts the closing delimiter) and {} flips parsed without panic",
         body.len(),
         body.len()
     );
@@ -380,6 +405,7 @@ fn hostile_inputs_never_panic() {
     ] {
         let r = encrypted_parts(junk, None, b"", &BodyLimits::default());
         println!("Content-Type {junk:?} -> {r:?}");
+        assert!(r.is_err(), "Content-Type {junk:?} is refused");
     }
 }
 
@@ -387,7 +413,7 @@ fn hostile_inputs_never_panic() {
 fn decrypted_plaintext_forms() {
     let (ct, sdp) = parse_inner(OFFER).unwrap();
     assert_eq!((ct.as_str(), sdp), ("application/sdp", OFFER));
-    let entity = sipsd::body::mime_entity("application/sdp", OFFER);
+    let entity = sipsd::sip::body::mime_entity("application/sdp", OFFER);
     let (ct, sdp) = parse_inner(&entity).unwrap();
     assert_eq!(ContentType::parse(&ct).unwrap().media, "application/sdp");
     assert_eq!(sdp, OFFER);
@@ -438,12 +464,12 @@ fn disclose_to_syntax() {
     let overlong = format!("proxy1.example.net;cid={}", "a".repeat(5000));
     let thousand = vec!["p"; 1000].join(","); // 1999 bytes: under the length limit
     for (v, want) in [
-        (overlong.as_str(), RequestError::TooLong),
-        (thousand.as_str(), RequestError::TooManyEntries),
-        ("", RequestError::Empty),
+        (overlong.as_str(), DiscloseError::TooLong),
+        (thousand.as_str(), DiscloseError::TooManyEntries),
+        ("", DiscloseError::Empty),
         (
             "proxy1.example.net;cid=\"abc",
-            RequestError::BadParam("unbalanced quote".into()),
+            DiscloseError::BadParam("unbalanced quote".into()),
         ),
     ] {
         let got = DisclosureRequest::parse(v).unwrap_err();

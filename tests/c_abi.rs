@@ -1,34 +1,25 @@
 //! Builds `tests/c/harness.c` against `include/sipsd.h` and `libsipsd.so` with the system C
 //! compiler and runs it: the C ABI as a C caller sees it, with error paths and fork().
 
+mod support;
+
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sipsd::cms::ContentAlg;
-use sipsd::cms::{IdKind, Recipient, RsaPadding};
-use sipsd::ua::{BodyOptions, UaSession};
+use sipsd::crypto::cms::{ContentAlg, IdKind, Recipient, RsaPadding};
+use sipsd::engine::ua::UaSession;
+use sipsd::sip::body::BodyOptions;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn keys() -> PathBuf {
-    root().join("tests/data/vectors/keys")
-}
+use support::vectors::{cert_recipient, keys, offer, root};
 
 fn cert(name: &str) -> Recipient {
-    Recipient::from_cert_file(
-        &keys().join(format!("{name}.crt")),
-        IdKind::IssuerSerial,
-        RsaPadding::OaepSha1,
-    )
-    .expect("test certificate")
+    cert_recipient(name, IdKind::IssuerSerial, RsaPadding::OaepSha1)
 }
 
 /// Writes the messages the harness reads (see the comment at the top of harness.c).
 fn write_messages(dir: &Path) {
-    let sdp = std::fs::read(keys().join("../msgs/offer.sdp")).expect("offer.sdp");
+    let sdp = offer();
     let raw = BodyOptions {
         inner_mime: false,
         ..BodyOptions::default()
@@ -66,7 +57,7 @@ fn write_messages(dir: &Path) {
         "application/sdp",
         &sdp,
         &both,
-        ContentAlg::Aes128Cbc,
+        ContentAlg::Aes128Gcm,
         None,
         &raw,
     )
@@ -75,6 +66,20 @@ fn write_messages(dir: &Path) {
     put(
         "indialog-b.der",
         &b.encrypt("text/plain", b"dialog b", &raw).unwrap().body,
+    );
+    let (mut c, offer_c) = UaSession::offer(
+        "application/sdp",
+        &sdp,
+        &both,
+        ContentAlg::Aes128Cbc,
+        None,
+        &raw,
+    )
+    .unwrap();
+    put("offer-cbc.der", &offer_c.body);
+    put(
+        "indialog-cbc.der",
+        &c.encrypt("text/plain", b"dialog c", &raw).unwrap().body,
     );
     let (_, other) = UaSession::offer(
         "application/sdp",
@@ -145,5 +150,22 @@ fn c_harness_uses_the_header_like_a_c_caller() {
     println!("{stdout}");
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "the C harness reported failures");
-    assert!(stdout.contains(" passed, 0 failed"));
+    // Every CHECK of harness.c ran once (none skipped by an early return) and passed.
+    let source = std::fs::read_to_string(root().join("tests/c/harness.c")).unwrap();
+    let sites = source.matches("CHECK(").count() - 1; // minus the #define
+    let summary = stdout
+        .lines()
+        .rev()
+        .find_map(|l| {
+            let (p, f) = l.strip_suffix(" failed")?.split_once(" passed, ")?;
+            Some((p.parse::<usize>().ok()?, f.parse::<usize>().ok()?))
+        })
+        .expect("the harness prints `N passed, M failed`");
+    let oks = stdout.lines().filter(|l| l.starts_with("ok ")).count();
+    assert_eq!(
+        (summary, oks),
+        ((sites, 0), sites),
+        "harness.c has {sites} CHECKs: each printed ok once"
+    );
+    println!("all {sites} checks of tests/c/harness.c ran and passed");
 }

@@ -5,33 +5,14 @@
 //!
 //! Run: `cargo test --test cache_flood -- --nocapture`
 
-use std::panic::AssertUnwindSafe;
+mod support;
+
 use std::time::Instant;
 
-use sipsd::cache::{CacheConfig, DialogKey, SharedCache, PROTECTED_PERCENT};
+use sipsd::engine::cache::{CacheConfig, DialogKey, SharedCache, PROTECTED_PERCENT};
 
-/// Fork; the child runs `f` and leaves with `_exit(f())`, never returning into the harness.
-fn fork_child(f: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY: fork has no memory-safety preconditions. The child only runs `f` (cache calls)
-    // and then `_exit`s without running the harness or atexit handlers.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
-    if pid == 0 {
-        let code = std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or(101);
-        // SAFETY: `_exit` terminates the child immediately; nothing after it runs.
-        unsafe { libc::_exit(code) }
-    }
-    pid
-}
-
-fn wait_exit(pid: libc::pid_t) -> i32 {
-    let mut status = 0;
-    // SAFETY: `status` is a valid out pointer; `pid` is our own child.
-    let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(rc, pid, "waitpid: {}", std::io::Error::last_os_error());
-    assert!(libc::WIFEXITED(status), "child killed: status {status}");
-    libc::WEXITSTATUS(status)
-}
+use support::cache_ops as ops;
+use support::fork::{close, fork_child, pipe, read_byte, wait_exit, write_byte};
 
 fn live(n: u32) -> DialogKey {
     DialogKey::new(format!("live-{n}@caller.example").as_bytes(), b"ftag")
@@ -46,6 +27,7 @@ fn fake(worker: u32, n: u32) -> DialogKey {
 
 #[test]
 fn flood_from_other_workers_keeps_calls_in_progress() {
+    let _s = support::serial();
     const CAPACITY: u32 = 200;
     const LIVE: u32 = 100;
     const FLOOD_PER_WORKER: u32 = 20_000;
@@ -63,25 +45,20 @@ fn flood_from_other_workers_keeps_calls_in_progress() {
     // dialogs inside that window evicts it (the documented limit of the policy,
     // docs/SECURITY.md).
     let c = &cache;
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe() writes.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-    let (rd, wr) = (fds[0], fds[1]);
+    let (rd, wr) = pipe();
     let calls = fork_child(move || {
         for n in 0..LIVE {
-            if c.store(&live(n), 1, &[n as u8; 32]).is_err() {
+            if c.insert(&live(n), 1, &[n as u8; 32]).is_err() {
                 return 1;
             }
-            if !matches!(c.get(&live(n)), Ok(Some(_))) {
+            if !matches!(ops::use_key(c, &live(n)), Ok(Some(_))) {
                 return 3;
             }
         }
-        let b = 1u8;
-        // SAFETY: writes one byte from a valid buffer to the pipe's write end.
-        unsafe { libc::write(wr, (&b as *const u8).cast(), 1) };
+        write_byte(wr, 1);
         for round in 0..50 {
             for n in 0..LIVE {
-                match c.get(&live(n)) {
+                match ops::use_key(c, &live(n)) {
                     Ok(Some(k)) if k.cek.as_slice() == [n as u8; 32] => {}
                     Ok(_) => return 10 + (round % 100),
                     Err(_) => return 2,
@@ -91,21 +68,19 @@ fn flood_from_other_workers_keeps_calls_in_progress() {
         }
         0
     });
-    let mut b = 0u8;
-    // SAFETY: reads one byte into a valid buffer from the pipe's read end.
-    let n = unsafe { libc::read(rd, (&mut b as *mut u8).cast(), 1) };
-    assert_eq!(n, 1, "calls worker did not set up its calls");
-    // SAFETY: closes descriptors we own, once.
-    unsafe {
-        libc::close(rd);
-        libc::close(wr);
-    }
+    assert_eq!(
+        read_byte(rd),
+        Some(1),
+        "calls worker did not set up its calls"
+    );
+    close(rd);
+    close(wr);
     // Workers 2 and 3: a flood of fresh INVITEs never followed by in-dialog messages.
     let flooders: Vec<_> = (0..2)
         .map(|w| {
             fork_child(move || {
                 for n in 0..FLOOD_PER_WORKER {
-                    if c.store(&fake(w, n), 1, &[0xEE; 32]).is_err() {
+                    if c.insert(&fake(w, n), 1, &[0xEE; 32]).is_err() {
                         return 1;
                     }
                 }

@@ -6,82 +6,19 @@
 //! Children only use the cache, raw pipes and `libc::_exit`; they never return into the test
 //! harness and report through their exit status.
 
-use std::panic::AssertUnwindSafe;
-use std::sync::{Mutex, MutexGuard};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use sipsd::cache::{CacheConfig, DialogKey, SharedCache, Stored};
+use sipsd::engine::cache::{CacheConfig, DialogKey, SharedCache, Stored};
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Fork; the child runs `f` and leaves with `_exit(f())`, never returning into the harness.
-fn fork_child(f: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY: fork has no memory-safety preconditions. The child only runs `f` (cache calls,
-    // pipe writes, sleeps) and then `_exit`s without running the harness or atexit handlers.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
-    if pid == 0 {
-        let code = std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or(101);
-        // SAFETY: `_exit` terminates the child immediately; nothing after it runs.
-        unsafe { libc::_exit(code) }
-    }
-    pid
-}
-
-/// How a child ended.
-#[derive(Debug, PartialEq, Eq)]
-enum End {
-    Exit(i32),
-    Signal(i32),
-}
-
-fn wait_child(pid: libc::pid_t) -> End {
-    let mut status = 0;
-    // SAFETY: `status` is a valid out pointer; `pid` is our own child.
-    let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(rc, pid, "waitpid: {}", std::io::Error::last_os_error());
-    if libc::WIFEXITED(status) {
-        End::Exit(libc::WEXITSTATUS(status))
-    } else {
-        End::Signal(libc::WTERMSIG(status))
-    }
-}
-
-/// Whether the child is still running (not yet exited).
-fn still_running(pid: libc::pid_t) -> bool {
-    let mut status = 0;
-    // SAFETY: as in `wait_child`; WNOHANG returns 0 while the child runs.
-    unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) == 0 }
-}
-
-fn pipe() -> (libc::c_int, libc::c_int) {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe() writes.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-    (fds[0], fds[1])
-}
-
-fn write_byte(fd: libc::c_int, b: u8) {
-    // SAFETY: writes one byte from a valid buffer to a descriptor we own.
-    unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
-}
-
-fn read_byte(fd: libc::c_int) -> Option<u8> {
-    let mut b = 0u8;
-    // SAFETY: reads at most one byte into a valid buffer from a descriptor we own.
-    let n = unsafe { libc::read(fd, (&mut b as *mut u8).cast(), 1) };
-    (n == 1).then_some(b)
-}
-
-fn close(fd: libc::c_int) {
-    // SAFETY: closes a descriptor we own, once.
-    unsafe { libc::close(fd) };
-}
+use support::cache_ops as ops;
+use support::fork::{
+    close, fork_child, kill, pipe, read_byte, still_running, wait_child, write_byte, End,
+};
+use support::rng::Rng;
+use support::serial;
 
 fn key(call: &str, tag: &str) -> DialogKey {
     DialogKey::new(call.as_bytes(), tag.as_bytes())
@@ -100,17 +37,17 @@ fn keys_cross_process_boundaries() {
     let cek1 = [0x11u8; 16];
     let cek2 = [0x22u8; 32];
     assert_eq!(
-        c.store(&k1, 1, &cek1).unwrap(),
+        c.insert(&k1, 1, &cek1).unwrap(),
         Stored::New { generation: 1 }
     );
 
     // Child A reads the parent's key and stores its own.
     let a = fork_child(|| {
-        match c.get(&k1) {
+        match ops::use_key(&c, &k1) {
             Ok(Some(e)) if e.cek[..] == cek1 && e.alg == 1 => {}
             _ => return 1,
         }
-        match c.store(&k2, 2, &cek2) {
+        match c.insert(&k2, 2, &cek2) {
             Ok(Stored::New { generation: 1 }) => 0,
             _ => 2,
         }
@@ -122,7 +59,9 @@ fn keys_cross_process_boundaries() {
     );
 
     // The parent sees child A's key (and the use A counted on k1).
-    let e2 = c.get(&k2).unwrap().expect("parent reads the child's CEK");
+    let e2 = ops::use_key(&c, &k2)
+        .unwrap()
+        .expect("parent reads the child's CEK");
     assert_eq!((&e2.cek[..], e2.alg), (&cek2[..], 2));
     assert_eq!(
         c.peek(&k1).unwrap().expect("k1").uses,
@@ -132,13 +71,13 @@ fn keys_cross_process_boundaries() {
 
     // Another child reads both, and rotates k1 for everyone.
     let b = fork_child(|| {
-        let ok1 = matches!(c.get(&k1), Ok(Some(e)) if e.cek[..] == cek1);
-        let ok2 = matches!(c.get(&k2), Ok(Some(e)) if e.cek[..] == cek2);
+        let ok1 = matches!(ops::use_key(&c, &k1), Ok(Some(e)) if e.cek[..] == cek1);
+        let ok2 = matches!(ops::use_key(&c, &k2), Ok(Some(e)) if e.cek[..] == cek2);
         if !(ok1 && ok2) {
             return 1;
         }
-        match c.rotate(&k1, 1, &[0x33; 16]) {
-            Ok(2) => 0,
+        match ops::replace(&c, &k1, 1, &[0x33; 16]) {
+            Ok(Some(2)) => 0,
             _ => 2,
         }
     });
@@ -147,7 +86,7 @@ fn keys_cross_process_boundaries() {
         End::Exit(0),
         "child B read both CEKs and rotated k1"
     );
-    let e1 = c.get(&k1).unwrap().expect("k1");
+    let e1 = ops::use_key(&c, &k1).unwrap().expect("k1");
     assert_eq!(
         (&e1.cek[..], e1.generation, e1.uses),
         (&[0x33u8; 16][..], 2, 1)
@@ -191,12 +130,9 @@ fn dialog_key(writer: u8, dialog: u16) -> DialogKey {
 
 /// Deterministic per-worker operation stream: (op, worker, dialog).
 fn ops(worker: u8) -> impl Iterator<Item = (u32, u8, u16)> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(worker);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15u64 ^ u64::from(worker));
     (0..OPS).map(move |_| {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        let r = (state >> 33) as u32;
+        let r = (rng.next() >> 32) as u32;
         let other = (r >> 8) as u8 % WORKERS;
         (r % 4, other, ((r >> 16) % u32::from(DIALOGS)) as u16)
     })
@@ -209,14 +145,12 @@ fn worker(c: &SharedCache, w: u8) -> i32 {
         match op {
             0 | 1 => {
                 let v = version[usize::from(d)] + 1;
-                if c.store(&dialog_key(w, d), w + 1, &cek_for(w, d, v))
-                    .is_err()
-                {
+                if ops::put(c, &dialog_key(w, d), w + 1, &cek_for(w, d, v)).is_err() {
                     return 3;
                 }
                 version[usize::from(d)] = v;
             }
-            2 => match c.get(&dialog_key(w, d)) {
+            2 => match ops::use_key(c, &dialog_key(w, d)) {
                 Ok(Some(e)) => {
                     if e.alg != w + 1 || e.cek[..] != cek_for(w, d, version[usize::from(d)]) {
                         return 1;
@@ -225,7 +159,7 @@ fn worker(c: &SharedCache, w: u8) -> i32 {
                 Ok(None) => {}
                 Err(_) => return 3,
             },
-            _ => match c.get(&dialog_key(other, d)) {
+            _ => match ops::use_key(c, &dialog_key(other, d)) {
                 Ok(Some(e)) => {
                     if e.alg != other + 1 || !cek_is_valid_for(&e.cek, other, d) {
                         return 2;
@@ -288,7 +222,7 @@ fn concurrent_workers_keep_the_table_consistent() {
     );
     // Filling the table up again from the parent evicts exactly what is needed.
     for n in 0..CAPACITY {
-        c.store(&key(&format!("refill-{n}"), "x"), 9, &[1; 16])
+        c.insert(&key(&format!("refill-{n}"), "x"), 9, &[1; 16])
             .unwrap();
     }
     assert_eq!(c.stats().unwrap().entries, u64::from(CAPACITY));
@@ -305,7 +239,7 @@ fn worker_killed_holding_the_lock_does_not_block_others() {
     let k1 = key("held@example.com", "1");
     let k2 = key("blocked@example.com", "2");
     let k3 = key("after@example.com", "3");
-    c.store(&k1, 1, &[0x41; 16]).unwrap();
+    c.insert(&k1, 1, &[0x41; 16]).unwrap();
 
     let (rd, wr) = pipe();
     let holder = fork_child(|| {
@@ -321,10 +255,10 @@ fn worker_killed_holding_the_lock_does_not_block_others() {
 
     // A second worker tries to use the cache: it blocks behind the holder.
     let waiter = fork_child(|| {
-        if !matches!(c.store(&k2, 1, &[0x42; 16]), Ok(Stored::New { .. })) {
+        if !matches!(c.insert(&k2, 1, &[0x42; 16]), Ok(Stored::New { .. })) {
             return 1;
         }
-        match c.get(&k1) {
+        match ops::use_key(&c, &k1) {
             Ok(Some(e)) if e.cek[..] == [0x41; 16] => 0,
             _ => 2,
         }
@@ -335,8 +269,7 @@ fn worker_killed_holding_the_lock_does_not_block_others() {
         "the waiter is blocked while the lock is held"
     );
 
-    // SAFETY: sends SIGKILL to our own child.
-    assert_eq!(unsafe { libc::kill(holder, libc::SIGKILL) }, 0);
+    kill(holder);
     assert_eq!(wait_child(holder), End::Signal(libc::SIGKILL));
     assert_eq!(
         wait_child(waiter),
@@ -344,10 +277,16 @@ fn worker_killed_holding_the_lock_does_not_block_others() {
         "waiter proceeded after the holder died"
     );
 
-    assert_eq!(&c.get(&k1).unwrap().expect("k1").cek[..], &[0x41; 16]);
-    assert_eq!(&c.get(&k2).unwrap().expect("k2").cek[..], &[0x42; 16]);
-    c.store(&k3, 1, &[0x43; 16]).unwrap();
-    let reader = fork_child(|| match c.get(&k3) {
+    assert_eq!(
+        &ops::use_key(&c, &k1).unwrap().expect("k1").cek[..],
+        &[0x41; 16]
+    );
+    assert_eq!(
+        &ops::use_key(&c, &k2).unwrap().expect("k2").cek[..],
+        &[0x42; 16]
+    );
+    c.insert(&k3, 1, &[0x43; 16]).unwrap();
+    let reader = fork_child(|| match ops::use_key(&c, &k3) {
         Ok(Some(e)) if e.cek[..] == [0x43; 16] => 0,
         _ => 1,
     });
@@ -364,7 +303,7 @@ fn worker_killed_mid_change_leaves_a_repaired_table() {
     let c = cache(32, 0);
     let keys: Vec<_> = (0..20).map(|n| key(&format!("dialog-{n}"), "t")).collect();
     for (n, k) in keys.iter().enumerate() {
-        c.store(k, 1, &[n as u8 + 1; 16]).unwrap();
+        c.insert(k, 1, &[n as u8 + 1; 16]).unwrap();
     }
     let victim = keys[5];
     let (rd, wr) = pipe();
@@ -378,18 +317,17 @@ fn worker_killed_mid_change_leaves_a_repaired_table() {
     close(wr);
     assert_eq!(read_byte(rd), Some(b'D'));
     close(rd);
-    // SAFETY: sends SIGKILL to our own child.
-    assert_eq!(unsafe { libc::kill(holder, libc::SIGKILL) }, 0);
+    kill(holder);
     assert_eq!(wait_child(holder), End::Signal(libc::SIGKILL));
 
     // The parent is the next locker: it repairs.
     assert!(
-        c.get(&victim).unwrap().is_none(),
+        ops::use_key(&c, &victim).unwrap().is_none(),
         "half-written entry was wiped"
     );
     for (n, k) in keys.iter().enumerate().filter(|(n, _)| *n != 5) {
         assert_eq!(
-            &c.get(k).unwrap().expect("intact").cek[..],
+            &ops::use_key(&c, k).unwrap().expect("intact").cek[..],
             &[n as u8 + 1; 16]
         );
     }
@@ -398,7 +336,7 @@ fn worker_killed_mid_change_leaves_a_repaired_table() {
     // And a child can use the repaired table.
     let child = fork_child(|| {
         let ok = matches!(
-            c.store(&victim, 1, &[0x77; 16]),
+            c.insert(&victim, 1, &[0x77; 16]),
             Ok(Stored::New { generation: 1 })
         );
         if ok {
@@ -417,13 +355,13 @@ fn real_clock_ttl_across_processes() {
     let _s = serial();
     let c = cache(8, 1);
     let k = key("ttl@example.com", "1");
-    c.store(&k, 1, &[0x55; 16]).unwrap();
+    c.insert(&k, 1, &[0x55; 16]).unwrap();
     let child = fork_child(|| {
         if !matches!(c.peek(&k), Ok(Some(_))) {
             return 1;
         }
         std::thread::sleep(Duration::from_millis(2100));
-        match c.get(&k) {
+        match ops::use_key(&c, &k) {
             Ok(None) => 0,
             _ => 2,
         }
@@ -433,7 +371,7 @@ fn real_clock_ttl_across_processes() {
         End::Exit(0),
         "child saw it live, then expired after 2 s"
     );
-    assert!(c.get(&k).unwrap().is_none());
+    assert!(ops::use_key(&c, &k).unwrap().is_none());
     let s = c.stats().unwrap();
     assert_eq!((s.entries, s.expirations, s.misses), (0, 1, 2));
     println!("ttl 1 s (CLOCK_REALTIME): live in the child at once, expired 2.1 s later; {s:?}");

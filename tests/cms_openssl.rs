@@ -1,53 +1,19 @@
 //! Interoperability with the real `openssl cms` (OpenSSL 3): what sipsd seals, OpenSSL opens,
 //! and what OpenSSL seals — with keys and certificates made fresh for each run — sipsd opens.
 
-mod cms_support;
+mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use sipsd::cms::{
+use sipsd::crypto::cms::{
     self, Cek, CmsError, CmsKind, ContentAlg, IdKind, Recipient, RecipientKeyId, RsaPadding,
 };
-use sipsd::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
+use sipsd::crypto::keys::{KeySpec, KeyStore, PskSpec};
 
-use cms_support::{cert_recipient, hex, key_path, offer, psk_recipient, read_hex};
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Runs `openssl ARGS`, returning stdout; panics with stderr if it fails.
-fn openssl(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("the `openssl` binary must be installed for these tests");
-    assert!(
-        out.status.success(),
-        "openssl {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// `openssl cms -decrypt` of DER `msg` with the extra arguments; returns the plaintext.
-fn openssl_decrypt(dir: &Path, msg: &[u8], extra: &[&str]) -> Vec<u8> {
-    let input = dir.join("in.der");
-    std::fs::write(&input, msg).unwrap();
-    let mut args = vec![
-        "cms",
-        "-decrypt",
-        "-binary",
-        "-inform",
-        "DER",
-        "-in",
-        path_str(&input),
-    ];
-    args.extend_from_slice(extra);
-    openssl(&args)
-}
+use support::openssl::{decrypt, openssl, path_str};
+use support::vectors::{
+    hex, key_path, offer, read_hex, store_of, three_recipients, ID_KINDS, PADDINGS,
+};
 
 #[test]
 fn openssl_opens_what_sipsd_seals() {
@@ -60,31 +26,23 @@ fn openssl_opens_what_sipsd_seals() {
         ContentAlg::Aes256Cbc,
         ContentAlg::Aes128Gcm,
     ] {
-        for padding in [
-            RsaPadding::OaepSha1,
-            RsaPadding::OaepSha256,
-            RsaPadding::Pkcs1v15,
-        ] {
-            for id in [IdKind::IssuerSerial, IdKind::SubjectKeyId] {
+        for padding in PADDINGS {
+            for id in ID_KINDS {
                 let cek = Cek::generate(alg).unwrap();
-                let recips = [
-                    cert_recipient("callee", id, padding),
-                    cert_recipient("proxy1", id, padding),
-                    psk_recipient(),
-                ];
+                let recips = three_recipients(id, padding);
                 let der = cms::seal(&offer, &recips, &cek).unwrap();
                 let what = format!("{alg} {padding:?} {id:?}");
                 for who in ["callee", "proxy1"] {
                     let crt = key_path(&format!("{who}.crt"));
                     let key = key_path(&format!("{who}.key"));
-                    let pt = openssl_decrypt(
+                    let pt = decrypt(
                         dir.path(),
                         &der,
                         &["-recip", path_str(&crt), "-inkey", path_str(&key)],
                     );
                     assert_eq!(pt, offer, "{what}: openssl as {who}");
                 }
-                let pt = openssl_decrypt(
+                let pt = decrypt(
                     dir.path(),
                     &der,
                     &["-secretkey", &psk_hex, "-secretkeyid", &psk_id_hex],
@@ -191,15 +149,7 @@ fn make_party(dir: &Path, name: &'static str, bits: u32, extra: &[&str]) -> Part
 }
 
 fn store_for(p: &Party) -> KeyStore {
-    KeyStore::load(&KeySpec {
-        rsa: vec![RsaKeySpec {
-            key_path: p.key.clone(),
-            cert_path: p.crt.clone(),
-            label: None,
-        }],
-        ..Default::default()
-    })
-    .unwrap()
+    store_of(&p.key, &p.crt)
 }
 
 #[test]
@@ -397,7 +347,7 @@ fn computed_subject_key_id_matches_openssl() {
     let r =
         Recipient::from_cert_file(&bare.crt, IdKind::SubjectKeyId, RsaPadding::OaepSha256).unwrap();
     let sealed = cms::seal(&offer(), &[r], &cek).unwrap();
-    let pt = openssl_decrypt(
+    let pt = decrypt(
         d,
         &sealed,
         &["-recip", path_str(&with_ski), "-inkey", path_str(&bare.key)],
@@ -488,4 +438,116 @@ fn unsupported_ciphers_and_recipient_kinds_from_openssl() {
             .as_slice(),
         offer().as_slice()
     );
+}
+
+/// The rotation proof (docs/PROTOCOL.md §6.3) is plain CMS: OpenSSL, given the KEK derived from
+/// the current dialog key, makes one sipsd accepts as a rotation, and opens the proof sipsd makes.
+#[test]
+fn rotation_proof_interoperates_with_openssl() {
+    use sipsd::engine::proxy::{Proxy, ProxyConfig, SipMessage, Unwrapped};
+    use sipsd::engine::ua::UaSession;
+    use sipsd::sip::body::BodyOptions;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ProxyConfig::default();
+    c.set(
+        "rsa_key",
+        &format!(
+            "key={};cert={}",
+            key_path("proxy1.key").display(),
+            key_path("proxy1.crt").display()
+        ),
+    )
+    .unwrap();
+    let proxy = Proxy::new(c).unwrap();
+    let raw = BodyOptions {
+        inner_mime: false,
+        ..BodyOptions::default()
+    };
+    let proxy1 = Recipient::from_cert_file(
+        &key_path("proxy1.crt"),
+        IdKind::IssuerSerial,
+        RsaPadding::OaepSha1,
+    )
+    .unwrap();
+    let (mut ua, offer_body) = UaSession::offer(
+        "application/sdp",
+        &offer(),
+        std::slice::from_ref(&proxy1),
+        ContentAlg::Aes256Gcm,
+        None,
+        &raw,
+    )
+    .unwrap();
+    let msg = |to: &'static str, ct: &'static str, body: &'static [u8]| SipMessage {
+        call_id: b"rot-openssl@example.org",
+        from_tag: b"caller",
+        to_tag: to.as_bytes(),
+        method: b"INVITE",
+        content_type: ct.as_bytes(),
+        body,
+        ..SipMessage::default()
+    };
+    const AUTH: &str = "application/pkcs7-mime; smime-type=authEnveloped-data";
+    let leak = |v: Vec<u8>| -> &'static [u8] { Box::leak(v.into_boxed_slice()) };
+    assert!(matches!(
+        proxy.unwrap(&msg("", AUTH, leak(offer_body.body))),
+        Ok(Unwrapped::Disclosed(_))
+    ));
+
+    // OpenSSL makes the rotation: a fresh CEK for proxy1, and the KEKRI under the derived KEK.
+    let kek_hex = hex(&cms::rotation_kek(ua.cek()));
+    let kekid_hex = hex(cms::ROTATION_KEK_ID);
+    let input = dir.path().join("sdp");
+    std::fs::write(&input, b"v=0 rotated by openssl\r\n").unwrap();
+    let crt = key_path("proxy1.crt");
+    let der = openssl(&[
+        "cms",
+        "-encrypt",
+        "-binary",
+        "-outform",
+        "DER",
+        "-aes-256-gcm",
+        "-in",
+        path_str(&input),
+        "-recip",
+        path_str(&crt),
+        "-keyopt",
+        "rsa_padding_mode:oaep",
+        "-secretkey",
+        &kek_hex,
+        "-secretkeyid",
+        &kekid_hex,
+    ]);
+    let parts = match proxy.unwrap(&msg("callee", AUTH, leak(der.clone()))) {
+        Ok(Unwrapped::Disclosed(parts)) => parts,
+        other => panic!("OpenSSL's rotation was not taken: {other:?}"),
+    };
+    assert_eq!(parts[0].generation, 2);
+    assert_eq!(parts[0].body.as_slice(), b"v=0 rotated by openssl\r\n");
+    assert_eq!(proxy.stats().unwrap().cache.rotations, 1);
+    println!("OpenSSL-made rotation (KEKRI under HKDF(current CEK), kekid sipsd-dialog-key): taken, gen 2");
+
+    // sipsd's own proof opens with OpenSSL given the same derived KEK.
+    let current = ua.cek().clone();
+    let rotation = ua
+        .rotate(
+            "application/sdp",
+            &offer(),
+            std::slice::from_ref(&proxy1),
+            &raw,
+        )
+        .unwrap();
+    let pt = decrypt(
+        dir.path(),
+        &rotation.body,
+        &[
+            "-secretkey",
+            &hex(&cms::rotation_kek(&current)),
+            "-secretkeyid",
+            &kekid_hex,
+        ],
+    );
+    assert_eq!(pt, offer());
+    println!("sipsd's rotation proof opens with `openssl cms -decrypt -secretkey <HKDF KEK>`");
 }

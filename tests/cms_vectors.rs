@@ -1,57 +1,22 @@
 //! sipsd's CMS layer against the OpenSSL-made interop vectors (a copy of `shared/vectors` is
-//! committed under `tests/data/vectors`; `$SIPSD_VECTORS` points elsewhere), plus its own
-//! sealing round trips and every error cause.
+//! committed under `tests/data/vectors`; `$SIPSD_VECTORS` points elsewhere), and every error
+//! cause. sipsd's own sealing round trips are in tests/cms_seal.rs, the key store in
+//! tests/keystore.rs.
 
-mod cms_support;
+mod support;
 
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-use sipsd::cms::{
+use sipsd::crypto::cms::{
     self, Cek, CmsError, CmsKind, ContentAlg, IdKind, Recipient, RecipientKeyId, RsaPadding,
 };
-use sipsd::keys::{KeyError, KeySpec, KeyStore, PskSpec, RsaKeySpec};
 
-use cms_support::{cert_recipient, data, key_path, msg, psk_recipient, read_hex, vectors};
+use sipsd::crypto::keys::{KeySpec, KeyStore, PskSpec};
 
-fn expected_sha256() -> String {
-    let s = std::fs::read_to_string(vectors().join("msgs/offer.sdp.sha256")).unwrap();
-    s.split_whitespace().next().unwrap().to_ascii_lowercase()
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn rsa_spec(name: &str) -> RsaKeySpec {
-    RsaKeySpec {
-        key_path: key_path(&format!("{name}.key")),
-        cert_path: key_path(&format!("{name}.crt")),
-        label: None,
-    }
-}
-
-fn psk_spec() -> PskSpec {
-    PskSpec {
-        id: read_hex("psk-proxy1.id.hex"),
-        key_path: key_path("psk-proxy1.hex"),
-        label: None,
-    }
-}
-
-/// A key store holding just one identity: "callee", "proxy1", "proxy2" or "psk".
-fn store(who: &str) -> KeyStore {
-    let mut spec = KeySpec::default();
-    if who == "psk" {
-        spec.psk.push(psk_spec());
-    } else {
-        spec.rsa.push(rsa_spec(who));
-    }
-    KeyStore::load(&spec).unwrap()
-}
+use support::vectors::{
+    cert_recipient, data, expected_sha256, key_path, msg, psk_spec, read_hex, rsa_spec, sha256_hex,
+    store, vectors,
+};
 
 fn label_of(who: &str) -> &str {
     if who == "psk" {
@@ -231,10 +196,7 @@ fn encrypteddata_opens_with_the_dialog_cek_only() {
         ..Default::default()
     })
     .unwrap();
-    assert!(matches!(
-        cms::open(&der, &all),
-        Err(CmsError::NeedsDialogKey)
-    ));
+    assert!(matches!(cms::open(&der, &all), Err(CmsError::NotRecipient)));
     let cek = Cek::from_bytes(ContentAlg::Aes256Cbc, &read_hex("dialog-cek.hex")).unwrap();
     let pt = cms::open_with_cek(&der, &cek).unwrap();
     assert_eq!(sha256_hex(&pt), expected_sha256());
@@ -428,96 +390,6 @@ fn unsupported_content_type_is_reported() {
 }
 
 #[test]
-fn seal_round_trips_for_every_algorithm_padding_and_id() {
-    let offer = std::fs::read(vectors().join("msgs/offer.sdp")).unwrap();
-    for alg in ContentAlg::ALL {
-        for padding in [
-            RsaPadding::OaepSha1,
-            RsaPadding::OaepSha256,
-            RsaPadding::Pkcs1v15,
-        ] {
-            for id in [IdKind::IssuerSerial, IdKind::SubjectKeyId] {
-                let cek = Cek::generate(alg).unwrap();
-                let recips = [
-                    cert_recipient("callee", id, padding),
-                    cert_recipient("proxy1", id, padding),
-                    psk_recipient(),
-                ];
-                let der = cms::seal(&offer, &recips, &cek).unwrap();
-                let insp = cms::inspect(&der).unwrap();
-                let kind = if alg.is_aead() {
-                    CmsKind::AuthEnvelopedData
-                } else {
-                    CmsKind::EnvelopedData
-                };
-                assert_eq!(insp.kind, kind);
-                assert_eq!(insp.content_alg, Ok(alg));
-                assert_eq!(insp.recipients.len(), 3);
-                for who in ["callee", "proxy1", "psk"] {
-                    let o = cms::open(&der, &store(who))
-                        .unwrap_or_else(|e| panic!("{alg} {padding:?} {id:?} as {who}: {e}"));
-                    assert_eq!(o.plaintext.as_slice(), offer.as_slice());
-                    assert_eq!(o.cek.as_bytes(), cek.as_bytes());
-                    assert_eq!(o.kind, kind);
-                }
-                assert!(matches!(
-                    cms::open(&der, &store("proxy2")),
-                    Err(CmsError::NotRecipient)
-                ));
-                assert_eq!(
-                    cms::open_with_cek(&der, &cek).unwrap().as_slice(),
-                    offer.as_slice()
-                );
-            }
-        }
-    }
-}
-
-#[test]
-fn seal_encrypted_round_trips_and_rejects_a_wrong_key() {
-    let offer = std::fs::read(vectors().join("msgs/offer.sdp")).unwrap();
-    for alg in ContentAlg::ALL {
-        let cek = Cek::generate(alg).unwrap();
-        let der = cms::seal_encrypted(&offer, &cek).unwrap();
-        let insp = cms::inspect(&der).unwrap();
-        assert_eq!(insp.kind, CmsKind::EncryptedData);
-        assert_eq!(insp.content_alg, Ok(alg));
-        assert_eq!(
-            cms::open_with_cek(&der, &cek).unwrap().as_slice(),
-            offer.as_slice()
-        );
-        assert!(matches!(
-            cms::open(&der, &store("callee")),
-            Err(CmsError::NeedsDialogKey)
-        ));
-        if alg.is_aead() {
-            // Authenticated: any other key fails, deterministically.
-            let other = Cek::generate(alg).unwrap();
-            assert!(matches!(
-                cms::open_with_cek(&der, &other),
-                Err(CmsError::Decrypt)
-            ));
-            let mut tampered = der.clone();
-            let n = tampered.len();
-            tampered[n - 1] ^= 1;
-            assert!(matches!(
-                cms::open_with_cek(&tampered, &cek),
-                Err(CmsError::Decrypt)
-            ));
-        }
-    }
-}
-
-#[test]
-fn seal_with_no_recipients_is_refused() {
-    let cek = Cek::generate(ContentAlg::Aes256Gcm).unwrap();
-    assert!(matches!(
-        cms::seal(b"x", &[], &cek),
-        Err(CmsError::NoRecipients)
-    ));
-}
-
-#[test]
 fn unreadable_recipient_certificate_is_cert_file_error() {
     let e = Recipient::from_cert_file(
         Path::new("/nonexistent/sipsd.crt"),
@@ -622,144 +494,6 @@ fn committed_vectors_match_the_shared_ones_when_present() {
             );
         }
     }
-}
-
-// ---- KeyStore ----
-
-#[test]
-fn keystore_reads_pkcs8_pkcs1_pem_and_der() {
-    let k = data().join("keys");
-    for (key, cert) in [
-        ("callee-pkcs8.der", "callee-crt.der"),
-        ("callee-pkcs1.pem", "callee-crt.der"),
-        ("callee-pkcs1.der", "callee-crt.der"),
-    ] {
-        let ks = KeyStore::load(&KeySpec {
-            rsa: vec![RsaKeySpec {
-                key_path: k.join(key),
-                cert_path: k.join(cert),
-                label: Some("callee".into()),
-            }],
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("{key}: {e}"));
-        let o = cms::open(&msg("gcm256-oaep-callee-psk.der"), &ks).unwrap();
-        assert_eq!(sha256_hex(&o.plaintext), expected_sha256(), "{key}");
-    }
-}
-
-#[test]
-fn keystore_identities_labels_and_errors() {
-    let ks = store("callee");
-    assert_eq!(ks.identities(), ["callee.example.net"]);
-    assert_eq!(ks.labels(), ["callee"]);
-    assert!(!ks.is_empty());
-    let ks = KeyStore::load(&KeySpec {
-        rsa: vec![RsaKeySpec {
-            label: Some("edge".into()),
-            ..rsa_spec("proxy1")
-        }],
-        identities: vec!["sip:proxy.example.org".into()],
-        ..Default::default()
-    })
-    .unwrap();
-    assert_eq!(ks.identities(), ["sip:proxy.example.org"]);
-    assert_eq!(ks.labels(), ["edge"]);
-
-    // proxy1's key with callee's certificate.
-    let e = KeyStore::load(&KeySpec {
-        rsa: vec![RsaKeySpec {
-            key_path: key_path("proxy1.key"),
-            cert_path: key_path("callee.crt"),
-            label: None,
-        }],
-        ..Default::default()
-    })
-    .err()
-    .unwrap();
-    assert!(matches!(e, KeyError::Mismatch(_)), "{e}");
-
-    // A certificate where the key should be, and the other way round.
-    let e = KeyStore::load(&KeySpec {
-        rsa: vec![RsaKeySpec {
-            key_path: key_path("callee.crt"),
-            cert_path: key_path("callee.crt"),
-            label: None,
-        }],
-        ..Default::default()
-    })
-    .err()
-    .unwrap();
-    assert!(matches!(e, KeyError::BadKey(..)), "{e}");
-    let e = KeyStore::load(&KeySpec {
-        rsa: vec![RsaKeySpec {
-            key_path: key_path("callee.key"),
-            cert_path: key_path("callee.key"),
-            label: None,
-        }],
-        ..Default::default()
-    })
-    .err()
-    .unwrap();
-    assert!(matches!(e, KeyError::BadCert(..)), "{e}");
-
-    // A PSK file of the wrong size.
-    let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("bad.hex");
-    std::fs::write(&bad, "abcd\n").unwrap();
-    let e = KeyStore::load(&KeySpec {
-        psk: vec![PskSpec {
-            id: b"x".to_vec(),
-            key_path: bad,
-            label: None,
-        }],
-        ..Default::default()
-    })
-    .err()
-    .unwrap();
-    assert!(matches!(e, KeyError::BadPsk(..)), "{e}");
-    // No key material in messages.
-    assert!(!e.to_string().contains("abcd"));
-}
-
-#[test]
-fn keystore_strict_permissions() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("callee.key");
-    let psk = dir.path().join("psk.hex");
-    std::fs::copy(key_path("callee.key"), &key).unwrap();
-    std::fs::copy(key_path("psk-proxy1.hex"), &psk).unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    std::fs::set_permissions(&psk, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let spec = |strict| KeySpec {
-        rsa: vec![RsaKeySpec {
-            key_path: key.clone(),
-            cert_path: key_path("callee.crt"),
-            label: None,
-        }],
-        psk: vec![PskSpec {
-            id: b"psk-proxy1".to_vec(),
-            key_path: psk.clone(),
-            label: None,
-        }],
-        strict_permissions: strict,
-        ..Default::default()
-    };
-    // Not strict: loads.
-    KeyStore::load(&spec(false)).unwrap();
-    assert!(matches!(
-        KeyStore::load(&spec(true)),
-        Err(KeyError::InsecurePermissions(p)) if p == key
-    ));
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    assert!(matches!(
-        KeyStore::load(&spec(true)),
-        Err(KeyError::InsecurePermissions(p)) if p == psk
-    ));
-    std::fs::set_permissions(&psk, std::fs::Permissions::from_mode(0o400)).unwrap();
-    let ks = KeyStore::load(&spec(true)).unwrap();
-    assert_eq!(ks.labels(), ["callee", "psk"]);
 }
 
 #[test]

@@ -51,7 +51,7 @@ fn ffi_target_decrypts_its_seed_invite() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let der = std::fs::read(root.join("tests/data/vectors/msgs/gcm256-oaep-callee-proxy1.der"))
         .expect("vector");
-    let opened = sipsd::cms::open(&der, fuzz_common::keystore()).expect("proxy1 opens it");
+    let opened = sipsd::crypto::cms::open(&der, fuzz_common::keystore()).expect("proxy1 opens it");
     assert!(
         opened.plaintext.starts_with(b"v=0") || opened.plaintext.windows(3).any(|w| w == b"v=0")
     );

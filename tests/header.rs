@@ -5,15 +5,15 @@
 //! - layout: bindgen (libclang) reads the header back; the size and every field offset of each
 //!   struct, and every enum constant, must match the Rust definitions.
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use sipsd::ffi::{sd_field, sd_msg, sd_result, sd_stats, sd_str};
+use sipsd::ffi::{sd_field, sd_msg, sd_result, sd_str};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use support::vectors::root;
 
 #[test]
 fn committed_header_is_current() {
@@ -121,26 +121,6 @@ fn bindgen_sees_the_same_layout_and_constants() {
         disclose_to,
         body
     });
-    same_layout!(sd_stats {
-        decrypted,
-        not_for_me,
-        not_encrypted,
-        errors,
-        cache_hits,
-        cache_misses,
-        cache_entries,
-        cache_capacity,
-        rotations,
-        evictions,
-        expirations,
-        dialogs_ended,
-        cache_protected,
-        cache_promotions,
-        cache_demotions,
-        lock_recoveries,
-        reloads
-    });
-
     let consts = c_constants(&bindings);
     let results = sipsd::ffi::all_results();
     for r in results {
@@ -169,7 +149,19 @@ fn bindgen_sees_the_same_layout_and_constants() {
             .or_else(|| consts.get(&name));
         assert_eq!(c_value, Some(&(f as u32)), "enum constant {name}");
     }
-    let _: sd_result = sd_result::SD_OK;
+    // C callers test for success with `rc == SD_OK` and `!rc`: it must be 0 on both sides.
+    assert_eq!(sd_result::SD_OK as u32, 0, "SD_OK is 0 in Rust");
+    assert_eq!(
+        consts
+            .get("sd_result_SD_OK")
+            .or_else(|| consts.get("SD_OK")),
+        Some(&0),
+        "SD_OK is 0 in C"
+    );
+    assert!(
+        results.contains(&sd_result::SD_OK),
+        "all_results() lists SD_OK"
+    );
     println!(
         "{} sd_result and {} sd_field constants have the same values in C and Rust",
         results.len(),

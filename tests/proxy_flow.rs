@@ -2,37 +2,24 @@
 //! by Content-ID, pre-shared keys, rotation policy and limits. (The same engine runs inside
 //! Kamailio through the C ABI; tests/c_abi.rs and tests/kamailio_e2e.rs cover those layers.)
 
-use std::path::PathBuf;
+mod support;
 
-use sipsd::body;
-use sipsd::cms::{ContentAlg, IdKind, Recipient, RsaPadding};
-use sipsd::error::Error;
-use sipsd::proxy::{KeySource, Proxy, ProxyConfig, SipMessage, Unwrapped};
-use sipsd::ua::{BodyOptions, SipBody, UaSession};
+use sipsd::crypto::cms::{ContentAlg, IdKind, Recipient, RsaPadding};
+use sipsd::engine::proxy::{Counter, KeySource, Proxy, ProxyConfig, SipMessage, Unwrapped};
+use sipsd::engine::ua::UaSession;
+use sipsd::engine::Error;
+use sipsd::sip::body;
+use sipsd::sip::body::BodyOptions;
+use sipsd::sip::body::SipBody;
 
-fn keys() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/vectors/keys")
-}
+use support::vectors::{cert_recipient, keys, psk_recipient};
 
 fn cert(name: &str) -> Recipient {
-    Recipient::from_cert_file(
-        &keys().join(format!("{name}.crt")),
-        IdKind::IssuerSerial,
-        RsaPadding::OaepSha1,
-    )
-    .unwrap()
+    cert_recipient(name, IdKind::IssuerSerial, RsaPadding::OaepSha1)
 }
 
 fn psk() -> Recipient {
-    let hex = std::fs::read_to_string(keys().join("psk-proxy1.hex")).unwrap();
-    let kek: Vec<u8> = (0..hex.trim().len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex.trim()[i..i + 2], 16).unwrap())
-        .collect();
-    Recipient::Psk {
-        id: b"psk-proxy1".to_vec(),
-        kek: zeroize::Zeroizing::new(kek),
-    }
+    psk_recipient()
 }
 
 /// proxy1 with its RSA key and the PSK, in `mode`, plus extra options.
@@ -91,7 +78,7 @@ fn msg<'a>(call: &'a str, to_tag: &'a str, b: &'a SipBody, disclose: &'a str) ->
     }
 }
 
-fn disclosed(u: Unwrapped) -> Vec<sipsd::proxy::DisclosedPart> {
+fn disclosed(u: Unwrapped) -> Vec<sipsd::engine::proxy::DisclosedPart> {
     match u {
         Unwrapped::Disclosed(p) => p,
         other => panic!("expected a disclosed body, got {other:?}"),
@@ -155,7 +142,7 @@ fn explicit_mode_needs_the_header_to_name_us() {
         .unwrap(&msg("e4", "", &theirs, "proxy1.example.net"))
         .unwrap_err();
     assert!(
-        matches!(e, Error::Cms(sipsd::cms::CmsError::NotRecipient)),
+        matches!(e, Error::Cms(sipsd::crypto::cms::CmsError::NotRecipient)),
         "{e}"
     );
     println!("explicit: named but not a recipient -> error: {e}");
@@ -213,7 +200,7 @@ fn explicit_content_ids_select_parts_of_a_multipart_body() {
         ))
         .unwrap_err();
     assert!(
-        matches!(e, Error::Cms(sipsd::cms::CmsError::NotRecipient)),
+        matches!(e, Error::Cms(sipsd::crypto::cms::CmsError::NotRecipient)),
         "{e}"
     );
     println!("asked for a part not wrapped for us -> {e}");
@@ -250,10 +237,12 @@ fn dialog_key_is_reused_rotated_and_limited() {
     println!("after rotation (generation 2) the new key is used");
     let s = p.stats().unwrap();
     assert_eq!(s.cache.rotations, 1);
-    assert!(s.errors >= 1);
+    assert!(s.get(Counter::Errors) >= 1);
     println!(
         "stats: decrypted={} errors={} rotations={}",
-        s.decrypted, s.errors, s.cache.rotations
+        s.get(Counter::Decrypted),
+        s.get(Counter::Errors),
+        s.cache.rotations
     );
 }
 

@@ -8,49 +8,25 @@
 //! - **invalid padding**: random blocks (bad leading bytes, no zero separator, wrong key
 //!   length).
 //!
-//! Both must fail the same way (`CmsError::Decrypt`: a bad padding becomes a random CEK, so no
+//! Both must fail the same way (`CmsError::Decrypt`: a bad padding becomes a stand-in CEK, so no
 //! error tells them apart) and take the same time. The timing check is dudect-style: samples
-//! of both classes interleaved in random order, timed around `sipsd::cms::open`, compared with
+//! of both classes interleaved in random order, timed around `sipsd::crypto::cms::open`, compared with
 //! Welch's t-test (raw, and cropped at the pooled 50th/90th percentiles against outliers).
 //!
 //! In the test suite the run is small (a few seconds) and fails only on an extreme |t| > 50
 //! (a shared, noisy machine); `SIPSD_TIMING_SAMPLES=N` (and `--release`) runs the long
 //! version, as `scripts/rsa-timing` does. Run: `cargo test --test rsa_timing -- --nocapture`.
 
-use std::path::PathBuf;
+mod support;
+
 use std::time::Instant;
 
 use openssl::rsa::Padding;
-use sipsd::cms::{self, Cek, CmsError, ContentAlg, IdKind, Recipient, RsaPadding};
-use sipsd::keys::{KeySpec, KeyStore, RsaKeySpec};
+use sipsd::crypto::cms::{self, Cek, CmsError, ContentAlg, IdKind, Recipient, RsaPadding};
+use sipsd::crypto::keys::{KeySpec, KeyStore, RsaKeySpec};
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn fill(&mut self, b: &mut [u8]) {
-        for x in b {
-            *x = self.next() as u8;
-        }
-    }
-    fn nonzero(&mut self) -> u8 {
-        loop {
-            let b = self.next() as u8;
-            if b != 0 {
-                return b;
-            }
-        }
-    }
-}
-
-fn keys_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/vectors/keys")
-}
+use support::rng::Rng;
+use support::vectors::keys;
 
 /// Mean and variance (unbiased).
 fn stats(x: &[f64]) -> (f64, f64) {
@@ -78,7 +54,7 @@ fn pkcs1v15_padding_is_not_an_oracle() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(if cfg!(debug_assertions) { 100 } else { 3000 });
-    let dir = keys_dir();
+    let dir = keys();
     let keys = KeyStore::load(&KeySpec {
         rsa: vec![RsaKeySpec {
             key_path: dir.join("proxy1.key"),
@@ -132,7 +108,7 @@ fn pkcs1v15_padding_is_not_an_oracle() {
         m
     };
 
-    let mut rng = Rng(0x7171_0102_0304_0506);
+    let mut rng = Rng::new(0x7171_0102_0304_0506);
     // A pool of messages per class (encrypting is not what is timed).
     let pool = if cfg!(debug_assertions) { 16 } else { 64 };
     let mut valid = Vec::new();

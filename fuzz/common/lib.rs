@@ -9,17 +9,17 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use sipsd::body::{self, BodyLimits};
-use sipsd::cms::{self, Cek, ContentAlg};
+use sipsd::crypto::cms::{self, Cek, ContentAlg};
+use sipsd::crypto::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
 use sipsd::ffi::{
     sd_config_free, sd_config_new, sd_config_set, sd_ctx, sd_ctx_new, sd_dialog_end_msg, sd_msg,
     sd_plain_count, sd_plain_free, sd_plain_get, sd_rotate, sd_should_decrypt, sd_str,
     sd_unwrap_body,
 };
 use sipsd::ffi::{sd_plain, sd_result};
-use sipsd::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
-use sipsd::request::DisclosureRequest;
-use sipsd::sdp::SdpInfo;
+use sipsd::sip::body::{self, BodyLimits};
+use sipsd::sip::disclose::DisclosureRequest;
+use sipsd::sip::sdp::SdpInfo;
 
 /// The names of the targets, as `fuzz_targets/NAME.rs` and `fuzz/regressions/NAME/`.
 pub const TARGETS: [&str; 7] = [

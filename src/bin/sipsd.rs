@@ -6,12 +6,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use zeroize::Zeroizing;
 
-use sipsd::body::{self, BodyLimits};
-use sipsd::cms::{self, Cek, ContentAlg, IdKind, Recipient, RecipientKeyId, RsaPadding};
-use sipsd::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
-use sipsd::request::DisclosureRequest;
-use sipsd::ua::{base64_lines, BodyOptions, SipBody, UaSession};
+use sipsd::crypto::cms::{self, Cek, ContentAlg, IdKind, Recipient, RecipientKeyId, RsaPadding};
+use sipsd::crypto::keys::{self, KeySpec, KeyStore, PskSpec, RsaKeySpec};
+use sipsd::engine::ua::UaSession;
+use sipsd::sip::body::build::base64_lines;
+use sipsd::sip::body::BodyOptions;
+use sipsd::sip::body::SipBody;
+use sipsd::sip::body::{self, BodyLimits};
+use sipsd::sip::disclose::DisclosureRequest;
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +40,9 @@ enum Command {
     Inspect(InspectArgs),
     /// Write SIPp injection files with per-call bodies (offer, answer, MESSAGE, rotation).
     SippCalls(SippArgs),
+    /// Write the man pages and shell completions of this CLI (for packaging).
+    #[command(hide = true)]
+    GenerateDocs(GenerateDocsArgs),
 }
 
 #[derive(Args)]
@@ -123,7 +130,7 @@ struct OpenArgs {
     /// Input: DER, base64, or a SIP message.
     #[arg(long = "in")]
     input: PathBuf,
-    /// Where to write the plaintext (default: standard output).
+    /// Where to write the plaintext, mode 0600 (default: standard output).
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -169,6 +176,16 @@ struct SippArgs {
     out_dir: PathBuf,
 }
 
+#[derive(Args)]
+struct GenerateDocsArgs {
+    /// Directory for the man pages (sipsd.1 and one page per subcommand).
+    #[arg(long)]
+    man: PathBuf,
+    /// Directory for the completions: sipsd.bash, _sipsd (zsh), sipsd.fish.
+    #[arg(long)]
+    completions: PathBuf,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -177,6 +194,7 @@ fn main() -> ExitCode {
         Command::Encrypt(a) => encrypt(a),
         Command::Inspect(a) => inspect(a),
         Command::SippCalls(a) => sipp_calls(a),
+        Command::GenerateDocs(a) => generate_docs(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -197,19 +215,61 @@ fn write(path: &Path, bytes: &[u8]) -> CliResult<()> {
     std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Writes a secret file readable by its owner only.
-fn write_secret(path: &Path, text: &str) -> CliResult<()> {
+/// Writes a secret file (a dialog key, decrypted content) readable by its owner only, and
+/// never through a file someone else may already hold open: a new file is created next to
+/// `path` (`create_new`, `O_NOFOLLOW`, mode 0600 at creation and then `fchmod` 0600 on the
+/// descriptor, so no umask widens or narrows it), written and synced, then renamed over `path`.
+/// An existing file at `path` (a 0644 one, or a symbolic link) is replaced, not written into.
+fn write_secret(path: &Path, bytes: &[u8]) -> CliResult<()> {
     use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .map_err(|e| format!("{}: {e}", path.display()))
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{}: not a file name", path.display()))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let (tmp, mut file) = loop {
+        let mut tag = [0u8; 8];
+        getrandom::fill(&mut tag).map_err(|e| format!("random file name: {e}"))?;
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".{}.tmp", hex_encode(&tag)));
+        let tmp = dir.join(tmp_name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+        {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("{}: {e}", tmp.display())),
+        }
+    };
+    let written = file
+        .set_permissions(std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| file.write_all(bytes))
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
+    Ok(())
+}
+
+/// Reads a secret file with the key store's checks (no symlink, regular file, our owner; a
+/// warning on stderr if group or others may read or write it).
+fn read_secret(path: &Path) -> CliResult<Zeroizing<Vec<u8>>> {
+    let (data, warning) = keys::read_secret_file(path, false).map_err(|e| e.to_string())?;
+    if let Some(w) = warning {
+        eprintln!("sipsd: warning: {w}");
+    }
+    Ok(data)
 }
 
 fn padding(name: &str) -> CliResult<RsaPadding> {
@@ -246,9 +306,11 @@ fn recipients(r: &Recipients) -> CliResult<Vec<Recipient>> {
     for psk in &r.psks {
         let (id_hex, file) = split_pair("--psk", psk)?;
         let id = hex_decode(id_hex).map_err(|e| format!("--psk id: {e}"))?;
-        let text = String::from_utf8(read(Path::new(file))?)
-            .map_err(|_| format!("{file}: not hex text"))?;
-        let kek = zeroize::Zeroizing::new(hex_decode(&text).map_err(|e| format!("{file}: {e}"))?);
+        let (kek, warning) =
+            keys::read_psk_file(Path::new(file), false).map_err(|e| e.to_string())?;
+        if let Some(w) = warning {
+            eprintln!("sipsd: warning: {w}");
+        }
         out.push(Recipient::Psk { id, kek });
     }
     if out.is_empty() {
@@ -257,22 +319,31 @@ fn recipients(r: &Recipients) -> CliResult<Vec<Recipient>> {
     Ok(out)
 }
 
+/// Writes a dialog key file, `ALG:HEX` and a newline, built in a zeroizing buffer.
 fn save_cek(path: &Path, cek: &Cek) -> CliResult<()> {
-    write_secret(
-        path,
-        &format!("{}:{}\n", cek.alg().name(), hex_encode(cek.as_bytes())),
-    )
+    let name = cek.alg().name().as_bytes();
+    let key = cek.as_bytes();
+    let mut text = Zeroizing::new(Vec::with_capacity(name.len() + 2 + 2 * key.len()));
+    text.extend_from_slice(name);
+    text.push(b':');
+    sipsd::hex::encode_into(key, &mut text);
+    text.push(b'\n');
+    write_secret(path, &text)
 }
 
-/// Reads a dialog key file: `ALG:HEX`, or bare HEX with the algorithm taken from `der`.
+/// Reads a dialog key file: `ALG:HEX`, or bare HEX with the algorithm taken from `der`. The
+/// text stays in zeroizing buffers.
 fn load_cek(path: &Path, der: Option<&[u8]>) -> CliResult<Cek> {
-    let text = String::from_utf8(read(path)?).map_err(|_| "key file is not text".to_string())?;
-    let text = text.trim();
-    let (alg, hex) = match text.split_once(':') {
-        Some((alg, hex)) => (
-            ContentAlg::from_name(alg).ok_or_else(|| format!("unknown algorithm '{alg}'"))?,
-            hex,
-        ),
+    let text = read_secret(path)?;
+    let text = text.trim_ascii();
+    let (alg, hex) = match text.iter().position(|&b| b == b':') {
+        Some(colon) => {
+            let alg = std::str::from_utf8(&text[..colon]).unwrap_or("?");
+            (
+                ContentAlg::from_name(alg).ok_or_else(|| format!("unknown algorithm '{alg}'"))?,
+                &text[colon + 1..],
+            )
+        }
         None => {
             let der = der.ok_or("key file without ALG: prefix")?;
             let alg = cms::inspect(der)
@@ -282,7 +353,7 @@ fn load_cek(path: &Path, der: Option<&[u8]>) -> CliResult<Cek> {
             (alg, text)
         }
     };
-    let key = zeroize::Zeroizing::new(hex_decode(hex).map_err(|e| format!("key file: {e}"))?);
+    let key = sipsd::hex::decode_secret(hex).ok_or("key file: not hex")?;
     Cek::from_bytes(alg, &key).map_err(|e| e.to_string())
 }
 
@@ -401,6 +472,9 @@ fn open(a: OpenArgs) -> CliResult<()> {
             });
         }
         let keys = KeyStore::load(&spec).map_err(|e| e.to_string())?;
+        for w in keys.warnings() {
+            eprintln!("sipsd: warning: {w}");
+        }
         let opened = cms::open(&der, &keys).map_err(|e| e.to_string())?;
         if let Some(p) = &a.cek_out {
             save_cek(p, &opened.cek)?;
@@ -409,7 +483,8 @@ fn open(a: OpenArgs) -> CliResult<()> {
         opened.plaintext
     };
     match &a.out {
-        Some(p) => write(p, &plain),
+        // Decrypted content can carry secrets (an SDP's a=crypto keys).
+        Some(p) => write_secret(p, &plain),
         None => {
             use std::io::Write as _;
             std::io::stdout()
@@ -461,26 +536,33 @@ fn inspect(a: InspectArgs) -> CliResult<()> {
     Ok(())
 }
 
-/// One SDP per call, distinct so a test can tell calls apart.
-fn call_sdp(call: usize, answer: bool) -> (String, u16, String) {
+/// One SDP per call, distinct so a test can tell calls apart. It carries a fresh SDES key, so
+/// it is built in a zeroizing buffer reserved up front (no reallocation leaves a copy).
+fn call_sdp(call: usize, answer: bool) -> (String, u16, Zeroizing<String>) {
+    use std::fmt::Write as _;
     let host = if answer { 20 } else { 10 };
     let addr = format!("192.0.2.{}", host + call % 200);
     let port = 40000 + 2 * (call % 10000) as u16 + if answer { 20000 } else { 0 };
-    let sdp = format!(
+    let key = test_sdes_key();
+    let mut sdp = Zeroizing::new(String::with_capacity(256 + key.len()));
+    let _ = write!(
+        sdp,
         "v=0\r\no=sipsd {call} 1 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n\
          m=audio {port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n\
          a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
-        test_sdes_key(call, answer)
+        key.as_str()
     );
     (addr, port, sdp)
 }
 
-/// A fresh SDES master key+salt (30 bytes, base64) for a test call.
-fn test_sdes_key(_call: usize, _answer: bool) -> String {
+/// A fresh SDES master key+salt (30 bytes, base64) for a test call, in zeroizing buffers.
+fn test_sdes_key() -> Zeroizing<String> {
     use base64::Engine as _;
-    let mut k = [0u8; 30];
-    getrandom::fill(&mut k).expect("OS random numbers");
-    base64::engine::general_purpose::STANDARD.encode(k)
+    let mut k = Zeroizing::new([0u8; 30]);
+    getrandom::fill(&mut k[..]).expect("OS random numbers");
+    let mut b64 = Zeroizing::new(String::with_capacity(40));
+    base64::engine::general_purpose::STANDARD.encode_string(&k[..], &mut b64);
+    b64
 }
 
 fn one_line(b: &SipBody) -> String {
@@ -509,7 +591,7 @@ fn sipp_calls(a: SippArgs) -> CliResult<()> {
     let opts = BodyOptions::default();
     let (mut uac, mut uas) = (String::from("SEQUENTIAL\n"), String::from("SEQUENTIAL\n"));
     let mut expected = String::from("call;offer_media;answer_media;rotated_media\n");
-    let err = |e: sipsd::error::Error| e.to_string();
+    let err = |e: sipsd::engine::Error| e.to_string();
     for call in 0..a.calls {
         let (oa, op, offer) = call_sdp(call, false);
         let (aa, ap, answer) = call_sdp(call, true);
@@ -559,5 +641,28 @@ fn sipp_calls(a: SippArgs) -> CliResult<()> {
         a.calls,
         a.out_dir.display()
     );
+    Ok(())
+}
+
+/// Man pages (clap_mangen) and completions (clap_complete) from the clap definition above,
+/// so they cannot drift from the options the binary accepts. clap_mangen gives the hidden
+/// command no page; the completions still offer it.
+fn generate_docs(a: GenerateDocsArgs) -> CliResult<()> {
+    use clap::CommandFactory as _;
+    use clap_complete::Shell;
+    let io = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
+    for dir in [&a.man, &a.completions] {
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    }
+    clap_mangen::generate_to(Cli::command(), &a.man).map_err(|e| io(&a.man, e))?;
+    for (shell, file) in [
+        (Shell::Bash, "sipsd.bash"),
+        (Shell::Zsh, "_sipsd"),
+        (Shell::Fish, "sipsd.fish"),
+    ] {
+        let path = a.completions.join(file);
+        let mut out = std::fs::File::create(&path).map_err(|e| io(&path, e))?;
+        clap_complete::generate(shell, &mut Cli::command(), "sipsd", &mut out);
+    }
     Ok(())
 }

@@ -1,12 +1,12 @@
-//! `sd_config`: options collected one by one (Kamailio modparams) before the context is made.
+//! `sd_config`: options collected one by one (a SIP server's module parameters) before the context is made.
 
 use std::ffi::c_char;
 
 use super::boundary::{ffi_boundary, try_cstr, try_mut};
 use super::result::{fail, sd_result};
-use crate::proxy::ProxyConfig;
+use crate::engine::proxy::ProxyConfig;
 
-/// Options for [`super::sd_ctx_new`]. Owned by C (a `Box`) from `sd_config_new` until
+/// Options for `sd_ctx_new`. Owned by C (a `Box`) from `sd_config_new` until
 /// `sd_config_free`.
 pub struct sd_config {
     pub(super) inner: ProxyConfig,
@@ -40,7 +40,8 @@ pub unsafe extern "C" fn sd_config_free(cfg: *mut sd_config) {
 /// ("id=HEX|text:ID;key=PATH[;label=NAME]", repeatable), `identity` (repeatable), `mode`
 /// (explicit|implicit|both), `cache_capacity`, `cache_ttl`, `rotate_max_age`,
 /// `rotate_max_uses`, `max_body_size`, `max_parts`, `max_depth`, `max_recipients`,
-/// `strict_key_permissions`.
+/// `max_rsa_ops`, `allow_cbc_in_dialog`, `plaintext_next_hop` (repeatable),
+/// `strict_key_permissions` (README, "Configuration reference").
 /// Returns SD_OK or SD_ERR_CONFIG (unknown name, bad value).
 ///
 /// # Safety

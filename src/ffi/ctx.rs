@@ -4,11 +4,13 @@ use super::boundary::{ffi_boundary, sd_str, try_mut, try_ref, try_slice};
 use super::config::sd_config;
 use super::plain::sd_plain;
 use super::result::{fail, sd_result};
-use crate::proxy::{Decision, Proxy, SipMessage, Unwrapped};
+use std::ffi::c_char;
+
+use crate::engine::proxy::{self as stats, Decision, Proxy, SipMessage, Unwrapped};
 
 /// A proxy context. Owned by C (a `Box`) from `sd_ctx_new` until `sd_ctx_free`. Made once in
 /// the process that forks the workers, before the fork: every fork shares its dialog key
-/// cache and counters. Calls from one process must not overlap (Kamailio workers are
+/// cache and counters. Calls from one process must not overlap (SIP server workers are
 /// single-threaded); different processes may call at the same time.
 pub struct sd_ctx {
     proxy: Proxy,
@@ -38,46 +40,6 @@ pub struct sd_msg {
     pub disclose_to: sd_str,
     /// The message body (binary).
     pub body: sd_str,
-}
-
-/// Counters summed over every process sharing the context.
-#[repr(C)]
-#[derive(Default)]
-pub struct sd_stats {
-    /// Messages decrypted.
-    pub decrypted: u64,
-    /// Encrypted messages not for this proxy.
-    pub not_for_me: u64,
-    /// Messages without an encrypted body.
-    pub not_encrypted: u64,
-    /// Messages that failed.
-    pub errors: u64,
-    /// Dialog key found in the cache.
-    pub cache_hits: u64,
-    /// Dialog key not found.
-    pub cache_misses: u64,
-    /// Dialog keys cached now.
-    pub cache_entries: u64,
-    /// Most dialog keys the cache holds.
-    pub cache_capacity: u64,
-    /// Dialog keys replaced by a rotation.
-    pub rotations: u64,
-    /// Dialog keys evicted because the cache was full.
-    pub evictions: u64,
-    /// Dialog keys expired (TTL).
-    pub expirations: u64,
-    /// Dialog keys removed at dialog end.
-    pub dialogs_ended: u64,
-    /// Dialog keys in the protected segment (used in their dialog or rotated).
-    pub cache_protected: u64,
-    /// Dialog keys promoted from probationary to protected.
-    pub cache_promotions: u64,
-    /// Protected dialog keys moved back to probationary (protected share full).
-    pub cache_demotions: u64,
-    /// Times a process died holding the cache lock and the cache was repaired.
-    pub lock_recoveries: u64,
-    /// Key reloads.
-    pub reloads: u64,
 }
 
 /// Loads the keys and creates the shared cache from `cfg` (borrowed: free it yourself).
@@ -134,36 +96,52 @@ pub unsafe extern "C" fn sd_reload(ctx: *const sd_ctx) -> sd_result {
     }
 }
 
-/// Fills `*out` with the counters of every process.
+/// Number of statistics (counters of every process sharing the context, and the dialog key
+/// cache's figures); statistic `i` is 0 .. count-1. The list is fixed for a library build.
+#[no_mangle]
+pub extern "C" fn sd_stat_count() -> usize {
+    ffi_boundary! { stats::stat_count() }
+}
+
+/// The name of statistic `index` (an RPC field and the server statistic `sipsd:NAME`):
+/// static, NUL-terminated; NULL if `index` is out of range.
+#[no_mangle]
+pub extern "C" fn sd_stat_name(index: usize) -> *const c_char {
+    ffi_boundary! {
+        stats::stat(index).map_or(std::ptr::null(), |s| s.name_cstr().as_ptr())
+    }
+}
+
+/// One line saying what statistic `index` counts: static, NUL-terminated; NULL if out of
+/// range.
+#[no_mangle]
+pub extern "C" fn sd_stat_doc(index: usize) -> *const c_char {
+    ffi_boundary! {
+        stats::stat(index).map_or(std::ptr::null(), |s| s.doc_cstr().as_ptr())
+    }
+}
+
+/// The value of statistic `index`, summed over every process, into `*out`.
+/// SD_ERR_INVALID_ARGUMENT if `index` is out of range.
 ///
 /// # Safety
 /// `ctx` from `sd_ctx_new`; `out` writable.
 #[no_mangle]
-pub unsafe extern "C" fn sd_stats_get(ctx: *const sd_ctx, out: *mut sd_stats) -> sd_result {
+pub unsafe extern "C" fn sd_stat_value(
+    ctx: *const sd_ctx,
+    index: usize,
+    out: *mut u64,
+) -> sd_result {
     ffi_boundary! {
-        let ctx = try_ref!(ctx);
         let out = try_mut!(out);
+        *out = 0;
+        let ctx = try_ref!(ctx);
+        let Some(stat) = stats::stat(index) else {
+            return sd_result::SD_ERR_INVALID_ARGUMENT;
+        };
         match ctx.proxy.stats() {
             Ok(s) => {
-                *out = sd_stats {
-                    decrypted: s.decrypted,
-                    not_for_me: s.not_for_me,
-                    not_encrypted: s.not_encrypted,
-                    errors: s.errors,
-                    cache_hits: s.cache.hits,
-                    cache_misses: s.cache.misses,
-                    cache_entries: s.cache.entries,
-                    cache_capacity: s.cache.capacity,
-                    rotations: s.cache.rotations,
-                    evictions: s.cache.evictions,
-                    expirations: s.cache.expirations,
-                    dialogs_ended: s.dialogs_ended,
-                    cache_protected: s.cache.protected,
-                    cache_promotions: s.cache.promotions,
-                    cache_demotions: s.cache.demotions,
-                    lock_recoveries: s.cache.lock_recoveries,
-                    reloads: s.reloads,
-                };
+                *out = stat.value(&s);
                 sd_result::SD_OK
             }
             Err(e) => fail(&e),
@@ -171,7 +149,30 @@ pub unsafe extern "C" fn sd_stats_get(ctx: *const sd_ctx, out: *mut sd_stats) ->
     }
 }
 
-/// Borrows the fields of `m` as a [`SipMessage`]; `None` if a pointer is NULL with a length.
+/// Whether a body decrypted here may be forwarded in clear to `next_hop` (the SIP URI the
+/// request is sent to: the destination URI, else the Request-URI): SD_OK only for a
+/// configured `plaintext_next_hop`, else SD_ERR_NEXT_HOP (counted as `plaintext_refused`).
+///
+/// # Safety
+/// `ctx` from `sd_ctx_new`; `next_hop` valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn sd_plaintext_next_hop_allowed(
+    ctx: *const sd_ctx,
+    next_hop: sd_str,
+) -> sd_result {
+    ffi_boundary! {
+        let ctx = try_ref!(ctx);
+        let uri = try_slice!(next_hop);
+        let allowed = std::str::from_utf8(uri).is_ok_and(|u| ctx.proxy.plaintext_allowed(u));
+        if allowed {
+            sd_result::SD_OK
+        } else {
+            sd_result::SD_ERR_NEXT_HOP
+        }
+    }
+}
+
+/// Borrows the fields of `m` as a `SipMessage`; `None` if a pointer is NULL with a length.
 ///
 /// # Safety
 /// Every `sd_str` of `m` points at its `len` bytes for the lifetime `'a`.

@@ -7,7 +7,7 @@
 //! - Ownership, once per type: `sd_config`, `sd_ctx` and `sd_plain` are Rust `Box`es that C
 //!   owns between their constructor and their one `*_free` function (which accepts NULL).
 //!   Everything else is borrowed for the duration of the call, or for the lifetime stated.
-//! - No thread is started: the context is made before Kamailio forks its workers.
+//! - No thread is started: the context is made before the SIP server forks its workers.
 #![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
 
@@ -21,8 +21,8 @@ pub use boundary::sd_str;
 pub use config::{sd_config, sd_config_free, sd_config_new, sd_config_set};
 pub use ctx::{
     sd_ctx, sd_ctx_free, sd_ctx_new, sd_ctx_warning, sd_ctx_warning_count, sd_dialog_end,
-    sd_dialog_end_msg, sd_msg, sd_reload, sd_rotate, sd_should_decrypt, sd_stats, sd_stats_get,
-    sd_unwrap_body,
+    sd_dialog_end_msg, sd_msg, sd_plaintext_next_hop_allowed, sd_reload, sd_rotate,
+    sd_should_decrypt, sd_stat_count, sd_stat_doc, sd_stat_name, sd_stat_value, sd_unwrap_body,
 };
 pub use plain::{
     sd_field, sd_plain, sd_plain_count, sd_plain_free, sd_plain_generation, sd_plain_get,

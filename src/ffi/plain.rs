@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 
 use super::boundary::{ffi_boundary, sd_str, try_mut, try_ref};
 use super::result::sd_result;
-use crate::proxy::DisclosedPart;
+use crate::engine::proxy::DisclosedPart;
 
 /// What `sd_plain_get` can read from a decrypted part.
 #[repr(u32)]
@@ -54,7 +54,9 @@ impl sd_field {
 }
 
 /// The decrypted parts of one message. Owned by C (a `Box`) from `sd_unwrap_body` until
-/// `sd_plain_free`, which zeroizes every byte.
+/// `sd_plain_free`, which zeroizes every byte. Single-threaded: use one `sd_plain` from one
+/// thread at a time (its media fields are worked out on first read); different `sd_plain`s
+/// may be used by different threads.
 pub struct sd_plain {
     parts: Vec<PartFields>,
 }
@@ -111,7 +113,7 @@ impl PartFields {
             SD_FIELD_BODY => Some(p.body.as_slice()),
             SD_FIELD_CONTENT_TYPE => Some(p.content_type.as_bytes()),
             SD_FIELD_CONTENT_ID => p.content_id.as_deref().map(str::as_bytes),
-            SD_FIELD_SMIME_TYPE => Some(p.smime_type.as_param().as_bytes()),
+            SD_FIELD_SMIME_TYPE => Some(p.kind.smime_type().as_bytes()),
             SD_FIELD_KEY_SOURCE => Some(p.key_source.name().as_bytes()),
             SD_FIELD_KEY_LABEL => Some(p.key_label.as_bytes()),
             SD_FIELD_GENERATION => Some(self.generation.as_bytes()),

@@ -2,10 +2,11 @@
 
 use std::ffi::c_char;
 
-use crate::body::BodyError;
-use crate::cms::CmsError;
-use crate::error::Error;
-use crate::keys::KeyError;
+use crate::crypto::cms::CmsError;
+use crate::crypto::keys::KeyError;
+use crate::engine::cache::CacheError;
+use crate::engine::Error;
+use crate::sip::body::BodyError;
 
 use super::boundary::ffi_boundary;
 
@@ -25,13 +26,16 @@ pub enum sd_result {
     SD_ERR_PANIC = 101,
     /// An argument is out of range or not UTF-8 where text is needed.
     SD_ERR_INVALID_ARGUMENT = 102,
+    /// The operating system's random number generator failed.
+    SD_ERR_RNG = 103,
     /// An option has an unknown name or a bad value.
     SD_ERR_CONFIG = 110,
     /// A key, certificate or PSK file is missing, unreadable or malformed.
     SD_ERR_KEY_FILE = 111,
     /// A certificate does not belong to its private key.
     SD_ERR_KEY_MISMATCH = 112,
-    /// A private key file is readable by others and strict permissions are on.
+    /// A key file belongs to another user, or (strict permissions) group or others may read
+    /// or write it.
     SD_ERR_KEY_PERMISSIONS = 113,
     /// The body or a MIME part is malformed (content type, multipart, base64).
     SD_ERR_BODY_MALFORMED = 120,
@@ -55,51 +59,87 @@ pub enum sd_result {
     SD_ERR_KEY_UNWRAP = 135,
     /// The content did not decrypt or authenticate (tampered, wrong key).
     SD_ERR_DECRYPT = 136,
+    /// The message would cost more RSA private-key operations than `max_rsa_ops`.
+    SD_ERR_RSA_BUDGET = 137,
     /// EncryptedData for a dialog whose key is not cached here.
     SD_ERR_NO_DIALOG_KEY = 140,
     /// The shared dialog key cache failed.
     SD_ERR_CACHE = 141,
-    /// A new key for a dialog came from outside it, or nothing to rotate.
+    /// `sd_rotate` on a message that is no rotation (outside the dialog, no cached key, no
+    /// new key).
     SD_ERR_ROTATION_REJECTED = 142,
     /// The dialog key is past its rotation limit (age or uses).
     SD_ERR_KEY_EXPIRED = 143,
     /// The message lacks what the operation needs (Call-ID, From tag) or is not UTF-8 there.
     SD_ERR_INVALID_MESSAGE = 144,
+    /// A new key for a dialog with a cached key, without a valid rotation proof: the cached
+    /// key stays.
+    SD_ERR_ROTATION_UNPROVEN = 145,
+    /// An initial request for a dialog id that already has another live key: not overwritten.
+    SD_ERR_DIALOG_KEY_EXISTS = 146,
+    /// An unauthenticated (AES-CBC) body in a dialog with a cached key, refused unread.
+    SD_ERR_UNAUTHENTICATED = 147,
+    /// The next hop is not allowed to receive decrypted bodies (`plaintext_next_hop`).
+    SD_ERR_NEXT_HOP = 148,
 }
 
-impl sd_result {
-    /// The static, NUL-terminated message of a result.
-    fn message(self) -> &'static [u8] {
-        use sd_result::*;
-        match self {
-            SD_OK => b"ok\0",
-            SD_NOT_FOR_ME => b"encrypted, not for this proxy\0",
-            SD_NOT_ENCRYPTED => b"no encrypted body\0",
-            SD_ERR_NULL_PARAMETER => b"a required pointer was NULL\0",
-            SD_ERR_PANIC => b"internal error (panic caught at the C boundary)\0",
-            SD_ERR_INVALID_ARGUMENT => b"invalid argument\0",
-            SD_ERR_CONFIG => b"invalid configuration option\0",
-            SD_ERR_KEY_FILE => b"key, certificate or PSK file missing, unreadable or malformed\0",
-            SD_ERR_KEY_MISMATCH => b"certificate does not match its private key\0",
-            SD_ERR_KEY_PERMISSIONS => b"key file is readable by group or others\0",
-            SD_ERR_BODY_MALFORMED => b"malformed body or MIME part\0",
-            SD_ERR_BODY_LIMIT => b"body over a configured limit\0",
-            SD_ERR_CONTENT_ID_NOT_FOUND => b"Content-ID named by Disclose-To not found\0",
-            SD_ERR_REQUEST_HEADER => b"malformed Disclose-To header\0",
-            SD_ERR_DER => b"malformed or truncated DER\0",
-            SD_ERR_UNSUPPORTED_CONTENT_TYPE => b"unsupported CMS content type\0",
-            SD_ERR_UNSUPPORTED_ALGORITHM => b"unsupported content-encryption algorithm\0",
-            SD_ERR_UNSUPPORTED_KEY_ALGORITHM => b"unsupported key-encryption algorithm\0",
-            SD_ERR_NOT_RECIPIENT => b"not a recipient\0",
-            SD_ERR_KEY_UNWRAP => b"content-encryption key unwrap failed\0",
-            SD_ERR_DECRYPT => b"content decryption or authentication failed\0",
-            SD_ERR_NO_DIALOG_KEY => b"no cached key for this dialog\0",
-            SD_ERR_CACHE => b"dialog key cache failure\0",
-            SD_ERR_ROTATION_REJECTED => b"key rotation rejected\0",
-            SD_ERR_KEY_EXPIRED => b"dialog key past its rotation limit\0",
-            SD_ERR_INVALID_MESSAGE => b"message lacks Call-ID or From tag\0",
+/// The message of every result, one table: `ALL` (number order), `from_u32` and
+/// `message` come from it, and the exhaustive match makes a variant without a message a
+/// compile error.
+macro_rules! result_messages {
+    ($($code:ident => $msg:literal,)+) => {
+        impl sd_result {
+            /// Every result, in number order.
+            pub const ALL: &'static [sd_result] = &[$(sd_result::$code,)+];
+
+            /// The result with this number.
+            pub fn from_u32(n: u32) -> Option<sd_result> {
+                Self::ALL.iter().copied().find(|r| *r as u32 == n)
+            }
+
+            /// The static, NUL-terminated message of a result.
+            fn message(self) -> &'static [u8] {
+                match self {
+                    $(sd_result::$code => concat!($msg, "\0").as_bytes(),)+
+                }
+            }
         }
-    }
+    };
+}
+
+result_messages! {
+    SD_OK => "ok",
+    SD_NOT_FOR_ME => "encrypted, not for this proxy",
+    SD_NOT_ENCRYPTED => "no encrypted body",
+    SD_ERR_NULL_PARAMETER => "a required pointer was NULL",
+    SD_ERR_PANIC => "internal error (panic caught at the C boundary)",
+    SD_ERR_INVALID_ARGUMENT => "invalid argument",
+    SD_ERR_RNG => "random number generator failed",
+    SD_ERR_CONFIG => "invalid configuration option",
+    SD_ERR_KEY_FILE => "key, certificate or PSK file missing, unreadable or malformed",
+    SD_ERR_KEY_MISMATCH => "certificate does not match its private key",
+    SD_ERR_KEY_PERMISSIONS => "key file owned by another user, or open to group or others",
+    SD_ERR_BODY_MALFORMED => "malformed body or MIME part",
+    SD_ERR_BODY_LIMIT => "body over a configured limit",
+    SD_ERR_CONTENT_ID_NOT_FOUND => "Content-ID named by Disclose-To not found",
+    SD_ERR_REQUEST_HEADER => "malformed Disclose-To header",
+    SD_ERR_DER => "malformed or truncated DER",
+    SD_ERR_UNSUPPORTED_CONTENT_TYPE => "unsupported CMS content type",
+    SD_ERR_UNSUPPORTED_ALGORITHM => "unsupported content-encryption algorithm",
+    SD_ERR_UNSUPPORTED_KEY_ALGORITHM => "unsupported key-encryption algorithm",
+    SD_ERR_NOT_RECIPIENT => "not a recipient",
+    SD_ERR_KEY_UNWRAP => "content-encryption key unwrap failed",
+    SD_ERR_DECRYPT => "content decryption or authentication failed",
+    SD_ERR_RSA_BUDGET => "RSA work budget of the message used up",
+    SD_ERR_NO_DIALOG_KEY => "no cached key for this dialog",
+    SD_ERR_CACHE => "dialog key cache failure",
+    SD_ERR_ROTATION_REJECTED => "key rotation rejected",
+    SD_ERR_KEY_EXPIRED => "dialog key past its rotation limit",
+    SD_ERR_INVALID_MESSAGE => "message lacks Call-ID or From tag",
+    SD_ERR_ROTATION_UNPROVEN => "new dialog key without a valid rotation proof",
+    SD_ERR_DIALOG_KEY_EXISTS => "initial request for a dialog that has another key",
+    SD_ERR_UNAUTHENTICATED => "unauthenticated (CBC) body in a known dialog refused",
+    SD_ERR_NEXT_HOP => "next hop may not receive plaintext",
 }
 
 impl From<&Error> for sd_result {
@@ -108,7 +148,9 @@ impl From<&Error> for sd_result {
         match e {
             Error::Config(_) => SD_ERR_CONFIG,
             Error::Keys(KeyError::Mismatch(_)) => SD_ERR_KEY_MISMATCH,
-            Error::Keys(KeyError::InsecurePermissions(_)) => SD_ERR_KEY_PERMISSIONS,
+            Error::Keys(KeyError::InsecurePermissions(_) | KeyError::ForeignOwner(..)) => {
+                SD_ERR_KEY_PERMISSIONS
+            }
             Error::Keys(_) => SD_ERR_KEY_FILE,
             Error::Body(
                 BodyError::TooLarge { .. } | BodyError::TooManyParts(_) | BodyError::TooDeep(_),
@@ -128,14 +170,19 @@ impl From<&Error> for sd_result {
                 CmsError::Decrypt | CmsError::CekAlgMismatch | CmsError::BadKeyLength => {
                     SD_ERR_DECRYPT
                 }
-                CmsError::NeedsDialogKey => SD_ERR_NO_DIALOG_KEY,
-                CmsError::Rng => SD_ERR_PANIC,
+                CmsError::RsaBudgetExhausted => SD_ERR_RSA_BUDGET,
+                CmsError::NoRotationProof => SD_ERR_ROTATION_UNPROVEN,
+                CmsError::Rng => SD_ERR_RNG,
                 CmsError::CertFile(_) => SD_ERR_KEY_FILE,
             },
+            Error::Cache(CacheError::Rng) => SD_ERR_RNG,
             Error::Cache(_) => SD_ERR_CACHE,
             Error::ContentIdNotFound(_) => SD_ERR_CONTENT_ID_NOT_FOUND,
             Error::NoDialogKey => SD_ERR_NO_DIALOG_KEY,
             Error::RotationRejected(_) => SD_ERR_ROTATION_REJECTED,
+            Error::RotationUnproven => SD_ERR_ROTATION_UNPROVEN,
+            Error::InitialCollision => SD_ERR_DIALOG_KEY_EXISTS,
+            Error::UnauthenticatedInDialog => SD_ERR_UNAUTHENTICATED,
             Error::KeyExpired => SD_ERR_KEY_EXPIRED,
             Error::InvalidMessage(_) => SD_ERR_INVALID_MESSAGE,
         }
@@ -147,10 +194,8 @@ impl From<&Error> for sd_result {
 #[no_mangle]
 pub extern "C" fn sd_strerror(r: u32) -> *const c_char {
     ffi_boundary! {
-        let msg: &'static [u8] = ALL
-            .iter()
-            .find(|known| **known as u32 == r)
-            .map_or(b"unknown result\0", |known| known.message());
+        let msg: &'static [u8] =
+            sd_result::from_u32(r).map_or(b"unknown result\0", sd_result::message);
         msg.as_ptr().cast()
     }
 }
@@ -160,39 +205,6 @@ pub extern "C" fn sd_strerror(r: u32) -> *const c_char {
 pub extern "C" fn sd_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }
-
-/// Every result, for `sd_strerror` and tests.
-pub(crate) const ALL: [sd_result; 26] = {
-    use sd_result::*;
-    [
-        SD_OK,
-        SD_NOT_FOR_ME,
-        SD_NOT_ENCRYPTED,
-        SD_ERR_NULL_PARAMETER,
-        SD_ERR_PANIC,
-        SD_ERR_INVALID_ARGUMENT,
-        SD_ERR_CONFIG,
-        SD_ERR_KEY_FILE,
-        SD_ERR_KEY_MISMATCH,
-        SD_ERR_KEY_PERMISSIONS,
-        SD_ERR_BODY_MALFORMED,
-        SD_ERR_BODY_LIMIT,
-        SD_ERR_CONTENT_ID_NOT_FOUND,
-        SD_ERR_REQUEST_HEADER,
-        SD_ERR_DER,
-        SD_ERR_UNSUPPORTED_CONTENT_TYPE,
-        SD_ERR_UNSUPPORTED_ALGORITHM,
-        SD_ERR_UNSUPPORTED_KEY_ALGORITHM,
-        SD_ERR_NOT_RECIPIENT,
-        SD_ERR_KEY_UNWRAP,
-        SD_ERR_DECRYPT,
-        SD_ERR_NO_DIALOG_KEY,
-        SD_ERR_CACHE,
-        SD_ERR_ROTATION_REJECTED,
-        SD_ERR_KEY_EXPIRED,
-        SD_ERR_INVALID_MESSAGE,
-    ]
-};
 
 thread_local! {
     static LAST_ERROR: std::cell::RefCell<std::ffi::CString> =
@@ -220,5 +232,5 @@ pub extern "C" fn sd_last_error() -> *const c_char {
 
 /// Every result code, in number order (for tests and tools).
 pub fn all_results() -> &'static [sd_result] {
-    &ALL
+    sd_result::ALL
 }

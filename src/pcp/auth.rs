@@ -66,8 +66,8 @@ impl AuthKey {
     /// Reads a key file: hex on one line (`sipsd-fw keygen` writes 32 random bytes). The file
     /// must not be readable by group or others (mode 0600 or stricter).
     pub fn from_file(id: u32, path: &Path) -> Result<Self, PcpError> {
-        let (data, _) = crate::keys::read_secret(path, true)?;
-        let bytes = crate::keys::decode_hex(&data).ok_or(PcpError::KeyNotHex)?;
+        let (data, _) = crate::crypto::keys::read_secret_file(path, true)?;
+        let bytes = crate::hex::decode_secret(&data).ok_or(PcpError::KeyNotHex)?;
         Self::new(id, &bytes)
     }
 

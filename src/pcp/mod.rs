@@ -17,7 +17,7 @@ pub use auth::{AuthKey, ReplayGuard};
 pub use client::{mapping_nonce, Client, ClientConfig, Exchange, Flow, FlowOutcome, Remote};
 pub use wire::{Filter, Nonce, Opcode, Request, Response, ResultCode};
 
-use crate::keys::KeyError;
+use crate::crypto::keys::KeyError;
 
 /// Everything the PCP layer can fail with: decoding, authentication, keys, the socket.
 #[derive(Debug, thiserror::Error)]

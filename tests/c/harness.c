@@ -6,7 +6,8 @@
  *   KEYDIR: proxy1.key proxy1.crt psk-proxy1.hex
  *   MSGDIR: offer.der (AuthEnvelopedData for callee+proxy1), indialog.der (EncryptedData,
  *           same key), rotated.der (new key for callee+proxy1), rotated-indialog.der,
- *           offer-b.der / indialog-b.der (a second dialog), other.der (callee+proxy2 only),
+ *           offer-b.der / indialog-b.der (a second dialog), offer-cbc.der / indialog-cbc.der
+ *           (an AES-CBC dialog), other.der (callee+proxy2 only),
  *           truncated.der, offer.sdp (plaintext of offer.der)
  * Prints one "ok"/"not ok" line per check and "N passed, M failed"; exit status 0 iff all pass.
  */
@@ -68,6 +69,8 @@ static sd_str s(const char *text)
 
 static const char *SMIME_AUTH =
 		"application/pkcs7-mime; smime-type=authEnveloped-data; name=smime.p7m";
+static const char *SMIME_ENV =
+		"application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m";
 static const char *SMIME_ENC =
 		"application/pkcs7-mime; smime-type=encrypted-data; name=smime.p7m";
 
@@ -116,6 +119,17 @@ static sd_result unwrap(const sd_ctx *ctx, const sd_msg *m, uint32_t *gen, char 
 	return r;
 }
 
+/* the value of the statistic called `name`, or UINT64_MAX if there is none */
+static uint64_t stat(const sd_ctx *ctx, const char *name)
+{
+	uint64_t v;
+	for(size_t i = 0; i < sd_stat_count(); i++) {
+		if(strcmp(sd_stat_name(i), name) == 0)
+			return sd_stat_value(ctx, i, &v) == SD_OK ? v : UINT64_MAX;
+	}
+	return UINT64_MAX;
+}
+
 int main(int argc, char **argv)
 {
 	const char *keydir, *msgdir;
@@ -124,7 +138,6 @@ int main(int argc, char **argv)
 	sd_ctx *ctx = NULL, *bad_ctx = NULL;
 	sd_plain *plain = NULL;
 	sd_result r;
-	sd_stats st;
 	sd_str v;
 	uint32_t gen = 0;
 	pid_t pid;
@@ -142,6 +155,8 @@ int main(int argc, char **argv)
 	file_buf rotated_in = slurp(msgdir, "rotated-indialog.der");
 	file_buf offer_b = slurp(msgdir, "offer-b.der");
 	file_buf indialog_b = slurp(msgdir, "indialog-b.der");
+	file_buf offer_c = slurp(msgdir, "offer-cbc.der");
+	file_buf indialog_c = slurp(msgdir, "indialog-cbc.der");
 	file_buf other = slurp(msgdir, "other.der");
 	file_buf truncated = slurp(msgdir, "truncated.der");
 	file_buf sdp = slurp(msgdir, "offer.sdp");
@@ -281,12 +296,20 @@ int main(int argc, char **argv)
 	CHECK(r == SD_OK && strcmp(source, "cache") == 0,
 			"parent decrypted dialog B's MESSAGE with the key the child cached (%u)", r);
 
+	/* -- an AES-CBC dialog: its unauthenticated in-dialog bodies are refused unread -- */
+	sd_msg m_offer_c = msg_of("call-c@example.org", "tag-c", "", "INVITE", 0, SMIME_ENV, offer_c);
+	CHECK(unwrap(ctx, &m_offer_c, NULL, NULL, 0) == SD_OK, "CBC offer (EnvelopedData) opens");
+	sd_msg m_c = msg_of("call-c@example.org", "tag-c", "to-c", "MESSAGE", 0, SMIME_ENC, indialog_c);
+	r = sd_unwrap_body(ctx, &m_c, &plain);
+	CHECK(r == SD_ERR_UNAUTHENTICATED && plain == NULL,
+			"CBC EncryptedData in the dialog refused without decrypting (%u)", r);
+
 	/* -- rotation -- */
 	sd_msg m_rot_out = msg_of("call-a@example.org", "tag-a", "", "INVITE", 0, SMIME_AUTH, rotated);
 	r = sd_rotate(ctx, &m_rot_out, &gen);
 	CHECK(r == SD_ERR_ROTATION_REJECTED, "rotation from outside the dialog (no To tag) rejected (%u)", r);
 	r = sd_unwrap_body(ctx, &m_rot_out, &plain);
-	CHECK(r == SD_ERR_ROTATION_REJECTED && plain == NULL,
+	CHECK(r == SD_ERR_DIALOG_KEY_EXISTS && plain == NULL,
 			"a new key for a cached dialog in an initial request is refused (%u)", r);
 	sd_msg m_rot = msg_of("call-a@example.org", "tag-a", "to-a", "INVITE", 0, SMIME_AUTH, rotated);
 	gen = 0;
@@ -338,19 +361,25 @@ int main(int argc, char **argv)
 	CHECK(sd_reload(ctx) == SD_OK, "sd_reload");
 	CHECK(unwrap(ctx, &m_b, NULL, NULL, 0) == SD_OK, "dialog B still decrypts after reload");
 
-	/* -- stats, summed across processes -- */
-	memset(&st, 0, sizeof(st));
-	CHECK(sd_stats_get(ctx, &st) == SD_OK, "sd_stats_get");
-	printf("# stats: decrypted=%llu not_for_me=%llu errors=%llu hits=%llu entries=%llu "
-		   "rotations=%llu dialogs_ended=%llu reloads=%llu\n",
-			(unsigned long long)st.decrypted, (unsigned long long)st.not_for_me,
-			(unsigned long long)st.errors, (unsigned long long)st.cache_hits,
-			(unsigned long long)st.cache_entries, (unsigned long long)st.rotations,
-			(unsigned long long)st.dialogs_ended, (unsigned long long)st.reloads);
-	CHECK(st.decrypted >= 6, "decryptions in children are counted too (%llu)",
-			(unsigned long long)st.decrypted);
-	CHECK(st.rotations == 1 && st.dialogs_ended == 2 && st.reloads == 1 && st.cache_capacity == 64,
+	/* -- stats, summed across processes, read by name from the library's table -- */
+	CHECK(sd_stat_count() > 20 && sd_stat_name(sd_stat_count()) == NULL
+					&& sd_stat_doc(0) != NULL && sd_stat_doc(0)[0] != '\0',
+			"%zu statistics, each named and documented, none past the end",
+			sd_stat_count());
+	printf("# stats:");
+	for(size_t i = 0; i < sd_stat_count(); i++)
+		printf(" %s=%llu", sd_stat_name(i), (unsigned long long)stat(ctx, sd_stat_name(i)));
+	printf("\n");
+	CHECK(stat(ctx, "decrypted") >= 6, "decryptions in children are counted too (%llu)",
+			(unsigned long long)stat(ctx, "decrypted"));
+	CHECK(stat(ctx, "rotations") == 1 && stat(ctx, "dialogs_ended") == 2
+					&& stat(ctx, "reloads") == 1 && stat(ctx, "cache_capacity") == 64,
 			"rotation, dialog end, reload and capacity counted");
+	{
+		uint64_t v = 1;
+		CHECK(sd_stat_value(ctx, sd_stat_count(), &v) == SD_ERR_INVALID_ARGUMENT && v == 0,
+				"sd_stat_value past the end: SD_ERR_INVALID_ARGUMENT, value 0");
+	}
 
 	sd_ctx_free(ctx);
 	sd_ctx_free(NULL);

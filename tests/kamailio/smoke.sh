@@ -22,7 +22,8 @@
 #     after the BYE (SMOKE_DIALOG=1: dialog callbacks; 0: sd_dialog_end()), statistics sipsd:*,
 #     sipsd.reload re-reads the keys.
 #
-# Needs: build/sipsd.so (make), kamailio, sipp (scripts/setup-deps). Runs as any user.
+# Needs: build/sipsd.so (make), kamailio, sipp (scripts/setup-deps). Runs as any user. The
+# proxies are started with scripts/lib/proxies.sh (as scripts/demo, bench and soak do).
 # SMOKE_REPLACE_BODY=1: the trusted proxy replaces the body by the plaintext (checked at the
 # callee instead of "forwarded unchanged"). SMOKE_DIALOG=0: no dialog module.
 # Environment: SIPSD_BUILD (default <repo>/build), SIPSD_VECTORS (default <repo>/../shared/vectors
@@ -31,6 +32,8 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=../../scripts/lib/proxies.sh
+. "$root/scripts/lib/proxies.sh"
 build=${SIPSD_BUILD:-$root/build}
 vectors=${SIPSD_VECTORS:-}
 if [ -z "$vectors" ]; then
@@ -53,18 +56,9 @@ command -v kamailio >/dev/null || die "kamailio not installed (scripts/setup-dep
 command -v sipp >/dev/null || die "sipp not installed (scripts/setup-deps)"
 
 work=$(mktemp -d /tmp/sipsd-smoke.XXXXXX)
-pids=()
+SD_WORK=$work
 cleanup() {
-    for p in "${pids[@]}"; do
-        kill "$p" 2>/dev/null
-    done
-    for p in "${pids[@]}"; do
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
-            kill -0 "$p" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -9 "$p" 2>/dev/null
-    done
+    sd_stop_all
     if [ "${SMOKE_KEEP:-0}" = 1 ]; then
         echo "work directory kept: $work"
     else
@@ -74,35 +68,30 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # free UDP ports on loopback
-port_free() { ! ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; }
-base=$((20000 + ($$ % 2000) * 4))
-while ! { port_free $base && port_free $((base + 1)) && port_free $((base + 2)) && port_free $((base + 3)); }; do
-    base=$((base + 4))
-done
-P1=$base; P2=$((base + 1)); UAS=$((base + 2)); UAC=$((base + 3))
+sd_free_ports 4 20000
+P1=${SD_PORTS[0]} P2=${SD_PORTS[1]} UAS=${SD_PORTS[2]} UAC=${SD_PORTS[3]}
 echo "ports: trusted=$P1 untrusted=$P2 uas=$UAS uac=$UAC; vectors: $vectors"
 
 # keys private to this run (the library refuses group/world-readable private keys)
-mkdir -p "$work/keys"
-cp "$vectors"/keys/proxy1.key "$vectors"/keys/proxy1.crt "$vectors"/keys/psk-proxy1.hex "$work/keys/"
-chmod 700 "$work/keys"
-chmod 600 "$work/keys"/*
+sd_keys "$vectors/keys" || die "cannot copy the keys"
+SD_MODULE_DIR=$build
 
-T_ARGS=(-f "$root/cfg-examples/trusted-proxy.cfg" -A "P1_PORT=$P1" -A "NEXT_HOP=\"sip:127.0.0.1:$P2\""
-    -A "SIPSD_KEY_DIR=$work/keys" -A "SIPSD_MODULE_DIR=$build" -A WITH_PSK
-    -A "CTL_SOCKET=unix:$work/ctl.sock")
+T_DEFS=(WITH_PSK)
 # SMOKE_REPLACE_BODY=1: the trusted proxy forwards the plaintext (sd_replace_body())
 replace=${SMOKE_REPLACE_BODY:-0}
-[ "$replace" = 1 ] && T_ARGS+=(-A WITH_REPLACE_BODY)
+[ "$replace" = 1 ] && T_DEFS+=(WITH_REPLACE_BODY)
 # SMOKE_DIALOG=1 (default): dialog module loaded, keys end through its callbacks;
 # SMOKE_DIALOG=0: no dialog module, the script calls sd_dialog_end()
 if [ "${SMOKE_DIALOG:-1}" = 1 ]; then
-    T_ARGS+=(-A WITH_DIALOG)
+    T_DEFS+=(WITH_DIALOG)
     end_how="dialog module callbacks"
 else
     end_how="sd_dialog_end() in the script"
 fi
-U_ARGS=(-f "$root/cfg-examples/untrusted-proxy.cfg" -A "P2_PORT=$P2" -A "NEXT_HOP=\"sip:127.0.0.1:$UAS\"")
+sd_proxy_args p1 trusted "$P1" "$P2" "${T_DEFS[@]}" || die "sd_proxy_args p1"
+T_ARGS=("${SD_CFG_ARGS[@]}")
+sd_proxy_args p2 untrusted "$P2" "$UAS" || die "sd_proxy_args p2"
+U_ARGS=("${SD_CFG_ARGS[@]}")
 
 # 1. configuration check
 if kamailio -c "${T_ARGS[@]}" >"$work/check-trusted.log" 2>&1; then
@@ -118,15 +107,34 @@ else
     die "kamailio -c rejects untrusted-proxy.cfg"
 fi
 
-# 2. start the proxies (foreground, logs to stderr), each with its own runtime dir
-mkdir -p "$work/run1" "$work/run2"
-kamailio -DD -E -Y "$work/run1" -w "$work/run1" "${T_ARGS[@]}" >"$work/trusted.log" 2>&1 &
-pids+=($!)
-kamailio -DD -E -Y "$work/run2" -w "$work/run2" "${U_ARGS[@]}" >"$work/untrusted.log" 2>&1 &
-pids+=($!)
+# 2. start the proxies (foreground, logs to $work/trusted.log and untrusted.log), each with
+# its own runtime dir
+sd_start_proxy p1 trusted "$P1" "$P2" "${T_DEFS[@]}"
+trusted_pid=$SD_PID
+sd_start_proxy p2 untrusted "$P2" "$UAS"
+untrusted_pid=$SD_PID
 
 # SIPp scenarios. The callee answers with a plain SDP and keeps the proxies' Record-Route
 # (sipp's built-in uas does not), so ACK, INFO and BYE take the record-routed path.
+# uas_answer METHOD: receive one in-dialog METHOD and answer it 200 OK without a body.
+uas_answer() {
+    cat <<XML
+  <recv request="$1"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+XML
+}
+
 # uas_xml [info]: with "info", also answer one in-dialog INFO.
 uas_xml() {
     cat <<'XML'
@@ -157,37 +165,9 @@ uas_xml() {
   </send>
   <recv request="ACK"/>
 XML
-    [ "${1:-}" = info ] && cat <<'XML'
-  <recv request="INFO"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-XML
-    cat <<'XML'
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-XML
+    [ "${1:-}" = info ] && uas_answer INFO
+    uas_answer BYE
+    echo '</scenario>'
 }
 
 # uac_in_dialog METHOD CSEQ [CONTENT-TYPE BODYFILE]: one in-dialog request and its 200
@@ -264,23 +244,17 @@ XML
 }
 
 uas_xml >"$work/uas.xml"
-sipp -sf "$work/uas.xml" -i 127.0.0.1 -p "$UAS" -m 1 -nostdin -trace_err -timeout 30s \
-    -error_file "$work/uas-errors.log" -trace_msg -message_file "$work/uas-msgs.log" \
-    >"$work/uas.out" 2>&1 &
-pids+=($!)
+sd_start "$work/uas.out" sipp -sf "$work/uas.xml" -i 127.0.0.1 -p "$UAS" -m 1 -nostdin \
+    -trace_err -timeout 30s -error_file "$work/uas-errors.log" -trace_msg \
+    -message_file "$work/uas-msgs.log"
+uas_pid=$SD_PID
 
-wait_listen() {
-    for _ in $(seq 1 50); do
-        port_free "$1" || return 0
-        sleep 0.1
-    done
-    return 1
-}
-wait_listen "$P1" && pass "trusted proxy listening on udp:127.0.0.1:$P1 (module initialized)" ||
-    { tail -30 "$work/trusted.log"; die "trusted proxy did not start"; }
-wait_listen "$P2" && pass "untrusted proxy listening on udp:127.0.0.1:$P2" ||
-    { tail -30 "$work/untrusted.log"; die "untrusted proxy did not start"; }
-wait_listen "$UAS" || die "sipp UAS did not start"
+sd_wait_bound "$P1" "$trusted_pid" "trusted proxy" "$work/trusted.log" &&
+    pass "trusted proxy listening on udp:127.0.0.1:$P1 (module initialized)" ||
+    die "trusted proxy did not start"
+sd_wait_bound "$P2" "$untrusted_pid" "untrusted proxy" "$work/untrusted.log" &&
+    pass "untrusted proxy listening on udp:127.0.0.1:$P2" || die "untrusted proxy did not start"
+sd_wait_bound "$UAS" "$uas_pid" "sipp UAS" "$work/uas.out" || die "sipp UAS did not start"
 grep -q 'sipsd .* ready' "$work/trusted.log" &&
     pass "module ready: $(grep -o 'sipsd [^ ]* ready.*' "$work/trusted.log" | head -n 1)"
 
@@ -372,10 +346,10 @@ if [ -x "$cli" ]; then
         "$cli" encrypt --cek "$work/dialog.cek" --base64 --in "$work/info.sdp" \
             --out "$work/info.b64" >"$work/info.hdr" || die "sipsd CLI failed"
     uas_xml info >"$work/uas2.xml"
-    sipp -sf "$work/uas2.xml" -i 127.0.0.1 -p "$UAS" -m 1 -nostdin -trace_err -timeout 30s \
-        -error_file "$work/uas2-errors.log" >"$work/uas2.out" 2>&1 &
-    pids+=($!)
-    wait_listen "$UAS" || die "second sipp UAS did not start"
+    sd_start "$work/uas2.out" sipp -sf "$work/uas2.xml" -i 127.0.0.1 -p "$UAS" -m 1 \
+        -nostdin -trace_err -timeout 30s -error_file "$work/uas2-errors.log"
+    sd_wait_bound "$UAS" "$SD_PID" "second sipp UAS" "$work/uas2.out" ||
+        die "second sipp UAS did not start"
     uac_xml "$CT_AUTHENV" "$work/offer.b64" "$CT_ENCDATA" "$work/info.b64" >"$work/uac2.xml"
     if sipp "127.0.0.1:$P1" -sf "$work/uac2.xml" -i 127.0.0.1 -p "$UAC" -m 1 -nostdin \
         -timeout 20s -timeout_error -trace_err -error_file "$work/uac2-errors.log" \
@@ -409,15 +383,15 @@ else
     echo "SKIP  in-dialog check: no sipsd CLI at $cli (cargo build --release)"
 fi
 
-if kill -0 "${pids[0]}" 2>/dev/null; then
+if kill -0 "$trusted_pid" 2>/dev/null; then
     pass "trusted proxy still running after the calls"
 else
-    wait "${pids[0]}"
+    wait "$trusted_pid"
     flunk "trusted proxy exited (status $?)"
 fi
 
 # 5. RPC and statistics of the running proxy (ctl + kamcmd)
-rpc() { kamcmd -s "unix:$work/ctl.sock" "$@" 2>&1; }
+rpc() { sd_rpc trusted "$@"; }
 stats=$(rpc sipsd.stats)
 field() { printf '%s\n' "$stats" | sed -n "s/^[[:space:]]*$1:[[:space:]]*\([0-9]*\).*/\1/p" | head -n 1; }
 echo "      sipsd.stats: $(printf '%s' "$stats" | tr -s ' \n\t' ' ')"

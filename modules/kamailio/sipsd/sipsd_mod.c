@@ -42,6 +42,7 @@
 #include "modules/sl/sl.h"
 
 #include "sipsd.h"
+#include "sipsd_compat.h"
 
 MODULE_VERSION
 
@@ -73,6 +74,9 @@ static int sipsd_param_max_parts(modparam_t type, void *val);
 static int sipsd_param_max_depth(modparam_t type, void *val);
 static int sipsd_param_max_recipients(modparam_t type, void *val);
 static int sipsd_param_strict_key_permissions(modparam_t type, void *val);
+static int sipsd_param_max_rsa_ops(modparam_t type, void *val);
+static int sipsd_param_allow_cbc_in_dialog(modparam_t type, void *val);
+static int sipsd_param_plaintext_next_hop(modparam_t type, void *val);
 
 static int pv_get_sd(sip_msg_t *msg, pv_param_t *param, pv_value_t *res);
 static int pv_parse_sd_name(pv_spec_t *sp, str *in);
@@ -80,9 +84,7 @@ static int pv_parse_sd_name(pv_spec_t *sp, str *in);
 static void sipsd_rpc_stats(rpc_t *rpc, void *ctx);
 static void sipsd_rpc_reload(rpc_t *rpc, void *ctx);
 
-static counter_val_t sipsd_stat_decrypted(void);
-static counter_val_t sipsd_stat_not_for_me(void);
-static counter_val_t sipsd_stat_errors(void);
+static int sipsd_register_stats(void);
 
 /* module-only parameter: never log plaintext unless set */
 static int sipsd_log_plaintext = 0;
@@ -127,6 +129,11 @@ static param_export_t params[] = {
 	{"on_error",       PARAM_STR, &sipsd_on_error},
 	{"strict_key_permissions", PARAM_INT | USE_FUNC_PARAM,
 		(void *)sipsd_param_strict_key_permissions},
+	{"max_rsa_ops",    PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_max_rsa_ops},
+	{"allow_cbc_in_dialog", PARAM_INT | USE_FUNC_PARAM,
+		(void *)sipsd_param_allow_cbc_in_dialog},
+	{"plaintext_next_hop", PARAM_STRING | USE_FUNC_PARAM,
+		(void *)sipsd_param_plaintext_next_hop},
 	{"log_plaintext",  PARAM_INT, &sipsd_log_plaintext},
 	{0, 0, 0}
 };
@@ -148,13 +155,6 @@ static pv_export_t mod_pvs[] = {
 	{{"sd", (sizeof("sd") - 1)}, PVT_OTHER, pv_get_sd, 0,
 		pv_parse_sd_name, 0, 0, 0},
 	{{0, 0}, 0, 0, 0, 0, 0, 0, 0}
-};
-
-static stat_export_t sipsd_stats[] = {
-	{"decrypted",  STAT_IS_FUNC, (stat_var **)sipsd_stat_decrypted},
-	{"not_for_me", STAT_IS_FUNC, (stat_var **)sipsd_stat_not_for_me},
-	{"errors",     STAT_IS_FUNC, (stat_var **)sipsd_stat_errors},
-	{0, 0, 0}
 };
 
 struct module_exports exports = {
@@ -504,6 +504,9 @@ SIPSD_INT_PARAM(max_parts)
 SIPSD_INT_PARAM(max_depth)
 SIPSD_INT_PARAM(max_recipients)
 SIPSD_INT_PARAM(strict_key_permissions)
+SIPSD_INT_PARAM(max_rsa_ops)
+SIPSD_INT_PARAM(allow_cbc_in_dialog)
+SIPSD_STR_PARAM(plaintext_next_hop)
 
 /* ---------------------------------------------------------------------- */
 /* dialog module: end the cached key when the dialog ends                  */
@@ -514,6 +517,13 @@ static void sipsd_dlg_end_cb(
 	sd_result r;
 
 	if(_sipsd_ctx == NULL || dlg == NULL)
+		return;
+	/* a BYE ends the key only once the other side accepted it (2xx): a forged BYE
+	 * that the user agent refuses leaves the call and its key */
+	if(type == DLGCB_TERMINATED_CONFIRMED
+			&& (params == NULL || params->rpl == NULL || params->rpl == FAKED_REPLY
+					|| params->rpl->first_line.u.reply.statuscode < 200
+					|| params->rpl->first_line.u.reply.statuscode >= 300))
 		return;
 	r = sd_dialog_end(_sipsd_ctx, sipsd_sdstr(&dlg->callid),
 			sipsd_sdstr(&dlg->tag[DLG_CALLER_LEG]));
@@ -532,7 +542,7 @@ static void sipsd_dlg_created_cb(
 	if(dlg == NULL)
 		return;
 	if(_sipsd_dlgb.register_dlgcb(dlg,
-			   DLGCB_TERMINATED | DLGCB_FAILED | DLGCB_EXPIRED,
+			   DLGCB_TERMINATED_CONFIRMED | DLGCB_FAILED | DLGCB_EXPIRED,
 			   sipsd_dlg_end_cb, NULL, NULL)
 			!= 0) {
 		LM_ERR("cannot register dialog callbacks (call %.*s)\n",
@@ -588,7 +598,7 @@ static int mod_init(void)
 			LM_WARN("%.*s\n", (int)w.len, (const char *)w.ptr);
 	}
 
-	if(register_module_stats(exports.name, sipsd_stats) != 0) {
+	if(sipsd_register_stats() != 0) {
 		LM_ERR("cannot register statistics\n");
 		return -1;
 	}
@@ -774,7 +784,7 @@ static int ki_sd_replace_body(sip_msg_t *msg)
 {
 	sipsd_last_t *l;
 	sd_str vb, vct;
-	str nb, nct, cid = STR_NULL;
+	str nb, nct, hop, cid = STR_NULL;
 
 	if(msg->callid != NULL)
 		cid = msg->callid->body;
@@ -793,6 +803,25 @@ static int ki_sd_replace_body(sip_msg_t *msg)
 		LM_ERR("sd_replace_body needs the textops module (call %.*s)\n",
 				cid.len, cid.s);
 		return SIPSD_RC_ERROR;
+	}
+	/* plaintext goes only to a next hop the operator allows (plaintext_next_hop),
+	 * never to whatever the Request-URI or a Route header of the message names */
+	if(msg->first_line.type != SIP_REQUEST) {
+		LM_WARN("sd_replace_body: replies are forwarded encrypted (call %.*s)\n",
+				cid.len, cid.s);
+		return SIPSD_RC_NOT_FOR_ME;
+	}
+	if(msg->dst_uri.len > 0)
+		hop = msg->dst_uri;
+	else if(msg->new_uri.len > 0)
+		hop = msg->new_uri;
+	else
+		hop = msg->first_line.u.request.uri;
+	if(sd_plaintext_next_hop_allowed(_sipsd_ctx, sipsd_sdstr(&hop)) != SD_OK) {
+		LM_WARN("sd_replace_body: next hop %.*s may not receive plaintext, "
+				"forwarding the body encrypted (call %.*s)\n",
+				hop.len, hop.s, cid.len, cid.s);
+		return SIPSD_RC_NOT_FOR_ME;
 	}
 	if(sd_plain_get(l->plain, 0, SD_FIELD_BODY, &vb) != SD_OK
 			|| sd_plain_get(l->plain, 0, SD_FIELD_CONTENT_TYPE, &vct) != SD_OK
@@ -975,67 +1004,60 @@ static int pv_parse_sd_name(pv_spec_t *sp, str *in)
 /* ---------------------------------------------------------------------- */
 /* statistics and RPC                                                     */
 
-static counter_val_t sipsd_stat_field(size_t off)
+/* every library statistic is a Kamailio counter "sipsd:NAME"; the list comes from
+ * the library (sd_stat_count/name/doc), so a new counter needs no change here */
+static counter_val_t sipsd_stat_cbk(counter_handle_t h, void *param)
 {
-	sd_stats st;
-	if(_sipsd_ctx == NULL || sd_stats_get(_sipsd_ctx, &st) != SD_OK)
+	uint64_t v = 0;
+
+	if(_sipsd_ctx == NULL
+			|| sd_stat_value(_sipsd_ctx, (size_t)(uintptr_t)param, &v) != SD_OK)
 		return 0;
-	return (counter_val_t)(*(uint64_t *)((char *)&st + off));
+	return (counter_val_t)v;
 }
 
-static counter_val_t sipsd_stat_decrypted(void)
+static int sipsd_register_stats(void)
 {
-	return sipsd_stat_field(offsetof(sd_stats, decrypted));
-}
+	counter_handle_t h;
+	size_t i;
 
-static counter_val_t sipsd_stat_not_for_me(void)
-{
-	return sipsd_stat_field(offsetof(sd_stats, not_for_me));
-}
-
-static counter_val_t sipsd_stat_errors(void)
-{
-	return sipsd_stat_field(offsetof(sd_stats, errors));
+	for(i = 0; i < sd_stat_count(); i++) {
+		if(counter_register(&h, exports.name, sd_stat_name(i), CNT_F_NO_RESET,
+				   sipsd_stat_cbk, (void *)(uintptr_t)i, sd_stat_doc(i), 0)
+				< 0) {
+			LM_ERR("cannot register statistic %s\n", sd_stat_name(i));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static void sipsd_rpc_stats(rpc_t *rpc, void *ctx)
 {
-	sd_stats st;
+	uint64_t v;
 	sd_result r;
+	size_t i;
 	void *th;
 
 	if(_sipsd_ctx == NULL) {
 		rpc->fault(ctx, 500, "sipsd not initialized");
 		return;
 	}
-	r = sd_stats_get(_sipsd_ctx, &st);
-	if(r != SD_OK) {
-		rpc->fault(ctx, 500, "%s", sd_strerror(r));
-		return;
-	}
 	if(rpc->add(ctx, "{", &th) < 0) {
 		rpc->fault(ctx, 500, "cannot create the reply");
 		return;
 	}
-#define SIPSD_RPC_FIELD(F) \
-	rpc->struct_add(th, "j", #F, (unsigned long)st.F)
-	if(SIPSD_RPC_FIELD(decrypted) < 0 || SIPSD_RPC_FIELD(not_for_me) < 0
-			|| SIPSD_RPC_FIELD(not_encrypted) < 0
-			|| SIPSD_RPC_FIELD(errors) < 0 || SIPSD_RPC_FIELD(cache_hits) < 0
-			|| SIPSD_RPC_FIELD(cache_misses) < 0
-			|| SIPSD_RPC_FIELD(cache_entries) < 0
-			|| SIPSD_RPC_FIELD(cache_capacity) < 0
-			|| SIPSD_RPC_FIELD(rotations) < 0 || SIPSD_RPC_FIELD(evictions) < 0
-			|| SIPSD_RPC_FIELD(expirations) < 0
-			|| SIPSD_RPC_FIELD(dialogs_ended) < 0
-			|| SIPSD_RPC_FIELD(cache_protected) < 0
-			|| SIPSD_RPC_FIELD(cache_promotions) < 0
-			|| SIPSD_RPC_FIELD(cache_demotions) < 0
-			|| SIPSD_RPC_FIELD(lock_recoveries) < 0
-			|| SIPSD_RPC_FIELD(reloads) < 0) {
-		rpc->fault(ctx, 500, "cannot fill the reply");
+	for(i = 0; i < sd_stat_count(); i++) {
+		r = sd_stat_value(_sipsd_ctx, i, &v);
+		if(r != SD_OK) {
+			rpc->fault(ctx, 500, "%s", sd_strerror(r));
+			return;
+		}
+		if(rpc->struct_add(th, "j", sd_stat_name(i), (unsigned long)v) < 0) {
+			rpc->fault(ctx, 500, "cannot fill the reply");
+			return;
+		}
 	}
-#undef SIPSD_RPC_FIELD
 }
 
 static void sipsd_rpc_reload(rpc_t *rpc, void *ctx)

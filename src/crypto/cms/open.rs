@@ -1,0 +1,218 @@
+//! Opening: recover the content-encryption key with one of our keys, then decrypt.
+
+use zeroize::Zeroizing;
+
+use cms::enveloped_data::RecipientInfo;
+
+use super::content::{self, ContentParams};
+use super::error::CmsError;
+use super::lookup::{KeyLookup, RecipientKey};
+use super::message::{CmsMessage, Message};
+use super::recipient::{kekri_unwrap, ktri_unwrap, RecipientKeyId};
+use super::{Cek, CmsKind};
+
+/// The RSA private-key operations one message may cost (docs/SECURITY.md, "RSA work").
+///
+/// Anyone can send a body with many KeyTransRecipientInfos naming the proxy's certificate;
+/// each would cost an RSA-2048 decryption. The budget is shared by every part of a message:
+/// each of our keys is tried at most once per message (further RecipientInfos naming the same
+/// key, or repeating an encryptedKey already tried, are skipped), and at most `max_ops`
+/// operations are spent in all.
+#[derive(Debug)]
+pub struct RsaBudget {
+    max_ops: u32,
+    spent: u32,
+    /// Labels of the RSA keys already tried on this message.
+    tried_keys: Vec<String>,
+}
+
+impl RsaBudget {
+    /// A budget of `max_ops` RSA private-key operations.
+    pub fn new(max_ops: u32) -> RsaBudget {
+        RsaBudget {
+            max_ops,
+            spent: 0,
+            tried_keys: Vec::new(),
+        }
+    }
+
+    /// No limit (a user agent opening what it was sent; tools).
+    pub fn unlimited() -> RsaBudget {
+        RsaBudget::new(u32::MAX)
+    }
+
+    /// RSA private-key operations spent so far.
+    pub fn spent(&self) -> u32 {
+        self.spent
+    }
+
+    /// Takes one operation for the key `label`, unless the key was tried already (`Ok(false)`:
+    /// skip it) or the budget is used up (`Err`).
+    fn take(&mut self, label: &str) -> Result<bool, CmsError> {
+        if self.tried_keys.iter().any(|l| l == label) {
+            return Ok(false);
+        }
+        if self.spent >= self.max_ops {
+            return Err(CmsError::RsaBudgetExhausted);
+        }
+        self.spent += 1;
+        self.tried_keys.push(label.to_owned());
+        Ok(true)
+    }
+}
+
+/// An opened message. `Debug` shows the plaintext's length only.
+pub struct Opened {
+    /// The structure it was.
+    pub kind: CmsKind,
+    /// Its content-encryption key (to cache for the dialog).
+    pub cek: Cek,
+    /// The decrypted content.
+    pub plaintext: Zeroizing<Vec<u8>>,
+    /// Label of our key that opened it.
+    pub key_label: String,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("kind", &self.kind)
+            .field("cek", &self.cek)
+            .field("plaintext_len", &self.plaintext.len())
+            .field("key_label", &self.key_label)
+            .finish()
+    }
+}
+
+/// Checks that the algorithm suits the structure: GCM only in AuthEnvelopedData (RFC 5084
+/// §3), AuthEnvelopedData only with an authenticated algorithm (RFC 5083 §2).
+fn check_kind(kind: CmsKind, params: &ContentParams) -> Result<(), CmsError> {
+    let aead = params.alg().is_aead();
+    match kind {
+        CmsKind::EnvelopedData if aead => Err(CmsError::BadAlgParams(
+            "AES-GCM needs AuthEnvelopedData, not EnvelopedData",
+        )),
+        CmsKind::AuthEnvelopedData if !aead => Err(CmsError::BadAlgParams(
+            "AuthEnvelopedData needs an authenticated content-encryption algorithm",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Decrypts the message's content with `cek` (parameters already checked).
+pub(crate) fn decrypt_content(
+    msg: &Message,
+    params: &ContentParams,
+    cek: &Cek,
+) -> Result<Zeroizing<Vec<u8>>, CmsError> {
+    let ct = msg.ciphertext()?;
+    match (msg, params) {
+        // sipsd's GCM EncryptedData profile: encryptedContent = ciphertext || tag.
+        (Message::Encrypted(_), ContentParams::Gcm { tag_len, .. }) => {
+            if ct.len() < *tag_len {
+                return Err(CmsError::Decrypt);
+            }
+            let (body, tag) = ct.split_at(ct.len() - tag_len);
+            content::decrypt(cek, params, body, Some(tag), &[])
+        }
+        _ => content::decrypt(cek, params, ct, msg.mac(), &msg.aad()?),
+    }
+}
+
+/// Opens an EnvelopedData or AuthEnvelopedData with one of our keys (parse + [`CmsMessage::open`]
+/// with no RSA limit: for user agents and tools).
+pub fn open(der: &[u8], keys: &dyn KeyLookup) -> Result<Opened, CmsError> {
+    CmsMessage::parse(der)?.open(keys, &mut RsaBudget::unlimited())
+}
+
+/// Decrypts with a given content-encryption key (parse + [`CmsMessage::open_with_cek`]).
+pub fn open_with_cek(der: &[u8], cek: &Cek) -> Result<Zeroizing<Vec<u8>>, CmsError> {
+    CmsMessage::parse(der)?.open_with_cek(cek)
+}
+
+impl CmsMessage {
+    /// Opens an EnvelopedData or AuthEnvelopedData with one of our keys: the RecipientInfos
+    /// that name one of our keys are tried in DER order and the first that yields the
+    /// plaintext wins; RSA key transport draws on `budget`. If none opens, the error of the
+    /// first tried is returned.
+    ///
+    /// EncryptedData has no recipients: it gives [`CmsError::NotRecipient`] (it opens only
+    /// with the dialog's key: [`open_with_cek`](Self::open_with_cek)).
+    pub fn open(&self, keys: &dyn KeyLookup, budget: &mut RsaBudget) -> Result<Opened, CmsError> {
+        let msg = &self.0;
+        if msg.kind() == CmsKind::EncryptedData {
+            return Err(CmsError::NotRecipient);
+        }
+        let mut named = Vec::new();
+        for ri in msg.recipients() {
+            if let Some(k) = keys.find(&RecipientKeyId::of(ri)?) {
+                named.push((ri, k));
+            }
+        }
+        if named.is_empty() {
+            return Err(CmsError::NotRecipient);
+        }
+        let params = content::parse_params(&msg.content_info().content_enc_alg)?;
+        check_kind(msg.kind(), &params)?;
+        let alg = params.alg();
+        let mut first_err = None;
+        for (ri, key) in named {
+            let cek = match (ri, &key) {
+                (RecipientInfo::Ktri(t), RecipientKey::Rsa { key: rsa, label }) => {
+                    if !budget.take(label)? {
+                        continue;
+                    }
+                    ktri_unwrap(rsa, t, alg)
+                }
+                (RecipientInfo::Kekri(k), RecipientKey::Psk { kek, .. }) => {
+                    kekri_unwrap(kek, k, alg)
+                }
+                _ => continue,
+            };
+            let res = cek.and_then(|cek| decrypt_content(msg, &params, &cek).map(|pt| (cek, pt)));
+            match res {
+                Ok((cek, plaintext)) => {
+                    return Ok(Opened {
+                        kind: msg.kind(),
+                        cek,
+                        plaintext,
+                        key_label: key.label().to_owned(),
+                    })
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_err.unwrap_or(CmsError::NotRecipient))
+    }
+
+    /// Decrypts an EncryptedData — or the content of an EnvelopedData/AuthEnvelopedData,
+    /// ignoring its recipients — with a given content-encryption key, e.g. the one cached for
+    /// the dialog.
+    ///
+    /// A key for another algorithm than the message's is [`CmsError::CekAlgMismatch`].
+    pub fn open_with_cek(&self, cek: &Cek) -> Result<Zeroizing<Vec<u8>>, CmsError> {
+        let msg = &self.0;
+        let params = self.content_params()?;
+        if params.alg() != cek.alg() {
+            return Err(CmsError::CekAlgMismatch);
+        }
+        decrypt_content(msg, &params, cek)
+    }
+
+    /// Whether the content is authenticated (AES-GCM): a key that decrypts it is proven to
+    /// be the sender's. CBC content is not: a receiver that answers differently to good and
+    /// bad padding is a padding oracle (docs/SECURITY.md).
+    pub fn is_authenticated(&self) -> Result<bool, CmsError> {
+        Ok(self.content_params()?.alg().is_aead())
+    }
+
+    /// The content-encryption algorithm and its parameters, checked against the structure.
+    pub(crate) fn content_params(&self) -> Result<ContentParams, CmsError> {
+        let msg = &self.0;
+        let params = content::parse_params(&msg.content_info().content_enc_alg)?;
+        check_kind(msg.kind(), &params)?;
+        Ok(params)
+    }
+}

@@ -1,0 +1,16 @@
+//! What sipsd does with SIP messages.
+//!
+//! - [`proxy`]: a trusted proxy — decide whether a body is meant for it, open it with its own
+//!   key or the dialog's cached key, keep the dialog key current under the integrity rules of
+//!   docs/PROTOCOL.md §6, forget it when the dialog ends; counters and statistics.
+//! - [`ua`]: a user agent — seal an offer, keep the dialog key, encrypt and open in-dialog
+//!   bodies, rotate with the proof.
+//! - [`cache`]: the per-dialog key cache in memory shared by every worker process.
+//! - [`Error`]: what an engine operation fails with; it wraps each lower layer's error.
+
+pub mod cache;
+mod error;
+pub mod proxy;
+pub mod ua;
+
+pub use error::{Error, Result};

@@ -1,0 +1,135 @@
+//! Message counters shared by every process forked from the one that made them.
+//!
+//! A SIP server answers statistics and RPC from another process than the workers that count: so the
+//! counters live in one anonymous shared mapping of atomics, made before the fork.
+#![allow(unsafe_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Defines [`Counter`] from one table: each counter once, with its doc.
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])+ $name:ident = $stat:literal,)+) => {
+        /// What a proxy counts besides the cache's own figures.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(usize)]
+        pub enum Counter {
+            $($(#[doc = $doc])+ $name,)+
+        }
+
+        impl Counter {
+            /// Every counter, in table order.
+            pub const ALL: &'static [Counter] = &[$(Counter::$name,)+];
+
+            /// Its statistic name (RPC field, server statistic), NUL-terminated for C.
+            pub(crate) fn name_nul(self) -> &'static str {
+                match self {
+                    $(Counter::$name => concat!($stat, "\0"),)+
+                }
+            }
+
+            /// One line saying what it counts, NUL-terminated for C.
+            pub(crate) fn doc_nul(self) -> &'static str {
+                match self {
+                    $(Counter::$name => concat!($($doc),+, "\0").trim_start(),)+
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Bodies (or parts) decrypted.
+    Decrypted = "decrypted",
+    /// Encrypted messages meant for someone else.
+    NotForMe = "not_for_me",
+    /// Messages without an encrypted body.
+    NotEncrypted = "not_encrypted",
+    /// Messages that failed (malformed, wrong key, limits...).
+    Errors = "errors",
+    /// Dialog entries removed at dialog end.
+    DialogsEnded = "dialogs_ended",
+    /// Key reloads performed in this or another process.
+    Reloads = "reloads",
+    /// New keys for a known dialog refused: no valid rotation proof.
+    RotationsRefused = "rotations_refused",
+    /// Initial requests for a dialog id that already has another live key (never overwritten).
+    InitialCollisions = "initial_collisions",
+    /// Unauthenticated (AES-CBC) bodies inside a known dialog refused without decrypting.
+    CbcRefused = "cbc_refused",
+    /// RSA private-key operations spent on key transport.
+    RsaOps = "rsa_ops",
+    /// Messages whose RSA work budget ran out.
+    RsaBudgetExhausted = "rsa_budget_exhausted",
+    /// Body replacements refused because the next hop is not an allowed plaintext next hop.
+    PlaintextRefused = "plaintext_refused",
+}
+
+const COUNT: usize = Counter::ALL.len();
+
+/// A page of shared atomics; see the module doc.
+pub struct SharedCounters {
+    ptr: *mut AtomicU64,
+    len: usize,
+    owner_pid: u32,
+}
+
+// SAFETY: the mapping is only accessed through atomics, valid for the value's lifetime.
+unsafe impl Send for SharedCounters {}
+// SAFETY: as above; atomics make concurrent access from threads and processes sound.
+unsafe impl Sync for SharedCounters {}
+
+impl SharedCounters {
+    /// Maps the counters (zeroed). Call before forking.
+    pub fn create() -> std::io::Result<SharedCounters> {
+        let len = COUNT * std::mem::size_of::<AtomicU64>();
+        // SAFETY: anonymous shared mapping with no address hint; the result is checked below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(SharedCounters {
+            ptr: ptr.cast(),
+            len,
+            owner_pid: std::process::id(),
+        })
+    }
+
+    fn slot(&self, c: Counter) -> &AtomicU64 {
+        // SAFETY: `c as usize < COUNT`; the mapping is page-aligned, zero-filled (a valid
+        // AtomicU64 is any bit pattern) and lives as long as `self`.
+        unsafe { &*self.ptr.add(c as usize) }
+    }
+
+    /// Adds one.
+    pub fn bump(&self, c: Counter) {
+        self.add(c, 1);
+    }
+
+    /// Adds `n`.
+    pub fn add(&self, c: Counter, n: u64) {
+        self.slot(c).fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Reads one.
+    pub fn get(&self, c: Counter) -> u64 {
+        self.slot(c).load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for SharedCounters {
+    fn drop(&mut self) {
+        if std::process::id() == self.owner_pid {
+            // SAFETY: the mapping was made by `create` with this length and is not used after.
+            unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        }
+    }
+}

@@ -1,0 +1,730 @@
+//! What a trusted proxy does with a SIP message: decide whether the body is meant for it, open
+//! it with its own key or the dialog's cached key, keep the dialog key current, and forget it
+//! when the dialog ends. The forwarded message is never changed here.
+//!
+//! A [`Proxy`] is made once in the process that later forks the workers (the SIP server's
+//! module initialisation): the dialog key cache and the counters it creates are shared by every fork.
+//!
+//! The dialog key is trusted only as far as it is proven (docs/PROTOCOL.md §6, SECURITY.md):
+//! a key enters the cache for a dialog that has none; once there, it changes only by a
+//! rotation that proves knowledge of it (a KEKRecipientInfo under the current key), and it is
+//! used, refreshed or protected only by a body it authenticated. Each check and the change it
+//! allows happen under one lock of the shared cache ([`SharedCache::with_entry`]).
+
+mod config;
+mod counters;
+mod next_hop;
+mod stats;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use zeroize::Zeroizing;
+
+pub use crate::sip::SipMessage;
+pub use config::{Mode, ProxyConfig, RotationPolicy};
+pub use counters::Counter;
+pub use next_hop::NextHop;
+pub use stats::{stat, stat_count, stats, ProxyStats, Stat};
+
+use crate::crypto::cms::{self, Cek, CmsError, CmsKind, CmsMessage, ContentAlg, RsaBudget};
+use crate::crypto::keys::KeyStore;
+use crate::engine::cache::{now_secs, DialogKey, Entry, OnMiss, SharedCache, Stored, Verdict};
+use crate::engine::{Error, Result};
+use crate::sip::body::{self, EncryptedPart};
+use crate::sip::disclose::{DisclosureRequest, Selection};
+use crate::sip::sdp::SdpInfo;
+use counters::SharedCounters;
+
+/// Where the key that opened a part came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// Unwrapped from a RecipientInfo of the message: one of the proxy's keys, or the
+    /// rotation proof under the dialog's previous key.
+    Wrapped,
+    /// The dialog's cached key (EncryptedData, or a body re-sent under the same key).
+    Cache,
+}
+
+impl KeySource {
+    /// `wrapped` or `cache`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeySource::Wrapped => "wrapped",
+            KeySource::Cache => "cache",
+        }
+    }
+}
+
+/// One decrypted body part.
+pub struct DisclosedPart {
+    /// Content-ID of the encrypted part, without angle brackets.
+    pub content_id: Option<String>,
+    /// The kind of CMS structure the part was.
+    pub kind: CmsKind,
+    /// Content type of the plaintext.
+    pub content_type: String,
+    /// The plaintext body (without inner MIME headers); zeroized on drop.
+    pub body: Zeroizing<Vec<u8>>,
+    /// See [`KeySource`].
+    pub key_source: KeySource,
+    /// Label of the proxy key that unwrapped the CEK, or `dialog` for the dialog key.
+    pub key_label: String,
+    /// Generation of the dialog key after this message.
+    pub generation: u32,
+}
+
+impl DisclosedPart {
+    /// Media facts when the plaintext is SDP (parsed on demand: the hot path does not pay
+    /// for it unless a script asks for a media field).
+    pub fn sdp(&self) -> Option<SdpInfo> {
+        // parse_inner gives the canonical, lower-case media type first.
+        let media = self.content_type.split(';').next().unwrap_or("").trim();
+        (media == "application/sdp")
+            .then(|| SdpInfo::parse(&self.body).ok())
+            .flatten()
+    }
+}
+
+impl std::fmt::Debug for DisclosedPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DisclosedPart")
+            .field("content_id", &self.content_id)
+            .field("kind", &self.kind)
+            .field("content_type", &self.content_type)
+            .field("body_len", &self.body.len())
+            .field("key_source", &self.key_source)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a proxy decided about one message.
+#[derive(Debug)]
+pub enum Decision {
+    /// No encrypted body.
+    NotEncrypted,
+    /// Encrypted, but not for this proxy (not named, not a recipient, unknown dialog).
+    NotForMe,
+    /// These parts are for this proxy.
+    Decrypt(Vec<Selected>),
+}
+
+/// A part the proxy will open, decoded once.
+#[derive(Debug)]
+pub struct Selected {
+    part: EncryptedPart,
+    cms: CmsMessage,
+    /// Asked for by `Disclose-To`: failing to open it is an error, not "not for me".
+    required: bool,
+    /// A RecipientInfo names one of our keys (else it opens only with the dialog's key).
+    ours: bool,
+}
+
+impl Selected {
+    fn kind(&self) -> CmsKind {
+        self.cms.kind()
+    }
+}
+
+/// The result of [`Proxy::unwrap`].
+#[derive(Debug)]
+pub enum Unwrapped {
+    /// No encrypted body.
+    NotEncrypted,
+    /// Not for this proxy.
+    NotForMe,
+    /// The decrypted parts, in body order.
+    Disclosed(Vec<DisclosedPart>),
+}
+
+/// A trusted proxy: keys, policy, and the shared dialog key cache. See the module doc.
+pub struct Proxy {
+    config: ProxyConfig,
+    keys: RwLock<Arc<KeyStore>>,
+    seen_epoch: AtomicU64,
+    cache: SharedCache,
+    counters: SharedCounters,
+}
+
+/// One message being handled: what is worked out once and shared by its parts.
+struct MessageCtx<'m> {
+    msg: &'m SipMessage<'m>,
+    keys: Arc<KeyStore>,
+    /// The dialog ids to look the key up under, the caller's tag first (From, then To);
+    /// worked out when first needed (a message without a body needs none).
+    dialogs: Option<Vec<DialogKey>>,
+    budget: RsaBudget,
+    /// The last key that opened a part of this message: tried on the next part before any
+    /// RSA work.
+    last_cek: Option<Cek>,
+}
+
+impl MessageCtx<'_> {
+    fn dialogs(&mut self) -> Result<&[DialogKey]> {
+        if self.dialogs.is_none() {
+            self.dialogs = Some(dialog_ids(self.msg)?);
+        }
+        Ok(self.dialogs.as_deref().unwrap_or_default())
+    }
+}
+
+/// When [`Proxy::decide`] finds out whether the dialog's key is cached, for the parts that
+/// only it can open.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// Now (`should_decrypt`: nothing is opened).
+    Now,
+    /// When the part is opened, under the same lock (`unwrap`: one lock per message).
+    AtOpen,
+}
+
+/// A part opened: its plaintext (with inner MIME headers), and where its key came from.
+struct Opening {
+    plaintext: Zeroizing<Vec<u8>>,
+    key_source: KeySource,
+    key_label: String,
+    generation: u32,
+}
+
+impl Opening {
+    fn from_dialog(plaintext: Zeroizing<Vec<u8>>, generation: u32) -> Opening {
+        Opening {
+            plaintext,
+            key_source: KeySource::Cache,
+            key_label: "dialog".into(),
+            generation,
+        }
+    }
+
+    fn unwrapped(opened: cms::Opened, generation: u32) -> Opening {
+        Opening {
+            plaintext: opened.plaintext,
+            key_source: KeySource::Wrapped,
+            key_label: opened.key_label,
+            generation,
+        }
+    }
+}
+
+/// What a known dialog's entry said about an (Auth)EnvelopedData part.
+enum Known {
+    /// The body is under the cached key (a retransmission or a re-sent offer).
+    Same(Zeroizing<Vec<u8>>, u32),
+    /// A proven rotation: the new key is now cached.
+    Rotated(cms::Opened, u32),
+    /// The old-peer CBC path (`allow_cbc_in_dialog`): the key must be unwrapped to compare.
+    NeedUnwrap,
+}
+
+impl Proxy {
+    /// Loads the keys and creates the shared cache. Call before forking workers.
+    pub fn new(config: ProxyConfig) -> Result<Proxy> {
+        let keys = KeyStore::load(&config.keys)?;
+        let cache = SharedCache::create(config.cache)?;
+        let counters = SharedCounters::create()
+            .map_err(|e| Error::Config(format!("cannot map shared counters: {e}")))?;
+        Ok(Proxy {
+            seen_epoch: AtomicU64::new(cache.epoch()),
+            keys: RwLock::new(Arc::new(keys)),
+            config,
+            cache,
+            counters,
+        })
+    }
+
+    /// Re-reads every key file. On success the new keys serve this process at once and every
+    /// other process at its next message; on failure the old keys stay. The cache is kept.
+    pub fn reload(&self) -> Result<()> {
+        let fresh = KeyStore::load(&self.config.keys)?;
+        *self.keys.write() = Arc::new(fresh);
+        let epoch = self.cache.bump_epoch();
+        self.seen_epoch.store(epoch, Ordering::Relaxed);
+        self.counters.bump(Counter::Reloads);
+        Ok(())
+    }
+
+    /// The keys of this process, reloaded first if another process asked for a reload.
+    fn keys(&self) -> Arc<KeyStore> {
+        let epoch = self.cache.epoch();
+        if epoch != self.seen_epoch.swap(epoch, Ordering::Relaxed) {
+            // A reload that worked in the process that asked for it failing here means the
+            // files changed again in between: keep serving with the keys we have.
+            if let Ok(fresh) = KeyStore::load(&self.config.keys) {
+                *self.keys.write() = Arc::new(fresh);
+            }
+        }
+        self.keys.read().clone()
+    }
+
+    /// What loading the keys warned about (e.g. a key file others may read), for the log.
+    pub fn key_warnings(&self) -> Vec<String> {
+        self.keys().warnings().to_vec()
+    }
+
+    /// Decides whether `msg` carries a body part meant for this proxy (docs/PROTOCOL.md).
+    /// Changes and counts nothing.
+    pub fn should_decrypt(&self, msg: &SipMessage<'_>) -> Result<Decision> {
+        let mut ctx = self.context(msg)?;
+        self.decide(&mut ctx, Look::Now)
+    }
+
+    /// Decrypts the parts meant for this proxy: a new dialog's key is cached, a proven
+    /// rotation replaces it, the cached key opens EncryptedData (docs/PROTOCOL.md §6).
+    pub fn unwrap(&self, msg: &SipMessage<'_>) -> Result<Unwrapped> {
+        let result = self.context(msg).and_then(|mut ctx| {
+            let result = self.unwrap_in(&mut ctx);
+            self.counters
+                .add(Counter::RsaOps, u64::from(ctx.budget.spent()));
+            result
+        });
+        let result = self.counted(result);
+        if let Ok(u) = &result {
+            self.counters.bump(match u {
+                Unwrapped::NotEncrypted => Counter::NotEncrypted,
+                Unwrapped::NotForMe => Counter::NotForMe,
+                Unwrapped::Disclosed(_) => Counter::Decrypted,
+            });
+        }
+        result
+    }
+
+    fn unwrap_in(&self, ctx: &mut MessageCtx<'_>) -> Result<Unwrapped> {
+        let selected = match self.decide(ctx, Look::AtOpen)? {
+            Decision::NotEncrypted => return Ok(Unwrapped::NotEncrypted),
+            Decision::NotForMe => return Ok(Unwrapped::NotForMe),
+            Decision::Decrypt(selected) => selected,
+        };
+        let mut parts = Vec::with_capacity(selected.len());
+        for s in selected {
+            if let Some(p) = self.open_part(ctx, s)? {
+                parts.push(p);
+            }
+        }
+        Ok(if parts.is_empty() {
+            Unwrapped::NotForMe
+        } else {
+            Unwrapped::Disclosed(parts)
+        })
+    }
+
+    /// Applies a key rotation carried by `msg`: a message inside a dialog whose key is cached,
+    /// with a new key proven by the current one (or the current key again). Returns the
+    /// dialog key's generation after the message.
+    pub fn rotate(&self, msg: &SipMessage<'_>) -> Result<u32> {
+        let result = self.rotate_inner(msg);
+        self.counted(result)
+    }
+
+    fn rotate_inner(&self, msg: &SipMessage<'_>) -> Result<u32> {
+        if !msg.in_dialog() {
+            return Err(Error::RotationRejected(
+                "the message is not inside the dialog",
+            ));
+        }
+        if self.cache.contains(&dialog_ids(msg)?)?.is_none() {
+            return Err(Error::RotationRejected("the dialog has no cached key"));
+        }
+        let mut ctx = self.context(msg)?;
+        let result = self.unwrap_in(&mut ctx);
+        self.counters
+            .add(Counter::RsaOps, u64::from(ctx.budget.spent()));
+        let parts = match result? {
+            Unwrapped::Disclosed(parts) => parts,
+            Unwrapped::NotEncrypted | Unwrapped::NotForMe => {
+                return Err(Error::Cms(CmsError::NotRecipient))
+            }
+        };
+        parts
+            .iter()
+            .filter(|p| p.kind != CmsKind::EncryptedData)
+            .map(|p| p.generation)
+            .max()
+            .ok_or(Error::RotationRejected("the message wraps no new key"))
+    }
+
+    /// Forgets the dialog's key (BYE answered, failed INVITE). True if it was cached.
+    pub fn dialog_end(&self, call_id: &[u8], from_tag: &[u8]) -> Result<bool> {
+        let removed = self.cache.remove(&DialogKey::new(call_id, from_tag))?;
+        if removed {
+            self.counters.bump(Counter::DialogsEnded);
+        }
+        Ok(removed)
+    }
+
+    /// Forgets the key of the dialog `msg` belongs to (the reply to a BYE from either side, or
+    /// a failed INVITE's reply). True if it was cached.
+    pub fn dialog_end_of(&self, msg: &SipMessage<'_>) -> Result<bool> {
+        let dialogs = dialog_ids(msg)?;
+        let Some(which) = self.cache.contains(&dialogs)? else {
+            return Ok(false);
+        };
+        let removed = self.cache.remove(&dialogs[which])?;
+        if removed {
+            self.counters.bump(Counter::DialogsEnded);
+        }
+        Ok(removed)
+    }
+
+    /// Whether a body decrypted here may be forwarded in clear to `next_hop` (a SIP URI):
+    /// only to the configured `plaintext_next_hop`s. A refusal is counted.
+    pub fn plaintext_allowed(&self, next_hop: &str) -> bool {
+        let ok = next_hop::allowed(&self.config.plaintext_next_hops, next_hop);
+        if !ok {
+            self.counters.bump(Counter::PlaintextRefused);
+        }
+        ok
+    }
+
+    /// Counters summed over every process.
+    pub fn stats(&self) -> Result<ProxyStats> {
+        let mut counters = [0u64; Counter::ALL.len()];
+        for (slot, &c) in counters.iter_mut().zip(Counter::ALL) {
+            *slot = self.counters.get(c);
+        }
+        Ok(ProxyStats::new(counters, self.cache.stats()?))
+    }
+
+    fn counted<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            self.counters.bump(Counter::Errors);
+            if let Some(c) = refusal_counter(e) {
+                self.counters.bump(c);
+            }
+        }
+        r
+    }
+
+    fn context<'m>(&self, msg: &'m SipMessage<'m>) -> Result<MessageCtx<'m>> {
+        Ok(MessageCtx {
+            msg,
+            keys: self.keys(),
+            dialogs: None,
+            budget: RsaBudget::new(self.config.max_rsa_ops),
+            last_cek: None,
+        })
+    }
+
+    fn decide(&self, ctx: &mut MessageCtx<'_>, look: Look) -> Result<Decision> {
+        let msg = ctx.msg;
+        let content_type = text(msg.content_type, "Content-Type is not UTF-8")?;
+        if content_type.trim().is_empty() || msg.body.is_empty() {
+            return Ok(Decision::NotEncrypted);
+        }
+        let te = text(msg.transfer_encoding, "Content-Transfer-Encoding")?.trim();
+        let te = (!te.is_empty()).then_some(te);
+        let parts = body::encrypted_parts(content_type, te, msg.body, &self.config.limits)?;
+        if parts.is_empty() {
+            return Ok(Decision::NotEncrypted);
+        }
+        let mut parsed = Vec::with_capacity(parts.len());
+        for part in parts {
+            let cms = CmsMessage::parse(&part.der)?;
+            let insp = cms.inspect()?;
+            if insp.recipients.len() > self.config.max_recipients {
+                return Err(Error::TooManyRecipients {
+                    count: insp.recipients.len(),
+                    limit: self.config.max_recipients,
+                });
+            }
+            let ours = insp.kind != CmsKind::EncryptedData
+                && cms::matching_recipient(&insp, &*ctx.keys).is_some();
+            let selected = Selected {
+                part,
+                cms,
+                required: false,
+                ours,
+            };
+            parsed.push((selected, insp));
+        }
+        let header = text(msg.disclose_to, "Disclose-To is not UTF-8")?.trim();
+        let request = match (self.config.mode, header.is_empty()) {
+            (Mode::Implicit, _) | (_, true) => None,
+            (_, false) => Some(DisclosureRequest::parse(header)?),
+        };
+        let explicit = match (&request, self.config.mode) {
+            (Some(req), _) => Some(req.selection_for(ctx.keys.identities())),
+            (None, Mode::Explicit) => Some(Selection::NotNamed),
+            (None, _) => None,
+        };
+        let mut selected = Vec::new();
+        match explicit {
+            Some(Selection::NotNamed) => return Ok(Decision::NotForMe),
+            Some(Selection::AllParts) => {
+                for (mut s, insp) in parsed {
+                    s.required = true;
+                    self.admit(ctx, &s, &insp, look)?;
+                    selected.push(s);
+                }
+            }
+            Some(Selection::Parts(cids)) => {
+                for cid in cids {
+                    let pos = parsed
+                        .iter()
+                        .position(|(s, _)| s.part.has_content_id(&cid))
+                        .ok_or_else(|| Error::ContentIdNotFound(cid.clone()))?;
+                    let (mut s, insp) = parsed.swap_remove(pos);
+                    s.required = true;
+                    self.admit(ctx, &s, &insp, look)?;
+                    selected.push(s);
+                }
+                selected.sort_by_key(|s| s.part.range.start);
+            }
+            None => {
+                for (s, insp) in parsed {
+                    if self.admit(ctx, &s, &insp, look)? {
+                        selected.push(s);
+                    }
+                }
+            }
+        }
+        Ok(if selected.is_empty() {
+            Decision::NotForMe
+        } else {
+            Decision::Decrypt(selected)
+        })
+    }
+
+    /// Whether the proxy can open the part: a RecipientInfo names one of its keys, or the part
+    /// opens only with the dialog's key (EncryptedData, or a rotation proof) and the key is
+    /// cached — looked up now, or left to the opening under its lock (`Look::AtOpen`). A
+    /// required part that cannot be opened is an error naming why.
+    fn admit(
+        &self,
+        ctx: &mut MessageCtx<'_>,
+        s: &Selected,
+        insp: &cms::Inspection,
+        look: Look,
+    ) -> Result<bool> {
+        let encrypted = insp.kind == CmsKind::EncryptedData;
+        let by_dialog = encrypted || (!s.ours && insp.has_rotation_proof());
+        let refuse = |required: bool| -> Result<bool> {
+            match (required, encrypted) {
+                (false, _) => Ok(false),
+                (true, true) => Err(Error::NoDialogKey),
+                (true, false) => Err(Error::Cms(CmsError::NotRecipient)),
+            }
+        };
+        if s.ours {
+            return Ok(true);
+        }
+        if !by_dialog {
+            return refuse(s.required);
+        }
+        if look == Look::Now {
+            let dialogs = ctx.dialogs()?.to_vec();
+            if self.cache.contains(&dialogs)?.is_none() {
+                return refuse(s.required);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Opens one selected part; `None` when it turns out not to be for this proxy (a part
+    /// only the dialog's key opens, for a dialog with no cached key, not asked for).
+    fn open_part(
+        &self,
+        ctx: &mut MessageCtx<'_>,
+        selected: Selected,
+    ) -> Result<Option<DisclosedPart>> {
+        let opened = match selected.kind() {
+            CmsKind::EncryptedData => self.open_in_dialog(ctx, &selected.cms)?,
+            _ => self.open_enveloped(ctx, &selected)?,
+        };
+        let Some(opening) = opened else {
+            return match (selected.required, selected.kind()) {
+                (false, _) => Ok(None),
+                (true, CmsKind::EncryptedData) => Err(Error::NoDialogKey),
+                (true, _) => Err(Error::Cms(CmsError::NotRecipient)),
+            };
+        };
+        let (content_type, inner) = body::parse_inner(&opening.plaintext)?;
+        Ok(Some(DisclosedPart {
+            kind: selected.kind(),
+            content_id: selected.part.content_id,
+            content_type,
+            body: Zeroizing::new(inner.to_vec()),
+            key_source: opening.key_source,
+            key_label: opening.key_label,
+            generation: opening.generation,
+        }))
+    }
+
+    /// EncryptedData: only the cached key opens it, and only a body it authenticated counts
+    /// as a use of it. Unauthenticated (CBC) content is refused before any decryption unless
+    /// the operator allows it (`allow_cbc_in_dialog`): good and bad padding must not answer
+    /// differently.
+    fn open_in_dialog(
+        &self,
+        ctx: &mut MessageCtx<'_>,
+        cms: &CmsMessage,
+    ) -> Result<Option<Opening>> {
+        let refuse_cbc = !cms.is_authenticated()? && !self.config.allow_cbc_in_dialog;
+        let dialogs = ctx.dialogs()?;
+        let outcome = self.cache.with_entry(dialogs, OnMiss::Count, |found| {
+            let e = found.entry;
+            if refuse_cbc {
+                return (Verdict::Keep, Err(Error::UnauthenticatedInDialog));
+            }
+            let opened = self
+                .check_rotation_policy(&e)
+                .and_then(|()| cek_of(&e))
+                .and_then(|cek| Ok(cms.open_with_cek(&cek)?));
+            match opened {
+                Ok(plain) => (Verdict::Used, Ok(Opening::from_dialog(plain, e.generation))),
+                Err(err) => (Verdict::Keep, Err(err)),
+            }
+        })?;
+        outcome.transpose()
+    }
+
+    /// (Auth)EnvelopedData. For a dialog with a cached key: the same key again (proven by
+    /// authenticated decryption), or a rotation proven by the current key; anything else
+    /// changes nothing and is refused. For a dialog with none: our own RecipientInfo, within
+    /// the message's RSA budget, and the key is inserted (never over another).
+    fn open_enveloped(
+        &self,
+        ctx: &mut MessageCtx<'_>,
+        selected: &Selected,
+    ) -> Result<Option<Opening>> {
+        let cms = &selected.cms;
+        let authenticated = cms.is_authenticated()?;
+        let in_dialog = ctx.msg.in_dialog();
+        let allow_cbc = self.config.allow_cbc_in_dialog;
+        let dialogs = ctx.dialogs()?.to_vec();
+        let known = self
+            .cache
+            .with_entry(&dialogs, OnMiss::Ignore, |found| {
+                let e = found.entry;
+                let current = match cek_of(&e) {
+                    Ok(c) => c,
+                    Err(err) => return (Verdict::Keep, Err(err)),
+                };
+                if !authenticated && !allow_cbc {
+                    return (Verdict::Keep, Err(Error::UnauthenticatedInDialog));
+                }
+                if authenticated {
+                    // A body under the cached key proves its sender holds it. Not counted as a
+                    // use: a replayed offer must not wear the key out.
+                    if let Ok(plain) = cms.open_with_cek(&current) {
+                        return (Verdict::Keep, Ok(Known::Same(plain, e.generation)));
+                    }
+                }
+                if !cms.has_rotation_proof() {
+                    return match (authenticated, in_dialog) {
+                        (false, _) => (Verdict::Keep, Ok(Known::NeedUnwrap)),
+                        (true, true) => (Verdict::Keep, Err(Error::RotationUnproven)),
+                        (true, false) => (Verdict::Keep, Err(Error::InitialCollision)),
+                    };
+                }
+                if !in_dialog {
+                    return (Verdict::Keep, Err(Error::InitialCollision));
+                }
+                match cms.open_rotation(&current) {
+                    Ok(opened) => {
+                        let verdict = Verdict::Replace {
+                            alg: opened.cek.alg().code(),
+                            cek: Zeroizing::new(opened.cek.as_bytes().to_vec()),
+                        };
+                        let generation = e.generation.saturating_add(1);
+                        (verdict, Ok(Known::Rotated(opened, generation)))
+                    }
+                    Err(_) => (Verdict::Keep, Err(Error::RotationUnproven)),
+                }
+            })?
+            .transpose()?;
+        match known {
+            Some(Known::Same(plain, generation)) => {
+                Ok(Some(Opening::from_dialog(plain, generation)))
+            }
+            Some(Known::Rotated(opened, generation)) => {
+                ctx.last_cek = Some(opened.cek.clone());
+                Ok(Some(Opening::unwrapped(opened, generation)))
+            }
+            // Only the dialog's key could open it, and the dialog has none here.
+            None if !selected.ours => Ok(None),
+            Some(Known::NeedUnwrap) | None => {
+                let opened = self.open_with_own_key(ctx, cms)?;
+                let dialog = dialogs[0];
+                let stored =
+                    self.cache
+                        .insert(&dialog, opened.cek.alg().code(), opened.cek.as_bytes())?;
+                let generation = match stored {
+                    Stored::New { generation } | Stored::Same { generation } => generation,
+                    Stored::Refused { .. } if in_dialog => return Err(Error::RotationUnproven),
+                    Stored::Refused { .. } => return Err(Error::InitialCollision),
+                };
+                ctx.last_cek = Some(opened.cek.clone());
+                Ok(Some(Opening::unwrapped(opened, generation)))
+            }
+        }
+    }
+
+    /// Opens with one of our keys; the key that opened an earlier part of the same message is
+    /// tried first (authenticated content only), so a multipart body costs one unwrap.
+    fn open_with_own_key(&self, ctx: &mut MessageCtx<'_>, cms: &CmsMessage) -> Result<cms::Opened> {
+        if let Some(cek) = &ctx.last_cek {
+            if cms.is_authenticated()? {
+                if let Ok(plaintext) = cms.open_with_cek(cek) {
+                    return Ok(cms::Opened {
+                        kind: cms.kind(),
+                        cek: cek.clone(),
+                        plaintext,
+                        key_label: "dialog".into(),
+                    });
+                }
+            }
+        }
+        Ok(cms.open(&*ctx.keys, &mut ctx.budget)?)
+    }
+
+    fn check_rotation_policy(&self, e: &Entry<'_>) -> Result<()> {
+        let policy = self.config.rotation;
+        let too_old = policy.max_age_secs > 0
+            && now_secs().saturating_sub(e.created_at) > policy.max_age_secs;
+        let too_used = policy.max_uses > 0 && e.uses >= policy.max_uses;
+        if too_old || too_used {
+            return Err(Error::KeyExpired);
+        }
+        Ok(())
+    }
+}
+
+/// The dialog ids of `msg`, caller's tag candidates in order: From (the caller's requests and
+/// every reply), then To (requests the callee sends inside the dialog).
+fn dialog_ids(msg: &SipMessage<'_>) -> Result<Vec<DialogKey>> {
+    if msg.call_id.is_empty() {
+        return Err(Error::InvalidMessage("no Call-ID"));
+    }
+    if msg.from_tag.is_empty() {
+        return Err(Error::InvalidMessage("no From tag"));
+    }
+    let mut ids = vec![DialogKey::new(msg.call_id, msg.from_tag)];
+    if !msg.to_tag.is_empty() {
+        ids.push(DialogKey::new(msg.call_id, msg.to_tag));
+    }
+    Ok(ids)
+}
+
+/// A header value as text; a value that is not UTF-8 is an error of its own kind.
+fn text<'a>(field: &'a [u8], what: &'static str) -> Result<&'a str> {
+    std::str::from_utf8(field).map_err(|_| Error::InvalidMessage(what))
+}
+
+/// The cached key as a [`Cek`].
+fn cek_of(e: &Entry<'_>) -> Result<Cek> {
+    let alg = ContentAlg::from_code(e.alg).ok_or(Error::NoDialogKey)?;
+    Ok(Cek::from_bytes(alg, e.cek)?)
+}
+
+/// The counter that says why a message was refused, beyond `errors`.
+fn refusal_counter(e: &Error) -> Option<Counter> {
+    Some(match e {
+        Error::RotationUnproven => Counter::RotationsRefused,
+        Error::InitialCollision => Counter::InitialCollisions,
+        Error::UnauthenticatedInDialog => Counter::CbcRefused,
+        Error::Cms(CmsError::RsaBudgetExhausted) => Counter::RsaBudgetExhausted,
+        _ => return None,
+    })
+}

@@ -1,0 +1,196 @@
+//! The Debian packages, end to end (docs/PACKAGING.md):
+//!
+//! 1. `scripts/build-debs bookworm trixie`: dpkg-buildpackage in a clean, offline container of
+//!    each suite (Kamailio 5.6.3 on Debian 12, 6.0.1 on Debian 13); lintian of that suite on
+//!    the result must report no error (its warnings are printed);
+//! 2. reproducible: the Debian 12 packages built again from a fresh copy under another path
+//!    (`--build-root /srv/sipsd-again`: the crate, the module and the packages are rebuilt) are
+//!    byte for byte the same;
+//! 3. in a clean container of the testbed's base image of each suite (sipsd-base:SUITE):
+//!    `apt-get install ./kamailio-sipsd-module_*.deb ./sipsd_*.deb`, then a SIPp call through
+//!    the packaged module with the packaged example cfg (trusted P1) and an untrusted P2, then
+//!    `apt-get purge` and the file lists compared (tests/packaging/install-check.sh).
+//!
+//! Needs a Docker engine (the images are built from debootstrap rootfs, no registry: about
+//! 1 minute per suite once) and the host's Rust toolchain; without Docker it prints
+//! "SKIPPED: no docker" and passes, unless SIPSD_REQUIRE_DOCKER=1.
+//! Run: `cargo test --test packaging -- --nocapture`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+macro_rules! check {
+    ($cond:expr, $($fmt:tt)+) => {{
+        let what = format!($($fmt)+);
+        if $cond {
+            println!("  ok   {what}");
+        } else {
+            panic!("FAILED: {what}");
+        }
+    }};
+}
+
+const SUITES: [(&str, &str); 2] = [("bookworm", "12"), ("trixie", "13")];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn docker_available() -> bool {
+    Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs `cmd` with its output passed through, panicking with `what` if it fails.
+fn run(what: &str, cmd: &mut Command) -> String {
+    let out = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "FAILED: {what}\n{stdout}");
+    stdout
+}
+
+fn sha256(path: &Path) -> String {
+    let out = run(
+        "sha256sum",
+        Command::new("sha256sum").arg(path).stderr(Stdio::inherit()),
+    );
+    out.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The .debs of one suite's output directory: file name -> sha256.
+fn debs(dir: &Path) -> BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, sha256(&p))
+        })
+        .collect()
+}
+
+/// Removes the named container when dropped (also when a check panics).
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.0])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn debian_packages_build_install_call_purge() {
+    if !docker_available() {
+        if std::env::var("SIPSD_REQUIRE_DOCKER").as_deref() == Ok("1") {
+            panic!("no Docker engine answers and SIPSD_REQUIRE_DOCKER=1");
+        }
+        println!("SKIPPED: no docker");
+        return;
+    }
+    let out = root().join("target/packaging-test");
+    let _ = std::fs::remove_dir_all(&out);
+
+    // 1. build, lintian
+    let mut build = Command::new(root().join("scripts/build-debs"));
+    build.arg("--out").arg(out.join("a"));
+    for (suite, _) in SUITES {
+        build.arg(suite);
+    }
+    run("scripts/build-debs bookworm trixie", &mut build);
+    let mut built = BTreeMap::new();
+    for (suite, n) in SUITES {
+        let dir = out.join("a").join(suite);
+        let found = debs(&dir);
+        let version = format!("0.1.0+deb{n}");
+        for pkg in ["kamailio-sipsd-module", "sipsd"] {
+            let name = format!("{pkg}_{version}_amd64.deb");
+            check!(
+                found.contains_key(&name),
+                "{suite}: dpkg-buildpackage made {name} (sha256 {})",
+                found.get(&name).map(|h| &h[..16]).unwrap_or("-")
+            );
+        }
+        let lintian = std::fs::read_to_string(dir.join("lintian.txt")).unwrap_or_default();
+        let errors: Vec<&str> = lintian.lines().filter(|l| l.starts_with("E: ")).collect();
+        let warnings: Vec<&str> = lintian.lines().filter(|l| l.starts_with("W: ")).collect();
+        for w in &warnings {
+            println!("         lintian {suite} {w}");
+        }
+        check!(
+            errors.is_empty(),
+            "{suite}: lintian reports no error ({} warnings){}",
+            warnings.len(),
+            errors
+                .iter()
+                .map(|e| format!("\n  {e}"))
+                .collect::<String>()
+        );
+        built.insert(suite, found);
+    }
+
+    // 2. reproducible
+    run(
+        "scripts/build-debs --build-root /srv/sipsd-again bookworm",
+        Command::new(root().join("scripts/build-debs"))
+            .arg("--out")
+            .arg(out.join("b"))
+            .args(["--build-root", "/srv/sipsd-again", "bookworm"]),
+    );
+    let again = debs(&out.join("b/bookworm"));
+    for (name, hash) in &built["bookworm"] {
+        check!(
+            again.get(name) == Some(hash),
+            "reproducible: {name} rebuilt under another path is the same file (sha256 {})",
+            &hash[..16]
+        );
+    }
+
+    // 3. install, call, purge in clean containers of the testbed's base images
+    for (suite, _) in SUITES {
+        let name = format!("sipsd-pkgtest-{suite}-{}", std::process::id());
+        let _guard = Container(name.clone());
+        let base = if suite == "bookworm" {
+            std::env::var("SIPSD_BASE_IMAGE").unwrap_or_else(|_| "sipsd-base:bookworm".into())
+        } else {
+            format!("sipsd-base:{suite}")
+        };
+        let mount = |host: PathBuf, at: &str| format!("{}:{at}:ro", host.display());
+        let status = Command::new("timeout")
+            .args(["600", "docker", "run", "--rm", "--name", &name, "-v"])
+            .arg(mount(out.join("a").join(suite), "/debs"))
+            .arg("-v")
+            .arg(mount(root().join("tests/data/vectors/keys"), "/keys"))
+            .arg("-v")
+            .arg(mount(
+                root().join("tests/packaging/install-check.sh"),
+                "/install-check.sh",
+            ))
+            .args([&base, "bash", "/install-check.sh"])
+            .stdin(Stdio::null())
+            .status()
+            .expect("docker run");
+        check!(
+            status.success(),
+            "{suite}: install, call through the packaged module, purge ({base})"
+        );
+    }
+}
