@@ -5,7 +5,8 @@
 //! One topology (support/netns.rs), one agent, every check of the issue that does not need
 //! Kamailio: offer only, answer narrowing, other port and other source dropped, BYE, a lost
 //! BYE's expiry, forged / unauthenticated / not-allowed / replayed / malformed requests
-//! (never half-applied), and the agent restarted mid-call.
+//! (never half-applied), the agent restarted mid-call, a call over IPv6, and mark mode behind
+//! a host table that drops unmarked media.
 //!
 //! Run: `cargo test -p sipsd-fw --test pinholes -- --nocapture` (as root).
 
@@ -36,6 +37,9 @@ struct Bed {
     agent: Guard,
     client: Client,
     raw: UdpSocket,
+    /// The table whose named counter `dropped` counts the media policy's drops: the agent's
+    /// in enforce mode, the host's in mark mode.
+    drops_in: &'static str,
 }
 
 impl Bed {
@@ -92,8 +96,11 @@ impl Bed {
 
     fn show(&self, when: &str) {
         println!("  --- agent's sets {when} (nft list set inet {TABLE} ...):");
-        for set in ["open4", "peer4", "flow4"] {
+        for set in ["open4", "peer4", "flow4", "open6", "peer6", "flow6"] {
             let text = self.topo.nft(&["list", "set", "inet", TABLE, set]);
+            if set.ends_with('6') && !text.contains("elements") {
+                continue;
+            }
             let elems: Vec<&str> = text
                 .lines()
                 .map(str::trim)
@@ -115,12 +122,12 @@ impl Bed {
     fn expect(&self, pass: bool, what: &str, from: (&str, SocketAddr), to: (&str, SocketAddr)) {
         let (acc0, drop0) = (
             self.topo.counter(TABLE, "accepted"),
-            self.topo.counter(TABLE, "dropped"),
+            self.topo.counter(self.drops_in, "dropped"),
         );
         let got = rtp_probe(from.0, from.1, to.0, to.1, 20);
         let (acc1, drop1) = (
             self.topo.counter(TABLE, "accepted"),
-            self.topo.counter(TABLE, "dropped"),
+            self.topo.counter(self.drops_in, "dropped"),
         );
         let (acc, dropped) = (acc1 - acc0, drop1 - drop0);
         if pass {
@@ -214,16 +221,20 @@ fn pinholes_follow_the_dialog() {
     let dir = tempfile::tempdir().unwrap();
     let key_path = dir.path().join("proxy1.key");
     write_key(&key_path, &KEY);
-    std::fs::write(
-        dir.path().join("fw.toml"),
-        format!(
-            "listen = \"{FW_MGMT}:5351\"\nallow = [\"{PROXY}\"]\ninterfaces = [\"fa\", \"fb\"]\n\
-             media_networks = [\"10.77.1.0/24\", \"10.77.2.0/24\"]\nmin_lifetime = 2\n\
-             [[key]]\nid = 1\nfile = \"{}\"\n",
-            key_path.display()
-        ),
-    )
-    .unwrap();
+    let cfg_path = dir.path().join("fw.toml");
+    let write_config = move |mode: &str| {
+        std::fs::write(
+            &cfg_path,
+            format!(
+                "listen = \"{FW_MGMT}:5351\"\nallow = [\"{PROXY}\"]\ninterfaces = [\"fa\", \"fb\"]\n\
+                 media_networks = [\"10.77.1.0/24\", \"10.77.2.0/24\", \"fd00:77:1::/64\", \"fd00:77:2::/64\"]\n\
+                 min_lifetime = 2\nmode = \"{mode}\"\nmark = 0x500000\n[[key]]\nid = 1\nfile = \"{}\"\n",
+                key_path.display()
+            ),
+        )
+        .unwrap()
+    };
+    write_config("enforce");
     let server = sa(FW_MGMT, 5351);
     let client = pcp_client(&topo.p, server, Some(&KEY), Duration::from_millis(50));
     let raw = in_ns(&topo.p, || {
@@ -239,6 +250,7 @@ fn pinholes_follow_the_dialog() {
         agent: Guard(None),
         client,
         raw,
+        drops_in: TABLE,
     };
     bed.start_agent();
     println!("  ok   agent up in {} (nft table inet {TABLE})", bed.topo.f);
@@ -598,6 +610,109 @@ fn pinholes_follow_the_dialog() {
         "call 2 expired: caller -> callee",
         caller_rtp,
         callee_rtp,
+    );
+
+    // ---- call 3 over IPv6 ---------------------------------------------------------------------
+    let (c6, e6) = (sa(CALLER6, 40010), sa(CALLEE6, 50010));
+    let (caller6, callee6) = ((a.as_str(), c6), (b.as_str(), e6));
+    let d3 = b"call-3@[fd00:77:1::2];from-tag=a3";
+    let x = bed
+        .client
+        .map(d3, &[Flow::any_source(c6)], 60, DEADLINE)
+        .unwrap();
+    assert!(x.all_succeeded(), "{}", result(&x));
+    bed.expect(false, "IPv6 offer only: caller -> callee", caller6, callee6);
+    let answer6 = [
+        Flow::between(
+            c6,
+            Remote {
+                addr: e6.ip(),
+                port: None,
+            },
+        ),
+        Flow::between(
+            e6,
+            Remote {
+                addr: c6.ip(),
+                port: Some(c6.port()),
+            },
+        ),
+    ];
+    let x = bed.client.map(d3, &answer6, 60, DEADLINE).unwrap();
+    assert!(x.all_succeeded(), "{}", result(&x));
+    bed.show("during call 3 (IPv6)");
+    bed.expect(true, "IPv6 answered: callee -> caller", callee6, caller6);
+    bed.expect(true, "IPv6 answered: caller -> callee", caller6, callee6);
+    bed.expect(
+        false,
+        "IPv6 answered: other address -> caller",
+        (b.as_str(), sa(OTHER6, 50010)),
+        caller6,
+    );
+    bed.expect(
+        false,
+        "IPv6 answered: callee -> another port of the caller",
+        callee6,
+        (a.as_str(), sa(CALLER6, 40012)),
+    );
+    let x = bed.client.delete(d3, &answer6, DEADLINE).unwrap();
+    assert!(x.all_succeeded(), "{}", result(&x));
+    assert!(bed.elements().is_empty(), "{:?}", bed.elements());
+    bed.expect(false, "IPv6 after BYE: callee -> caller", callee6, caller6);
+
+    // ---- mark mode: the agent only marks, the host's own table drops unmarked media ---------
+    bed.agent.kill();
+    write_config("mark");
+    let host = "table inet host {\n counter dropped { }\n chain forward {\n  type filter hook forward priority filter; policy accept;\n  meta l4proto udp udp dport 1024-65535 meta mark & 0x500000 != 0x500000 counter name \"dropped\" drop\n }\n}\n";
+    let mut load = std::process::Command::new("ip")
+        .args(["netns", "exec", &bed.topo.f, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut load.stdin.take().unwrap(), host.as_bytes()).unwrap();
+    assert!(load.wait().unwrap().success(), "host table");
+    bed.drops_in = "host";
+    bed.start_agent();
+    let chain = bed.topo.nft(&["list", "chain", "inet", TABLE, "forward"]);
+    assert!(
+        chain.contains("meta mark set meta mark | 0x00500000") && !chain.contains("drop"),
+        "{chain}"
+    );
+    println!("  ok   agent restarted in mark mode: its chain marks (meta mark | 0x500000) and drops nothing; the host's table drops unmarked media");
+    bed.expect(
+        false,
+        "mark mode, no call: callee -> caller",
+        callee_rtp,
+        caller_rtp,
+    );
+    let d4 = b"call-4@caller.example;from-tag=a4";
+    let x = bed.client.map(d4, &answer, 60, DEADLINE).unwrap();
+    assert!(x.all_succeeded(), "{}", result(&x));
+    bed.expect(
+        true,
+        "mark mode, answered: callee -> caller",
+        callee_rtp,
+        caller_rtp,
+    );
+    bed.expect(
+        true,
+        "mark mode, answered: caller -> callee",
+        caller_rtp,
+        callee_rtp,
+    );
+    bed.expect(
+        false,
+        "mark mode, answered: other address -> caller",
+        other_host,
+        caller_rtp,
+    );
+    let x = bed.client.delete(d4, &answer, DEADLINE).unwrap();
+    assert!(x.all_succeeded(), "{}", result(&x));
+    bed.expect(
+        false,
+        "mark mode, after BYE: callee -> caller",
+        callee_rtp,
+        caller_rtp,
     );
 
     let refused = bed

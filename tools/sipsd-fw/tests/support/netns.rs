@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!   caller A 10.77.1.2 ── fw F ── callee B 10.77.2.2 (+ "other" 10.77.2.3)
-//!                   10.77.1.1 │ 10.77.2.1
+//!       fd00:77:1::2    10.77.1.1 │ 10.77.2.1     fd00:77:2::2 (+ fd00:77:2::3)
 //!                        10.77.9.1
 //!                             │ management
 //!                      proxy P 10.77.9.2 (+ not allowed 10.77.9.3)
@@ -112,6 +112,9 @@ pub const OTHER: &str = "10.77.2.3";
 pub const FW_MGMT: &str = "10.77.9.1";
 pub const PROXY: &str = "10.77.9.2";
 pub const PROXY_NOT_ALLOWED: &str = "10.77.9.3";
+pub const CALLER6: &str = "fd00:77:1::2";
+pub const CALLEE6: &str = "fd00:77:2::2";
+pub const OTHER6: &str = "fd00:77:2::3";
 
 impl Topology {
     /// Creates the namespaces, links, addresses and routes; forwarding on in F.
@@ -130,14 +133,21 @@ impl Topology {
         }
         // veth pairs: (ns1, if1, addr1) <-> (ns2, if2, addr2)
         let links = [
-            (&t.a, "a0", vec![CALLER], &t.f, "fa", vec!["10.77.1.1"]),
+            (
+                &t.a,
+                "a0",
+                vec![CALLER, CALLER6],
+                &t.f,
+                "fa",
+                vec!["10.77.1.1", "fd00:77:1::1"],
+            ),
             (
                 &t.b,
                 "b0",
-                vec![CALLEE, OTHER],
+                vec![CALLEE, OTHER, CALLEE6, OTHER6],
                 &t.f,
                 "fb",
-                vec!["10.77.2.1"],
+                vec!["10.77.2.1", "fd00:77:2::1"],
             ),
             (
                 &t.p,
@@ -154,16 +164,16 @@ impl Topology {
             ]);
             for (ns, ifname, addrs) in [(n1, i1, a1), (n2, i2, a2)] {
                 for a in addrs {
-                    sh(&[
-                        "ip",
-                        "-n",
-                        ns,
-                        "addr",
-                        "add",
-                        &format!("{a}/24"),
-                        "dev",
-                        ifname,
-                    ]);
+                    // IPv6 without duplicate address detection: usable at once
+                    let (prefix, extra): (&str, &[&str]) = if a.contains(':') {
+                        ("64", &["nodad"])
+                    } else {
+                        ("24", &[])
+                    };
+                    let cidr = format!("{a}/{prefix}");
+                    let mut cmd = vec!["ip", "-n", ns, "addr", "add", &cidr, "dev", ifname];
+                    cmd.extend_from_slice(extra);
+                    sh(&cmd);
                 }
                 sh(&["ip", "-n", ns, "link", "set", ifname, "up"]);
             }
@@ -188,16 +198,12 @@ impl Topology {
             "via",
             "10.77.2.1",
         ]);
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &t.f,
-            "sysctl",
-            "-q",
-            "-w",
-            "net.ipv4.ip_forward=1",
-        ]);
+        for (ns, via) in [(&t.a, "fd00:77:1::1"), (&t.b, "fd00:77:2::1")] {
+            sh(&["ip", "-n", ns, "-6", "route", "add", "default", "via", via]);
+        }
+        for knob in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
+            sh(&["ip", "netns", "exec", &t.f, "sysctl", "-q", "-w", knob]);
+        }
         t
     }
 
