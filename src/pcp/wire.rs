@@ -58,83 +58,65 @@ impl Opcode {
     }
 }
 
-/// Result codes (RFC 6887 §7.4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum ResultCode {
-    /// Success.
-    Success = 0,
-    /// The version number is not supported.
-    UnsupportedVersion = 1,
-    /// Not allowed by policy (or, for sipsd-fw, not authenticated).
-    NotAuthorized = 2,
-    /// The request could not be parsed.
-    MalformedRequest = 3,
-    /// Unsupported opcode.
-    UnsupportedOpcode = 4,
-    /// An unsupported mandatory-to-process option.
-    UnsupportedOption = 5,
-    /// A malformed option.
-    MalformedOption = 6,
-    /// The server or the device it controls failed; try later.
-    NetworkFailure = 7,
-    /// Out of resources (e.g. the element limit of the firewall's sets).
-    NoResources = 8,
-    /// Unsupported transport protocol.
-    UnsupportedProtocol = 9,
-    /// Over this subscriber's quota.
-    UserExceededQuota = 10,
-    /// The suggested external address/port cannot be given (with PREFER_FAILURE).
-    CannotProvideExternal = 11,
-    /// The header's client address differs from the packet's source (a NAT in between).
-    AddressMismatch = 12,
-    /// Too many FILTER options.
-    ExcessiveRemotePeers = 13,
+/// Defines [`ResultCode`] once: each variant with its value, its RFC name and its meaning;
+/// the value table and the names are derived from the same list.
+macro_rules! result_codes {
+    ($($(#[$doc:meta])* $name:ident = $value:literal, $rfc:literal;)*) => {
+        /// Result codes (RFC 6887 §7.4).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum ResultCode {
+            $($(#[$doc])* $name = $value,)*
+        }
+
+        impl ResultCode {
+            /// Every defined code.
+            const ALL: &'static [ResultCode] = &[$(ResultCode::$name),*];
+
+            /// The code of a value; `None` for values RFC 6887 does not define.
+            pub fn from_u8(v: u8) -> Option<Self> {
+                Self::ALL.iter().copied().find(|c| *c as u8 == v)
+            }
+
+            /// The RFC's name of the code.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(ResultCode::$name => $rfc,)*
+                }
+            }
+        }
+    };
 }
 
-impl ResultCode {
-    /// Every defined code, by value.
-    const ALL: [ResultCode; 14] = [
-        ResultCode::Success,
-        ResultCode::UnsupportedVersion,
-        ResultCode::NotAuthorized,
-        ResultCode::MalformedRequest,
-        ResultCode::UnsupportedOpcode,
-        ResultCode::UnsupportedOption,
-        ResultCode::MalformedOption,
-        ResultCode::NetworkFailure,
-        ResultCode::NoResources,
-        ResultCode::UnsupportedProtocol,
-        ResultCode::UserExceededQuota,
-        ResultCode::CannotProvideExternal,
-        ResultCode::AddressMismatch,
-        ResultCode::ExcessiveRemotePeers,
-    ];
-
-    /// The code of a value; `None` for values RFC 6887 does not define.
-    pub fn from_u8(v: u8) -> Option<Self> {
-        Self::ALL.get(usize::from(v)).copied()
-    }
-
-    /// The RFC's name of the code.
-    pub fn name(self) -> &'static str {
-        match self {
-            ResultCode::Success => "SUCCESS",
-            ResultCode::UnsupportedVersion => "UNSUPP_VERSION",
-            ResultCode::NotAuthorized => "NOT_AUTHORIZED",
-            ResultCode::MalformedRequest => "MALFORMED_REQUEST",
-            ResultCode::UnsupportedOpcode => "UNSUPP_OPCODE",
-            ResultCode::UnsupportedOption => "UNSUPP_OPTION",
-            ResultCode::MalformedOption => "MALFORMED_OPTION",
-            ResultCode::NetworkFailure => "NETWORK_FAILURE",
-            ResultCode::NoResources => "NO_RESOURCES",
-            ResultCode::UnsupportedProtocol => "UNSUPP_PROTOCOL",
-            ResultCode::UserExceededQuota => "USER_EX_QUOTA",
-            ResultCode::CannotProvideExternal => "CANNOT_PROVIDE_EXTERNAL",
-            ResultCode::AddressMismatch => "ADDRESS_MISMATCH",
-            ResultCode::ExcessiveRemotePeers => "EXCESSIVE_REMOTE_PEERS",
-        }
-    }
+result_codes! {
+    /// Success.
+    Success = 0, "SUCCESS";
+    /// The version number is not supported.
+    UnsupportedVersion = 1, "UNSUPP_VERSION";
+    /// Not allowed by policy (or, for sipsd-fw, not authenticated).
+    NotAuthorized = 2, "NOT_AUTHORIZED";
+    /// The request could not be parsed.
+    MalformedRequest = 3, "MALFORMED_REQUEST";
+    /// Unsupported opcode.
+    UnsupportedOpcode = 4, "UNSUPP_OPCODE";
+    /// An unsupported mandatory-to-process option.
+    UnsupportedOption = 5, "UNSUPP_OPTION";
+    /// A malformed option.
+    MalformedOption = 6, "MALFORMED_OPTION";
+    /// The server or the device it controls failed; try later.
+    NetworkFailure = 7, "NETWORK_FAILURE";
+    /// Out of resources (e.g. the element limit of the firewall's sets).
+    NoResources = 8, "NO_RESOURCES";
+    /// Unsupported transport protocol.
+    UnsupportedProtocol = 9, "UNSUPP_PROTOCOL";
+    /// Over this subscriber's quota.
+    UserExceededQuota = 10, "USER_EX_QUOTA";
+    /// The suggested external address/port cannot be given (with PREFER_FAILURE).
+    CannotProvideExternal = 11, "CANNOT_PROVIDE_EXTERNAL";
+    /// The header's client address differs from the packet's source (a NAT in between).
+    AddressMismatch = 12, "ADDRESS_MISMATCH";
+    /// Too many FILTER options.
+    ExcessiveRemotePeers = 13, "EXCESSIVE_REMOTE_PEERS";
 }
 
 impl std::fmt::Display for ResultCode {
@@ -640,6 +622,18 @@ mod tests {
                 auth: None,
             },
         }
+    }
+
+    #[test]
+    fn result_codes_by_value() {
+        for v in 0..=13u8 {
+            assert_eq!(ResultCode::from_u8(v).map(|c| c as u8), Some(v));
+        }
+        assert_eq!(ResultCode::from_u8(14), None);
+        assert_eq!(
+            ResultCode::ExcessiveRemotePeers.name(),
+            "EXCESSIVE_REMOTE_PEERS"
+        );
     }
 
     #[test]
