@@ -276,7 +276,7 @@ fn main() {
         rows.push(s);
     }
     let mut md = String::new();
-    md.push_str("## SRTP recorder (sipsd-rec)\n\n");
+    md.push_str("## 7. SRTP recorder (sipsd-rec)\n\n");
     md.push_str(&format!(
         "`cargo bench -p sipsd-rec --bench record -- --secs {secs} --calls \"{}\"` on this machine ({} cores, load {}).\n\
          Calls of two SRTP streams (AES_CM_128_HMAC_SHA1_80, PCMU 20 ms: 50 packets/s each way) sent through\n\
