@@ -413,29 +413,25 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
     )
     .unwrap();
     let rx_secs = f64::from(SECONDS) - 0.2;
-    let mut rx_b = launch(
+    // ffmpeg in a namespace, stopped after 30 s at the latest, its output in work/LOG.
+    let ffmpeg = |name: &str, ns: &str, args: Vec<String>, log: &str| {
+        launch(
+            name,
+            topo.exec(ns, "timeout").arg("30").arg("ffmpeg").args(args),
+            &work.join(log),
+        )
+    };
+    let mut rx_b = ffmpeg(
         "ffmpeg rx B",
-        topo.exec(&topo.b, "timeout")
-            .arg("30")
-            .arg("ffmpeg")
-            .args(ffmpeg_rx(
-                &work.join("rx-b.sdp"),
-                &work.join("rx-b.wav"),
-                rx_secs,
-            )),
-        &work.join("rx-b.log"),
+        &topo.b,
+        ffmpeg_rx(&work.join("rx-b.sdp"), &work.join("rx-b.wav"), rx_secs),
+        "rx-b.log",
     );
-    let mut rx_a = launch(
+    let mut rx_a = ffmpeg(
         "ffmpeg rx A",
-        topo.exec(&topo.a, "timeout")
-            .arg("30")
-            .arg("ffmpeg")
-            .args(ffmpeg_rx(
-                &work.join("rx-a.sdp"),
-                &work.join("rx-a.wav"),
-                rx_secs,
-            )),
-        &work.join("rx-a.log"),
+        &topo.a,
+        ffmpeg_rx(&work.join("rx-a.sdp"), &work.join("rx-a.wav"), rx_secs),
+        "rx-a.log",
     );
     let core = work.join("core.pcap");
     let tcpdump = launch(
@@ -451,61 +447,55 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
     std::thread::sleep(Duration::from_millis(700));
 
     // The call: both senders at once; the caller starts near the sequence wrap.
-    let mut tx_a = launch(
+    let mut tx_a = ffmpeg(
         "ffmpeg tx A",
-        topo.exec(&topo.a, "timeout")
-            .arg("30")
-            .arg("ffmpeg")
-            .args(ffmpeg_tx(
-                TONE_CALLER,
-                SECONDS,
-                0x1111_0001,
-                65400,
-                &ka,
-                &topo.ip_b,
-                CALLEE_PORT,
-                CALLER_PORT + 10,
-            )),
-        &work.join("tx-a.log"),
+        &topo.a,
+        ffmpeg_tx(
+            TONE_CALLER,
+            SECONDS,
+            0x1111_0001,
+            65400,
+            &ka,
+            &topo.ip_b,
+            CALLEE_PORT,
+            CALLER_PORT + 10,
+        ),
+        "tx-a.log",
     );
-    let mut tx_b = launch(
+    let mut tx_b = ffmpeg(
         "ffmpeg tx B",
-        topo.exec(&topo.b, "timeout")
-            .arg("30")
-            .arg("ffmpeg")
-            .args(ffmpeg_tx(
-                TONE_CALLEE,
-                SECONDS,
-                0x2222_0001,
-                1000,
-                &kb,
-                &topo.ip_a,
-                CALLER_PORT,
-                CALLEE_PORT + 10,
-            )),
-        &work.join("tx-b.log"),
+        &topo.b,
+        ffmpeg_tx(
+            TONE_CALLEE,
+            SECONDS,
+            0x2222_0001,
+            1000,
+            &kb,
+            &topo.ip_a,
+            CALLER_PORT,
+            CALLEE_PORT + 10,
+        ),
+        "tx-b.log",
     );
     check!(
         tx_a.finished(Duration::from_secs(30)) && tx_b.finished(Duration::from_secs(30)),
         "ffmpeg sent {SECONDS} s of SRTP each way (1000 Hz caller from seq 65400, 700 Hz callee)"
     );
     // A new SSRC from the caller (a restarted sender, same key): 1 s more.
-    let mut tx_a2 = launch(
+    let mut tx_a2 = ffmpeg(
         "ffmpeg tx A2",
-        topo.exec(&topo.a, "timeout")
-            .arg("30")
-            .arg("ffmpeg")
-            .args(ffmpeg_tx(
-                TONE_CALLER,
-                1,
-                0x1111_0002,
-                20000,
-                &ka,
-                &topo.ip_b,
-                CALLEE_PORT,
-                CALLER_PORT + 10,
-            )),
-        &work.join("tx-a2.log"),
+        &topo.a,
+        ffmpeg_tx(
+            TONE_CALLER,
+            1,
+            0x1111_0002,
+            20000,
+            &ka,
+            &topo.ip_b,
+            CALLEE_PORT,
+            CALLER_PORT + 10,
+        ),
+        "tx-a2.log",
     );
     check!(
         tx_a2.finished(Duration::from_secs(30)),
