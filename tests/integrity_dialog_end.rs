@@ -23,16 +23,11 @@ use support::dialog::{last, received, sdp, through, Dialog};
 use support::kamailio::{next_hop, Kamailio, P1};
 use support::sip::{reply, reply_with, Peer, SipMsg};
 use support::tools::{Need, Tools};
-use support::vectors::key_path;
+use support::vectors::cert_recipient;
 use support::work::WorkDir;
 
 fn cert(who: &str) -> Recipient {
-    Recipient::from_cert_file(
-        &key_path(&format!("{who}.crt")),
-        IdKind::IssuerSerial,
-        RsaPadding::OaepSha256,
-    )
-    .expect("test certificate")
+    cert_recipient(who, IdKind::IssuerSerial, RsaPadding::OaepSha256)
 }
 
 /// The user agent behind P1: answers by the request's Subject (`488`, `481`, `ring` = 180
@@ -63,6 +58,29 @@ fn probe(p1: &Kamailio, caller: &Peer, ua: &Peer, d: &mut Dialog, nth: usize) ->
     }
 }
 
+/// A call set up through P1: INVITE (sealed for the callee and proxy1), 200 OK, ACK on the
+/// route set the answer gave.
+fn call_up(p1: &Kamailio, caller: &Peer, ua: &Peer, call: &str, port: u16) -> Dialog {
+    let (mut d, invite) = Dialog::offer(
+        call,
+        &sdp("192.0.2.40", port),
+        &[cert("callee"), cert("proxy1")],
+        ContentAlg::Aes256Gcm,
+        p1,
+        ua.port(),
+    );
+    through(p1, caller, ua, &invite);
+    let ok = caller
+        .wait(Duration::from_secs(5), |m| {
+            m.status() == Some(200) && m.call_id() == call
+        })
+        .expect("the 200 OK comes back through P1");
+    d.learn_route(&ok);
+    let ack = d.bare("ACK");
+    caller.send(p1.port, &ack.build(caller.port()));
+    d
+}
+
 fn scenario(t: &Tools, dir: &WorkDir, with_dialog: bool) {
     let mode = if with_dialog {
         "dialog module"
@@ -82,25 +100,8 @@ fn scenario(t: &Tools, dir: &WorkDir, with_dialog: bool) {
     let both = [cert("callee"), cert("proxy1")];
     let tag = if with_dialog { "dlg" } else { "script" };
 
-    // A call: INVITE, 200, ACK.
     let call = format!("end-{tag}@integrity");
-    let (mut d, invite) = Dialog::offer(
-        &call,
-        &sdp("192.0.2.40", 43000),
-        &both,
-        ContentAlg::Aes256Gcm,
-        &p1,
-        ua.port(),
-    );
-    through(&p1, &caller, &ua, &invite);
-    let ok = caller
-        .wait(Duration::from_secs(5), |m| {
-            m.status() == Some(200) && m.call_id() == call
-        })
-        .expect("the 200 OK comes back through P1");
-    d.learn_route(&ok);
-    let ack = d.bare("ACK");
-    caller.send(p1.port, &ack.build(caller.port()));
+    let mut d = call_up(&p1, &caller, &ua, &call, 43000);
     let mut n = 0;
     n += 1;
     check!(
@@ -149,25 +150,7 @@ fn scenario(t: &Tools, dir: &WorkDir, with_dialog: bool) {
     // A BYE answered 200 ends the key. (The dialog module forgets a dialog at its first BYE,
     // refused or not, so there the real BYE is shown on a second call.)
     let mut e = if with_dialog {
-        let call2 = format!("end2-{tag}@integrity");
-        let (mut e, invite) = Dialog::offer(
-            &call2,
-            &sdp("192.0.2.41", 44000),
-            &both,
-            ContentAlg::Aes256Gcm,
-            &p1,
-            ua.port(),
-        );
-        through(&p1, &caller, &ua, &invite);
-        let ok = caller
-            .wait(Duration::from_secs(5), |m| {
-                m.status() == Some(200) && m.call_id() == call2
-            })
-            .expect("200 OK");
-        e.learn_route(&ok);
-        let ack = e.bare("ACK");
-        caller.send(p1.port, &ack.build(caller.port()));
-        e
+        call_up(&p1, &caller, &ua, &format!("end2-{tag}@integrity"), 44000)
     } else {
         d
     };

@@ -34,16 +34,11 @@ use support::ports::ADDR;
 use support::rng::Rng;
 use support::sip::{reply, Peer, Request, SMIME_AUTH, SMIME_ENC, SMIME_ENV};
 use support::tools::{Need, Tools};
-use support::vectors::key_path;
+use support::vectors::cert_recipient;
 use support::work::WorkDir;
 
 fn cert(who: &str) -> Recipient {
-    Recipient::from_cert_file(
-        &key_path(&format!("{who}.crt")),
-        IdKind::IssuerSerial,
-        RsaPadding::OaepSha256,
-    )
-    .expect("test certificate")
+    cert_recipient(who, IdKind::IssuerSerial, RsaPadding::OaepSha256)
 }
 
 fn stats(p1: &Kamailio) -> BTreeMap<String, u64> {

@@ -602,6 +602,14 @@ impl<'a> Table<'a> {
         for slot in &mut self.slots[..used] {
             slot.wipe();
         }
+        self.clear_indexes();
+        self.hdr.entries = 0;
+        self.hdr.hwm = 0;
+        self.end();
+    }
+
+    /// Empty the bucket heads, free list and both LRU lists (the slots are left as they are).
+    fn clear_indexes(&mut self) {
         self.buckets.fill(Link::NONE);
         self.hdr.free_head = Link::NONE;
         self.hdr.lru_head = Link::NONE;
@@ -609,9 +617,6 @@ impl<'a> Table<'a> {
         self.hdr.prot_head = Link::NONE;
         self.hdr.prot_tail = Link::NONE;
         self.hdr.protected = 0;
-        self.hdr.entries = 0;
-        self.hdr.hwm = 0;
-        self.end();
     }
 
     /// Called once with the lock held after `EOWNERDEAD`. Counts the recovery; if the dead
@@ -638,13 +643,7 @@ impl<'a> Table<'a> {
     fn rebuild(&mut self) {
         let hwm = (self.hdr.hwm as usize).min(self.slots.len());
         self.hdr.hwm = u32::try_from(hwm).unwrap_or(0);
-        self.buckets.fill(Link::NONE);
-        self.hdr.free_head = Link::NONE;
-        self.hdr.lru_head = Link::NONE;
-        self.hdr.lru_tail = Link::NONE;
-        self.hdr.prot_head = Link::NONE;
-        self.hdr.prot_tail = Link::NONE;
-        self.hdr.protected = 0;
+        self.clear_indexes();
         let mut live = Vec::new();
         for idx in 0..hwm {
             let plausible = self.slots[idx].state == STATE_USED
