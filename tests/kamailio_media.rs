@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sipsd::crypto::cms::{ContentAlg, IdKind, Recipient, RsaPadding};
+use sipsd::crypto::cms::{ContentAlg, IdKind, RsaPadding};
 use sipsd::engine::ua::UaSession;
 use sipsd::sip::body::{BodyOptions, SipBody};
 
@@ -35,7 +35,7 @@ use support::ports::ADDR;
 use support::procs::wait_for;
 use support::sip::{reply, reply_with, Peer, Request, SMIME_ENC};
 use support::tools::{Need, Tools};
-use support::vectors::{data, key_path, root, sha256_hex};
+use support::vectors::{cert_recipient, data, root, sha256_hex};
 use support::work::WorkDir;
 
 /// The key parameters of multistream.sdp, and of the answer below.
@@ -220,15 +220,6 @@ const OFFER_CRYPTO: [CryptoRow; 3] = [
 ];
 const ANSWER_CRYPTO: [CryptoRow; 1] = [(0, 0, "1", "AES_CM_128_HMAC_SHA1_80", "<null>", K4)];
 
-fn cert(who: &str) -> Recipient {
-    Recipient::from_cert_file(
-        &key_path(&format!("{who}.crt")),
-        IdKind::IssuerSerial,
-        RsaPadding::OaepSha256,
-    )
-    .expect("test certificate")
-}
-
 /// The `key=value` fields of P1's log lines starting with `tag: ` for `call` and `what`.
 fn lines(p1: &Kamailio, tag: &str, call: &str, what: &str) -> Vec<BTreeMap<String, String>> {
     let prefix = format!("{tag}: ");
@@ -367,7 +358,8 @@ fn every_stream_through_pseudo_variables_and_kemi() {
     };
     let dir = WorkDir::new("media");
     let opts = BodyOptions::default();
-    let both = [cert("callee"), cert("proxy1")];
+    let both = ["callee", "proxy1"]
+        .map(|w| cert_recipient(w, IdKind::IssuerSerial, RsaPadding::OaepSha256));
     let offer_sdp = std::fs::read(data().join("sip/multistream.sdp")).expect("multistream.sdp");
     let (mut ua, offer) = UaSession::offer(
         "application/sdp",

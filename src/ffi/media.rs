@@ -11,7 +11,7 @@ use std::ffi::c_char;
 
 use zeroize::Zeroizing;
 
-use super::boundary::{ffi_boundary, sd_str, try_mut, try_ref};
+use super::boundary::{ffi_boundary, put_view, sd_str, try_mut, try_ref};
 use super::fields::{self, field_names};
 use super::plain::sd_plain;
 use super::result::sd_result;
@@ -261,17 +261,6 @@ impl SdpText {
     }
 }
 
-/// Writes `value` to `*out` (a view) and says whether there was one.
-fn put(out: &mut sd_str, value: Option<&[u8]>) -> sd_result {
-    match value {
-        Some(v) => {
-            *out = sd_str::of(v);
-            sd_result::SD_OK
-        }
-        None => sd_result::SD_ERR_INVALID_ARGUMENT,
-    }
-}
-
 /// Number of media streams (`m=` lines) of part `part`'s SDP; 0 for NULL, a part out of
 /// range, a part that is not SDP or whose SDP is malformed (`SD_FIELD_SDP_ERROR` tells).
 ///
@@ -311,7 +300,7 @@ pub unsafe extern "C" fn sd_plain_media_get(
             .and_then(|f| f.sdp().stream(media))
             .zip(sd_media_field::from_u32(field))
             .and_then(|(s, field)| s.get(field));
-        put(out, value)
+        put_view(out, value)
     }
 }
 
@@ -361,7 +350,7 @@ pub unsafe extern "C" fn sd_plain_crypto_get(
             .and_then(|f| f.sdp().stream(media))
             .zip(sd_crypto_field::from_u32(field))
             .and_then(|(s, field)| s.crypto(crypto, field));
-        put(out, value)
+        put_view(out, value)
     }
 }
 

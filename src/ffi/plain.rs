@@ -3,7 +3,7 @@
 use std::cell::OnceCell;
 use std::ffi::c_char;
 
-use super::boundary::{ffi_boundary, sd_str, try_mut, try_ref};
+use super::boundary::{ffi_boundary, put_view, sd_str, try_mut, try_ref};
 use super::fields::{self, field_names};
 use super::media::{sd_crypto_field, sd_media_field, SdpText};
 use super::result::sd_result;
@@ -158,13 +158,7 @@ pub unsafe extern "C" fn sd_plain_get(
             .get(index)
             .zip(sd_field::from_u32(field))
             .and_then(|(part, field)| part.get(field));
-        match value {
-            Some(v) => {
-                *out = sd_str::of(v);
-                sd_result::SD_OK
-            }
-            None => sd_result::SD_ERR_INVALID_ARGUMENT,
-        }
+        put_view(out, value)
     }
 }
 
