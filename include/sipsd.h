@@ -301,6 +301,11 @@ enum sd_media_field
    * Number of `a=crypto` attributes of the stream, decimal (see `sd_plain_crypto_count`).
    */
   SD_MEDIA_FIELD_CRYPTO_COUNT = 12,
+  /**
+   * The `a=rtpmap` attributes of the stream, `PT ENCODING/RATE[/PARAMS]` each, separated
+   * by `, ` (e.g. `0 PCMU/8000, 101 telephone-event/8000`); absent when it has none.
+   */
+  SD_MEDIA_FIELD_RTPMAP = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

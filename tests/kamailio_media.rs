@@ -49,7 +49,7 @@ const K4: &str = "inline:d0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj";
 fn answer_sdp() -> String {
     format!(
         "v=0\r\no=bob 7 7 IN IP6 2001:db8::20\r\ns=-\r\nc=IN IP6 2001:db8::20\r\nt=0 0\r\n\
-         m=audio 40000 RTP/SAVP 0\r\na=rtcp-mux\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 {K4}\r\n\
+         m=audio 40000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp-mux\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 {K4}\r\n\
          m=video 0 RTP/SAVPF 96\r\n\
          m=application 40002 UDP/TLS/RTP/SAVPF 100\r\na=rtcp-mux\r\na=sendonly\r\n\
          m=audio 0 RTP/AVP 0\r\n"
@@ -61,147 +61,27 @@ const BAD_SDP: &[u8] = b"v=0\r\no=alice 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4
 t=0 0\r\nm=audio 49170 RTP/AVP 0\r\nm=video 99999 RTP/AVP 31\r\n";
 
 /// The fields of the media lines, as `route[MEDIA_LOG]` and media-log.js print them.
-const MEDIA_FIELDS: [&str; 13] = [
-    "kind",
-    "port",
-    "port_count",
-    "proto",
-    "formats",
-    "addr",
-    "addr_type",
-    "multicast",
-    "rtcp_port",
-    "rtcp_addr",
-    "rtcp_mux",
-    "direction",
-    "crypto_count",
+#[rustfmt::skip]
+const MEDIA_FIELDS: [&str; 14] = [
+    "kind", "port", "port_count", "proto", "formats", "addr", "addr_type",
+    "multicast", "rtcp_port", "rtcp_addr", "rtcp_mux", "direction", "crypto_count", "rtpmap",
 ];
 
 /// What P1 must show of each stream of the offer, in MEDIA_FIELDS order.
-const OFFER_MEDIA: [[&str; 13]; 4] = [
-    [
-        "audio",
-        "49170",
-        "1",
-        "RTP/SAVP",
-        "0 8 101",
-        "192.0.2.10",
-        "IP4",
-        "0",
-        "49171",
-        "198.51.100.9",
-        "0",
-        "sendrecv",
-        "2",
-    ],
-    [
-        "video",
-        "51372",
-        "2",
-        "RTP/SAVPF",
-        "96 97",
-        "2001:db8::2",
-        "IP6",
-        "0",
-        "51381",
-        "2001:db8::2",
-        "0",
-        "sendonly",
-        "1",
-    ],
-    [
-        "application",
-        "50000",
-        "1",
-        "UDP/TLS/RTP/SAVPF",
-        "100",
-        "192.0.2.10",
-        "IP4",
-        "0",
-        "50000",
-        "192.0.2.10",
-        "1",
-        "recvonly",
-        "0",
-    ],
-    [
-        "audio",
-        "0",
-        "1",
-        "RTP/AVP",
-        "0",
-        "192.0.2.10",
-        "IP4",
-        "0",
-        "<null>",
-        "<null>",
-        "0",
-        "sendrecv",
-        "0",
-    ],
+#[rustfmt::skip]
+const OFFER_MEDIA: [[&str; 14]; 4] = [
+    ["audio", "49170", "1", "RTP/SAVP", "0 8 101", "192.0.2.10", "IP4", "0", "49171", "198.51.100.9", "0", "sendrecv", "2", "0 PCMU/8000, 8 PCMA/8000, 101 telephone-event/8000"],
+    ["video", "51372", "2", "RTP/SAVPF", "96 97", "2001:db8::2", "IP6", "0", "51381", "2001:db8::2", "0", "sendonly", "1", "96 H264/90000, 97 VP8/90000"],
+    ["application", "50000", "1", "UDP/TLS/RTP/SAVPF", "100", "192.0.2.10", "IP4", "0", "50000", "192.0.2.10", "1", "recvonly", "0", "<null>"],
+    ["audio", "0", "1", "RTP/AVP", "0", "192.0.2.10", "IP4", "0", "<null>", "<null>", "0", "sendrecv", "0", "<null>"],
 ];
 
-const ANSWER_MEDIA: [[&str; 13]; 4] = [
-    [
-        "audio",
-        "40000",
-        "1",
-        "RTP/SAVP",
-        "0",
-        "2001:db8::20",
-        "IP6",
-        "0",
-        "40000",
-        "2001:db8::20",
-        "1",
-        "sendrecv",
-        "1",
-    ],
-    [
-        "video",
-        "0",
-        "1",
-        "RTP/SAVPF",
-        "96",
-        "2001:db8::20",
-        "IP6",
-        "0",
-        "<null>",
-        "<null>",
-        "0",
-        "sendrecv",
-        "0",
-    ],
-    [
-        "application",
-        "40002",
-        "1",
-        "UDP/TLS/RTP/SAVPF",
-        "100",
-        "2001:db8::20",
-        "IP6",
-        "0",
-        "40002",
-        "2001:db8::20",
-        "1",
-        "sendonly",
-        "0",
-    ],
-    [
-        "audio",
-        "0",
-        "1",
-        "RTP/AVP",
-        "0",
-        "2001:db8::20",
-        "IP6",
-        "0",
-        "<null>",
-        "<null>",
-        "0",
-        "sendrecv",
-        "0",
-    ],
+#[rustfmt::skip]
+const ANSWER_MEDIA: [[&str; 14]; 4] = [
+    ["audio", "40000", "1", "RTP/SAVP", "0", "2001:db8::20", "IP6", "0", "40000", "2001:db8::20", "1", "sendrecv", "1", "0 PCMU/8000"],
+    ["video", "0", "1", "RTP/SAVPF", "96", "2001:db8::20", "IP6", "0", "<null>", "<null>", "0", "sendrecv", "0", "<null>"],
+    ["application", "40002", "1", "UDP/TLS/RTP/SAVPF", "100", "2001:db8::20", "IP6", "0", "40002", "2001:db8::20", "1", "sendonly", "0", "<null>"],
+    ["audio", "0", "1", "RTP/AVP", "0", "2001:db8::20", "IP6", "0", "<null>", "<null>", "0", "sendrecv", "0", "<null>"],
 ];
 
 /// (stream, attribute, tag, suite, session params, key params) of the offer and answer.
@@ -264,7 +144,7 @@ fn logged(p1: &Kamailio, call: &str, what: &str) -> Logged {
 }
 
 /// Checks one message's lines against the expected streams and attributes.
-fn check_streams(name: &str, l: &Logged, media: &[[&str; 13]], crypto: &[CryptoRow]) {
+fn check_streams(name: &str, l: &Logged, media: &[[&str; 14]], crypto: &[CryptoRow]) {
     check!(
         l.sdp.len() == 1
             && l.sdp[0].get("media_count").map(String::as_str) == Some(&media.len().to_string())

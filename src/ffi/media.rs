@@ -53,6 +53,9 @@ pub enum sd_media_field {
     SD_MEDIA_FIELD_DIRECTION = 11,
     /// Number of `a=crypto` attributes of the stream, decimal (see `sd_plain_crypto_count`).
     SD_MEDIA_FIELD_CRYPTO_COUNT = 12,
+    /// The `a=rtpmap` attributes of the stream, `PT ENCODING/RATE[/PARAMS]` each, separated
+    /// by `, ` (e.g. `0 PCMU/8000, 101 telephone-event/8000`); absent when it has none.
+    SD_MEDIA_FIELD_RTPMAP = 13,
 }
 
 field_names!(sd_media_field {
@@ -69,6 +72,7 @@ field_names!(sd_media_field {
     SD_MEDIA_FIELD_RTCP_MUX => "rtcp_mux",
     SD_MEDIA_FIELD_DIRECTION => "direction",
     SD_MEDIA_FIELD_CRYPTO_COUNT => "crypto_count",
+    SD_MEDIA_FIELD_RTPMAP => "rtpmap",
 });
 
 /// What `sd_plain_crypto_get` can read of one `a=crypto` attribute (RFC 4568). The names the
@@ -129,6 +133,10 @@ fn media_text(m: &MediaInfo, field: sd_media_field) -> Option<Text> {
         SD_MEDIA_FIELD_RTCP_MUX => Some(flag(m.rtcp_mux)),
         SD_MEDIA_FIELD_DIRECTION => Some(text(m.direction.name())),
         SD_MEDIA_FIELD_CRYPTO_COUNT => Some(number(m.crypto.len())),
+        SD_MEDIA_FIELD_RTPMAP => (!m.rtpmaps.is_empty()).then(|| {
+            let maps: Vec<String> = m.rtpmaps.iter().map(|r| r.to_string()).collect();
+            text(&maps.join(", "))
+        }),
     }
 }
 

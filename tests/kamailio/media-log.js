@@ -5,7 +5,7 @@
 // are never logged: only the length of their key parameters.
 
 var MEDIA_FIELDS = ["kind", "port", "port_count", "proto", "formats", "addr", "addr_type",
-    "multicast", "rtcp_port", "rtcp_addr", "rtcp_mux", "direction", "crypto_count"];
+    "multicast", "rtcp_port", "rtcp_addr", "rtcp_mux", "direction", "crypto_count", "rtpmap"];
 var CRYPTO_FIELDS = ["tag", "suite", "session_params"];
 
 // what xlog prints for a value: $null is <null>

@@ -1,5 +1,5 @@
 //! One media description (`m=` line and what follows it) as policy reads it: the stream's
-//! transport address and port range, RTCP, direction and SDES keys.
+//! transport address and port range, RTCP, direction, codecs and SDES keys.
 
 use super::connection::Connection;
 use super::crypto::CryptoAttr;
@@ -50,6 +50,68 @@ pub struct RtcpAttr {
     pub connection: Option<Connection>,
 }
 
+/// An `a=rtpmap:<payload type> <encoding>/<clock rate>[/<parameters>]` attribute (RFC 8866
+/// §6.6): what an RTP payload type stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RtpMap {
+    /// The payload type, 0 to 127.
+    pub payload_type: u8,
+    /// The encoding name as written, e.g. `PCMU`, `opus`, `telephone-event`.
+    pub encoding: String,
+    /// The RTP clock rate in Hz.
+    pub clock_rate: u32,
+    /// The encoding parameters (the channel count for audio), if given.
+    pub params: Option<u32>,
+}
+
+impl RtpMap {
+    /// Parses the value after `a=rtpmap:`; `None` when malformed.
+    pub fn parse(value: &str) -> Option<RtpMap> {
+        let number = |s: &str, max: usize| -> Option<u32> {
+            (!s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        let mut f = value.split_ascii_whitespace();
+        let (pt, enc) = (f.next()?, f.next()?);
+        if f.next().is_some() {
+            return None;
+        }
+        let payload_type = u8::try_from(number(pt, 3)?).ok().filter(|p| *p <= 127)?;
+        let mut parts = enc.split('/');
+        let encoding = parts.next().filter(|e| super::crypto::is_token(e))?;
+        let clock_rate = number(parts.next()?, 10)?;
+        let params = match parts.next() {
+            Some(p) => Some(number(p, 10)?),
+            None => None,
+        };
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(RtpMap {
+            payload_type,
+            encoding: encoding.to_owned(),
+            clock_rate,
+            params,
+        })
+    }
+}
+
+impl std::fmt::Display for RtpMap {
+    /// `PT ENCODING/RATE[/PARAMS]`, the attribute's value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}/{}",
+            self.payload_type, self.encoding, self.clock_rate
+        )?;
+        match self.params {
+            Some(p) => write!(f, "/{p}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// One media description.
 #[derive(Clone, Debug)]
 pub struct MediaInfo {
@@ -64,6 +126,8 @@ pub struct MediaInfo {
     pub proto: String,
     /// The media formats (RTP payload types for RTP), in order.
     pub formats: Vec<String>,
+    /// The `a=rtpmap` attributes, in order.
+    pub rtpmaps: Vec<RtpMap>,
     /// The connection address: the media's own `c=`, else the session's.
     pub connection: Option<Connection>,
     /// True when [`MediaInfo::connection`] is the session-level one.
@@ -86,6 +150,7 @@ impl MediaInfo {
             port_count,
             proto: proto.to_owned(),
             formats: Vec::new(),
+            rtpmaps: Vec::new(),
             connection: None,
             connection_from_session: false,
             rtcp: None,
@@ -98,6 +163,11 @@ impl MediaInfo {
     /// The stream is disabled (port 0).
     pub fn is_disabled(&self) -> bool {
         self.port == 0
+    }
+
+    /// What payload type `pt` stands for: its `a=rtpmap`, if the stream has one.
+    pub fn rtpmap(&self, pt: u8) -> Option<&RtpMap> {
+        self.rtpmaps.iter().find(|r| r.payload_type == pt)
     }
 
     /// The connection address (media-level, else session-level), if any.

@@ -1,8 +1,8 @@
 //! The session description a trusted proxy reads from a disclosed SDP (RFC 8866, formerly
 //! RFC 4566), reduced to what policy needs: every media stream with its connection address
 //! (media-level, else session-level; IPv4, IPv6, multicast flagged), port and port count,
-//! transport, formats, RTCP port and address (RFC 3605, RFC 5761), direction (RFC 8866 §6.7)
-//! and SDES keys (`a=crypto`, RFC 4568).
+//! transport, formats and their `a=rtpmap`, RTCP port and address (RFC 3605, RFC 5761),
+//! direction (RFC 8866 §6.7) and SDES keys (`a=crypto`, RFC 4568).
 //!
 //! The text is untrusted: size, media, formats and crypto attributes are limited, and a line
 //! this module interprets must be well formed or the whole description is refused
@@ -19,7 +19,7 @@ pub mod media;
 
 pub use connection::{AddrType, Connection};
 pub use crypto::{CryptoAttr, MasterKey, Mki, SrtpSuite};
-pub use media::{Direction, MediaInfo, RtcpAttr};
+pub use media::{Direction, MediaInfo, RtcpAttr, RtpMap};
 
 /// Largest SDP accepted, in bytes.
 pub const MAX_SDP: usize = 65536;
@@ -27,7 +27,7 @@ pub const MAX_SDP: usize = 65536;
 pub const MAX_MEDIA: usize = 64;
 /// Most `a=crypto` lines accepted per media.
 pub const MAX_CRYPTO: usize = 32;
-/// Most formats on one `m=` line.
+/// Most formats on one `m=` line, and most `a=rtpmap` per media.
 pub const MAX_FORMATS: usize = 64;
 
 /// The session description, reduced to what a proxy needs.
@@ -57,8 +57,8 @@ pub enum SdpError {
     /// The SDP is larger than [`MAX_SDP`] bytes.
     #[error("SDP larger than {MAX_SDP} bytes")]
     TooLarge,
-    /// More than [`MAX_MEDIA`] media, [`MAX_FORMATS`] formats on a line or [`MAX_CRYPTO`]
-    /// crypto attributes in one media (the line).
+    /// More than [`MAX_MEDIA`] media, [`MAX_FORMATS`] formats or `a=rtpmap` in one media,
+    /// or [`MAX_CRYPTO`] crypto attributes in one media (the line).
     #[error("too many media, formats or crypto lines at line {0}")]
     TooMany(usize),
     /// An `a=crypto` value that is not `tag suite key-params [session-params]`.
@@ -180,7 +180,7 @@ impl Seen {
 impl SdpInfo {
     /// Parses an SDP. Lines end with CRLF or LF; each is `<letter>=<value>`; blank lines are
     /// skipped; the first line must be `v=0`; NUL and a CR inside a line are refused.
-    /// Interpreted: `c=`; `m=`; at media level `a=crypto`, `a=rtcp`, `a=rtcp-mux`; at both
+    /// Interpreted: `c=`; `m=`; at media level `a=crypto`, `a=rtcp`, `a=rtcp-mux`, `a=rtpmap`; at both
     /// levels `a=sendrecv|sendonly|recvonly|inactive`. Session-level `a=crypto`, `a=rtcp`
     /// and `a=rtcp-mux` are ignored (the RFCs define them for media only).
     pub fn parse(sdp: &[u8]) -> Result<SdpInfo, SdpError> {
@@ -268,6 +268,13 @@ impl SdpInfo {
                             m.rtcp = Some(rtcp_attr(v).ok_or(SdpError::BadLine(n))?);
                         }
                         ("rtcp-mux", None) => m.rtcp_mux = true,
+                        ("rtpmap", Some(v)) => {
+                            if m.rtpmaps.len() == MAX_FORMATS {
+                                return Err(SdpError::TooMany(n));
+                            }
+                            m.rtpmaps
+                                .push(RtpMap::parse(v).ok_or(SdpError::BadLine(n))?);
+                        }
                         _ => {}
                     }
                 }

@@ -14,6 +14,7 @@ fn offer() -> String {
          a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{K2} KDR=0\r\n\
          a=rtcp:53020 IN IP4 198.51.100.9\r\na=sendrecv\r\n\
          m=video 51372/2 RTP/SAVPF 96 97\r\nc=IN IP6 2001:db8::2\r\na=rtcp:51400\r\na=sendonly\r\n\
+         a=rtpmap:97 opus/48000/2\r\n\
          m=application 9 UDP/TLS/RTP/SAVPF 100\r\na=rtcp-mux\r\na=rtcp:9999\r\n\
          m=audio 0 RTP/AVP 0\r\n\
          m=audio 30000 RTP/AVP 0\r\nc=IN IP4 224.2.1.1/127/3\r\na=inactive\r\n"
@@ -36,6 +37,22 @@ fn every_stream() {
     );
     assert_eq!(a.formats, ["0", "8", "101"]);
     assert_eq!(
+        a.rtpmap(0),
+        Some(&RtpMap {
+            payload_type: 0,
+            encoding: "PCMU".into(),
+            clock_rate: 8000,
+            params: None
+        })
+    );
+    assert_eq!(a.rtpmap(8), None, "no a=rtpmap for 8 in this offer");
+    let v = &info.media[1];
+    assert_eq!(
+        v.rtpmap(97)
+            .map(|r| (r.encoding.as_str(), r.clock_rate, r.params)),
+        Some(("opus", 48000, Some(2)))
+    );
+    assert_eq!(
         (a.addr(), a.connection_from_session),
         (Some("192.0.2.10"), true)
     );
@@ -53,7 +70,7 @@ fn every_stream() {
     assert_eq!(a.crypto[0].key_params(), format!("inline:{K1}|2^20|1:32"));
     assert_eq!(a.crypto[1].key_params(), format!("inline:{K2}"));
     assert_eq!(a.crypto[1].session_params(), "KDR=0");
-    println!("  ok   audio: session-level c=, 3 formats, a=rtcp with its own address, two a=crypto (tags, suites, keys, KDR)");
+    println!("  ok   audio: session-level c=, 3 formats and an a=rtpmap, a=rtcp with its own address, two a=crypto (tags, suites, keys, KDR)");
 
     assert_eq!(
         (v.port, v.port_count, v.proto.as_str()),
@@ -191,6 +208,22 @@ fn malformed_lines() {
         ),
         ("v=0\r\ns=a\0b\r\n", SdpError::BadLine(2)),
         ("v=0\r\ns=a\rb\r\n", SdpError::BadLine(2)),
+        (
+            "v=0\r\nm=audio 1 RTP/AVP 0\r\na=rtpmap:128 PCMU/8000\r\n",
+            SdpError::BadLine(3),
+        ),
+        (
+            "v=0\r\nm=audio 1 RTP/AVP 0\r\na=rtpmap:0 PCMU\r\n",
+            SdpError::BadLine(3),
+        ),
+        (
+            "v=0\r\nm=audio 1 RTP/AVP 0\r\na=rtpmap:0 PCMU/8k\r\n",
+            SdpError::BadLine(3),
+        ),
+        (
+            "v=0\r\nm=audio 1 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000/1/2\r\n",
+            SdpError::BadLine(3),
+        ),
         ("v=0\nX=1\n", SdpError::BadLine(2)),
         ("v=0\nnoequals\n", SdpError::BadLine(2)),
     ]
@@ -210,7 +243,7 @@ fn malformed_lines() {
     let info = SdpInfo::parse(ok.as_bytes()).unwrap();
     assert_eq!(info.media[0].direction, Direction::SendOnly);
     println!(
-        "  ok   {} malformed descriptions refused with the line (ports, counts, tokens, c=, a=rtcp, directions, a=crypto, NUL/CR); UTF-8 required; repeats of one direction and session-level media attributes pass",
+        "  ok   {} malformed descriptions refused with the line (ports, counts, tokens, c=, a=rtcp, directions, a=crypto, a=rtpmap, NUL/CR); UTF-8 required; repeats of one direction and session-level media attributes pass",
         cases.len()
     );
 }
