@@ -46,7 +46,6 @@ fn every_stream() {
         })
     );
     assert_eq!(a.rtpmap(8), None, "no a=rtpmap for 8 in this offer");
-    let v = &info.media[1];
     assert_eq!(
         v.rtpmap(97)
             .map(|r| (r.encoding.as_str(), r.clock_rate, r.params)),
