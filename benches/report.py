@@ -335,6 +335,13 @@ if e2e_lines:
                             f"{a - m_:+,} B shm, {pa - pm:+,} kB PSS, {sipsd_stats('after').get('cache_entries', '?')} entries",
                             flat))
 
+# ---------------------------------------------------------------- 6: firewall agent
+# tools/sipsd-fw/benches/agent.rs writes its own section (medians, p99, throughput)
+fw = os.path.join(res, "fw.md")
+if os.path.exists(fw):
+    w(open(fw).read().rstrip())
+    w("")
+
 # ---------------------------------------------------------------- targets
 w("## Targets")
 w("")
@@ -356,7 +363,8 @@ w("```")
 w("")
 w("As root on Debian 12: it installs what is missing (libssl-dev, pkg-config; Kamailio, SIPp and"
   " the module build through scripts/setup-deps), builds (`make`, `cargo bench --no-run`), runs"
-  " `cargo bench --bench crypto` (criterion), `cargo bench --bench cache` and the SIPp/Kamailio"
-  " runs, then writes this file with `benches/report.py`. Run it when the machine is otherwise idle"
+  " `cargo bench --bench crypto` (criterion), `cargo bench --bench cache`, the SIPp/Kamailio"
+  " runs and the firewall agent's bench (`cargo bench -p sipsd-fw --bench agent`, network namespaces),"
+  " then writes this file with `benches/report.py`. Run it when the machine is otherwise idle"
   " (the load average at start and end is recorded above).")
 open(out, "w").write("\n".join(L) + "\n")

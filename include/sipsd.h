@@ -72,7 +72,8 @@ enum sd_result
    */
   SD_ERR_KEY_PERMISSIONS = 113,
   /**
-   * The body or a MIME part is malformed (content type, multipart, base64).
+   * The body, a MIME part or a body header is malformed (content type, multipart, base64,
+   * a header that is not UTF-8).
    */
   SD_ERR_BODY_MALFORMED = 120,
   /**
@@ -137,7 +138,7 @@ enum sd_result
    */
   SD_ERR_KEY_EXPIRED = 143,
   /**
-   * The message lacks what the operation needs (Call-ID, From tag) or is not UTF-8 there.
+   * The message lacks what the dialog id needs (Call-ID, From tag).
    */
   SD_ERR_INVALID_MESSAGE = 144,
   /**

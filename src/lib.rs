@@ -15,10 +15,12 @@
 //! - [`engine`]: what a trusted proxy and a user agent do with a message, and the per-dialog
 //!   key cache in process-shared memory.
 //! - `ffi`: the C ABI over the engine (header `include/sipsd.h`), for SIP servers' modules.
+//! - [`pcp`]: the control channel to the firewall agent (PCP, RFC 6887, authenticated).
 #![deny(unsafe_code)]
 
 pub mod crypto;
 pub mod engine;
 pub mod ffi;
 pub mod hex;
+pub mod pcp;
 pub mod sip;

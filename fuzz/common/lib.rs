@@ -23,13 +23,14 @@ use sipsd::sip::disclose::DisclosureRequest;
 use sipsd::sip::sdp::{self, SdpInfo};
 
 /// The names of the targets, as `fuzz_targets/NAME.rs` and `fuzz/regressions/NAME/`.
-pub const TARGETS: [&str; 6] = [
+pub const TARGETS: [&str; 7] = [
     "cms_open",
     "cms_open_with_cek",
     "body",
     "request",
     "sdp",
     "ffi_unwrap",
+    "pcp",
 ];
 
 /// Runs the target `name` on `data`; false if there is no such target.
@@ -41,6 +42,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "request" => request(data),
         "sdp" => sdp(data),
         "ffi_unwrap" => ffi_unwrap(data),
+        "pcp" => pcp(data),
         _ => return false,
     }
     true
@@ -177,6 +179,39 @@ pub fn request(data: &[u8]) {
         let printed = req.to_header_value();
         let again = DisclosureRequest::parse(&printed).expect("printed request parses");
         assert_eq!(req, again, "parse(print(r)) == r");
+    }
+}
+
+/// PCP (`sipsd::pcp::wire`) request and response decoding, as the firewall agent and the
+/// proxy's client read untrusted datagrams; what decodes must encode back to a message that
+/// decodes to the same value, and the MAC check must refuse it without the key.
+pub fn pcp(data: &[u8]) {
+    use sipsd::pcp::wire::{Request, Response};
+    use sipsd::pcp::{auth, AuthKey};
+    if let Ok(req) = Request::decode(data) {
+        let again = Request::decode(&req.encode_unsigned()).expect("encoded request decodes");
+        assert_eq!(
+            Request {
+                options: sipsd::pcp::wire::Options {
+                    auth: None,
+                    ..req.options.clone()
+                },
+                ..req.clone()
+            },
+            again,
+            "decode(encode(r)) == r"
+        );
+        // Without the key a valid MAC is a 2^-256 event: verification must refuse.
+        let key = AuthKey::new(1, &[7u8; 32]).expect("key");
+        if let Some(a) = &req.options.auth {
+            assert!(
+                auth::verify(data, Some(a), &[key]).is_err(),
+                "MAC without the key"
+            );
+        }
+    }
+    if let Ok(resp) = Response::decode(data) {
+        let _ = Response::decode(&resp.encode_unsigned());
     }
 }
 

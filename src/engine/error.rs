@@ -64,7 +64,7 @@ pub enum Error {
         /// The configured `max_recipients`.
         limit: usize,
     },
-    /// A SIP field the operation needs is missing or not UTF-8 (e.g. Call-ID).
+    /// The message lacks a field the dialog id needs (Call-ID, From tag).
     #[error("invalid message: {0}")]
     InvalidMessage(&'static str),
 }

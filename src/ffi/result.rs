@@ -37,7 +37,8 @@ pub enum sd_result {
     /// A key file belongs to another user, or (strict permissions) group or others may read
     /// or write it.
     SD_ERR_KEY_PERMISSIONS = 113,
-    /// The body or a MIME part is malformed (content type, multipart, base64).
+    /// The body, a MIME part or a body header is malformed (content type, multipart, base64,
+    /// a header that is not UTF-8).
     SD_ERR_BODY_MALFORMED = 120,
     /// A body limit was exceeded (size, parts, nesting depth, recipients).
     SD_ERR_BODY_LIMIT = 121,
@@ -70,7 +71,7 @@ pub enum sd_result {
     SD_ERR_ROTATION_REJECTED = 142,
     /// The dialog key is past its rotation limit (age or uses).
     SD_ERR_KEY_EXPIRED = 143,
-    /// The message lacks what the operation needs (Call-ID, From tag) or is not UTF-8 there.
+    /// The message lacks what the dialog id needs (Call-ID, From tag).
     SD_ERR_INVALID_MESSAGE = 144,
     /// A new key for a dialog with a cached key, without a valid rotation proof: the cached
     /// key stays.

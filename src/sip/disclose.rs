@@ -86,6 +86,9 @@ pub enum DiscloseError {
     /// The value is empty.
     #[error("empty Disclose-To value")]
     Empty,
+    /// The value is not UTF-8.
+    #[error("Disclose-To is not UTF-8")]
+    NotUtf8,
 }
 
 /// RFC 3261 `token` characters.

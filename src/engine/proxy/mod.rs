@@ -32,8 +32,8 @@ use crate::crypto::cms::{self, Cek, CmsError, CmsKind, CmsMessage, ContentAlg, R
 use crate::crypto::keys::KeyStore;
 use crate::engine::cache::{now_secs, DialogKey, Entry, OnMiss, SharedCache, Stored, Verdict};
 use crate::engine::{Error, Result};
-use crate::sip::body::{self, EncryptedPart};
-use crate::sip::disclose::{DisclosureRequest, Selection};
+use crate::sip::body::{self, BodyError, EncryptedPart};
+use crate::sip::disclose::{DiscloseError, DisclosureRequest, Selection};
 use crate::sip::sdp::{SdpError, SdpInfo};
 use counters::SharedCounters;
 
@@ -407,11 +407,14 @@ impl Proxy {
 
     fn decide(&self, ctx: &mut MessageCtx<'_>, look: Look) -> Result<Decision> {
         let msg = ctx.msg;
-        let content_type = text(msg.content_type, "Content-Type is not UTF-8")?;
+        let content_type = std::str::from_utf8(msg.content_type)
+            .map_err(|_| BodyError::HeaderNotUtf8("Content-Type"))?;
         if content_type.trim().is_empty() || msg.body.is_empty() {
             return Ok(Decision::NotEncrypted);
         }
-        let te = text(msg.transfer_encoding, "Content-Transfer-Encoding")?.trim();
+        let te = std::str::from_utf8(msg.transfer_encoding)
+            .map_err(|_| BodyError::HeaderNotUtf8("Content-Transfer-Encoding"))?
+            .trim();
         let te = (!te.is_empty()).then_some(te);
         let parts = body::encrypted_parts(content_type, te, msg.body, &self.config.limits)?;
         if parts.is_empty() {
@@ -437,7 +440,9 @@ impl Proxy {
             };
             parsed.push((selected, insp));
         }
-        let header = text(msg.disclose_to, "Disclose-To is not UTF-8")?.trim();
+        let header = std::str::from_utf8(msg.disclose_to)
+            .map_err(|_| DiscloseError::NotUtf8)?
+            .trim();
         let request = match (self.config.mode, header.is_empty()) {
             (Mode::Implicit, _) | (_, true) => None,
             (_, false) => Some(DisclosureRequest::parse(header)?),
@@ -704,11 +709,6 @@ fn dialog_ids(msg: &SipMessage<'_>) -> Result<Vec<DialogKey>> {
         ids.push(DialogKey::new(msg.call_id, msg.to_tag));
     }
     Ok(ids)
-}
-
-/// A header value as text; a value that is not UTF-8 is an error of its own kind.
-fn text<'a>(field: &'a [u8], what: &'static str) -> Result<&'a str> {
-    std::str::from_utf8(field).map_err(|_| Error::InvalidMessage(what))
 }
 
 /// The cached key as a [`Cek`].

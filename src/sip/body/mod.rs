@@ -51,6 +51,9 @@ pub enum BodyError {
     /// A `Content-Type` value does not parse (the reason, not the value).
     #[error("bad Content-Type: {0}")]
     BadContentType(String),
+    /// A body header (`Content-Type`, `Content-Transfer-Encoding`) is not UTF-8 (which one).
+    #[error("{0} is not UTF-8")]
+    HeaderNotUtf8(&'static str),
     /// A `multipart/*` type without a `boundary` parameter.
     #[error("multipart body without a boundary parameter")]
     MissingBoundary,
