@@ -342,6 +342,13 @@ if os.path.exists(fw):
     w(open(fw).read().rstrip())
     w("")
 
+# ---------------------------------------------------------------- 7: SRTP recorder
+# tools/sipsd-rec/benches/record.rs writes its own section (libsrtp2 alone, calls recorded live)
+rec = os.path.join(res, "recorder.md")
+if os.path.exists(rec):
+    w(open(rec).read().rstrip())
+    w("")
+
 # ---------------------------------------------------------------- targets
 w("## Targets")
 w("")

@@ -16,6 +16,8 @@
 //!   key cache in process-shared memory.
 //! - `ffi`: the C ABI over the engine (header `include/sipsd.h`), for SIP servers' modules.
 //! - [`pcp`]: the control channel to the firewall agent (PCP, RFC 6887, authenticated).
+//! - [`record`]: what a trusted proxy and the SRTP recorder share: the SDES keys of a call's
+//!   media and the authenticated key channel that carries them.
 #![deny(unsafe_code)]
 
 pub mod crypto;
@@ -23,4 +25,5 @@ pub mod engine;
 pub mod ffi;
 pub mod hex;
 pub mod pcp;
+pub mod record;
 pub mod sip;
