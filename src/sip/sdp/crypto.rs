@@ -25,7 +25,7 @@ use super::SdpError;
 
 /// Longest `a=crypto` value accepted, in bytes.
 pub const MAX_CRYPTO_LEN: usize = 1024;
-/// Most keys (`;`-separated key-params) in one attribute.
+/// Most master keys one attribute may list (key parameters separated by `;`).
 pub const MAX_KEYS: usize = 8;
 /// Longest MKI accepted, in bytes (RFC 4568 `mki-length` is 1 to 3 digits; libsrtp's limit).
 pub const MAX_MKI_LEN: u8 = 128;
@@ -123,7 +123,7 @@ impl SrtpSuite {
         self.row().1
     }
 
-    /// Master key length in bytes.
+    /// Bytes of master key the suite takes.
     pub fn key_len(self) -> usize {
         self.row().2
     }
@@ -166,18 +166,19 @@ impl Mki {
     }
 }
 
-/// One `inline:` master key: key || salt, its lifetime and MKI. `Debug` hides the key.
+/// An SRTP master key taken from an `inline:` key parameter: its key and salt bytes (never
+/// shown by `Debug`), and the lifetime and MKI written after them.
 #[derive(Clone)]
 pub struct MasterKey {
     key_salt: Zeroizing<Vec<u8>>,
-    /// Packets the key may protect (`|2^20` or `|1048576`), when the attribute says.
+    /// How many packets the key may protect (`|2^20`, `|1048576`); `None` when not said.
     pub lifetime: Option<u64>,
-    /// Its identifier, when the attribute gives one.
+    /// The master key identifier (`|1066:2`); `None` when not given.
     pub mki: Option<Mki>,
 }
 
 impl MasterKey {
-    /// The master key followed by the master salt.
+    /// The key bytes, then the salt bytes, as the suite sizes them.
     pub fn key_salt(&self) -> &[u8] {
         &self.key_salt
     }
@@ -185,11 +186,13 @@ impl MasterKey {
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MasterKey")
-            .field("key_salt", &format_args!("<{} bytes>", self.key_salt.len()))
-            .field("lifetime", &self.lifetime)
-            .field("mki", &self.mki)
-            .finish()
+        write!(
+            f,
+            "MasterKey {{ <{} bytes>, lifetime {:?}, mki {:?} }}",
+            self.key_salt.len(),
+            self.lifetime,
+            self.mki
+        )
     }
 }
 
@@ -361,37 +364,38 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// `inline:<key||salt>[|lifetime][|mki:len]` of `suite`.
+/// `inline:<key||salt>[|lifetime][|mki:len]` of `suite`. After the key come at most a
+/// lifetime and then an MKI; a single field after the key is an MKI when it has a colon
+/// (RFC 4568 §9.2 grammar: a lifetime never has one).
 fn inline_key(param: &str, suite: SrtpSuite) -> Result<MasterKey, SdpError> {
     let info = param.strip_prefix("inline:").ok_or(SdpError::KeyMethod)?;
-    let mut parts = info.split('|');
-    let b64 = parts.next().unwrap_or_default();
-    // Room for the whole decoded key first: no reallocation leaves a copy behind.
-    let mut key_salt = Zeroizing::new(Vec::with_capacity(b64.len() / 4 * 3 + 3));
-    BASE64
-        .decode_vec(b64, &mut key_salt)
-        .map_err(|_| SdpError::KeyBase64)?;
-    let want = suite.key_len() + suite.salt_len();
-    if key_salt.len() != want {
-        return Err(SdpError::KeyLength {
-            got: key_salt.len(),
-            want,
-        });
-    }
-    let (mut lifetime, mut mki) = (None, None);
-    for p in parts {
-        // An MKI has a colon, a lifetime none; the lifetime comes first (§9.2 grammar).
-        if p.contains(':') {
-            if mki.is_some() {
-                return Err(SdpError::Mki);
-            }
-            mki = Some(parse_mki(p)?);
-        } else {
-            if lifetime.is_some() || mki.is_some() {
-                return Err(SdpError::Lifetime);
-            }
-            lifetime = Some(parse_lifetime(p)?);
+    let (encoded, tail) = info.split_once('|').unwrap_or((info, ""));
+    let after: Vec<&str> = if tail.is_empty() {
+        Vec::new()
+    } else {
+        tail.split('|').collect()
+    };
+    let (lifetime, mki) = match after[..] {
+        [] => (None, None),
+        [only] if only.contains(':') => (None, Some(parse_mki(only)?)),
+        [only] => (Some(parse_lifetime(only)?), None),
+        [life, id] => (Some(parse_lifetime(life)?), Some(parse_mki(id)?)),
+        _ => {
+            return Err(SdpError::BadCrypto(
+                "more than a lifetime and an MKI after a key",
+            ))
         }
+    };
+    // Decoded into a zeroizing buffer sized up front: nothing is reallocated, so no copy of
+    // the key is left behind in freed memory.
+    let mut key_salt = Zeroizing::new(vec![0u8; encoded.len().div_ceil(4) * 3]);
+    let n = BASE64
+        .decode_slice(encoded, key_salt.as_mut_slice())
+        .map_err(|_| SdpError::KeyBase64)?;
+    key_salt.truncate(n);
+    let want = suite.key_len() + suite.salt_len();
+    if n != want {
+        return Err(SdpError::KeyLength { got: n, want });
     }
     Ok(MasterKey {
         key_salt,
@@ -513,10 +517,10 @@ mod tests {
     fn refused() {
         let syntax = [
             "",
-            "x AES_CM_128_HMAC_SHA1_80 inline:AA",
+            "t1 AES_CM_128_HMAC_SHA1_80 inline:QUJD",
             "1234567890 AES_CM_128_HMAC_SHA1_80 inline:AA",
             "1",
-            "1 AES_CM_128_HMAC_SHA1_80",
+            "5 AEAD_AES_256_GCM",
             "1 AES(CM) inline:AA",
             "1 AES_CM_128_HMAC_SHA1_80 inlineAA",
             "1 AES_CM_128_HMAC_SHA1_80 inline:",
@@ -562,11 +566,15 @@ mod tests {
             (format!("inline:{K30}|2^64"), SdpError::Lifetime),
             (format!("inline:{K30}|0"), SdpError::Lifetime),
             (format!("inline:{K30}|1:1|2^20"), SdpError::Lifetime),
-            (format!("inline:{K30}|2^20|2^21"), SdpError::Lifetime),
+            (format!("inline:{K30}|2^20|2^21"), SdpError::Mki),
             (format!("inline:{K30}|256:1"), SdpError::Mki),
             (format!("inline:{K30}|1:0"), SdpError::Mki),
             (format!("inline:{K30}|1:129"), SdpError::Mki),
-            (format!("inline:{K30}|1:1|2:1"), SdpError::Mki),
+            (format!("inline:{K30}|1:1|2:1"), SdpError::Lifetime),
+            (
+                format!("inline:{K30}|2^20|1:1|2:1"),
+                SdpError::BadCrypto("more than a lifetime and an MKI after a key"),
+            ),
             (
                 format!("inline:{K30}|1:1;inline:{K30}"),
                 SdpError::MkiMismatch,
@@ -593,7 +601,7 @@ mod tests {
         let a = CryptoAttr::parse(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{K30}|2^20")).unwrap();
         let dbg = format!("{a:?} {:?}", a.keys().unwrap());
         assert!(!dbg.contains(K30) && !dbg.contains("2^20|"), "{dbg}");
-        assert!(dbg.contains("<redacted>") && dbg.contains("<30 bytes>"));
+        assert!(dbg.contains("<redacted>") && dbg.contains("<30 bytes>, lifetime Some(1048576)"));
         println!("  ok   Debug of the attribute and its keys: {dbg}");
     }
 }

@@ -62,7 +62,7 @@ pub enum SdpError {
     #[error("too many media, formats or crypto lines at line {0}")]
     TooMany(usize),
     /// An `a=crypto` value that is not `tag suite key-params [session-params]`.
-    #[error("malformed crypto attribute: {0}")]
+    #[error("a=crypto value malformed: {0}")]
     BadCrypto(&'static str),
     /// An `a=crypto` value over [`crypto::MAX_CRYPTO_LEN`] bytes or [`crypto::MAX_KEYS`] keys.
     #[error("crypto attribute over its size or key limit")]
@@ -70,14 +70,14 @@ pub enum SdpError {
     /// Keys asked of a suite sipsd does not know the key length of.
     #[error("unknown SRTP crypto suite")]
     UnknownSuite,
-    /// A key method other than `inline`.
+    /// A key parameter whose method is not `inline` (the only one SRTP defines).
     #[error("key method is not inline")]
     KeyMethod,
-    /// The key||salt is not base64.
-    #[error("key is not base64")]
+    /// The text after `inline:` does not decode as base64.
+    #[error("key||salt is not valid base64")]
     KeyBase64,
     /// The key||salt does not have the suite's length.
-    #[error("key||salt is {got} bytes, the suite needs {want}")]
+    #[error("key||salt of {got} bytes where the suite needs {want}")]
     KeyLength {
         /// Bytes decoded.
         got: usize,
@@ -85,10 +85,10 @@ pub enum SdpError {
         want: usize,
     },
     /// A key lifetime that is not `2^n` (n ≤ 63) or a positive number, or not first.
-    #[error("bad key lifetime")]
+    #[error("key lifetime is neither 2^n nor a packet count")]
     Lifetime,
     /// An MKI that is not `value:length` with the value fitting in 1 to 128 bytes.
-    #[error("bad MKI")]
+    #[error("MKI is not value:length within 1 to 128 bytes")]
     Mki,
     /// Several keys without MKIs, or with MKIs of different lengths.
     #[error("keys of one attribute disagree on their MKI")]
