@@ -168,7 +168,8 @@ typedef uint32_t sd_result;
 #endif // __cplusplus
 
 /**
- * What `sd_plain_get` can read from a decrypted part.
+ * What `sd_plain_get` can read from a decrypted part. The names the Kamailio module shows
+ * them as (`$sd(NAME)`) come from `sd_field_name`.
  */
 enum sd_field
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -200,7 +201,8 @@ enum sd_field
    */
   SD_FIELD_KEY_LABEL = 5,
   /**
-   * Connection address of the first audio (else first) media stream of an SDP body.
+   * Connection address of the first audio (else first) media stream of an SDP body
+   * (`SD_MEDIA_FIELD_ADDR` of that stream).
    */
   SD_FIELD_MEDIA_ADDR = 6,
   /**
@@ -215,12 +217,142 @@ enum sd_field
    * Generation of the dialog key after this message, decimal.
    */
   SD_FIELD_GENERATION = 9,
+  /**
+   * Number of media streams (`m=` lines) of an SDP body, decimal; absent when the part is
+   * not SDP or its SDP is malformed (see `sd_plain_media_count`).
+   */
+  SD_FIELD_MEDIA_COUNT = 10,
+  /**
+   * Why an `application/sdp` part could not be read as SDP (e.g. `malformed SDP line
+   * 7`); absent when it could, or is not SDP. Never contains SDP text.
+   */
+  SD_FIELD_SDP_ERROR = 11,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
 typedef enum sd_field sd_field;
 #else
 typedef uint32_t sd_field;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What `sd_plain_media_get` can read of one media stream (`m=` line) of an SDP part. The
+ * names the Kamailio module shows them as (`$sd(media[i]/NAME)`) come from
+ * `sd_media_field_name`.
+ */
+enum sd_media_field
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The media type: `audio`, `video`, `application`, ...
+   */
+  SD_MEDIA_FIELD_KIND = 0,
+  /**
+   * The RTP port, decimal; `0` for a disabled stream.
+   */
+  SD_MEDIA_FIELD_PORT = 1,
+  /**
+   * How many ports (`m=video 49170/2`), decimal; `1` when not given.
+   */
+  SD_MEDIA_FIELD_PORT_COUNT = 2,
+  /**
+   * The transport protocol, e.g. `RTP/SAVP`.
+   */
+  SD_MEDIA_FIELD_PROTO = 3,
+  /**
+   * The formats (RTP payload types) of the `m=` line, separated by single spaces.
+   */
+  SD_MEDIA_FIELD_FORMATS = 4,
+  /**
+   * The connection address: the media's `c=`, else the session's (IP literal or host
+   * name, without TTL or count); absent when the SDP has neither.
+   */
+  SD_MEDIA_FIELD_ADDR = 5,
+  /**
+   * `IP4` or `IP6`, the type of that address.
+   */
+  SD_MEDIA_FIELD_ADDR_TYPE = 6,
+  /**
+   * `1` when that address is multicast, else `0`.
+   */
+  SD_MEDIA_FIELD_MULTICAST = 7,
+  /**
+   * The RTCP port, decimal: the RTP port with `a=rtcp-mux`, else the `a=rtcp` port, else
+   * the RTP port + 1; absent for a disabled stream.
+   */
+  SD_MEDIA_FIELD_RTCP_PORT = 8,
+  /**
+   * The RTCP address: the one `a=rtcp` names (without rtcp-mux), else the connection
+   * address.
+   */
+  SD_MEDIA_FIELD_RTCP_ADDR = 9,
+  /**
+   * `1` when the stream asks for `a=rtcp-mux`, else `0`.
+   */
+  SD_MEDIA_FIELD_RTCP_MUX = 10,
+  /**
+   * `sendrecv`, `sendonly`, `recvonly` or `inactive`: the media's attribute, else the
+   * session's, else `sendrecv`.
+   */
+  SD_MEDIA_FIELD_DIRECTION = 11,
+  /**
+   * Number of `a=crypto` attributes of the stream, decimal (see `sd_plain_crypto_count`).
+   */
+  SD_MEDIA_FIELD_CRYPTO_COUNT = 12,
+  /**
+   * The `a=rtpmap` attributes of the stream, `PT ENCODING/RATE[/PARAMS]` each, separated
+   * by `, ` (e.g. `0 PCMU/8000, 101 telephone-event/8000`); absent when it has none.
+   */
+  SD_MEDIA_FIELD_RTPMAP = 13,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sd_media_field sd_media_field;
+#else
+typedef uint32_t sd_media_field;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What `sd_plain_crypto_get` can read of one `a=crypto` attribute (RFC 4568). The names the
+ * Kamailio module shows them as (`$sd(media[i]/crypto[j]/NAME)`) come from
+ * `sd_crypto_field_name`.
+ */
+enum sd_crypto_field
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The tag, decimal.
+   */
+  SD_CRYPTO_FIELD_TAG = 0,
+  /**
+   * The crypto suite as written, e.g. `AES_CM_128_HMAC_SHA1_80`.
+   */
+  SD_CRYPTO_FIELD_SUITE = 1,
+  /**
+   * The key parameters as written, e.g. `inline:<key||salt>|2^20|1:4`: the SRTP master
+   * keys, secret.
+   */
+  SD_CRYPTO_FIELD_KEY_PARAMS = 2,
+  /**
+   * The session parameters as written (`KDR=1 WSH=128`); absent when there are none.
+   */
+  SD_CRYPTO_FIELD_SESSION_PARAMS = 3,
+  /**
+   * The whole attribute value (after `a=crypto:`): secret.
+   */
+  SD_CRYPTO_FIELD_VALUE = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sd_crypto_field sd_crypto_field;
+#else
+typedef uint32_t sd_crypto_field;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -240,9 +372,10 @@ typedef struct sd_ctx sd_ctx;
 
 /**
  * The decrypted parts of one message. Owned by C (a `Box`) from `sd_unwrap_body` until
- * `sd_plain_free`, which zeroizes every byte. Single-threaded: use one `sd_plain` from one
- * thread at a time (its media fields are worked out on first read); different `sd_plain`s
- * may be used by different threads.
+ * `sd_plain_free`, which zeroizes every byte: the plaintext, and every text read from its
+ * SDP (SDES keys included). Single-threaded: use one `sd_plain` from one thread at a time
+ * (its SDP fields are worked out on first read); different `sd_plain`s may be used by
+ * different threads.
  */
 typedef struct sd_plain sd_plain;
 
@@ -469,6 +602,78 @@ size_t sd_ctx_warning_count(const struct sd_ctx *ctx);
 sd_result sd_ctx_warning(const struct sd_ctx *ctx, size_t index, struct sd_str *out);
 
 /**
+ * Number of media streams (`m=` lines) of part `part`'s SDP; 0 for NULL, a part out of
+ * range, a part that is not SDP or whose SDP is malformed (`SD_FIELD_SDP_ERROR` tells).
+ *
+ * # Safety
+ * `p` NULL or from `sd_unwrap_body`.
+ */
+size_t sd_plain_media_count(const struct sd_plain *p, size_t part);
+
+/**
+ * Reads `field` (an `sd_media_field`) of stream `media` of part `part` into `*out`: a view
+ * valid until `sd_plain_free(p)`. SD_ERR_INVALID_ARGUMENT if an index is out of range, the
+ * field number unknown, or the stream has no such field (e.g. no connection address); then
+ * `*out` is empty.
+ *
+ * # Safety
+ * `p` from `sd_unwrap_body`; `out` writable.
+ */
+sd_result sd_plain_media_get(const struct sd_plain *p,
+                             size_t part,
+                             size_t media,
+                             uint32_t field,
+                             struct sd_str *out);
+
+/**
+ * Number of `a=crypto` attributes of stream `media` of part `part`; 0 for NULL or an index
+ * out of range.
+ *
+ * # Safety
+ * `p` NULL or from `sd_unwrap_body`.
+ */
+size_t sd_plain_crypto_count(const struct sd_plain *p, size_t part, size_t media);
+
+/**
+ * Reads `field` (an `sd_crypto_field`) of `a=crypto` attribute `crypto` of stream `media` of
+ * part `part` into `*out`: a view valid until `sd_plain_free(p)`, which zeroizes it (the key
+ * fields are SRTP master keys: do not log them). SD_ERR_INVALID_ARGUMENT if an index is out
+ * of range, the field number unknown, or the attribute has no such field; then `*out` is
+ * empty.
+ *
+ * # Safety
+ * `p` from `sd_unwrap_body`; `out` writable.
+ */
+sd_result sd_plain_crypto_get(const struct sd_plain *p,
+                              size_t part,
+                              size_t media,
+                              size_t crypto,
+                              uint32_t field,
+                              struct sd_str *out);
+
+/**
+ * Number of `sd_media_field` values (they are numbered 0 to this - 1).
+ */
+uint32_t sd_media_field_count(void);
+
+/**
+ * The static, NUL-terminated script name of `sd_media_field` `field` (`addr`, `rtcp_port`,
+ * ...); NULL past the end.
+ */
+const char *sd_media_field_name(uint32_t field);
+
+/**
+ * Number of `sd_crypto_field` values (they are numbered 0 to this - 1).
+ */
+uint32_t sd_crypto_field_count(void);
+
+/**
+ * The static, NUL-terminated script name of `sd_crypto_field` `field` (`suite`, ...); NULL
+ * past the end.
+ */
+const char *sd_crypto_field_name(uint32_t field);
+
+/**
  * Number of decrypted parts (0 for NULL).
  *
  * # Safety
@@ -477,7 +682,8 @@ sd_result sd_ctx_warning(const struct sd_ctx *ctx, size_t index, struct sd_str *
 size_t sd_plain_count(const struct sd_plain *p);
 
 /**
- * Reads `field` of part `index` into `*out`: a view valid until `sd_plain_free(p)`.
+ * Reads `field` (an `sd_field`) of part `index` into `*out`: a view valid until
+ * `sd_plain_free(p)`.
  * SD_ERR_INVALID_ARGUMENT if the index is out of range, the field number unknown, or the
  * part has no such field (e.g. no media address in a non-SDP body); then `*out` is empty.
  *
@@ -501,6 +707,17 @@ uint32_t sd_plain_generation(const struct sd_plain *p);
  * `p` NULL or from `sd_unwrap_body`, not yet freed, and not used afterwards.
  */
 void sd_plain_free(struct sd_plain *p);
+
+/**
+ * Number of `sd_field` values (they are numbered 0 to this - 1).
+ */
+uint32_t sd_field_count(void);
+
+/**
+ * The static, NUL-terminated script name of `sd_field` `field` (`media_addr`, ...); NULL
+ * past the end.
+ */
+const char *sd_field_name(uint32_t field);
 
 /**
  * A static, NUL-terminated description of `r`; never NULL, never to be freed.

@@ -424,20 +424,26 @@ fn decrypted_plaintext_forms() {
 fn offer_sdp_facts() {
     let info = SdpInfo::parse(OFFER).unwrap();
     println!("{info:?}");
-    assert_eq!(info.session_addr.as_deref(), Some("192.0.2.10"));
+    assert_eq!(info.session_addr(), Some("192.0.2.10"));
     let audio = info.first_audio().unwrap();
-    assert_eq!(audio.addr.as_deref(), Some("192.0.2.10"));
+    assert_eq!(audio.addr(), Some("192.0.2.10"));
     assert_eq!(audio.port, 49170);
     assert_eq!(audio.proto, "RTP/SAVP");
+    let values: Vec<&str> = audio.crypto.iter().map(|c| c.value()).collect();
     assert_eq!(
-        audio.crypto,
+        values,
         ["1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:32"]
+    );
+    let keys = audio.crypto[0].keys().expect("RFC 4568 inline key");
+    assert_eq!(
+        (keys[0].key_salt().len(), keys[0].lifetime),
+        (30, Some(1 << 20))
     );
     assert!(
         !format!("{info:?}").contains("PS1uQCVe"),
         "Debug redacts the key"
     );
-    println!("audio at 192.0.2.10:49170, one a=crypto line, key redacted in Debug");
+    println!("audio at 192.0.2.10:49170, one a=crypto line (30-byte key||salt, lifetime 2^20), key redacted in Debug");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use sipsd::crypto::cms::{ContentAlg, IdKind, Recipient, RsaPadding};
 use sipsd::engine::ua::UaSession;
 use sipsd::sip::body::BodyOptions;
 
-use support::vectors::{cert_recipient, keys, offer, root};
+use support::vectors::{cert_recipient, data, keys, offer, root};
 
 fn cert(name: &str) -> Recipient {
     cert_recipient(name, IdKind::IssuerSerial, RsaPadding::OaepSha1)
@@ -91,6 +91,32 @@ fn write_messages(dir: &Path) {
     )
     .unwrap();
     put("other.der", &other.body);
+
+    let media = std::fs::read(data().join("sip/multistream.sdp")).unwrap();
+    let (_, sealed) = UaSession::offer(
+        "application/sdp",
+        &media,
+        &both,
+        ContentAlg::Aes256Gcm,
+        None,
+        &raw,
+    )
+    .unwrap();
+    put("media.sdp", &media);
+    put("media.der", &sealed.body);
+    // Line 6 is an m= line with a port above 65535.
+    let bad = b"v=0\r\no=a 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+                m=audio 99999 RTP/AVP 0\r\n";
+    let (_, sealed) = UaSession::offer(
+        "application/sdp",
+        bad,
+        &both,
+        ContentAlg::Aes256Gcm,
+        None,
+        &raw,
+    )
+    .unwrap();
+    put("badsdp.der", &sealed.body);
 }
 
 #[test]

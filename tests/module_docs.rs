@@ -6,7 +6,10 @@
 //!   scratch directory and requires the committed files to be equal: on drift it says to run
 //!   `make module-docs`;
 //! - requires every modparam, script function and RPC command the module's export tables
-//!   (sipsd_mod.c) declare to have its section in the generated DocBook.
+//!   (sipsd_mod.c) declare to have its section in the generated DocBook;
+//! - requires every field name of the library's tables (`sd_field`, `sd_media_field`,
+//!   `sd_crypto_field`: the `$sd(...)` names) to have its row in docs/MODULE.md section 5
+//!   (this part needs no tool).
 //!
 //! Needs pandoc, xsltproc, docbook-xsl, docbook-xml, xmllint, lynx and the configured Kamailio
 //! source (scripts/setup-deps); without them it prints SKIPPED, unless SIPSD_REQUIRE_E2E=1.
@@ -142,6 +145,60 @@ fn module_docs_are_generated_from_module_md() {
         }
         println!(
             "  ok   every {what} of sipsd_mod.c is documented: {}",
+            names.join(", ")
+        );
+    }
+}
+
+/// The rows of the Markdown table whose header's first cell is `first`: their first cells,
+/// without the backquotes.
+fn table_names(md: &str, first: &str) -> Vec<String> {
+    let header = format!("| {first} |");
+    let Some(start) = md.find(&header) else {
+        return Vec::new();
+    };
+    md[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| l.split('|').nth(1))
+        .map(|c| c.trim().trim_matches('`').to_string())
+        .collect()
+}
+
+#[test]
+fn every_sd_name_of_the_library_is_documented() {
+    use sipsd::ffi::{sd_crypto_field, sd_field, sd_media_field};
+
+    let md = read(&root().join("docs/MODULE.md"));
+    for (what, first, names) in [
+        (
+            "sd_field",
+            "name",
+            sd_field::ALL.iter().map(|f| f.name()).collect::<Vec<_>>(),
+        ),
+        (
+            "sd_media_field",
+            "`media[i]/name`",
+            sd_media_field::ALL.iter().map(|f| f.name()).collect(),
+        ),
+        (
+            "sd_crypto_field",
+            "`media[i]/crypto[j]/name`",
+            sd_crypto_field::ALL.iter().map(|f| f.name()).collect(),
+        ),
+    ] {
+        let documented = table_names(&md, first);
+        let missing: Vec<&&str> = names
+            .iter()
+            .filter(|n| !documented.iter().any(|d| d == *n))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/MODULE.md section 5 has no row for the {what} names {missing:?} (table `| {first} |`)"
+        );
+        println!(
+            "  ok   every {what} name the module shows as $sd(...) has its row in docs/MODULE.md: {}",
             names.join(", ")
         );
     }

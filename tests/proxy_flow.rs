@@ -92,12 +92,9 @@ fn implicit_mode_decrypts_iff_a_recipient_names_our_key() {
     let parts = disclosed(p.unwrap(&msg("c1", "", &mine, "")).unwrap());
     assert_eq!(parts[0].body.as_slice(), SDP);
     assert_eq!(parts[0].key_source, KeySource::Wrapped);
-    let sdp = parts[0].sdp().unwrap();
+    let sdp = parts[0].sdp().expect("an SDP part").expect("a valid SDP");
     let media = sdp.first_audio().unwrap();
-    assert_eq!(
-        (media.addr.as_deref(), media.port),
-        (Some("198.51.100.7"), 30000)
-    );
+    assert_eq!((media.addr(), media.port), (Some("198.51.100.7"), 30000));
     println!("implicit: offer for callee+proxy1 decrypted, media 198.51.100.7:30000");
 
     let (_, other) = offer(&[cert("callee"), cert("proxy2")]);

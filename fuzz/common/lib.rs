@@ -12,14 +12,15 @@ use std::sync::OnceLock;
 use sipsd::crypto::cms::{self, Cek, ContentAlg};
 use sipsd::crypto::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
 use sipsd::ffi::{
-    sd_config_free, sd_config_new, sd_config_set, sd_ctx, sd_ctx_new, sd_dialog_end_msg, sd_msg,
-    sd_plain_count, sd_plain_free, sd_plain_get, sd_rotate, sd_should_decrypt, sd_str,
-    sd_unwrap_body,
+    sd_config_free, sd_config_new, sd_config_set, sd_crypto_field, sd_ctx, sd_ctx_new,
+    sd_dialog_end_msg, sd_field, sd_media_field, sd_msg, sd_plain_count, sd_plain_crypto_count,
+    sd_plain_crypto_get, sd_plain_free, sd_plain_get, sd_plain_media_count, sd_plain_media_get,
+    sd_rotate, sd_should_decrypt, sd_str, sd_unwrap_body,
 };
 use sipsd::ffi::{sd_plain, sd_result};
 use sipsd::sip::body::{self, BodyLimits};
 use sipsd::sip::disclose::DisclosureRequest;
-use sipsd::sip::sdp::SdpInfo;
+use sipsd::sip::sdp::{self, SdpInfo};
 
 /// The names of the targets, as `fuzz_targets/NAME.rs` and `fuzz/regressions/NAME/`.
 pub const TARGETS: [&str; 7] = [
@@ -214,10 +215,36 @@ pub fn pcp(data: &[u8]) {
     }
 }
 
-/// `SdpInfo::parse`.
+/// `SdpInfo::parse`, then everything a reader asks of each stream: RTCP port and address,
+/// and the RFC 4568 keys of each `a=crypto`. Checks: the limits hold; every stream has a
+/// format and a port count of at least 1 whose RTP/RTCP range fits in 16 bits; RTCP is absent
+/// (port and address) exactly for disabled streams or port 65535 without a=rtcp/rtcp-mux;
+/// decoded keys have their suite's length.
 pub fn sdp(data: &[u8]) {
-    if let Ok(info) = SdpInfo::parse(data) {
-        let _ = info.first_audio();
+    let Ok(info) = SdpInfo::parse(data) else {
+        return;
+    };
+    assert!(info.media.len() <= sdp::MAX_MEDIA);
+    if let Some(i) = info.primary() {
+        assert!(i < info.media.len());
+    }
+    for m in &info.media {
+        assert!(!m.formats.is_empty() && m.formats.len() <= sdp::MAX_FORMATS);
+        assert!(m.port_count >= 1);
+        assert!(m.port_count == 1 || u32::from(m.port) + 2 * u32::from(m.port_count - 1) < 65536);
+        let rtcp = m.rtcp_port();
+        let expect_none = m.port == 0 || (m.port == 65535 && m.rtcp.is_none() && !m.rtcp_mux);
+        assert_eq!(rtcp.is_none(), expect_none);
+        assert!(rtcp.is_some() || m.rtcp_addr().is_none());
+        assert!(m.crypto.len() <= sdp::MAX_CRYPTO);
+        for c in &m.crypto {
+            assert!(c.value().len() <= sdp::crypto::MAX_CRYPTO_LEN);
+            if let (Ok(keys), Some(suite)) = (c.keys(), c.srtp_suite()) {
+                for k in keys {
+                    assert_eq!(k.key_salt().len(), suite.key_len() + suite.salt_len());
+                }
+            }
+        }
     }
 }
 
@@ -295,12 +322,31 @@ pub fn ffi_unwrap(data: &[u8]) {
             assert_eq!(rc == sd_result::SD_OK, !plain.is_null());
             // SAFETY: `plain` is NULL or the live result of sd_unwrap_body.
             let n = unsafe { sd_plain_count(plain) };
-            for i in 0..n {
-                for field in 0..10 {
-                    let mut out = sd_str::of(&[]);
-                    // SAFETY: `plain` live; `out` writable.
+            let mut out = sd_str::of(&[]);
+            let fields = |n: usize| 0..=u32::try_from(n).unwrap_or(u32::MAX);
+            for i in 0..=n {
+                for field in fields(sd_field::ALL.len()) {
+                    // SAFETY: `plain` NULL or live; `out` writable.
                     let r = unsafe { sd_plain_get(plain, i, field, &mut out) };
                     assert_ne!(r, sd_result::SD_ERR_PANIC);
+                }
+                // SAFETY: as above, for every stream and a=crypto (and one past the end).
+                let streams = unsafe { sd_plain_media_count(plain, i) };
+                for m in 0..=streams {
+                    for field in fields(sd_media_field::ALL.len()) {
+                        // SAFETY: as above.
+                        let r = unsafe { sd_plain_media_get(plain, i, m, field, &mut out) };
+                        assert_ne!(r, sd_result::SD_ERR_PANIC);
+                    }
+                    // SAFETY: as above.
+                    let attrs = unsafe { sd_plain_crypto_count(plain, i, m) };
+                    for c in 0..=attrs {
+                        for field in fields(sd_crypto_field::ALL.len()) {
+                            // SAFETY: as above.
+                            let r = unsafe { sd_plain_crypto_get(plain, i, m, c, field, &mut out) };
+                            assert_ne!(r, sd_result::SD_ERR_PANIC);
+                        }
+                    }
                 }
             }
             // SAFETY: `plain` NULL or from sd_unwrap_body, freed once.

@@ -45,6 +45,22 @@ impl sd_str {
     }
 }
 
+/// Points `*out` at `value` and returns `SD_OK`; without a value (an index or field out of
+/// range, a field the item does not have) leaves it empty and returns
+/// `SD_ERR_INVALID_ARGUMENT`. For the getters that hand C a view.
+pub fn put_view(out: &mut sd_str, value: Option<&[u8]>) -> sd_result {
+    match value {
+        Some(v) => {
+            *out = sd_str::of(v);
+            sd_result::SD_OK
+        }
+        None => {
+            *out = sd_str::EMPTY;
+            sd_result::SD_ERR_INVALID_ARGUMENT
+        }
+    }
+}
+
 /// What an exported function returns when it panicked.
 pub trait PanicDefault {
     /// The harmless value.

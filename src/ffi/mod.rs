@@ -14,6 +14,8 @@
 mod boundary;
 mod config;
 mod ctx;
+mod fields;
+mod media;
 mod plain;
 mod result;
 
@@ -24,7 +26,14 @@ pub use ctx::{
     sd_dialog_end_msg, sd_msg, sd_plaintext_next_hop_allowed, sd_reload, sd_rotate,
     sd_should_decrypt, sd_stat_count, sd_stat_doc, sd_stat_name, sd_stat_value, sd_unwrap_body,
 };
+pub use fields::FieldTable;
+pub use media::{
+    sd_crypto_field, sd_crypto_field_count, sd_crypto_field_name, sd_media_field,
+    sd_media_field_count, sd_media_field_name, sd_plain_crypto_count, sd_plain_crypto_get,
+    sd_plain_media_count, sd_plain_media_get,
+};
 pub use plain::{
-    sd_field, sd_plain, sd_plain_count, sd_plain_free, sd_plain_generation, sd_plain_get,
+    sd_field, sd_field_count, sd_field_name, sd_plain, sd_plain_count, sd_plain_free,
+    sd_plain_generation, sd_plain_get,
 };
 pub use result::{all_results, sd_last_error, sd_result, sd_strerror, sd_version};

@@ -1,14 +1,16 @@
 //! `sd_plain`: the decrypted parts of one message, and read-only views into them.
 
 use std::cell::OnceCell;
+use std::ffi::c_char;
 
-use zeroize::Zeroizing;
-
-use super::boundary::{ffi_boundary, sd_str, try_mut, try_ref};
+use super::boundary::{ffi_boundary, put_view, sd_str, try_mut, try_ref};
+use super::fields::{self, field_names};
+use super::media::{sd_crypto_field, sd_media_field, SdpText};
 use super::result::sd_result;
 use crate::engine::proxy::DisclosedPart;
 
-/// What `sd_plain_get` can read from a decrypted part.
+/// What `sd_plain_get` can read from a decrypted part. The names the Kamailio module shows
+/// them as (`$sd(NAME)`) come from `sd_field_name`.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum sd_field {
@@ -24,7 +26,8 @@ pub enum sd_field {
     SD_FIELD_KEY_SOURCE = 4,
     /// Label of the proxy key used, or `dialog`.
     SD_FIELD_KEY_LABEL = 5,
-    /// Connection address of the first audio (else first) media stream of an SDP body.
+    /// Connection address of the first audio (else first) media stream of an SDP body
+    /// (`SD_MEDIA_FIELD_ADDR` of that stream).
     SD_FIELD_MEDIA_ADDR = 6,
     /// Port of that stream, decimal.
     SD_FIELD_MEDIA_PORT = 7,
@@ -32,45 +35,45 @@ pub enum sd_field {
     SD_FIELD_CRYPTO = 8,
     /// Generation of the dialog key after this message, decimal.
     SD_FIELD_GENERATION = 9,
+    /// Number of media streams (`m=` lines) of an SDP body, decimal; absent when the part is
+    /// not SDP or its SDP is malformed (see `sd_plain_media_count`).
+    SD_FIELD_MEDIA_COUNT = 10,
+    /// Why an `application/sdp` part could not be read as SDP (e.g. `malformed SDP line
+    /// 7`); absent when it could, or is not SDP. Never contains SDP text.
+    SD_FIELD_SDP_ERROR = 11,
 }
 
-impl sd_field {
-    fn from_u32(n: u32) -> Option<sd_field> {
-        use sd_field::*;
-        Some(match n {
-            0 => SD_FIELD_BODY,
-            1 => SD_FIELD_CONTENT_TYPE,
-            2 => SD_FIELD_CONTENT_ID,
-            3 => SD_FIELD_SMIME_TYPE,
-            4 => SD_FIELD_KEY_SOURCE,
-            5 => SD_FIELD_KEY_LABEL,
-            6 => SD_FIELD_MEDIA_ADDR,
-            7 => SD_FIELD_MEDIA_PORT,
-            8 => SD_FIELD_CRYPTO,
-            9 => SD_FIELD_GENERATION,
-            _ => return None,
-        })
-    }
-}
+field_names!(sd_field {
+    SD_FIELD_BODY => "body",
+    SD_FIELD_CONTENT_TYPE => "content_type",
+    SD_FIELD_CONTENT_ID => "content_id",
+    SD_FIELD_SMIME_TYPE => "smime_type",
+    SD_FIELD_KEY_SOURCE => "key_source",
+    SD_FIELD_KEY_LABEL => "key_label",
+    SD_FIELD_MEDIA_ADDR => "media_addr",
+    SD_FIELD_MEDIA_PORT => "media_port",
+    SD_FIELD_CRYPTO => "crypto",
+    SD_FIELD_GENERATION => "generation",
+    SD_FIELD_MEDIA_COUNT => "media_count",
+    SD_FIELD_SDP_ERROR => "sdp_error",
+});
 
 /// The decrypted parts of one message. Owned by C (a `Box`) from `sd_unwrap_body` until
-/// `sd_plain_free`, which zeroizes every byte. Single-threaded: use one `sd_plain` from one
-/// thread at a time (its media fields are worked out on first read); different `sd_plain`s
-/// may be used by different threads.
+/// `sd_plain_free`, which zeroizes every byte: the plaintext, and every text read from its
+/// SDP (SDES keys included). Single-threaded: use one `sd_plain` from one thread at a time
+/// (its SDP fields are worked out on first read); different `sd_plain`s may be used by
+/// different threads.
 pub struct sd_plain {
     parts: Vec<PartFields>,
 }
 
-/// One part and the text forms C reads. The media fields are worked out the first time one
-/// is asked for: most messages are only forwarded, and parsing SDP costs.
-struct PartFields {
+/// One part and the text forms C reads. The SDP fields are worked out the first time one is
+/// asked for: most messages are only forwarded, and parsing SDP costs.
+pub(super) struct PartFields {
     part: DisclosedPart,
     generation: String,
-    media: OnceCell<MediaFields>,
+    sdp: OnceCell<SdpText>,
 }
-
-/// Address, port and first `a=crypto` of the first audio (else first) stream.
-type MediaFields = [Option<Zeroizing<Vec<u8>>>; 3];
 
 impl sd_plain {
     pub(super) fn new(parts: Vec<DisclosedPart>) -> sd_plain {
@@ -80,30 +83,22 @@ impl sd_plain {
                 .map(|part| PartFields {
                     generation: part.generation.to_string(),
                     part,
-                    media: OnceCell::new(),
+                    sdp: OnceCell::new(),
                 })
                 .collect(),
         }
     }
+
+    /// Part `index`, if there is one.
+    pub(super) fn part(&self, index: usize) -> Option<&PartFields> {
+        self.parts.get(index)
+    }
 }
 
 impl PartFields {
-    fn media(&self) -> &MediaFields {
-        self.media.get_or_init(|| {
-            let text = |s: &str| Some(Zeroizing::new(s.as_bytes().to_vec()));
-            let Some(sdp) = self.part.sdp() else {
-                return Default::default();
-            };
-            let Some(m) = sdp.first_audio().or_else(|| sdp.media.first()) else {
-                return Default::default();
-            };
-            let addr = m.addr.as_deref().or(sdp.session_addr.as_deref());
-            [
-                addr.and_then(text),
-                text(&m.port.to_string()),
-                m.crypto.first().and_then(|c| text(c)),
-            ]
-        })
+    /// The text of every field of this part's SDP.
+    pub(super) fn sdp(&self) -> &SdpText {
+        self.sdp.get_or_init(|| SdpText::of(self.part.sdp()))
     }
 
     fn get(&self, field: sd_field) -> Option<&[u8]> {
@@ -117,9 +112,13 @@ impl PartFields {
             SD_FIELD_KEY_SOURCE => Some(p.key_source.name().as_bytes()),
             SD_FIELD_KEY_LABEL => Some(p.key_label.as_bytes()),
             SD_FIELD_GENERATION => Some(self.generation.as_bytes()),
-            SD_FIELD_MEDIA_ADDR => self.media()[0].as_deref().map(Vec::as_slice),
-            SD_FIELD_MEDIA_PORT => self.media()[1].as_deref().map(Vec::as_slice),
-            SD_FIELD_CRYPTO => self.media()[2].as_deref().map(Vec::as_slice),
+            SD_FIELD_MEDIA_ADDR => self.sdp().primary(sd_media_field::SD_MEDIA_FIELD_ADDR),
+            SD_FIELD_MEDIA_PORT => self.sdp().primary(sd_media_field::SD_MEDIA_FIELD_PORT),
+            SD_FIELD_CRYPTO => self
+                .sdp()
+                .primary_crypto(sd_crypto_field::SD_CRYPTO_FIELD_VALUE),
+            SD_FIELD_MEDIA_COUNT => self.sdp().count(),
+            SD_FIELD_SDP_ERROR => self.sdp().error(),
         }
     }
 }
@@ -136,7 +135,8 @@ pub unsafe extern "C" fn sd_plain_count(p: *const sd_plain) -> usize {
     }
 }
 
-/// Reads `field` of part `index` into `*out`: a view valid until `sd_plain_free(p)`.
+/// Reads `field` (an `sd_field`) of part `index` into `*out`: a view valid until
+/// `sd_plain_free(p)`.
 /// SD_ERR_INVALID_ARGUMENT if the index is out of range, the field number unknown, or the
 /// part has no such field (e.g. no media address in a non-SDP body); then `*out` is empty.
 ///
@@ -158,13 +158,7 @@ pub unsafe extern "C" fn sd_plain_get(
             .get(index)
             .zip(sd_field::from_u32(field))
             .and_then(|(part, field)| part.get(field));
-        match value {
-            Some(v) => {
-                *out = sd_str::of(v);
-                sd_result::SD_OK
-            }
-            None => sd_result::SD_ERR_INVALID_ARGUMENT,
-        }
+        put_view(out, value)
     }
 }
 
@@ -192,4 +186,17 @@ pub unsafe extern "C" fn sd_plain_free(p: *mut sd_plain) {
             drop(unsafe { Box::from_raw(p) });
         }
     }
+}
+
+/// Number of `sd_field` values (they are numbered 0 to this - 1).
+#[no_mangle]
+pub extern "C" fn sd_field_count() -> u32 {
+    fields::count::<sd_field>()
+}
+
+/// The static, NUL-terminated script name of `sd_field` `field` (`media_addr`, ...); NULL
+/// past the end.
+#[no_mangle]
+pub extern "C" fn sd_field_name(field: u32) -> *const c_char {
+    fields::name::<sd_field>(field)
 }

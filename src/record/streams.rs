@@ -5,8 +5,8 @@
 //! one `a=crypto` per media, whose tag names the offered attribute it accepted; the caller
 //! then sends with that offered key and the callee with the answered one. A stream is one
 //! direction of one `m=` line that both sides kept (port ≠ 0) with an SRTP profile (`SAVP`).
-//! Codecs are left empty ([`crate::sip::sdp`] does not read `a=rtpmap` yet): the recorder then
-//! knows the static G.711 payload types 0 and 8.
+//! Codecs are left empty (the SDP layer reads `a=rtpmap` now, `MediaInfo::rtpmaps`, but it
+//! is not used here yet): the recorder then knows the static G.711 payload types 0 and 8.
 
 use super::message::{Direction, Endpoint, MediaStream, SdesValue};
 use super::sdes::CryptoAttr;
@@ -15,7 +15,7 @@ use crate::sip::sdp::{MediaInfo, SdpInfo};
 
 fn endpoint(m: &MediaInfo) -> Option<Endpoint> {
     Some(Endpoint {
-        address: m.addr.clone()?,
+        address: m.addr()?.to_owned(),
         port: m.port,
     })
 }
@@ -35,12 +35,12 @@ pub fn streams_from_offer_answer(
         let Some(answered) = a.crypto.first() else {
             continue;
         };
-        let answered_attr = CryptoAttr::parse(answered)?;
+        let answered_attr = CryptoAttr::parse(answered.value())?;
         let offered = o
             .crypto
             .iter()
             .find(|c| {
-                CryptoAttr::parse(c)
+                CryptoAttr::parse(c.value())
                     .is_ok_and(|x| x.tag == answered_attr.tag && x.suite == answered_attr.suite)
             })
             .ok_or(RecordError::NoMatchingCrypto(mline))?;
@@ -59,7 +59,7 @@ pub fn streams_from_offer_answer(
                 destination: dst.clone(),
                 rtcp_mux: false,
                 codecs: Vec::new(),
-                crypto: SdesValue::new(crypto)?,
+                crypto: SdesValue::new(crypto.value())?,
             });
         }
     }

@@ -8,7 +8,9 @@
  *           same key), rotated.der (new key for callee+proxy1), rotated-indialog.der,
  *           offer-b.der / indialog-b.der (a second dialog), offer-cbc.der / indialog-cbc.der
  *           (an AES-CBC dialog), other.der (callee+proxy2 only),
- *           truncated.der, offer.sdp (plaintext of offer.der)
+ *           truncated.der, offer.sdp (plaintext of offer.der), media.der / media.sdp (an
+ *           offer whose SDP has four streams: tests/data/sip/multistream.sdp), badsdp.der (an
+ *           offer whose SDP has a malformed m= line)
  * Prints one "ok"/"not ok" line per check and "N passed, M failed"; exit status 0 iff all pass.
  */
 #define _GNU_SOURCE
@@ -99,6 +101,175 @@ static int field_eq(const sd_plain *p, uint32_t field, const char *want)
 	return v.len == strlen(want) && memcmp(v.ptr, want, v.len) == 0;
 }
 
+/* the number of the field of a name table called `name`, or UINT32_MAX */
+static uint32_t field_by_name(uint32_t count, const char *(*name_of)(uint32_t), const char *name)
+{
+	for(uint32_t f = 0; f < count; f++) {
+		if(strcmp(name_of(f), name) == 0)
+			return f;
+	}
+	return UINT32_MAX;
+}
+
+/* whether a name table is sane: `count` distinct non-empty names, NULL past the end */
+static int names_ok(uint32_t count, const char *(*name_of)(uint32_t), const char *first)
+{
+	if(count == 0 || name_of(count) != NULL || strcmp(name_of(0), first) != 0)
+		return 0;
+	for(uint32_t i = 0; i < count; i++) {
+		if(name_of(i) == NULL || name_of(i)[0] == '\0')
+			return 0;
+		for(uint32_t j = 0; j < i; j++) {
+			if(strcmp(name_of(i), name_of(j)) == 0)
+				return 0;
+		}
+	}
+	return 1;
+}
+
+static int view_eq(sd_result r, sd_str v, const char *want)
+{
+	if(want == NULL)
+		return r == SD_ERR_INVALID_ARGUMENT && v.len == 0 && v.ptr == NULL;
+	return r == SD_OK && v.len == strlen(want) && memcmp(v.ptr, want, v.len) == 0;
+}
+
+/* What the harness expects of tests/data/sip/multistream.sdp: one row per stream and field
+ * (NULL: the field is absent), and one per stream, attribute and crypto field. */
+typedef struct media_row { size_t media; const char *field; const char *want; } media_row;
+typedef struct crypto_row {
+	size_t media, crypto;
+	const char *field, *want;
+} crypto_row;
+
+#define K1 "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"
+#define K2 "e/IE6DDnxCd/vDkFWDQMew4l8R2szuZ69f5frz9wQDBAOr2WASQcfvnx5QGWww=="
+#define K3 "CQG/tnHyTi+J7QJor/frrcuc1dzNTAyGqS/GKA=="
+
+static const media_row MEDIA_ROWS[] = {
+	{0, "kind", "audio"}, {0, "port", "49170"}, {0, "port_count", "1"},
+	{0, "proto", "RTP/SAVP"}, {0, "formats", "0 8 101"}, {0, "addr", "192.0.2.10"},
+	{0, "addr_type", "IP4"}, {0, "multicast", "0"}, {0, "rtcp_port", "49171"},
+	{0, "rtcp_addr", "198.51.100.9"}, {0, "rtcp_mux", "0"}, {0, "direction", "sendrecv"},
+	{0, "crypto_count", "2"}, {0, "rtpmap", "0 PCMU/8000, 8 PCMA/8000, 101 telephone-event/8000"},
+	{1, "kind", "video"}, {1, "port", "51372"}, {1, "port_count", "2"},
+	{1, "proto", "RTP/SAVPF"}, {1, "formats", "96 97"}, {1, "addr", "2001:db8::2"},
+	{1, "addr_type", "IP6"}, {1, "multicast", "0"}, {1, "rtcp_port", "51381"},
+	{1, "rtcp_addr", "2001:db8::2"}, {1, "rtcp_mux", "0"}, {1, "direction", "sendonly"},
+	{1, "crypto_count", "1"}, {1, "rtpmap", "96 H264/90000, 97 VP8/90000"},
+	{2, "kind", "application"}, {2, "port", "50000"}, {2, "port_count", "1"},
+	{2, "proto", "UDP/TLS/RTP/SAVPF"}, {2, "formats", "100"}, {2, "addr", "192.0.2.10"},
+	{2, "addr_type", "IP4"}, {2, "multicast", "0"}, {2, "rtcp_port", "50000"},
+	{2, "rtcp_addr", "192.0.2.10"}, {2, "rtcp_mux", "1"}, {2, "direction", "recvonly"},
+	{2, "crypto_count", "0"}, {2, "rtpmap", NULL},
+	{3, "kind", "audio"}, {3, "port", "0"}, {3, "port_count", "1"},
+	{3, "proto", "RTP/AVP"}, {3, "formats", "0"}, {3, "addr", "192.0.2.10"},
+	{3, "addr_type", "IP4"}, {3, "multicast", "0"}, {3, "rtcp_port", NULL},
+	{3, "rtcp_addr", NULL}, {3, "rtcp_mux", "0"}, {3, "direction", "sendrecv"},
+	{3, "crypto_count", "0"}, {3, "rtpmap", NULL},
+};
+
+static const crypto_row CRYPTO_ROWS[] = {
+	{0, 0, "tag", "1"}, {0, 0, "suite", "AES_CM_128_HMAC_SHA1_80"},
+	{0, 0, "key_params", "inline:" K1 "|2^20|1:32"}, {0, 0, "session_params", NULL},
+	{0, 0, "value", "1 AES_CM_128_HMAC_SHA1_80 inline:" K1 "|2^20|1:32"},
+	{0, 1, "tag", "2"}, {0, 1, "suite", "AES_256_CM_HMAC_SHA1_80"},
+	{0, 1, "key_params", "inline:" K2 "|2^31"}, {0, 1, "session_params", "KDR=0 WSH=128"},
+	{0, 1, "value", "2 AES_256_CM_HMAC_SHA1_80 inline:" K2 "|2^31 KDR=0 WSH=128"},
+	{1, 0, "tag", "7"}, {1, 0, "suite", "AEAD_AES_128_GCM"},
+	{1, 0, "key_params", "inline:" K3}, {1, 0, "session_params", NULL},
+	{1, 0, "value", "7 AEAD_AES_128_GCM inline:" K3},
+};
+
+#define ROWS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Every field of every stream and attribute of the multi-stream offer, each read once and
+ * compared with its row; every (stream, field) pair has exactly one row. */
+static void check_media(const sd_plain *p)
+{
+	size_t nmedia = sd_plain_media_count(p, 0), i, j, k;
+	uint32_t nf = sd_media_field_count(), ncf = sd_crypto_field_count(), f;
+	int read = 0, wrong = 0, unnamed = 0;
+	sd_str v;
+	sd_result r;
+
+	CHECK(nmedia == 4, "four media streams (%zu)", nmedia);
+	CHECK(field_eq(p, SD_FIELD_MEDIA_COUNT, "4"), "SD_FIELD_MEDIA_COUNT is 4");
+	CHECK(sd_plain_get(p, 0, SD_FIELD_SDP_ERROR, &v) == SD_ERR_INVALID_ARGUMENT && v.len == 0,
+			"a valid SDP has no SD_FIELD_SDP_ERROR");
+	for(k = 0; k < ROWS(MEDIA_ROWS); k++) {
+		const media_row *row = &MEDIA_ROWS[k];
+		f = field_by_name(nf, sd_media_field_name, row->field);
+		unnamed += f == UINT32_MAX;
+		r = sd_plain_media_get(p, 0, row->media, f, &v);
+		read++;
+		if(!view_eq(r, v, row->want)) {
+			wrong++;
+			printf("# media %zu %s: got %u \"%.*s\", want %s\n", row->media, row->field,
+					(unsigned)r, (int)v.len, v.ptr ? (const char *)v.ptr : "",
+					row->want ? row->want : "(absent)");
+		}
+	}
+	CHECK(unnamed == 0 && ROWS(MEDIA_ROWS) == nmedia * nf,
+			"the rows name every one of the %u media fields of each of the %zu streams", nf,
+			nmedia);
+	CHECK(wrong == 0, "%d media fields read through sd_plain_media_get, each as expected "
+					  "(audio+video+rtcp-mux+disabled, IPv6, session c=, a=rtcp, port count)",
+			read);
+
+	read = wrong = unnamed = 0;
+	j = 0; /* attributes in the SDP */
+	for(i = 0; i < nmedia; i++)
+		j += sd_plain_crypto_count(p, 0, i);
+	for(k = 0; k < ROWS(CRYPTO_ROWS); k++) {
+		const crypto_row *row = &CRYPTO_ROWS[k];
+		f = field_by_name(ncf, sd_crypto_field_name, row->field);
+		unnamed += f == UINT32_MAX;
+		r = sd_plain_crypto_get(p, 0, row->media, row->crypto, f, &v);
+		read++;
+		if(!view_eq(r, v, row->want)) {
+			wrong++;
+			/* never print what may be a key: the field name says which one */
+			printf("# media %zu crypto %zu %s: got %u (%zu bytes)\n", row->media,
+					row->crypto, row->field, (unsigned)r, v.len);
+		}
+	}
+	CHECK(unnamed == 0 && ROWS(CRYPTO_ROWS) == j * ncf && sd_plain_crypto_count(p, 0, 0) == 2
+					&& sd_plain_crypto_count(p, 0, 1) == 1 && sd_plain_crypto_count(p, 0, 2) == 0,
+			"crypto counts 2, 1, 0, 0 and a row for each of the %u fields of each attribute",
+			ncf);
+	CHECK(wrong == 0, "%d a=crypto fields read through sd_plain_crypto_get, each as expected "
+					  "(tags, suites, key params, session params, values)",
+			read);
+
+	/* the single-stream fields show the first audio stream */
+	CHECK(field_eq(p, SD_FIELD_MEDIA_ADDR, "192.0.2.10") && field_eq(p, SD_FIELD_MEDIA_PORT, "49170")
+					&& field_eq(p, SD_FIELD_CRYPTO,
+							"1 AES_CM_128_HMAC_SHA1_80 inline:" K1 "|2^20|1:32"),
+			"SD_FIELD_MEDIA_ADDR/PORT/CRYPTO still give the first audio stream");
+
+	/* range and null checks */
+	v.len = 9;
+	CHECK(sd_plain_media_get(p, 0, nmedia, 0, &v) == SD_ERR_INVALID_ARGUMENT && v.len == 0,
+			"media index out of range -> SD_ERR_INVALID_ARGUMENT, empty view");
+	CHECK(sd_plain_media_get(p, 0, 0, nf, &v) == SD_ERR_INVALID_ARGUMENT
+					&& sd_plain_media_get(p, 1, 0, 0, &v) == SD_ERR_INVALID_ARGUMENT,
+			"media field number %u and part 1 out of range refused", nf);
+	CHECK(sd_plain_crypto_get(p, 0, 0, 2, 0, &v) == SD_ERR_INVALID_ARGUMENT
+					&& sd_plain_crypto_get(p, 0, 2, 0, 0, &v) == SD_ERR_INVALID_ARGUMENT
+					&& sd_plain_crypto_get(p, 0, 0, 0, ncf, &v) == SD_ERR_INVALID_ARGUMENT,
+			"crypto index, a stream without a=crypto and crypto field %u refused", ncf);
+	CHECK(sd_plain_media_get(NULL, 0, 0, 0, &v) == SD_ERR_NULL_PARAMETER
+					&& sd_plain_media_get(p, 0, 0, 0, NULL) == SD_ERR_NULL_PARAMETER
+					&& sd_plain_crypto_get(NULL, 0, 0, 0, 0, &v) == SD_ERR_NULL_PARAMETER
+					&& sd_plain_crypto_get(p, 0, 0, 0, 0, NULL) == SD_ERR_NULL_PARAMETER,
+			"NULL sd_plain or out pointer refused by both getters");
+	CHECK(sd_plain_media_count(NULL, 0) == 0 && sd_plain_media_count(p, 1) == 0
+					&& sd_plain_crypto_count(NULL, 0, 0) == 0
+					&& sd_plain_crypto_count(p, 0, nmedia) == 0,
+			"counts are 0 for NULL and out of range");
+}
+
 /* Unwraps m; returns the result code; checks generation/source if want_gen > 0. */
 static sd_result unwrap(const sd_ctx *ctx, const sd_msg *m, uint32_t *gen, char *source,
 		size_t source_len)
@@ -160,6 +331,9 @@ int main(int argc, char **argv)
 	file_buf other = slurp(msgdir, "other.der");
 	file_buf truncated = slurp(msgdir, "truncated.der");
 	file_buf sdp = slurp(msgdir, "offer.sdp");
+	file_buf media = slurp(msgdir, "media.der");
+	file_buf media_sdp = slurp(msgdir, "media.sdp");
+	file_buf badsdp = slurp(msgdir, "badsdp.der");
 
 	/* -- version, messages -- */
 	CHECK(sd_version() && strlen(sd_version()) > 0, "sd_version: %s", sd_version());
@@ -274,6 +448,44 @@ int main(int argc, char **argv)
 	plain = NULL;
 	sd_plain_free(NULL);
 
+	/* -- every media stream of a multi-stream SDP -- */
+	CHECK(names_ok(sd_field_count(), sd_field_name, "body")
+					&& names_ok(sd_media_field_count(), sd_media_field_name, "kind")
+					&& names_ok(sd_crypto_field_count(), sd_crypto_field_name, "tag"),
+			"field name tables: %u sd_field, %u sd_media_field, %u sd_crypto_field names, "
+			"distinct, NULL past the end",
+			sd_field_count(), sd_media_field_count(), sd_crypto_field_count());
+	CHECK(field_by_name(sd_field_count(), sd_field_name, "media_addr") == SD_FIELD_MEDIA_ADDR
+					&& field_by_name(sd_field_count(), sd_field_name, "crypto") == SD_FIELD_CRYPTO
+					&& field_by_name(sd_media_field_count(), sd_media_field_name, "rtcp_port")
+							== SD_MEDIA_FIELD_RTCP_PORT
+					&& field_by_name(sd_crypto_field_count(), sd_crypto_field_name, "suite")
+							== SD_CRYPTO_FIELD_SUITE,
+			"names map to the header's constants (media_addr, crypto, rtcp_port, suite)");
+	sd_msg m_media = msg_of("call-m@example.org", "tag-m", "", "INVITE", 0, SMIME_AUTH, media);
+	r = sd_unwrap_body(ctx, &m_media, &plain);
+	CHECK(r == SD_OK && plain, "multi-stream offer unwrapped (%u)", r);
+	if(plain) {
+		CHECK(sd_plain_get(plain, 0, SD_FIELD_BODY, &v) == SD_OK && v.len == media_sdp.len
+						&& memcmp(v.ptr, media_sdp.data, v.len) == 0,
+				"its plaintext is tests/data/sip/multistream.sdp");
+		check_media(plain);
+	}
+	sd_plain_free(plain);
+	plain = NULL;
+	sd_msg m_bad = msg_of("call-s@example.org", "tag-s", "", "INVITE", 0, SMIME_AUTH, badsdp);
+	r = sd_unwrap_body(ctx, &m_bad, &plain);
+	CHECK(r == SD_OK && plain, "offer with a malformed SDP still decrypts (%u)", r);
+	if(plain) {
+		CHECK(field_eq(plain, SD_FIELD_SDP_ERROR, "malformed SDP line 6")
+						&& sd_plain_media_count(plain, 0) == 0
+						&& sd_plain_get(plain, 0, SD_FIELD_MEDIA_COUNT, &v) == SD_ERR_INVALID_ARGUMENT
+						&& sd_plain_get(plain, 0, SD_FIELD_MEDIA_ADDR, &v) == SD_ERR_INVALID_ARGUMENT,
+				"malformed SDP: SD_FIELD_SDP_ERROR names line 6, no streams, no media count");
+	}
+	sd_plain_free(plain);
+	plain = NULL;
+
 	/* -- fork: a child reads the key the parent cached, and caches one the parent reads -- */
 	fflush(stdout);
 	pid = fork();
@@ -295,6 +507,16 @@ int main(int argc, char **argv)
 	r = unwrap(ctx, &m_b, &gen, source, sizeof(source));
 	CHECK(r == SD_OK && strcmp(source, "cache") == 0,
 			"parent decrypted dialog B's MESSAGE with the key the child cached (%u)", r);
+	r = sd_unwrap_body(ctx, &m_b, &plain);
+	CHECK(r == SD_OK && field_eq(plain, SD_FIELD_CONTENT_TYPE, "application/octet-stream")
+					&& sd_plain_media_count(plain, 0) == 0
+					&& sd_plain_get(plain, 0, SD_FIELD_MEDIA_COUNT, &v) == SD_ERR_INVALID_ARGUMENT
+					&& sd_plain_get(plain, 0, SD_FIELD_SDP_ERROR, &v) == SD_ERR_INVALID_ARGUMENT,
+			"a part that is not SDP (application/octet-stream) has no streams, no media count, "
+			"no SDP error (%u)",
+			r);
+	sd_plain_free(plain);
+	plain = NULL;
 
 	/* -- an AES-CBC dialog: its unauthenticated in-dialog bodies are refused unread -- */
 	sd_msg m_offer_c = msg_of("call-c@example.org", "tag-c", "", "INVITE", 0, SMIME_ENV, offer_c);

@@ -10,6 +10,10 @@
  * return codes, pseudo-variables, RPC and statistics. All parsing of CMS and
  * S/MIME, key handling and the per-dialog key cache live in libsipsd (Rust).
  *
+ * This file holds the export tables, the script functions, modparams, RPC and
+ * statistics; sipsd_pv.c the $sd(...) pseudo-variable and KSR.sipsd.sd_get();
+ * sipsd_mod.h what they share.
+ *
  * SPDX-License-Identifier: MIT OR Apache-2.0
  */
 
@@ -43,6 +47,8 @@
 
 #include "sipsd.h"
 #include "sipsd_compat.h"
+#include "sipsd_mod.h"
+#include "sipsd_pv.h"
 
 MODULE_VERSION
 
@@ -77,9 +83,6 @@ static int sipsd_param_strict_key_permissions(modparam_t type, void *val);
 static int sipsd_param_max_rsa_ops(modparam_t type, void *val);
 static int sipsd_param_allow_cbc_in_dialog(modparam_t type, void *val);
 static int sipsd_param_plaintext_next_hop(modparam_t type, void *val);
-
-static int pv_get_sd(sip_msg_t *msg, pv_param_t *param, pv_value_t *res);
-static int pv_parse_sd_name(pv_spec_t *sp, str *in);
 
 static void sipsd_rpc_stats(rpc_t *rpc, void *ctx);
 static void sipsd_rpc_reload(rpc_t *rpc, void *ctx);
@@ -187,58 +190,8 @@ static int _sipsd_dlg_loaded = 0;
 static textops_api_t _sipsd_textops;
 static int _sipsd_textops_loaded = 0;
 
-/* Result of the last library call for one message, per process. Keyed by
- * message id + pid (msg_ctx_id_t) so nothing is ever shown for another one. */
-typedef struct sipsd_last {
-	msg_ctx_id_t mid;
-	int valid;
-	sd_result code;
-	sd_plain *plain;       /* owned; freed when another message is handled */
-	int has_generation;
-	unsigned int generation;
-	int body_replaced;
-} sipsd_last_t;
-
+/* the result of the last call for a message, in this process (sipsd_mod.h) */
 static sipsd_last_t _sipsd_last = {0};
-
-/* the values $sd(name) can show */
-enum sipsd_pv_name
-{
-	SIPSD_PV_BODY = 0,
-	SIPSD_PV_CONTENT_TYPE,
-	SIPSD_PV_CONTENT_ID,
-	SIPSD_PV_SMIME_TYPE,
-	SIPSD_PV_KEY_SOURCE,
-	SIPSD_PV_KEY_LABEL,
-	SIPSD_PV_MEDIA_ADDR,
-	SIPSD_PV_MEDIA_PORT,
-	SIPSD_PV_CRYPTO,
-	SIPSD_PV_GENERATION,
-	SIPSD_PV_ERROR,
-	SIPSD_PV_CODE
-};
-
-typedef struct sipsd_pv_def {
-	str name;
-	int id;
-	int field; /* sd_field, or -1 when not read from the decrypted part */
-} sipsd_pv_def_t;
-
-static sipsd_pv_def_t _sipsd_pv_defs[] = {
-	{str_init("body"), SIPSD_PV_BODY, SD_FIELD_BODY},
-	{str_init("content_type"), SIPSD_PV_CONTENT_TYPE, SD_FIELD_CONTENT_TYPE},
-	{str_init("content_id"), SIPSD_PV_CONTENT_ID, SD_FIELD_CONTENT_ID},
-	{str_init("smime_type"), SIPSD_PV_SMIME_TYPE, SD_FIELD_SMIME_TYPE},
-	{str_init("key_source"), SIPSD_PV_KEY_SOURCE, SD_FIELD_KEY_SOURCE},
-	{str_init("key_label"), SIPSD_PV_KEY_LABEL, SD_FIELD_KEY_LABEL},
-	{str_init("media_addr"), SIPSD_PV_MEDIA_ADDR, SD_FIELD_MEDIA_ADDR},
-	{str_init("media_port"), SIPSD_PV_MEDIA_PORT, SD_FIELD_MEDIA_PORT},
-	{str_init("crypto"), SIPSD_PV_CRYPTO, SD_FIELD_CRYPTO},
-	{str_init("generation"), SIPSD_PV_GENERATION, -1},
-	{str_init("error"), SIPSD_PV_ERROR, -1},
-	{str_init("code"), SIPSD_PV_CODE, -1},
-	{{0, 0}, 0, 0}
-};
 
 /* ---------------------------------------------------------------------- */
 /* helpers                                                                */
@@ -249,12 +202,6 @@ static inline sd_str sipsd_sdstr(const str *s)
 	r.ptr = (s != NULL && s->len > 0) ? (const uint8_t *)s->s : NULL;
 	r.len = (s != NULL && s->len > 0) ? (size_t)s->len : 0;
 	return r;
-}
-
-static inline void sipsd_str_from_sd(const sd_str *in, str *out)
-{
-	out->s = (char *)in->ptr;
-	out->len = (in->ptr != NULL) ? (int)in->len : 0;
 }
 
 static int sipsd_rc(sd_result r)
@@ -272,7 +219,7 @@ static int sipsd_rc(sd_result r)
 }
 
 /* the state of this message, or NULL if the last call was for another one */
-static sipsd_last_t *sipsd_last_get(sip_msg_t *msg)
+sipsd_last_t *sipsd_last_get(sip_msg_t *msg)
 {
 	if(_sipsd_last.valid && msg_ctx_id_match(msg, &_sipsd_last.mid) == 1)
 		return &_sipsd_last;
@@ -915,93 +862,6 @@ static int w_sd_dialog_end(sip_msg_t *msg, char *p1, char *p2)
 }
 
 /* ---------------------------------------------------------------------- */
-/* $sd(name)                                                              */
-
-#define SIPSD_VAL_NULL 0
-#define SIPSD_VAL_STR 1
-#define SIPSD_VAL_INT 2
-
-/* value of $sd(id) for msg: SIPSD_VAL_NULL, _STR (in *s) or _INT (in *n) */
-static int sipsd_value(sip_msg_t *msg, int id, str *s, long *n)
-{
-	sipsd_last_t *l;
-	sipsd_pv_def_t *d;
-	sd_str v;
-
-	l = (msg != NULL) ? sipsd_last_get(msg) : NULL;
-	if(l == NULL)
-		return SIPSD_VAL_NULL;
-	switch(id) {
-		case SIPSD_PV_CODE:
-			*n = (long)l->code;
-			return SIPSD_VAL_INT;
-		case SIPSD_PV_ERROR:
-			s->s = (char *)sd_strerror(l->code);
-			s->len = (s->s != NULL) ? strlen(s->s) : 0;
-			return (s->len > 0) ? SIPSD_VAL_STR : SIPSD_VAL_NULL;
-		case SIPSD_PV_GENERATION:
-			if(!l->has_generation)
-				return SIPSD_VAL_NULL;
-			*n = (long)l->generation;
-			return SIPSD_VAL_INT;
-	}
-	if(l->plain == NULL)
-		return SIPSD_VAL_NULL;
-	for(d = _sipsd_pv_defs; d->name.s != NULL; d++) {
-		if(d->id != id || d->field < 0)
-			continue;
-		if(sd_plain_get(l->plain, 0, (sd_field)d->field, &v) != SD_OK
-				|| v.len == 0 || v.ptr == NULL)
-			return SIPSD_VAL_NULL;
-		sipsd_str_from_sd(&v, s);
-		return SIPSD_VAL_STR;
-	}
-	return SIPSD_VAL_NULL;
-}
-
-static int pv_get_sd(sip_msg_t *msg, pv_param_t *param, pv_value_t *res)
-{
-	str s = STR_NULL;
-	long n = 0;
-
-	switch(sipsd_value(msg, param->pvn.u.isname.name.n, &s, &n)) {
-		case SIPSD_VAL_STR:
-			return pv_get_strval(msg, param, res, &s);
-		case SIPSD_VAL_INT:
-			return pv_get_sintval(msg, param, res, n);
-	}
-	return pv_get_null(msg, param, res);
-}
-
-static int sipsd_pv_id(str *name)
-{
-	sipsd_pv_def_t *d;
-	for(d = _sipsd_pv_defs; d->name.s != NULL; d++) {
-		if(d->name.len == name->len
-				&& strncmp(d->name.s, name->s, name->len) == 0)
-			return d->id;
-	}
-	return -1;
-}
-
-static int pv_parse_sd_name(pv_spec_t *sp, str *in)
-{
-	int id;
-
-	if(sp == NULL || in == NULL || in->len <= 0)
-		return -1;
-	id = sipsd_pv_id(in);
-	if(id < 0) {
-		LM_ERR("unknown $sd name: %.*s\n", in->len, in->s);
-		return -1;
-	}
-	sp->pvp.pvn.type = PV_NAME_INTSTR;
-	sp->pvp.pvn.u.isname.type = 0;
-	sp->pvp.pvn.u.isname.name.n = id;
-	return 0;
-}
-
-/* ---------------------------------------------------------------------- */
 /* statistics and RPC                                                     */
 
 /* every library statistic is a Kamailio counter "sipsd:NAME"; the list comes from
@@ -1080,37 +940,6 @@ static void sipsd_rpc_reload(rpc_t *rpc, void *ctx)
 
 /* ---------------------------------------------------------------------- */
 /* KEMI                                                                   */
-
-static sr_kemi_xval_t _sr_kemi_sipsd_xval = {0};
-
-static sr_kemi_xval_t *ki_sd_get(sip_msg_t *msg, str *name)
-{
-	str s = STR_NULL;
-	long n = 0;
-	int id;
-
-	memset(&_sr_kemi_sipsd_xval, 0, sizeof(sr_kemi_xval_t));
-	id = (name != NULL) ? sipsd_pv_id(name) : -1;
-	if(id < 0) {
-		LM_ERR("unknown sd_get name: %.*s\n", name ? name->len : 0,
-				name ? name->s : "");
-		sr_kemi_xval_null(&_sr_kemi_sipsd_xval, SR_KEMI_XVAL_NULL_NONE);
-		return &_sr_kemi_sipsd_xval;
-	}
-	switch(sipsd_value(msg, id, &s, &n)) {
-		case SIPSD_VAL_STR:
-			_sr_kemi_sipsd_xval.vtype = SR_KEMIP_STR;
-			_sr_kemi_sipsd_xval.v.s = s;
-			break;
-		case SIPSD_VAL_INT:
-			_sr_kemi_sipsd_xval.vtype = SR_KEMIP_INT;
-			_sr_kemi_sipsd_xval.v.n = (int)n;
-			break;
-		default:
-			sr_kemi_xval_null(&_sr_kemi_sipsd_xval, SR_KEMI_XVAL_NULL_NONE);
-	}
-	return &_sr_kemi_sipsd_xval;
-}
 
 /* clang-format off */
 static sr_kemi_t sr_kemi_sipsd_exports[] = {

@@ -34,7 +34,7 @@ use crate::engine::cache::{now_secs, DialogKey, Entry, OnMiss, SharedCache, Stor
 use crate::engine::{Error, Result};
 use crate::sip::body::{self, BodyError, EncryptedPart};
 use crate::sip::disclose::{DiscloseError, DisclosureRequest, Selection};
-use crate::sip::sdp::SdpInfo;
+use crate::sip::sdp::{SdpError, SdpInfo};
 use counters::SharedCounters;
 
 /// Where the key that opened a part came from.
@@ -76,14 +76,13 @@ pub struct DisclosedPart {
 }
 
 impl DisclosedPart {
-    /// Media facts when the plaintext is SDP (parsed on demand: the hot path does not pay
-    /// for it unless a script asks for a media field).
-    pub fn sdp(&self) -> Option<SdpInfo> {
+    /// The session description when the plaintext is SDP (`None` for another type), or why
+    /// it could not be read. Parsed on demand: the hot path does not pay for it unless a
+    /// script asks for a media field.
+    pub fn sdp(&self) -> Option<std::result::Result<SdpInfo, SdpError>> {
         // parse_inner gives the canonical, lower-case media type first.
         let media = self.content_type.split(';').next().unwrap_or("").trim();
-        (media == "application/sdp")
-            .then(|| SdpInfo::parse(&self.body).ok())
-            .flatten()
+        (media == "application/sdp").then(|| SdpInfo::parse(&self.body))
     }
 }
 

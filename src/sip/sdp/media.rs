@@ -1,0 +1,208 @@
+//! One media description (`m=` line and what follows it) as policy reads it: the stream's
+//! transport address and port range, RTCP, direction, codecs and SDES keys.
+
+use super::connection::Connection;
+use super::crypto::CryptoAttr;
+
+/// The direction attribute of a media or of the session (RFC 8866 §6.7, RFC 3264 §5.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// `sendrecv` (the default)
+    SendRecv,
+    /// `sendonly`
+    SendOnly,
+    /// `recvonly`
+    RecvOnly,
+    /// `inactive`
+    Inactive,
+}
+
+impl Direction {
+    /// The attribute name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+
+    /// The direction an attribute name stands for.
+    pub fn from_attr(name: &str) -> Option<Direction> {
+        [
+            Direction::SendRecv,
+            Direction::SendOnly,
+            Direction::RecvOnly,
+            Direction::Inactive,
+        ]
+        .into_iter()
+        .find(|d| d.name() == name)
+    }
+}
+
+/// An `a=rtcp:<port> [<nettype> <addrtype> <address>]` attribute (RFC 3605).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RtcpAttr {
+    /// The RTCP port.
+    pub port: u16,
+    /// The RTCP address, when the attribute names one.
+    pub connection: Option<Connection>,
+}
+
+/// An `a=rtpmap:<payload type> <encoding>/<clock rate>[/<parameters>]` attribute (RFC 8866
+/// §6.6): what an RTP payload type stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RtpMap {
+    /// The payload type, 0 to 127.
+    pub payload_type: u8,
+    /// The encoding name as written, e.g. `PCMU`, `opus`, `telephone-event`.
+    pub encoding: String,
+    /// The RTP clock rate in Hz.
+    pub clock_rate: u32,
+    /// The encoding parameters (the channel count for audio), if given.
+    pub params: Option<u32>,
+}
+
+impl RtpMap {
+    /// Parses the value after `a=rtpmap:`; `None` when malformed.
+    pub fn parse(value: &str) -> Option<RtpMap> {
+        let number = |s: &str, max: usize| -> Option<u32> {
+            (!s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        let mut f = value.split_ascii_whitespace();
+        let (pt, enc) = (f.next()?, f.next()?);
+        if f.next().is_some() {
+            return None;
+        }
+        let payload_type = u8::try_from(number(pt, 3)?).ok().filter(|p| *p <= 127)?;
+        let mut parts = enc.split('/');
+        let encoding = parts.next().filter(|e| super::crypto::is_token(e))?;
+        let clock_rate = number(parts.next()?, 10)?;
+        let params = match parts.next() {
+            Some(p) => Some(number(p, 10)?),
+            None => None,
+        };
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(RtpMap {
+            payload_type,
+            encoding: encoding.to_owned(),
+            clock_rate,
+            params,
+        })
+    }
+}
+
+impl std::fmt::Display for RtpMap {
+    /// `PT ENCODING/RATE[/PARAMS]`, the attribute's value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}/{}",
+            self.payload_type, self.encoding, self.clock_rate
+        )?;
+        match self.params {
+            Some(p) => write!(f, "/{p}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One media description.
+#[derive(Clone, Debug)]
+pub struct MediaInfo {
+    /// The media type: `audio`, `video`, `application`, ...
+    pub kind: String,
+    /// The transport port; 0 disables the stream (RFC 3264 §5.1).
+    pub port: u16,
+    /// How many transport ports (`m=video 49170/2 ...`; 1 when not given). For RTP the ports
+    /// are `port`, `port + 2`, ... each with RTCP one above (RFC 8866 §5.14).
+    pub port_count: u16,
+    /// The transport protocol, e.g. `RTP/SAVP`.
+    pub proto: String,
+    /// The media formats (RTP payload types for RTP), in order.
+    pub formats: Vec<String>,
+    /// The `a=rtpmap` attributes, in order.
+    pub rtpmaps: Vec<RtpMap>,
+    /// The connection address: the media's own `c=`, else the session's.
+    pub connection: Option<Connection>,
+    /// True when [`MediaInfo::connection`] is the session-level one.
+    pub connection_from_session: bool,
+    /// The `a=rtcp` attribute, if any.
+    pub rtcp: Option<RtcpAttr>,
+    /// `a=rtcp-mux` (RFC 5761): RTCP shares the RTP port.
+    pub rtcp_mux: bool,
+    /// The direction: the media's attribute, else the session's, else `sendrecv`.
+    pub direction: Direction,
+    /// The `a=crypto` attributes, in order.
+    pub crypto: Vec<CryptoAttr>,
+}
+
+impl MediaInfo {
+    pub(super) fn new(kind: &str, port: u16, port_count: u16, proto: &str) -> MediaInfo {
+        MediaInfo {
+            kind: kind.to_owned(),
+            port,
+            port_count,
+            proto: proto.to_owned(),
+            formats: Vec::new(),
+            rtpmaps: Vec::new(),
+            connection: None,
+            connection_from_session: false,
+            rtcp: None,
+            rtcp_mux: false,
+            direction: Direction::SendRecv,
+            crypto: Vec::new(),
+        }
+    }
+
+    /// The stream is disabled (port 0).
+    pub fn is_disabled(&self) -> bool {
+        self.port == 0
+    }
+
+    /// What payload type `pt` stands for: its `a=rtpmap`, if the stream has one.
+    pub fn rtpmap(&self, pt: u8) -> Option<&RtpMap> {
+        self.rtpmaps.iter().find(|r| r.payload_type == pt)
+    }
+
+    /// The connection address (media-level, else session-level), if any.
+    pub fn addr(&self) -> Option<&str> {
+        self.connection.as_ref().map(|c| c.address.as_str())
+    }
+
+    /// Where RTCP goes, for an enabled stream: the RTP port with `a=rtcp-mux` (RFC 5761
+    /// §5.1.3: when both are offered, `a=rtcp` is the fallback for an answer without
+    /// rtcp-mux), else the `a=rtcp` port (RFC 3605), else the RTP port + 1 (RFC 3550 §11).
+    /// `None` for a disabled stream or when port + 1 does not exist.
+    pub fn rtcp_port(&self) -> Option<u16> {
+        if self.is_disabled() {
+            return None;
+        }
+        match (&self.rtcp, self.rtcp_mux) {
+            (_, true) => Some(self.port),
+            (Some(a), false) => Some(a.port),
+            (None, false) => self.port.checked_add(1),
+        }
+    }
+
+    /// The RTCP address: the `a=rtcp` address when it names one (and rtcp-mux is not
+    /// asked), else the connection address.
+    pub fn rtcp_addr(&self) -> Option<&str> {
+        self.rtcp_port()?;
+        match (&self.rtcp, self.rtcp_mux) {
+            (
+                Some(RtcpAttr {
+                    connection: Some(c),
+                    ..
+                }),
+                false,
+            ) => Some(c.address.as_str()),
+            _ => self.addr(),
+        }
+    }
+}

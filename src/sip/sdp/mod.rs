@@ -1,0 +1,324 @@
+//! The session description a trusted proxy reads from a disclosed SDP (RFC 8866, formerly
+//! RFC 4566), reduced to what policy needs: every media stream with its connection address
+//! (media-level, else session-level; IPv4, IPv6, multicast flagged), port and port count,
+//! transport, formats and their `a=rtpmap`, RTCP port and address (RFC 3605, RFC 5761),
+//! direction (RFC 8866 §6.7) and SDES keys (`a=crypto`, RFC 4568).
+//!
+//! The text is untrusted: size, media, formats and crypto attributes are limited, and a line
+//! this module interprets must be well formed or the whole description is refused
+//! ([`SdpError`]); attributes it does not interpret are skipped. Two `c=` lines, two
+//! `a=rtcp` or two different direction attributes at one level are refused rather than
+//! guessed between: a firewall must not read another address than the endpoint uses.
+//!
+//! Submodules: [`connection`] (`c=` values), [`media`] (one media description), [`crypto`]
+//! (the `a=crypto` attribute, the one definition of it in sipsd).
+
+pub mod connection;
+pub mod crypto;
+pub mod media;
+
+pub use connection::{AddrType, Connection};
+pub use crypto::{CryptoAttr, MasterKey, Mki, SrtpSuite};
+pub use media::{Direction, MediaInfo, RtcpAttr, RtpMap};
+
+/// Largest SDP accepted, in bytes.
+pub const MAX_SDP: usize = 65536;
+/// Most `m=` lines accepted.
+pub const MAX_MEDIA: usize = 64;
+/// Most `a=crypto` lines accepted per media.
+pub const MAX_CRYPTO: usize = 32;
+/// Most formats on one `m=` line, and most `a=rtpmap` per media.
+pub const MAX_FORMATS: usize = 64;
+
+/// The session description, reduced to what a proxy needs.
+#[derive(Clone, Debug, Default)]
+pub struct SdpInfo {
+    /// The session-level `c=`.
+    pub session_connection: Option<Connection>,
+    /// The session-level direction attribute.
+    pub session_direction: Option<Direction>,
+    /// The media descriptions in order, session-level defaults applied.
+    pub media: Vec<MediaInfo>,
+}
+
+/// Why an SDP, or the keys of one of its `a=crypto` attributes, could not be read. No
+/// message contains text of the SDP.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SdpError {
+    /// The SDP is not UTF-8.
+    #[error("SDP is not UTF-8")]
+    NotUtf8,
+    /// The first line is not `v=0`.
+    #[error("SDP does not start with v=0")]
+    NoVersion,
+    /// A malformed line (1-based line number).
+    #[error("malformed SDP line {0}")]
+    BadLine(usize),
+    /// The SDP is larger than [`MAX_SDP`] bytes.
+    #[error("SDP larger than {MAX_SDP} bytes")]
+    TooLarge,
+    /// More than [`MAX_MEDIA`] media, [`MAX_FORMATS`] formats or `a=rtpmap` in one media,
+    /// or [`MAX_CRYPTO`] crypto attributes in one media (the line).
+    #[error("too many media, formats or crypto lines at line {0}")]
+    TooMany(usize),
+    /// An `a=crypto` value that is not `tag suite key-params [session-params]`.
+    #[error("a=crypto value malformed: {0}")]
+    BadCrypto(&'static str),
+    /// An `a=crypto` value over [`crypto::MAX_CRYPTO_LEN`] bytes or [`crypto::MAX_KEYS`] keys.
+    #[error("crypto attribute over its size or key limit")]
+    CryptoTooLarge,
+    /// Keys asked of a suite sipsd does not know the key length of.
+    #[error("unknown SRTP crypto suite")]
+    UnknownSuite,
+    /// A key parameter whose method is not `inline` (the only one SRTP defines).
+    #[error("key method is not inline")]
+    KeyMethod,
+    /// The text after `inline:` does not decode as base64.
+    #[error("key||salt is not valid base64")]
+    KeyBase64,
+    /// The key||salt does not have the suite's length.
+    #[error("key||salt of {got} bytes where the suite needs {want}")]
+    KeyLength {
+        /// Bytes decoded.
+        got: usize,
+        /// Bytes the suite needs.
+        want: usize,
+    },
+    /// A key lifetime that is not `2^n` (n ≤ 63) or a positive number, or not first.
+    #[error("key lifetime is neither 2^n nor a packet count")]
+    Lifetime,
+    /// An MKI that is not `value:length` with the value fitting in 1 to 128 bytes.
+    #[error("MKI is not value:length within 1 to 128 bytes")]
+    Mki,
+    /// Several keys without MKIs, or with MKIs of different lengths.
+    #[error("keys of one attribute disagree on their MKI")]
+    MkiMismatch,
+}
+
+/// `digits` as a number of at most 5 digits (a port), without sign or space.
+fn port_number(s: &str) -> Option<u16> {
+    (!s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+/// A transport protocol: tokens separated by `/` (`RTP/SAVP`, `UDP/TLS/RTP/SAVPF`).
+fn is_proto(s: &str) -> bool {
+    s.split('/').all(crypto::is_token)
+}
+
+/// `<media> <port>[/<count>] <proto> <fmt> ...`; the RTP port range with its RTCP ports
+/// must fit below 65536.
+fn media_line(value: &str, n: usize) -> Result<MediaInfo, SdpError> {
+    let bad = SdpError::BadLine(n);
+    let mut f = value.split_ascii_whitespace();
+    let (kind, ports, proto) = (
+        f.next().ok_or(SdpError::BadLine(n))?,
+        f.next().ok_or(SdpError::BadLine(n))?,
+        f.next().ok_or(SdpError::BadLine(n))?,
+    );
+    if !crypto::is_token(kind) || !is_proto(proto) {
+        return Err(bad);
+    }
+    let (port, count) = match ports.split_once('/') {
+        Some((p, c)) => (port_number(p), port_number(c)),
+        None => (port_number(ports), Some(1)),
+    };
+    let (Some(port), Some(count)) = (port, count) else {
+        return Err(bad);
+    };
+    // RTP uses port, port + 2, ... with RTCP one above each (RFC 8866 §5.14).
+    let last = u32::from(port) + 2 * u32::from(count.saturating_sub(1)) + 1;
+    if count == 0 || (count > 1 && (port == 0 || last > 65535)) {
+        return Err(bad);
+    }
+    let mut m = MediaInfo::new(kind, port, count, proto);
+    for fmt in f {
+        if !crypto::is_token(fmt) {
+            return Err(SdpError::BadLine(n));
+        }
+        if m.formats.len() == MAX_FORMATS {
+            return Err(SdpError::TooMany(n));
+        }
+        m.formats.push(fmt.to_owned());
+    }
+    if m.formats.is_empty() {
+        return Err(bad);
+    }
+    Ok(m)
+}
+
+/// `<port> [<nettype> <addrtype> <address>]` of `a=rtcp` (RFC 3605 §2.1).
+fn rtcp_attr(value: &str) -> Option<RtcpAttr> {
+    let value = value.trim_matches(' ');
+    let (port, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let port = port_number(port).filter(|p| *p != 0)?;
+    let connection = match rest.trim_matches(' ') {
+        "" => None,
+        c => Some(Connection::parse(c)?),
+    };
+    Some(RtcpAttr { port, connection })
+}
+
+/// What one level (the session, or one media) has declared so far, to refuse repeats.
+#[derive(Default)]
+struct Seen {
+    connection: bool,
+    direction: Option<Direction>,
+    rtcp: bool,
+}
+
+impl Seen {
+    /// Records a direction attribute; false when it contradicts an earlier one.
+    fn direction(&mut self, d: Direction) -> bool {
+        let same = self.direction.is_none_or(|old| old == d);
+        self.direction = Some(d);
+        same
+    }
+}
+
+impl SdpInfo {
+    /// Parses an SDP. Lines end with CRLF or LF; each is `<letter>=<value>`; blank lines are
+    /// skipped; the first line must be `v=0`; NUL and a CR inside a line are refused.
+    /// Interpreted: `c=`; `m=`; at media level `a=crypto`, `a=rtcp`, `a=rtcp-mux`, `a=rtpmap`; at both
+    /// levels `a=sendrecv|sendonly|recvonly|inactive`. Session-level `a=crypto`, `a=rtcp`
+    /// and `a=rtcp-mux` are ignored (the RFCs define them for media only).
+    pub fn parse(sdp: &[u8]) -> Result<SdpInfo, SdpError> {
+        if sdp.len() > MAX_SDP {
+            return Err(SdpError::TooLarge);
+        }
+        let text = std::str::from_utf8(sdp).map_err(|_| SdpError::NotUtf8)?;
+        let mut info = SdpInfo::default();
+        let mut session = Seen::default();
+        let mut media_seen: Vec<Seen> = Vec::new();
+        let mut seen_version = false;
+        for (i, raw) in text.split('\n').enumerate() {
+            let n = i + 1;
+            let line = raw.strip_suffix('\r').unwrap_or(raw);
+            if line.trim().is_empty() {
+                continue;
+            }
+            let bytes = line.as_bytes();
+            let (Some(&ty), Some(b'=')) = (bytes.first(), bytes.get(1)) else {
+                return Err(if seen_version {
+                    SdpError::BadLine(n)
+                } else {
+                    SdpError::NoVersion
+                });
+            };
+            if !ty.is_ascii_lowercase() || bytes.iter().any(|&b| b == 0 || b == b'\r') {
+                return Err(SdpError::BadLine(n));
+            }
+            let value = line.get(2..).unwrap_or_default();
+            if !seen_version {
+                if ty != b'v' || value.trim() != "0" {
+                    return Err(SdpError::NoVersion);
+                }
+                seen_version = true;
+                continue;
+            }
+            let level = match media_seen.last_mut() {
+                Some(s) => s,
+                None => &mut session,
+            };
+            match ty {
+                b'c' => {
+                    let c = Connection::parse(value).ok_or(SdpError::BadLine(n))?;
+                    if std::mem::replace(&mut level.connection, true) {
+                        return Err(SdpError::BadLine(n));
+                    }
+                    match info.media.last_mut() {
+                        Some(m) => m.connection = Some(c),
+                        None => info.session_connection = Some(c),
+                    }
+                }
+                b'm' => {
+                    if info.media.len() == MAX_MEDIA {
+                        return Err(SdpError::TooMany(n));
+                    }
+                    info.media.push(media_line(value, n)?);
+                    media_seen.push(Seen::default());
+                }
+                b'a' => {
+                    let (name, attr_value) = match value.split_once(':') {
+                        Some((a, v)) => (a, Some(v)),
+                        None => (value.trim_end_matches(' '), None),
+                    };
+                    if let (Some(d), None) = (Direction::from_attr(name), attr_value) {
+                        if !level.direction(d) {
+                            return Err(SdpError::BadLine(n));
+                        }
+                        continue;
+                    }
+                    let Some(m) = info.media.last_mut() else {
+                        continue;
+                    };
+                    match (name, attr_value) {
+                        ("crypto", Some(v)) => {
+                            if m.crypto.len() == MAX_CRYPTO {
+                                return Err(SdpError::TooMany(n));
+                            }
+                            let c = CryptoAttr::parse(v).map_err(|_| SdpError::BadLine(n))?;
+                            m.crypto.push(c);
+                        }
+                        ("rtcp", Some(v)) => {
+                            if std::mem::replace(&mut level.rtcp, true) {
+                                return Err(SdpError::BadLine(n));
+                            }
+                            m.rtcp = Some(rtcp_attr(v).ok_or(SdpError::BadLine(n))?);
+                        }
+                        ("rtcp-mux", None) => m.rtcp_mux = true,
+                        ("rtpmap", Some(v)) => {
+                            if m.rtpmaps.len() == MAX_FORMATS {
+                                return Err(SdpError::TooMany(n));
+                            }
+                            m.rtpmaps
+                                .push(RtpMap::parse(v).ok_or(SdpError::BadLine(n))?);
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !seen_version {
+            return Err(SdpError::NoVersion);
+        }
+        info.session_direction = session.direction;
+        for (m, seen) in info.media.iter_mut().zip(&media_seen) {
+            if m.connection.is_none() {
+                m.connection.clone_from(&info.session_connection);
+                m.connection_from_session = m.connection.is_some();
+            }
+            m.direction = seen
+                .direction
+                .or(session.direction)
+                .unwrap_or(Direction::SendRecv);
+        }
+        Ok(info)
+    }
+
+    /// The session-level connection address, if any.
+    pub fn session_addr(&self) -> Option<&str> {
+        self.session_connection.as_ref().map(|c| c.address.as_str())
+    }
+
+    /// The first `m=audio` description, if any (it may be disabled: port 0).
+    pub fn first_audio(&self) -> Option<&MediaInfo> {
+        self.media
+            .iter()
+            .find(|m| m.kind.eq_ignore_ascii_case("audio"))
+    }
+
+    /// The index of the stream a single-stream reader is shown: the first audio, else the
+    /// first media.
+    pub fn primary(&self) -> Option<usize> {
+        self.media
+            .iter()
+            .position(|m| m.kind.eq_ignore_ascii_case("audio"))
+            .or((!self.media.is_empty()).then_some(0))
+    }
+}
+
+#[cfg(test)]
+mod tests;
