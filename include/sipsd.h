@@ -241,7 +241,8 @@ enum sd_field
    */
   SD_FIELD_SMIME_TYPE = 3,
   /**
-   * `wrapped` (unwrapped with a proxy key) or `cache` (the dialog key).
+   * `wrapped` (unwrapped with a proxy key), `cache` (the dialog key) or `replica` (the
+   * dialog key as another cluster node replicated it).
    */
   SD_FIELD_KEY_SOURCE = 4,
   /**
