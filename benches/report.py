@@ -335,6 +335,12 @@ if e2e_lines:
                             f"{a - m_:+,} B shm, {pa - pm:+,} kB PSS, {sipsd_stats('after').get('cache_entries', '?')} entries",
                             flat))
 
+# ---------------------------------------------------------------- cluster (benches/report_cluster.py)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import report_cluster  # noqa: E402
+
+L.extend(report_cluster.section(res))
+
 # ---------------------------------------------------------------- targets
 w("## Targets")
 w("")
