@@ -103,7 +103,7 @@ def section(res):
       " node over the run (from /proc, clock ticks of"
       f" {1000 / tck:.0f} ms), per call placed.")
     w("")
-    w("| variant | calls | ok | failed | p1a CPU per call | p1b CPU per call | keys stored on p1b |")
+    w("| variant | calls | ok | failed | p1a CPU per call | p1b CPU per call | keys stored on p1b (with the 40 warm-up calls) |")
     w("| --- | --- | --- | --- | --- | --- | --- |")
     per = {}
     for v in ("replicated", "single"):
@@ -167,7 +167,7 @@ def replace(out, lines):
         doc = doc[:start] + block + (doc[nxt + 1:] if nxt >= 0 else "")
     else:
         at = doc.find("## Targets")
-        doc = doc[:at] + block + "\n" + doc[at:] if at >= 0 else doc + "\n" + block
+        doc = doc[:at] + block + doc[at:] if at >= 0 else doc + "\n" + block
     open(out, "w").write(doc)
 
 
