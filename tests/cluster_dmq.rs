@@ -40,7 +40,7 @@ use support::ports::{free_ports, ADDR};
 use support::procs::wait_for;
 use support::sip::{reply_with, Peer};
 use support::tools::kamailio_e2e;
-use support::vectors::key_path;
+use support::vectors::cert_recipient;
 use support::work::WorkDir;
 
 /// hex of "sipsd-cluster", the example cfg's default CLUSTER_KEY_ID
@@ -48,12 +48,7 @@ const KEY_ID: &str = "73697073642d636c7573746572";
 const RR: &str = "p1.cluster.test:5060";
 
 fn cert(who: &str) -> Recipient {
-    Recipient::from_cert_file(
-        &key_path(&format!("{who}.crt")),
-        IdKind::IssuerSerial,
-        RsaPadding::OaepSha256,
-    )
-    .expect("test certificate")
+    cert_recipient(who, IdKind::IssuerSerial, RsaPadding::OaepSha256)
 }
 
 /// A 32-byte key file, mode 0600.

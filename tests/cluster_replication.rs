@@ -54,6 +54,19 @@ fn node(dir: &Path, name: &str) -> Proxy {
     Proxy::new(c).unwrap()
 }
 
+/// A caller's offer of `sdp` for `recipients` (AES-256-GCM) and its dialog key.
+fn seal_offer(sdp: &[u8], recipients: &[Recipient]) -> (UaSession, SipBody) {
+    UaSession::offer(
+        "application/sdp",
+        sdp,
+        recipients,
+        ContentAlg::Aes256Gcm,
+        None,
+        &BodyOptions::default(),
+    )
+    .unwrap()
+}
+
 fn msg<'a>(call: &'a str, to_tag: &'a str, method: &'a str, b: &'a SipBody) -> SipMessage<'a> {
     SipMessage {
         call_id: call.as_bytes(),
@@ -94,15 +107,7 @@ fn a_dialog_survives_the_node_it_was_set_up_through() {
     let (a, b) = (node(dir.path(), "p1a"), node(dir.path(), "p1b"));
     let opts = BodyOptions::default();
     let recipients = [cert("callee"), cert("proxy1")];
-    let (mut ua, offer) = UaSession::offer(
-        "application/sdp",
-        SDP,
-        &recipients,
-        ContentAlg::Aes256Gcm,
-        None,
-        &opts,
-    )
-    .unwrap();
+    let (mut ua, offer) = seal_offer(SDP, &recipients);
     check!(
         read(&a, &msg("c1", "", "INVITE", &offer)) == (KeySource::Wrapped, 1),
         "p1a read the INVITE with its own key (gen 1)"
@@ -164,27 +169,11 @@ fn a_strangers_key_on_the_other_node_replaces_nothing() {
     let (a, b) = (node(dir.path(), "p1a"), node(dir.path(), "p1b"));
     let opts = BodyOptions::default();
     let recipients = [cert("callee"), cert("proxy1")];
-    let (mut ua, offer) = UaSession::offer(
-        "application/sdp",
-        SDP,
-        &recipients,
-        ContentAlg::Aes256Gcm,
-        None,
-        &opts,
-    )
-    .unwrap();
+    let (mut ua, offer) = seal_offer(SDP, &recipients);
     read(&a, &msg("c2", "", "INVITE", &offer));
     // a stranger who knows Call-ID and tag sends its own offer to p1b before the replica
     // arrives: p1b has no key for the dialog and stores the stranger's
-    let (_, forged) = UaSession::offer(
-        "application/sdp",
-        b"v=0\r\n",
-        &recipients,
-        ContentAlg::Aes256Gcm,
-        None,
-        &opts,
-    )
-    .unwrap();
+    let (_, forged) = seal_offer(b"v=0\r\n", &recipients);
     read(&b, &msg("c2", "", "INVITE", &forged));
     let (stored, stale, _) = replicate(&b, &a);
     check!(

@@ -179,36 +179,24 @@ fn bindgen_sees_the_same_layout_and_constants() {
             .or_else(|| consts.get(&name));
         assert_eq!(c_value, Some(&(f as u32)), "enum constant {name}");
     }
-    let cluster: [(String, u32); 7] = [
-        (
-            format!("{:?}", sd_cluster_kind::SD_CLUSTER_UPDATE),
-            sd_cluster_kind::SD_CLUSTER_UPDATE as u32,
-        ),
-        (
-            format!("{:?}", sd_cluster_kind::SD_CLUSTER_SYNC_REQUEST),
-            sd_cluster_kind::SD_CLUSTER_SYNC_REQUEST as u32,
-        ),
-        (
-            format!("{:?}", sd_cluster_kind::SD_CLUSTER_SYNC_DATA),
-            sd_cluster_kind::SD_CLUSTER_SYNC_DATA as u32,
-        ),
-        (
-            format!("{:?}", sd_cluster_kind::SD_CLUSTER_SYNC_DONE),
-            sd_cluster_kind::SD_CLUSTER_SYNC_DONE as u32,
-        ),
-        (
-            format!("{:?}", sd_cluster_size::SD_CLUSTER_MSG_MAX),
-            sd_cluster_size::SD_CLUSTER_MSG_MAX as u32,
-        ),
-        (
-            format!("{:?}", sd_cluster_size::SD_CLUSTER_NAME_SIZE),
-            sd_cluster_size::SD_CLUSTER_NAME_SIZE as u32,
-        ),
-        (
-            format!("{:?}", sd_cluster_size::SD_CLUSTER_ADDR_SIZE),
-            sd_cluster_size::SD_CLUSTER_ADDR_SIZE as u32,
-        ),
-    ];
+    let cluster: Vec<(String, u32)> = [
+        sd_cluster_kind::SD_CLUSTER_UPDATE,
+        sd_cluster_kind::SD_CLUSTER_SYNC_REQUEST,
+        sd_cluster_kind::SD_CLUSTER_SYNC_DATA,
+        sd_cluster_kind::SD_CLUSTER_SYNC_DONE,
+    ]
+    .iter()
+    .map(|k| (format!("{k:?}"), *k as u32))
+    .chain(
+        [
+            sd_cluster_size::SD_CLUSTER_MSG_MAX,
+            sd_cluster_size::SD_CLUSTER_NAME_SIZE,
+            sd_cluster_size::SD_CLUSTER_ADDR_SIZE,
+        ]
+        .iter()
+        .map(|k| (format!("{k:?}"), *k as u32)),
+    )
+    .collect();
     for (name, value) in &cluster {
         let c_value = consts
             .get(&format!("sd_cluster_kind_{name}"))

@@ -152,6 +152,24 @@ unsafe fn write_out(text: &str, buf: *mut u8, cap: usize, len: &mut usize) -> sd
     sd_result::SD_OK
 }
 
+/// What the sealing calls return: a message written out, nothing to send, or the error.
+///
+/// # Safety
+/// As [`write_out`].
+unsafe fn deliver(
+    sealed: crate::engine::Result<Option<String>>,
+    buf: *mut u8,
+    cap: usize,
+    len: &mut usize,
+) -> sd_result {
+    match sealed {
+        // SAFETY: forwarded from the caller's contract on `buf` and `cap`.
+        Ok(Some(text)) => unsafe { write_out(&text, buf, cap, len) },
+        Ok(None) => sd_result::SD_OK,
+        Err(e) => fail(&e),
+    }
+}
+
 /// 1 when replication is configured (`cluster_key`), else 0 (also for NULL).
 ///
 /// # Safety
@@ -193,12 +211,8 @@ pub unsafe extern "C" fn sd_cluster_take(
         let len = try_mut!(len);
         *len = 0;
         let ctx = try_ref!(ctx);
-        match ctx.proxy.cluster_take() {
-            // SAFETY: forwarded from the caller's contract on `buf` and `cap`.
-            Ok(Some(text)) => unsafe { write_out(&text, buf, cap, len) },
-            Ok(None) => sd_result::SD_OK,
-            Err(e) => fail(&e),
-        }
+        // SAFETY: forwarded from the caller's contract on `buf` and `cap`.
+        unsafe { deliver(ctx.proxy.cluster_take(), buf, cap, len) }
     }
 }
 
@@ -218,11 +232,8 @@ pub unsafe extern "C" fn sd_cluster_sync_request(
         let len = try_mut!(len);
         *len = 0;
         let ctx = try_ref!(ctx);
-        match ctx.proxy.cluster_sync_request() {
-            // SAFETY: forwarded from the caller's contract on `buf` and `cap`.
-            Ok(text) => unsafe { write_out(&text, buf, cap, len) },
-            Err(e) => fail(&e),
-        }
+        // SAFETY: forwarded from the caller's contract on `buf` and `cap`.
+        unsafe { deliver(ctx.proxy.cluster_sync_request().map(Some), buf, cap, len) }
     }
 }
 
@@ -248,15 +259,13 @@ pub unsafe extern "C" fn sd_cluster_sync_next(
         *more = 0;
         let cursor = try_mut!(cursor);
         let ctx = try_ref!(ctx);
-        match ctx.proxy.cluster_sync_next(*cursor) {
-            Ok((text, next)) => {
-                *more = u32::from(next.is_some());
-                *cursor = next.unwrap_or(0);
-                // SAFETY: forwarded from the caller's contract on `buf` and `cap`.
-                unsafe { write_out(&text, buf, cap, len) }
-            }
-            Err(e) => fail(&e),
-        }
+        let part = ctx.proxy.cluster_sync_next(*cursor).map(|(text, next)| {
+            *more = u32::from(next.is_some());
+            *cursor = next.unwrap_or(0);
+            Some(text)
+        });
+        // SAFETY: forwarded from the caller's contract on `buf` and `cap`.
+        unsafe { deliver(part, buf, cap, len) }
     }
 }
 
