@@ -368,6 +368,10 @@ typedef struct sd_cluster_rx {
    */
   uint32_t ended;
   /**
+   * On `SD_CLUSTER_SYNC_DONE`: the keys the whole sync stored here.
+   */
+  uint32_t sync_stored;
+  /**
    * The sender's node name, NUL-terminated.
    */
   char node[65];

@@ -131,6 +131,7 @@ fn bindgen_sees_the_same_layout_and_constants() {
         stale,
         expired,
         ended,
+        sync_stored,
         node
     });
     same_layout!(sd_cluster_peer_info {

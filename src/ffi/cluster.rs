@@ -80,6 +80,8 @@ pub struct sd_cluster_rx {
     pub expired: u32,
     /// Dialog ends that removed a key here.
     pub ended: u32,
+    /// On `SD_CLUSTER_SYNC_DONE`: the keys the whole sync stored here.
+    pub sync_stored: u32,
     /// The sender's node name, NUL-terminated.
     pub node: [c_char; 65],
 }
@@ -293,6 +295,7 @@ pub unsafe extern "C" fn sd_cluster_receive(
             stale: 0,
             expired: 0,
             ended: 0,
+            sync_stored: 0,
             node: [0; 65],
         };
         let ctx = try_ref!(ctx);
@@ -307,6 +310,7 @@ pub unsafe extern "C" fn sd_cluster_receive(
                 out.stale = r.stale;
                 out.expired = r.expired;
                 out.ended = r.ended;
+                out.sync_stored = r.sync_stored;
                 fill(&mut out.node, &r.node);
                 sd_result::SD_OK
             }

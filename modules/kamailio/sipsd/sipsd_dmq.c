@@ -65,8 +65,15 @@ int sipsd_dmq_init(sd_ctx *ctx)
 {
 	dmq_peer_t peer;
 
-	if(!sipsd_dmq_enable)
+	if(!sipsd_dmq_enable) {
+		if(sd_cluster_enabled(ctx)) {
+			/* keys would be noted for replication and never sent */
+			LM_ERR("cluster_key is set but enable_dmq is 0: nothing would carry the "
+				   "replication (set enable_dmq, or drop cluster_key)\n");
+			return -1;
+		}
 		return 0;
+	}
 	if(!sd_cluster_enabled(ctx)) {
 		LM_ERR("enable_dmq needs a cluster_key\n");
 		return -1;
@@ -236,14 +243,25 @@ static int sipsd_dmq_handle(
 			return 0;
 	}
 
-	if(rx.stored || rx.ended || rx.stale || rx.kind != SD_CLUSTER_UPDATE)
-		LM_INFO("cluster: %s from %s: %u key(s) stored, %u refreshed, %u stale, "
-				"%u expired, %u dialog(s) ended\n",
-				sipsd_dmq_kind(rx.kind), rx.node, rx.stored, rx.refreshed,
-				rx.stale, rx.expired, rx.ended);
-	else
-		LM_DBG("cluster: update from %s: %u key(s) refreshed\n", rx.node,
-				rx.refreshed);
+	/* one INFO line per sync and per key not applied; updates are the steady state */
+	switch(rx.kind) {
+		case SD_CLUSTER_SYNC_REQUEST:
+			LM_INFO("cluster: sync request from %s\n", rx.node);
+			break;
+		case SD_CLUSTER_SYNC_DONE:
+			LM_INFO("cluster: sync done from %s: %u key(s) stored\n", rx.node,
+					rx.sync_stored);
+			break;
+		default:
+			if(rx.stale > 0)
+				LM_INFO("cluster: %s from %s: %u key(s) not applied (an older "
+						"generation, or another key of the same one)\n",
+						sipsd_dmq_kind(rx.kind), rx.node, rx.stale);
+			LM_DBG("cluster: %s from %s: %u key(s) stored, %u refreshed, %u stale, "
+				   "%u expired, %u dialog(s) ended\n",
+					sipsd_dmq_kind(rx.kind), rx.node, rx.stored, rx.refreshed,
+					rx.stale, rx.expired, rx.ended);
+	}
 
 	resp->resp_code = 200;
 	resp->reason = _sipsd_dmq_200;

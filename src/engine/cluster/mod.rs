@@ -147,6 +147,8 @@ pub struct Received {
     pub expired: u32,
     /// Dialog ends that removed a key here.
     pub ended: u32,
+    /// On the last part of a sync (`SyncDone`): the keys the whole sync stored here.
+    pub sync_stored: u32,
 }
 
 /// This node, for the RPC.
@@ -395,6 +397,7 @@ impl Cluster {
             stale: 0,
             expired: 0,
             ended: 0,
+            sync_stored: 0,
         };
         if msg.kind != Kind::SyncRequest {
             for rec in &msg.records {
@@ -413,9 +416,15 @@ impl Cluster {
                 }
             }
         }
-        let sync_done = (msg.kind == Kind::SyncDone).then_some(now_ms);
-        self.shared
-            .note_applied(&r.node, u64::from(r.stored), u64::from(r.ended), sync_done)?;
+        let sync = match msg.kind {
+            Kind::SyncData => Some(None),
+            Kind::SyncDone => Some(Some(now_ms)),
+            Kind::Update | Kind::SyncRequest => None,
+        };
+        let total =
+            self.shared
+                .note_applied(&r.node, u64::from(r.stored), u64::from(r.ended), sync)?;
+        r.sync_stored = total.map_or(0, |t| u32::try_from(t).unwrap_or(u32::MAX));
         Ok(r)
     }
 

@@ -41,6 +41,8 @@ pub(crate) struct PeerSlot {
     keys: u64,
     ends: u64,
     last_sync_ms: u64,
+    /// Keys stored by the sync in progress from this peer.
+    sync_keys: u64,
 }
 
 /// What is known of one peer, for the RPC.
@@ -311,25 +313,27 @@ impl Shared {
         })
     }
 
-    /// Adds to what a peer's admitted message did here.
+    /// Adds to what a peer's admitted message did here. For a part of a sync, `sync` is
+    /// `Some(None)`, for its last part `Some(Some(now_ms))`: then the keys the whole sync
+    /// stored are returned.
     pub(crate) fn note_applied(
         &self,
         node: &str,
         keys: u64,
         ends: u64,
-        sync_done_ms: Option<u64>,
-    ) -> Result<(), CacheError> {
+        sync: Option<Option<u64>>,
+    ) -> Result<Option<u64>, CacheError> {
         self.with_peers(|peers| {
-            if let Some(p) = peers
+            let p = peers
                 .iter_mut()
-                .find(|p| p.used != 0 && p.name() == node.as_bytes())
-            {
-                p.keys += keys;
-                p.ends += ends;
-                if let Some(t) = sync_done_ms {
-                    p.last_sync_ms = t;
-                }
-            }
+                .find(|p| p.used != 0 && p.name() == node.as_bytes())?;
+            p.keys += keys;
+            p.ends += ends;
+            let done = sync?;
+            p.sync_keys += keys;
+            let t = done?;
+            p.last_sync_ms = t;
+            Some(std::mem::take(&mut p.sync_keys))
         })
     }
 
@@ -364,6 +368,7 @@ impl PeerSlot {
             keys: 0,
             ends: 0,
             last_sync_ms: 0,
+            sync_keys: 0,
         }
     }
 }

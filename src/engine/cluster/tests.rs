@@ -293,23 +293,27 @@ fn dialog_ends_travel_and_a_full_sync_carries_every_live_key() {
     let req = b2.cluster.seal_sync_request().unwrap();
     assert_eq!(recv(&a, &req).unwrap().kind, Kind::SyncRequest);
     let (mut cursor, mut parts, mut stored) = (0, 0, 0);
-    loop {
+    let total = loop {
         let (text, next) = a.cluster.seal_sync(&a.cache, cursor).unwrap();
         let r = recv(&b2, &text).unwrap();
         parts += 1;
         stored += r.stored;
         match next {
             Some(n) => {
-                assert_eq!(r.kind, Kind::SyncData);
+                assert_eq!((r.kind, r.sync_stored), (Kind::SyncData, 0));
                 cursor = n;
             }
             None => {
                 assert_eq!(r.kind, Kind::SyncDone);
-                break;
+                break r.sync_stored;
             }
         }
-    }
-    assert_eq!(stored, 8);
+    };
+    assert_eq!(
+        (stored, total),
+        (8, 8),
+        "the last part reports the whole sync"
+    );
     for n in 2..10 {
         assert_eq!(
             &b2.cache.peek(&dk(n)).unwrap().unwrap().cek[..],
