@@ -507,7 +507,8 @@ const char *sd_cluster_content_type(void);
 
 /**
  * The next message for the dialog key changes this process made (up to a few each): base64
- * text into `buf` (`cap` bytes, `SD_CLUSTER_MSG_MAX` always fits), its length into `*len`.
+ * text into `buf` (`cap` bytes, at least `SD_CLUSTER_MSG_MAX`, else SD_ERR_INVALID_ARGUMENT
+ * and nothing is taken), its length into `*len`.
  * `*len` is 0 when nothing is left to send: call until then, after every call that may
  * change a dialog key. SD_ERR_CLUSTER_OFF without a cluster key.
  *

@@ -133,6 +133,20 @@ fn fill<const N: usize>(out: &mut [c_char; N], s: &str) {
     out[n..].fill(0);
 }
 
+/// A buffer every message fits in, checked before anything is taken from the pending
+/// changes (so a small buffer loses nothing).
+fn buffer_ok(buf: *mut u8, cap: usize) -> Result<(), sd_result> {
+    if buf.is_null() || cap < cluster::MAX_MESSAGE_LEN {
+        // the detail for sd_last_error(); the code says it is the caller's argument
+        let _ = fail(&Error::Config(format!(
+            "the buffer must hold SD_CLUSTER_MSG_MAX ({}) bytes, not {cap}",
+            cluster::MAX_MESSAGE_LEN
+        )));
+        return Err(sd_result::SD_ERR_INVALID_ARGUMENT);
+    }
+    Ok(())
+}
+
 /// Writes `text` into `buf` (`cap` bytes) and its length into `len`.
 ///
 /// # Safety
@@ -140,7 +154,6 @@ fn fill<const N: usize>(out: &mut [c_char; N], s: &str) {
 unsafe fn write_out(text: &str, buf: *mut u8, cap: usize, len: &mut usize) -> sd_result {
     if text.len() > cap || buf.is_null() {
         *len = 0;
-        // the detail for sd_last_error(); the code says it is the caller's argument
         let _ = fail(&Error::Config(format!(
             "a buffer of {cap} bytes is too small for a {}-byte replication message",
             text.len()
@@ -196,7 +209,8 @@ pub extern "C" fn sd_cluster_content_type() -> *const c_char {
 }
 
 /// The next message for the dialog key changes this process made (up to a few each): base64
-/// text into `buf` (`cap` bytes, `SD_CLUSTER_MSG_MAX` always fits), its length into `*len`.
+/// text into `buf` (`cap` bytes, at least `SD_CLUSTER_MSG_MAX`, else SD_ERR_INVALID_ARGUMENT
+/// and nothing is taken), its length into `*len`.
 /// `*len` is 0 when nothing is left to send: call until then, after every call that may
 /// change a dialog key. SD_ERR_CLUSTER_OFF without a cluster key.
 ///
@@ -213,6 +227,9 @@ pub unsafe extern "C" fn sd_cluster_take(
         let len = try_mut!(len);
         *len = 0;
         let ctx = try_ref!(ctx);
+        if let Err(r) = buffer_ok(buf, cap) {
+            return r;
+        }
         // SAFETY: forwarded from the caller's contract on `buf` and `cap`.
         unsafe { deliver(ctx.proxy.cluster_take(), buf, cap, len) }
     }
@@ -234,6 +251,9 @@ pub unsafe extern "C" fn sd_cluster_sync_request(
         let len = try_mut!(len);
         *len = 0;
         let ctx = try_ref!(ctx);
+        if let Err(r) = buffer_ok(buf, cap) {
+            return r;
+        }
         // SAFETY: forwarded from the caller's contract on `buf` and `cap`.
         unsafe { deliver(ctx.proxy.cluster_sync_request().map(Some), buf, cap, len) }
     }
@@ -261,6 +281,9 @@ pub unsafe extern "C" fn sd_cluster_sync_next(
         *more = 0;
         let cursor = try_mut!(cursor);
         let ctx = try_ref!(ctx);
+        if let Err(r) = buffer_ok(buf, cap) {
+            return r;
+        }
         let part = ctx.proxy.cluster_sync_next(*cursor).map(|(text, next)| {
             *more = u32::from(next.is_some());
             *cursor = next.unwrap_or(0);
