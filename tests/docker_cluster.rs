@@ -115,8 +115,8 @@ fn log_since_start(tb: &Testbed, service: &str, start: usize) -> String {
     }
 }
 
-/// The caller of one call: `scenario` (pauses after the ACKs), its own csv line and port,
-/// through lb.
+/// The caller of one call: `scenario` (waits after the ACKs, [`go`]), its own csv line and
+/// port, through lb.
 fn start_caller(tb: &Testbed, run: &Run, who: &str, scenario: &str, port: u16) -> Child {
     let cmd = format!(
         "cd /work/{n} && exec sipp {lb}:{SIP_PORT} -sf {scenario} -inf uac-{who}.csv -i {ip} \
@@ -130,8 +130,10 @@ fn start_caller(tb: &Testbed, run: &Run, who: &str, scenario: &str, port: u16) -
     tb.spawn_exec("uac", &cmd)
 }
 
-/// uac.xml with the pauses after its two ACKs set to these lengths (ms).
-fn scenario(tb: &Testbed, run: &Run, who: &str, pauses: [u32; 2]) -> String {
+/// uac.xml where the caller, after the ACKs marked in `wait`, waits for the test's go (a
+/// NOTIFY in its dialog, [`go`]) instead of 100 ms: the test kills or starts p1a meanwhile,
+/// however long that takes on a loaded machine.
+fn scenario(tb: &Testbed, run: &Run, who: &str, wait: [bool; 2]) -> String {
     let mut xml = fs::read_to_string(tb.root.join("tests/sipp/uac.xml")).expect("uac.xml");
     let marker = "<pause milliseconds=\"100\"/>";
     assert_eq!(
@@ -139,11 +141,50 @@ fn scenario(tb: &Testbed, run: &Run, who: &str, pauses: [u32; 2]) -> String {
         2,
         "uac.xml: two pauses after the ACKs"
     );
-    for p in pauses {
-        xml = xml.replacen(marker, &format!("<pause milliseconds=\"{p}\" />"), 1);
+    let hold = "<recv request=\"NOTIFY\" timeout=\"150000\"/>\n  <send>\n    <![CDATA[\n\n      \
+                SIP/2.0 200 OK\n      [last_Via:]\n      [last_From:]\n      [last_To:]\n      \
+                [last_Call-ID:]\n      [last_CSeq:]\n      Content-Length: 0\n\n    ]]>\n  </send>\n  \
+                <pause milliseconds=\"100\" />";
+    for w in wait {
+        xml = xml.replacen(
+            marker,
+            if w {
+                hold
+            } else {
+                "<pause milliseconds=\"100\" />"
+            },
+            1,
+        );
     }
     fs::write(run.dir.join(format!("uac-{who}.xml")), xml).expect("write scenario");
     format!("/work/{}/uac-{who}.xml", run.name)
+}
+
+/// Lets caller `who` (SIPp on uac's `port`) go on past its `n`-th wait: a NOTIFY with its
+/// Call-ID, sent from inside the uac container.
+fn go(tb: &Testbed, run: &Run, who: &str, port: u16, n: u32) {
+    let ip = tb.addr(1, 10);
+    let msg = format!(
+        "NOTIFY sip:caller@{ip}:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {ip}:9;branch=z9hG4bK-go-{who}-{n}\r\n\
+         From: <sip:test@{ip}>;tag=go-{who}\r\n\
+         To: <sip:caller@{ip}>\r\n\
+         Call-ID: {}\r\n\
+         CSeq: {n} NOTIFY\r\n\
+         Event: sipsd-test\r\n\
+         Content-Length: 0\r\n\r\n",
+        call_id(run, who)
+    );
+    let file = format!("go-{who}-{n}.sip");
+    fs::write(run.dir.join(&file), msg).expect("write the go");
+    let o = tb.exec(
+        "uac",
+        &format!(
+            "bash -c 'cat /work/{}/{file} > /dev/udp/{ip}/{port}'",
+            run.name
+        ),
+    );
+    assert!(o.status.success(), "send the go to {who}: {}", text(&o));
 }
 
 /// Writes uac-WHO.csv: line `i` of the run's uac.csv alone.
@@ -254,6 +295,7 @@ fn docker_cluster() {
         }
     );
     let (a, b) = (tb.addr(1, 21), tb.addr(1, 22));
+    let p1a_id = tb.container("p1a");
     let ready = wait_for(Duration::from_secs(60), || {
         ["p1a", "p1b"].iter().all(|s| {
             let l = tb.logs(s);
@@ -292,11 +334,11 @@ fn docker_cluster() {
         csv_for(&run, who, i);
     }
     let uas = tb.start_uas(&run, 3, 170);
-    // both wait 20 s after their first ACK (p1a is killed meanwhile); B waits 25 s more after
-    // the re-INVITE's ACK (p1a comes back meanwhile). B starts once A's INVITE is out, so the
+    // both wait after their first ACK (p1a is killed meanwhile); B waits again after the
+    // re-INVITE's ACK (p1a comes back meanwhile). B starts once A's INVITE is out, so the
     // callee answers them in that order (uas.csv is sequential).
-    let sc_a = scenario(&tb, &run, "a", [20000, 100]);
-    let sc_b = scenario(&tb, &run, "b", [20000, 25000]);
+    let sc_a = scenario(&tb, &run, "a", [true, false]);
+    let sc_b = scenario(&tb, &run, "b", [true, true]);
     let mut uac_a = start_caller(&tb, &run, "a", &sc_a, 5061);
     check!(
         wait_for(Duration::from_secs(15), || sent(&run, "a", "1 INVITE")),
@@ -312,7 +354,6 @@ fn docker_cluster() {
         "call B: INVITE, 200 OK, ACK"
     );
     let (call_a, call_b) = (call_id(&run, "a"), call_id(&run, "b"));
-    // kill first, look afterwards (a container's log outlives it)
     let applied = || stat(&tb, "p1b", "cluster_applied");
     let ok = wait_for(Duration::from_secs(10), || applied() >= 2);
     check!(
@@ -320,7 +361,6 @@ fn docker_cluster() {
         "p1b holds both keys, replicated over DMQ (cluster_applied {})",
         applied()
     );
-    let p1a_id = tb.container("p1a");
     let ok = docker(&["kill", "-s", "KILL", &p1a_id]).status.success()
         && wait_for(Duration::from_secs(10), || {
             tb.inspect("p1a", "{{.State.Status}}") == "exited"
@@ -337,6 +377,8 @@ fn docker_cluster() {
             && lines_of(&p1a_log, &call_a, "MESSAGE").is_empty(),
         "lb had sent both INVITEs to p1a, which read them with its own key (gen=1 source=wrapped), and nothing after them"
     );
+    go(&tb, &run, "a", 5061, 1);
+    go(&tb, &run, "b", 5062, 1);
     check!(
         finished(&run, "a", &mut uac_a),
         "call A completed: MESSAGE, re-INVITE, MESSAGE and BYE with p1a dead"
@@ -396,6 +438,7 @@ fn docker_cluster() {
     let (ca, cb) = (ip4(&tb.addr(4, 21)), ip4(&tb.addr(4, 22)));
     let capture = || pcap_datagrams(&fs::read(tb.work.join("cluster.pcap")).unwrap_or_default());
     let before = replication(&capture(), ca, cb).len();
+    go(&tb, &run, "b", 5062, 2);
     check!(finished(&run, "b", &mut uac_b), "call B completed");
     // B's BYE makes p1a send p1b the dialog end: capture it for step 3 at once
     let fresh = wait_for(Duration::from_secs(5), || {
@@ -498,7 +541,7 @@ fn docker_cluster() {
 
     // ---- 4. docker stop ---------------------------------------------------------------------
     println!("4. call C through p1a; p1a stopped (docker stop); p1b takes over");
-    let sc_c = scenario(&tb, &run, "c", [15000, 100]);
+    let sc_c = scenario(&tb, &run, "c", [true, false]);
     let applied0 = stat(&tb, "p1b", "cluster_applied");
     let mut uac_c = start_caller(&tb, &run, "c", &sc_c, 5063);
     check!(
@@ -529,6 +572,7 @@ fn docker_cluster() {
         st.status.success() && tb.inspect("p1a", "{{.State.Status}}") == "exited",
         "p1a stopped (docker stop: SIGTERM)"
     );
+    go(&tb, &run, "c", 5063, 1);
     check!(
         finished(&run, "c", &mut uac_c),
         "call C completed through p1b"
