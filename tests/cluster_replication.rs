@@ -27,6 +27,11 @@ fn cert(name: &str) -> Recipient {
 
 /// proxy1's key, the cluster key in `dir`, node `name`.
 fn node(dir: &Path, name: &str) -> Proxy {
+    node_with(dir, name, &[])
+}
+
+/// [`node`] with more options.
+fn node_with(dir: &Path, name: &str, extra: &[(&str, &str)]) -> Proxy {
     let k = keys();
     let cluster_key = dir.join("cluster.key");
     if !cluster_key.exists() {
@@ -50,6 +55,9 @@ fn node(dir: &Path, name: &str) -> Proxy {
         ("cluster_node", name.to_string()),
     ] {
         c.set(n, &v).unwrap();
+    }
+    for (n, v) in extra {
+        c.set(n, v).unwrap();
     }
     Proxy::new(c).unwrap()
 }
@@ -193,5 +201,37 @@ fn a_strangers_key_on_the_other_node_replaces_nothing() {
     check!(
         a.stats().unwrap().get(Counter::ClusterStale) == 1,
         "counted as cluster_stale"
+    );
+}
+
+#[test]
+fn a_key_used_again_after_cluster_refresh_is_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = node_with(dir.path(), "p1a", &[("cluster_refresh", "2")]);
+    let b = node(dir.path(), "p1b");
+    let opts = BodyOptions::default();
+    let (mut ua, offer) = seal_offer(SDP, &[cert("callee"), cert("proxy1")]);
+    read(&a, &msg("c3", "", "INVITE", &offer));
+    replicate(&a, &b);
+    let m = ua.encrypt("application/sdp", SDP, &opts).unwrap();
+    read(&a, &msg("c3", "callee", "MESSAGE", &m));
+    check!(
+        a.cluster_take().unwrap().is_none(),
+        "a use right after the store sends nothing (cluster_refresh 2 s; times are whole seconds)"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    let m = ua.encrypt("application/sdp", SDP, &opts).unwrap();
+    read(&a, &msg("c3", "callee", "MESSAGE", &m));
+    let text = a.cluster_take().unwrap();
+    check!(
+        text.is_some(),
+        "a use 3 s after the last one sends the key again"
+    );
+    let r = b
+        .cluster_receive(text.unwrap_or_default().as_bytes(), "test")
+        .unwrap();
+    check!(
+        (r.stored, r.refreshed) == (0, 1),
+        "p1b, holding the same key and generation, only refreshed its use time and count"
     );
 }

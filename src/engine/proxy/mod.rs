@@ -596,9 +596,8 @@ impl Proxy {
         cms: &CmsMessage,
     ) -> Result<Option<Opening>> {
         let refuse_cbc = !cms.is_authenticated()? && !self.config.allow_cbc_in_dialog;
-        let dialogs = ctx.dialogs()?.to_vec();
-        let now = now_secs();
-        let outcome = self.cache.with_entry(&dialogs, OnMiss::Count, |found| {
+        let dialogs = ctx.dialogs()?;
+        let outcome = self.cache.with_entry(dialogs, OnMiss::Count, |found| {
             let e = found.entry;
             if refuse_cbc {
                 return (Verdict::Keep, Err(Error::UnauthenticatedInDialog));
@@ -611,13 +610,13 @@ impl Proxy {
             let refresh = self
                 .cluster
                 .as_ref()
-                .is_some_and(|c| c.refresh_due(e.last_used, now));
+                .is_some_and(|c| c.refresh_due(e.last_used, now_secs()));
             match opened {
                 Ok(plain) => (
                     Verdict::Used,
                     Ok((
                         Opening::from_dialog(plain, &e),
-                        refresh.then_some(found.which),
+                        refresh.then(|| dialogs[found.which]),
                     )),
                 ),
                 Err(err) => (Verdict::Keep, Err(err)),
@@ -626,8 +625,8 @@ impl Proxy {
         let Some((opening, refresh)) = outcome.transpose()? else {
             return Ok(None);
         };
-        if let Some(which) = refresh {
-            self.note(Change::Key(dialogs[which]));
+        if let Some(dialog) = refresh {
+            self.note(Change::Key(dialog));
         }
         Ok(Some(opening))
     }
