@@ -150,6 +150,15 @@ def section(res):
         w(f"Measured {m.get('date', '?')}, commit {m.get('commit', '?')}, {m.get('cpus', '?')} CPUs"
           f" ({m.get('cpu', '?')}); load average {m.get('load_start', '?')} at the start of the"
           f" `{m.get('command', 'scripts/bench')}` run, {m.get('load_end', '?')} at its end.")
+        try:
+            busy = float(m.get("load_start", "0").split()[0]) > float(m.get("cpus", "1"))
+        except ValueError:
+            busy = False
+        if busy:
+            w("The machine was shared and busy (a load average above its CPU count): other"
+              " processes took CPU time from both nodes, which stretches the tail of the delay"
+              " (p99, max) far more than its median; rerun on an idle machine for figures to"
+              " compare against targets.")
         w("")
     w("Reproduce this section alone: `scripts/bench --only-cluster` (it replaces this section"
       " and leaves the others as they are).")
