@@ -349,6 +349,12 @@ if os.path.exists(rec):
     w(open(rec).read().rstrip())
     w("")
 
+# ---------------------------------------------------------------- cluster (benches/report_cluster.py)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import report_cluster  # noqa: E402
+
+L.extend(report_cluster.section(res))
+
 # ---------------------------------------------------------------- targets
 w("## Targets")
 w("")

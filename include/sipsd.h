@@ -158,12 +158,62 @@ enum sd_result
    * The next hop is not allowed to receive decrypted bodies (`plaintext_next_hop`).
    */
   SD_ERR_NEXT_HOP = 148,
+  /**
+   * Cluster replication is not configured (no `cluster_key`).
+   */
+  SD_ERR_CLUSTER_OFF = 160,
+  /**
+   * A replication message does not open and authenticate under a cluster key.
+   */
+  SD_ERR_CLUSTER_SEAL = 161,
+  /**
+   * A replication message opened but is malformed inside.
+   */
+  SD_ERR_CLUSTER_MESSAGE = 162,
+  /**
+   * A replication message was replayed, sent outside `cluster_max_skew`, or came from this
+   * node.
+   */
+  SD_ERR_CLUSTER_REPLAY = 163,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
 typedef enum sd_result sd_result;
 #else
 typedef uint32_t sd_result;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What a received message was.
+ */
+enum sd_cluster_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Keys stored or rotated and dialogs ended on the sender, as they happened.
+   */
+  SD_CLUSTER_UPDATE = 0,
+  /**
+   * The sender started or rejoined: answer it with `sd_cluster_sync_next`.
+   */
+  SD_CLUSTER_SYNC_REQUEST = 1,
+  /**
+   * A part of the sender's full sync; more follows.
+   */
+  SD_CLUSTER_SYNC_DATA = 2,
+  /**
+   * The last part of the sender's full sync.
+   */
+  SD_CLUSTER_SYNC_DONE = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sd_cluster_kind sd_cluster_kind;
+#else
+typedef uint32_t sd_cluster_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -193,7 +243,8 @@ enum sd_field
    */
   SD_FIELD_SMIME_TYPE = 3,
   /**
-   * `wrapped` (unwrapped with a proxy key) or `cache` (the dialog key).
+   * `wrapped` (unwrapped with a proxy key), `cache` (the dialog key) or `replica` (the
+   * dialog key as another cluster node replicated it).
    */
   SD_FIELD_KEY_SOURCE = 4,
   /**
@@ -357,6 +408,35 @@ typedef uint32_t sd_crypto_field;
 #endif // __cplusplus
 
 /**
+ * Sizes of the cluster interface.
+ */
+enum sd_cluster_size
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The largest message the library makes: a buffer this size always fits.
+   */
+  SD_CLUSTER_MSG_MAX = 2048,
+  /**
+   * Bytes of a node name field, its NUL included.
+   */
+  SD_CLUSTER_NAME_SIZE = 65,
+  /**
+   * Bytes of an address field, its NUL included.
+   */
+  SD_CLUSTER_ADDR_SIZE = 129,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sd_cluster_size sd_cluster_size;
+#else
+typedef uint32_t sd_cluster_size;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Options for `sd_ctx_new`. Owned by C (a `Box`) from `sd_config_new` until
  * `sd_config_free`.
  */
@@ -392,6 +472,112 @@ typedef struct sd_str {
    */
   size_t len;
 } sd_str;
+
+/**
+ * What `sd_cluster_receive` did with an accepted message. Owned by the caller.
+ */
+typedef struct sd_cluster_rx {
+  /**
+   * What the message was.
+   */
+  sd_cluster_kind kind;
+  /**
+   * Dialog keys stored (a dialog not known here, or a newer generation).
+   */
+  uint32_t stored;
+  /**
+   * Keys known here with the same generation: use time refreshed.
+   */
+  uint32_t refreshed;
+  /**
+   * Keys not applied: an older generation, or the same generation with another key.
+   */
+  uint32_t stale;
+  /**
+   * Keys already past the TTL here.
+   */
+  uint32_t expired;
+  /**
+   * Dialog ends that removed a key here.
+   */
+  uint32_t ended;
+  /**
+   * On `SD_CLUSTER_SYNC_DONE`: the keys the whole sync stored here.
+   */
+  uint32_t sync_stored;
+  /**
+   * The sender's node name, NUL-terminated.
+   */
+  char node[65];
+} sd_cluster_rx;
+
+/**
+ * This node, as `sd_cluster_info` reports it. Owned by the caller.
+ */
+typedef struct sd_cluster_self_info {
+  /**
+   * `cluster_node`, NUL-terminated.
+   */
+  char node[65];
+  /**
+   * Unix milliseconds the context was made (the server started).
+   */
+  uint64_t started_ms;
+  /**
+   * Unix milliseconds of the last sync request this node made (0: none).
+   */
+  uint64_t sync_requested_ms;
+  /**
+   * Unix milliseconds of the last full sync this node sent (0: none).
+   */
+  uint64_t sync_served_ms;
+  /**
+   * Peers heard from.
+   */
+  uint32_t peers;
+} sd_cluster_self_info;
+
+/**
+ * One peer, as `sd_cluster_peer` reports it. Owned by the caller.
+ */
+typedef struct sd_cluster_peer_info {
+  /**
+   * Its node name, NUL-terminated.
+   */
+  char node[65];
+  /**
+   * The address it was last heard from (what the glue passed to `sd_cluster_receive`).
+   */
+  char addr[129];
+  /**
+   * Unix milliseconds of its first and last accepted message.
+   */
+  uint64_t first_seen_ms;
+  /**
+   * See `first_seen_ms`.
+   */
+  uint64_t last_seen_ms;
+  /**
+   * Messages accepted from it.
+   */
+  uint64_t messages;
+  /**
+   * Its keys stored here.
+   */
+  uint64_t keys;
+  /**
+   * Its dialog ends that removed a key here.
+   */
+  uint64_t ends;
+  /**
+   * Unix milliseconds of the last full sync it completed to us (0: none).
+   */
+  uint64_t last_sync_ms;
+  /**
+   * The highest message counter accepted from it.
+   */
+  uint64_t highest_counter;
+} sd_cluster_peer_info;
 
 /**
  * A SIP message as the caller parsed it; every field is borrowed for the call and may be
@@ -439,6 +625,87 @@ typedef struct sd_msg {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * 1 when replication is configured (`cluster_key`), else 0 (also for NULL).
+ *
+ * # Safety
+ * `ctx` NULL or from `sd_ctx_new`.
+ */
+uint32_t sd_cluster_enabled(const struct sd_ctx *ctx);
+
+/**
+ * The Content-Type of replication messages, static and NUL-terminated.
+ */
+const char *sd_cluster_content_type(void);
+
+/**
+ * The next message for the dialog key changes this process made (up to a few each): base64
+ * text into `buf` (`cap` bytes, at least `SD_CLUSTER_MSG_MAX`, else SD_ERR_INVALID_ARGUMENT
+ * and nothing is taken), its length into `*len`.
+ * `*len` is 0 when nothing is left to send: call until then, after every call that may
+ * change a dialog key. SD_ERR_CLUSTER_OFF without a cluster key.
+ *
+ * # Safety
+ * `ctx` from `sd_ctx_new`; `buf` `cap` writable bytes; `len` writable.
+ */
+sd_result sd_cluster_take(const struct sd_ctx *ctx, uint8_t *buf, size_t cap, size_t *len);
+
+/**
+ * A sync request (this node started or rejoined: the others answer with all their live
+ * keys) into `buf`, its length into `*len`.
+ *
+ * # Safety
+ * As `sd_cluster_take`.
+ */
+sd_result sd_cluster_sync_request(const struct sd_ctx *ctx, uint8_t *buf, size_t cap, size_t *len);
+
+/**
+ * One part of a full sync answering a peer's sync request: set `*cursor` to 0 for the first
+ * part; each call writes a message into `buf` (length `*len`), moves `*cursor` on, and sets
+ * `*more` to 1 while parts follow, 0 after the last one.
+ *
+ * # Safety
+ * As `sd_cluster_take`; `cursor` and `more` writable.
+ */
+sd_result sd_cluster_sync_next(const struct sd_ctx *ctx,
+                               size_t *cursor,
+                               uint32_t *more,
+                               uint8_t *buf,
+                               size_t cap,
+                               size_t *len);
+
+/**
+ * A message from another node (its body as received; `from`: the node's address, kept for
+ * `sd_cluster_peer`): opened under the cluster keys, checked against replay, applied to the
+ * dialog key cache. SD_OK fills `*out` (a sync request: answer it with
+ * `sd_cluster_sync_next`); SD_ERR_CLUSTER_SEAL, SD_ERR_CLUSTER_MESSAGE or
+ * SD_ERR_CLUSTER_REPLAY when refused (nothing changed; counted).
+ *
+ * # Safety
+ * `ctx` from `sd_ctx_new`; `body`, `from` valid for the call; `out` writable.
+ */
+sd_result sd_cluster_receive(const struct sd_ctx *ctx,
+                             struct sd_str body,
+                             struct sd_str from,
+                             struct sd_cluster_rx *out);
+
+/**
+ * This node's name, start and sync times, and how many peers it heard from.
+ *
+ * # Safety
+ * `ctx` from `sd_ctx_new`; `out` writable.
+ */
+sd_result sd_cluster_info(const struct sd_ctx *ctx, struct sd_cluster_self_info *out);
+
+/**
+ * Peer `index` (0 = heard from most recently; see `sd_cluster_info`'s `peers`) into `*out`;
+ * SD_ERR_INVALID_ARGUMENT past the last.
+ *
+ * # Safety
+ * `ctx` from `sd_ctx_new`; `out` writable.
+ */
+sd_result sd_cluster_peer(const struct sd_ctx *ctx, size_t index, struct sd_cluster_peer_info *out);
 
 /**
  * A new configuration with the defaults (README, "Configuration reference").

@@ -11,7 +11,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use sipsd::ffi::{sd_crypto_field, sd_field, sd_media_field, sd_msg, sd_result, sd_str};
+use sipsd::ffi::{
+    sd_cluster_kind, sd_cluster_peer_info, sd_cluster_rx, sd_cluster_self_info, sd_cluster_size,
+    sd_crypto_field, sd_field, sd_media_field, sd_msg, sd_result, sd_str,
+};
 
 use support::vectors::root;
 
@@ -121,6 +124,34 @@ fn bindgen_sees_the_same_layout_and_constants() {
         disclose_to,
         body
     });
+    same_layout!(sd_cluster_rx {
+        kind,
+        stored,
+        refreshed,
+        stale,
+        expired,
+        ended,
+        sync_stored,
+        node
+    });
+    same_layout!(sd_cluster_peer_info {
+        node,
+        addr,
+        first_seen_ms,
+        last_seen_ms,
+        messages,
+        keys,
+        ends,
+        last_sync_ms,
+        highest_counter
+    });
+    same_layout!(sd_cluster_self_info {
+        node,
+        started_ms,
+        sync_requested_ms,
+        sync_served_ms,
+        peers
+    });
     let consts = c_constants(&bindings);
     let results = sipsd::ffi::all_results();
     for r in results {
@@ -154,6 +185,31 @@ fn bindgen_sees_the_same_layout_and_constants() {
     same_constants!(sd_field);
     same_constants!(sd_media_field);
     same_constants!(sd_crypto_field);
+    let cluster: Vec<(String, u32)> = [
+        sd_cluster_kind::SD_CLUSTER_UPDATE,
+        sd_cluster_kind::SD_CLUSTER_SYNC_REQUEST,
+        sd_cluster_kind::SD_CLUSTER_SYNC_DATA,
+        sd_cluster_kind::SD_CLUSTER_SYNC_DONE,
+    ]
+    .iter()
+    .map(|k| (format!("{k:?}"), *k as u32))
+    .chain(
+        [
+            sd_cluster_size::SD_CLUSTER_MSG_MAX,
+            sd_cluster_size::SD_CLUSTER_NAME_SIZE,
+            sd_cluster_size::SD_CLUSTER_ADDR_SIZE,
+        ]
+        .iter()
+        .map(|k| (format!("{k:?}"), *k as u32)),
+    )
+    .collect();
+    for (name, value) in &cluster {
+        let c_value = consts
+            .get(&format!("sd_cluster_kind_{name}"))
+            .or_else(|| consts.get(&format!("sd_cluster_size_{name}")))
+            .or_else(|| consts.get(name));
+        assert_eq!(c_value, Some(value), "enum constant {name}");
+    }
     // C callers test for success with `rc == SD_OK` and `!rc`: it must be 0 on both sides.
     assert_eq!(sd_result::SD_OK as u32, 0, "SD_OK is 0 in Rust");
     assert_eq!(
@@ -168,7 +224,8 @@ fn bindgen_sees_the_same_layout_and_constants() {
         "all_results() lists SD_OK"
     );
     println!(
-        "{} sd_result and {selectors} field selector constants have the same values in C and Rust",
+        "{} sd_result, {selectors} field selector and {} sd_cluster constants have the same values in C and Rust",
         results.len(),
+        cluster.len()
     );
 }

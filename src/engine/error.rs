@@ -1,12 +1,13 @@
 //! The error of the top layer: what a proxy or a user agent operation can fail with.
 //!
 //! Each lower layer has its own error enum ([`CmsError`], [`BodyError`], [`DiscloseError`],
-//! [`CacheError`], [`KeyError`]); this one wraps them and adds the causes that only exist once
+//! [`CacheError`], [`ClusterError`], [`KeyError`]); this one wraps them and adds the causes that only exist once
 //! a SIP message, a dialog and a policy meet. The C ABI maps every variant to a stable code.
 
 use crate::crypto::cms::CmsError;
 use crate::crypto::keys::KeyError;
 use crate::engine::cache::CacheError;
+use crate::engine::cluster::ClusterError;
 use crate::sip::body::BodyError;
 use crate::sip::disclose::DiscloseError;
 
@@ -31,6 +32,9 @@ pub enum Error {
     /// The shared dialog key cache failed.
     #[error("dialog key cache: {0}")]
     Cache(#[from] CacheError),
+    /// A cluster replication message was refused, or could not be made.
+    #[error("cluster: {0}")]
+    Cluster(#[from] ClusterError),
     /// The `Disclose-To` header names a Content-ID that no encrypted part has.
     #[error("no encrypted body part has Content-ID <{0}>")]
     ContentIdNotFound(String),

@@ -6,9 +6,12 @@
 //! - [`ua`]: a user agent — seal an offer, keep the dialog key, encrypt and open in-dialog
 //!   bodies, rotate with the proof.
 //! - [`cache`]: the per-dialog key cache in memory shared by every worker process.
+//! - [`cluster`]: the cache replicated between the nodes of a cluster (sealed messages the SIP
+//!   server's DMQ carries).
 //! - [`Error`]: what an engine operation fails with; it wraps each lower layer's error.
 
 pub mod cache;
+pub mod cluster;
 mod error;
 pub mod proxy;
 pub mod ua;

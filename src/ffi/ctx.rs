@@ -13,7 +13,7 @@ use crate::engine::proxy::{self as stats, Decision, Proxy, SipMessage, Unwrapped
 /// cache and counters. Calls from one process must not overlap (SIP server workers are
 /// single-threaded); different processes may call at the same time.
 pub struct sd_ctx {
-    proxy: Proxy,
+    pub(super) proxy: Proxy,
     /// Warnings of the last key load, NUL-free, for `sd_ctx_warning`.
     warnings: Vec<String>,
 }

@@ -12,6 +12,7 @@
 #![allow(non_camel_case_types)]
 
 mod boundary;
+mod cluster;
 mod config;
 mod ctx;
 mod fields;
@@ -20,6 +21,11 @@ mod plain;
 mod result;
 
 pub use boundary::sd_str;
+pub use cluster::{
+    sd_cluster_content_type, sd_cluster_enabled, sd_cluster_info, sd_cluster_kind, sd_cluster_peer,
+    sd_cluster_peer_info, sd_cluster_receive, sd_cluster_rx, sd_cluster_self_info, sd_cluster_size,
+    sd_cluster_sync_next, sd_cluster_sync_request, sd_cluster_take,
+};
 pub use config::{sd_config, sd_config_free, sd_config_new, sd_config_set};
 pub use ctx::{
     sd_ctx, sd_ctx_free, sd_ctx_new, sd_ctx_warning, sd_ctx_warning_count, sd_dialog_end,

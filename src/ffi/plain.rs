@@ -22,7 +22,8 @@ pub enum sd_field {
     SD_FIELD_CONTENT_ID = 2,
     /// `enveloped-data`, `authEnveloped-data` or `encrypted-data`.
     SD_FIELD_SMIME_TYPE = 3,
-    /// `wrapped` (unwrapped with a proxy key) or `cache` (the dialog key).
+    /// `wrapped` (unwrapped with a proxy key), `cache` (the dialog key) or `replica` (the
+    /// dialog key as another cluster node replicated it).
     SD_FIELD_KEY_SOURCE = 4,
     /// Label of the proxy key used, or `dialog`.
     SD_FIELD_KEY_LABEL = 5,

@@ -5,6 +5,7 @@ use std::ffi::c_char;
 use crate::crypto::cms::CmsError;
 use crate::crypto::keys::KeyError;
 use crate::engine::cache::CacheError;
+use crate::engine::cluster::ClusterError;
 use crate::engine::Error;
 use crate::sip::body::BodyError;
 
@@ -82,6 +83,15 @@ pub enum sd_result {
     SD_ERR_UNAUTHENTICATED = 147,
     /// The next hop is not allowed to receive decrypted bodies (`plaintext_next_hop`).
     SD_ERR_NEXT_HOP = 148,
+    /// Cluster replication is not configured (no `cluster_key`).
+    SD_ERR_CLUSTER_OFF = 160,
+    /// A replication message does not open and authenticate under a cluster key.
+    SD_ERR_CLUSTER_SEAL = 161,
+    /// A replication message opened but is malformed inside.
+    SD_ERR_CLUSTER_MESSAGE = 162,
+    /// A replication message was replayed, sent outside `cluster_max_skew`, or came from this
+    /// node.
+    SD_ERR_CLUSTER_REPLAY = 163,
 }
 
 /// The message of every result, one table: `ALL` (number order), `from_u32` and
@@ -141,6 +151,10 @@ result_messages! {
     SD_ERR_DIALOG_KEY_EXISTS => "initial request for a dialog that has another key",
     SD_ERR_UNAUTHENTICATED => "unauthenticated (CBC) body in a known dialog refused",
     SD_ERR_NEXT_HOP => "next hop may not receive plaintext",
+    SD_ERR_CLUSTER_OFF => "cluster replication not configured",
+    SD_ERR_CLUSTER_SEAL => "replication message not sealed under a cluster key",
+    SD_ERR_CLUSTER_MESSAGE => "replication message malformed",
+    SD_ERR_CLUSTER_REPLAY => "replication message replayed, out of time, or from this node",
 }
 
 impl From<&Error> for sd_result {
@@ -186,6 +200,14 @@ impl From<&Error> for sd_result {
             Error::UnauthenticatedInDialog => SD_ERR_UNAUTHENTICATED,
             Error::KeyExpired => SD_ERR_KEY_EXPIRED,
             Error::InvalidMessage(_) => SD_ERR_INVALID_MESSAGE,
+            Error::Cluster(c) => match c {
+                ClusterError::NotConfigured => SD_ERR_CLUSTER_OFF,
+                ClusterError::BadSeal(_) => SD_ERR_CLUSTER_SEAL,
+                ClusterError::Malformed(_) => SD_ERR_CLUSTER_MESSAGE,
+                ClusterError::OwnMessage(_)
+                | ClusterError::OutOfWindow(_)
+                | ClusterError::Replay { .. } => SD_ERR_CLUSTER_REPLAY,
+            },
         }
     }
 }

@@ -603,6 +603,84 @@ int main(int argc, char **argv)
 				"sd_stat_value past the end: SD_ERR_INVALID_ARGUMENT, value 0");
 	}
 
+	/* -- cluster replication: two nodes in this process, one cluster key -- */
+	{
+		char keyfile[] = "/tmp/sipsd-harness-cluster-XXXXXX";
+		sd_ctx *na = NULL, *nb = NULL;
+		uint8_t buf[SD_CLUSTER_MSG_MAX];
+		size_t len = 1;
+		sd_cluster_rx rx;
+		sd_cluster_self_info self;
+		sd_cluster_peer_info peer, rx_peer;
+		int fd = mkstemp(keyfile);
+		const char *hex = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+		/* mkstemp makes the file 0600, as the library wants key files */
+		CHECK(fd >= 0 && write(fd, hex, strlen(hex)) == (ssize_t)strlen(hex) && close(fd) == 0,
+				"cluster key file %s", keyfile);
+		for(int n = 0; n < 2; n++) {
+			cfg = sd_config_new();
+			snprintf(opt, sizeof(opt), "key=%s/proxy1.key;cert=%s/proxy1.crt", keydir, keydir);
+			r = sd_config_set(cfg, "rsa_key", opt);
+			snprintf(opt, sizeof(opt), "id=text:sipsd-cluster;key=%s", keyfile);
+			r |= sd_config_set(cfg, "cluster_key", opt);
+			r |= sd_config_set(cfg, "cluster_node", n == 0 ? "na" : "nb");
+			r |= sd_ctx_new(cfg, n == 0 ? &na : &nb);
+			sd_config_free(cfg);
+		}
+		CHECK(r == SD_OK && na && nb, "two contexts with cluster_key and cluster_node (%s)",
+				sd_last_error());
+		CHECK(sd_cluster_enabled(na) == 1 && sd_cluster_enabled(ctx) == 0
+						&& sd_cluster_enabled(NULL) == 0,
+				"sd_cluster_enabled: 1 with a cluster key, 0 without, 0 for NULL");
+		CHECK(sd_cluster_take(ctx, buf, sizeof(buf), &len) == SD_ERR_CLUSTER_OFF && len == 0,
+				"sd_cluster_take without a cluster key: SD_ERR_CLUSTER_OFF");
+		CHECK(strstr(sd_cluster_content_type(), "smime-type=authEnveloped-data") != NULL,
+				"content type %s", sd_cluster_content_type());
+		sd_msg m_na = msg_of("call-n@example.org", "tag-n", "", "INVITE", 0, SMIME_AUTH, offer);
+		CHECK(unwrap(na, &m_na, &gen, source, sizeof(source)) == SD_OK && gen == 1,
+				"node na read an offer (gen 1, %s)", source);
+		CHECK(sd_cluster_take(na, buf, 100, &len) == SD_ERR_INVALID_ARGUMENT && len == 0,
+				"a buffer smaller than SD_CLUSTER_MSG_MAX refused, nothing taken");
+		r = sd_cluster_take(na, buf, sizeof(buf), &len);
+		CHECK(r == SD_OK && len > 0 && len <= SD_CLUSTER_MSG_MAX,
+				"na sealed its key change: %zu bytes of base64", len);
+		sd_str body = {buf, len};
+		r = sd_cluster_receive(nb, body, s("sip:na@127.0.0.1:5090"), &rx);
+		CHECK(r == SD_OK && rx.kind == SD_CLUSTER_UPDATE && rx.stored == 1
+						&& strcmp(rx.node, "na") == 0,
+				"nb applied it: one key stored, from node %s (%u)", rx.node, r);
+		r = sd_cluster_receive(nb, body, s("sip:na@127.0.0.1:5090"), &rx);
+		CHECK(r == SD_ERR_CLUSTER_REPLAY, "the same message again: SD_ERR_CLUSTER_REPLAY (%u)", r);
+		buf[len / 2] = buf[len / 2] == 'A' ? 'B' : 'A';
+		r = sd_cluster_receive(nb, body, s(""), &rx);
+		CHECK(r == SD_ERR_CLUSTER_SEAL, "one base64 character changed: SD_ERR_CLUSTER_SEAL (%u)", r);
+		size_t before = len;
+		CHECK(sd_cluster_take(na, buf, sizeof(buf), &len) == SD_OK && len == 0,
+				"nothing more to send after the %zu-byte message", before);
+		int info_ok = sd_cluster_info(nb, &self) == SD_OK && strcmp(self.node, "nb") == 0
+				&& self.peers == 1 && sd_cluster_peer(nb, 0, &peer) == SD_OK
+				&& strcmp(peer.node, "na") == 0 && strcmp(peer.addr, "sip:na@127.0.0.1:5090") == 0
+				&& peer.keys == 1;
+		CHECK(info_ok && sd_cluster_peer(nb, 1, &rx_peer) == SD_ERR_INVALID_ARGUMENT,
+				"nb knows one peer: %s at %s, %llu key", peer.node, peer.addr,
+				(unsigned long long)peer.keys);
+		{
+			size_t cursor = 0;
+			uint32_t more = 1;
+			unsigned parts = 0;
+			while(more && sd_cluster_sync_next(na, &cursor, &more, buf, sizeof(buf), &len) == SD_OK)
+				parts++;
+			CHECK(parts >= 1 && !more, "na's full sync: %u part(s)", parts);
+		}
+		CHECK(stat(nb, "cluster_in") == 1 && stat(nb, "cluster_replays") == 1
+						&& stat(nb, "cluster_bad_seal") == 1 && stat(na, "cluster_out") >= 2,
+				"counted: nb in 1, replays 1, bad seal 1; na out %llu",
+				(unsigned long long)stat(na, "cluster_out"));
+		sd_ctx_free(na);
+		sd_ctx_free(nb);
+		unlink(keyfile);
+	}
+
 	sd_ctx_free(ctx);
 	sd_ctx_free(NULL);
 	printf("%d passed, %d failed\n", passed, failed);

@@ -1,7 +1,8 @@
 //! The Dockerised testbed of tests/docker_testbed.rs (docker/compose.yml): one compose project
 //! per run, its containers and networks, SIPp runs in the caller and callee containers, and
 //! the plaintext needles the core capture is searched for. Removed on drop, also when a check
-//! fails.
+//! fails. Shared by tests/docker_testbed.rs and tests/docker_cluster.rs (each uses part of it).
+#![allow(dead_code)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -61,6 +62,8 @@ pub fn compose_tool() -> Option<Vec<String>> {
 pub struct Testbed {
     pub root: PathBuf,
     pub compose: Vec<String>,
+    /// the compose files, docker/compose.yml first
+    pub files: Vec<PathBuf>,
     pub project: String,
     pub env: Vec<(String, String)>,
     pub work: PathBuf,
@@ -71,10 +74,11 @@ pub struct Testbed {
 impl Testbed {
     pub fn compose_cmd(&self) -> Command {
         let mut c = Command::new(&self.compose[0]);
-        c.args(&self.compose[1..])
-            .arg("-f")
-            .arg(self.root.join("docker/compose.yml"))
-            .args(["-p", &self.project]);
+        c.args(&self.compose[1..]);
+        for f in &self.files {
+            c.arg("-f").arg(f);
+        }
+        c.args(["-p", &self.project]);
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -166,10 +170,10 @@ impl Testbed {
 impl Drop for Testbed {
     fn drop(&mut self) {
         if std::thread::panicking() && self.up {
-            for s in ["p1", "p2"] {
+            for s in ["p1", "p2", "lb", "p1a", "p1b"] {
                 let id = self.compose(&["ps", "-q", s]);
                 let id = String::from_utf8_lossy(&id.stdout).trim().to_string();
-                if !id.is_empty() {
+                if !id.is_empty() && id.lines().count() == 1 {
                     let log = text(&output(
                         Command::new("docker").args(["logs", "--tail", "60", &id]),
                     ));
@@ -405,9 +409,10 @@ pub fn plaintext_needles(cli: &Path, keys: &Path, work: &Path, rows: &[Row]) -> 
     needles
 }
 
-/// Builds (or reuses) the images and starts the compose project: None after SKIPPED when
-/// there is no Docker engine, no compose or no build/sipsd.so.
-pub fn up(root: &Path, cli: &Path, keys: &Path) -> Option<Testbed> {
+/// Builds (or reuses) the images and makes the compose project of `extra` compose files on
+/// top of docker/compose.yml (nothing started yet): None after SKIPPED when there is no Docker
+/// engine, no compose or no build/sipsd.so.
+pub fn create(root: &Path, cli: &Path, keys: &Path, extra: &[&str]) -> Option<Testbed> {
     if !docker_available() {
         return skip("SIPSD_REQUIRE_DOCKER", "no docker");
     }
@@ -448,15 +453,24 @@ pub fn up(root: &Path, cli: &Path, keys: &Path) -> Option<Testbed> {
     env.push(("SIPSD_WORK".into(), work.display().to_string()));
     env.push(("SIPSD_DEFINES".into(), String::new()));
 
-    let tb = Testbed {
+    let mut files = vec![root.join("docker/compose.yml")];
+    files.extend(extra.iter().map(|f| root.join(f)));
+    Some(Testbed {
         root: root.to_path_buf(),
         compose,
+        files,
         project,
         env,
-        work: work.clone(),
+        work,
         net,
         up: true,
-    };
+    })
+}
+
+/// [`create`], then every service of docker/compose.yml started and checked: None after
+/// SKIPPED.
+pub fn up(root: &Path, cli: &Path, keys: &Path) -> Option<Testbed> {
+    let tb = create(root, cli, keys, &[])?;
     let o = tb.compose(&["up", "-d"]);
     check!(
         o.status.success(),

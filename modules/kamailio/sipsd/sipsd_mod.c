@@ -49,6 +49,7 @@
 #include "sipsd_compat.h"
 #include "sipsd_mod.h"
 #include "sipsd_pv.h"
+#include "sipsd_dmq.h"
 
 MODULE_VERSION
 
@@ -83,6 +84,10 @@ static int sipsd_param_strict_key_permissions(modparam_t type, void *val);
 static int sipsd_param_max_rsa_ops(modparam_t type, void *val);
 static int sipsd_param_allow_cbc_in_dialog(modparam_t type, void *val);
 static int sipsd_param_plaintext_next_hop(modparam_t type, void *val);
+static int sipsd_param_cluster_key(modparam_t type, void *val);
+static int sipsd_param_cluster_node(modparam_t type, void *val);
+static int sipsd_param_cluster_max_skew(modparam_t type, void *val);
+static int sipsd_param_cluster_refresh(modparam_t type, void *val);
 
 static void sipsd_rpc_stats(rpc_t *rpc, void *ctx);
 static void sipsd_rpc_reload(rpc_t *rpc, void *ctx);
@@ -138,6 +143,14 @@ static param_export_t params[] = {
 	{"plaintext_next_hop", PARAM_STRING | USE_FUNC_PARAM,
 		(void *)sipsd_param_plaintext_next_hop},
 	{"log_plaintext",  PARAM_INT, &sipsd_log_plaintext},
+	{"cluster_key",    PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_cluster_key},
+	{"cluster_node",   PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_cluster_node},
+	{"cluster_max_skew", PARAM_INT | USE_FUNC_PARAM,
+		(void *)sipsd_param_cluster_max_skew},
+	{"cluster_refresh", PARAM_INT | USE_FUNC_PARAM,
+		(void *)sipsd_param_cluster_refresh},
+	{"enable_dmq",     PARAM_INT, &sipsd_dmq_enable},
+	{"dmq_init_sync",  PARAM_INT, &sipsd_dmq_init_sync},
 	{0, 0, 0}
 };
 
@@ -151,6 +164,7 @@ static const char *sipsd_rpc_reload_doc[2] = {
 static rpc_export_t sipsd_rpc_cmds[] = {
 	{"sipsd.stats",  sipsd_rpc_stats,  sipsd_rpc_stats_doc,  0},
 	{"sipsd.reload", sipsd_rpc_reload, sipsd_rpc_reload_doc, 0},
+	{"sipsd.cluster", sipsd_rpc_cluster, sipsd_rpc_cluster_doc, RET_ARRAY},
 	{0, 0, 0, 0}
 };
 
@@ -454,6 +468,10 @@ SIPSD_INT_PARAM(strict_key_permissions)
 SIPSD_INT_PARAM(max_rsa_ops)
 SIPSD_INT_PARAM(allow_cbc_in_dialog)
 SIPSD_STR_PARAM(plaintext_next_hop)
+SIPSD_STR_PARAM(cluster_key)
+SIPSD_STR_PARAM(cluster_node)
+SIPSD_INT_PARAM(cluster_max_skew)
+SIPSD_INT_PARAM(cluster_refresh)
 
 /* ---------------------------------------------------------------------- */
 /* dialog module: end the cached key when the dialog ends                  */
@@ -474,6 +492,7 @@ static void sipsd_dlg_end_cb(
 		return;
 	r = sd_dialog_end(_sipsd_ctx, sipsd_sdstr(&dlg->callid),
 			sipsd_sdstr(&dlg->tag[DLG_CALLER_LEG]));
+	sipsd_dmq_replicate();
 	if(r != SD_OK) {
 		LM_ERR("dialog end failed (call %.*s): %s (%u)\n", dlg->callid.len,
 				dlg->callid.s, sd_strerror(r), (unsigned)r);
@@ -549,6 +568,10 @@ static int mod_init(void)
 		LM_ERR("cannot register statistics\n");
 		return -1;
 	}
+
+	/* enable_dmq: replicate the dialog keys to the other nodes (sipsd_dmq.c) */
+	if(sipsd_dmq_init(_sipsd_ctx) != 0)
+		return -1;
 
 	/* dialog module loaded: end cached keys on dialog end, without script */
 	if(find_export("load_dlg", 0, 0) != NULL && load_dlg_api(&_sipsd_dlgb) == 0) {
@@ -673,6 +696,7 @@ static int ki_sd_decrypt(sip_msg_t *msg)
 		return SIPSD_RC_ERROR;
 	}
 	r = sd_unwrap_body(_sipsd_ctx, &sm.m, &plain);
+	sipsd_dmq_replicate();
 
 	l = sipsd_last_for(msg);
 	sd_plain_free(l->plain);
@@ -814,6 +838,7 @@ static int ki_sd_rotate(sip_msg_t *msg)
 	if(sipsd_msg_build(msg, &sm) < 0)
 		return SIPSD_RC_ERROR;
 	r = sd_rotate(_sipsd_ctx, &sm.m, &gen);
+	sipsd_dmq_replicate();
 	l = sipsd_last_for(msg);
 	l->code = r;
 	if(r == SD_OK) {
@@ -845,6 +870,7 @@ static int ki_sd_dialog_end(sip_msg_t *msg)
 		return SIPSD_RC_ERROR;
 	/* the library finds the caller's tag in From or To (a BYE from the callee) */
 	r = sd_dialog_end_msg(_sipsd_ctx, &sm.m);
+	sipsd_dmq_replicate();
 	if(r != SD_OK) {
 		LM_ERR("dialog end failed (call %.*s): %s (%u)\n", sm.call_id.len,
 				sm.call_id.s, sd_strerror(r), (unsigned)r);

@@ -32,10 +32,13 @@
 //!
 //! Times are `CLOCK_REALTIME` seconds, the same in every process.
 //!
-//! Module layout: `shm` (the mapping and its layout), `lock` (the robust mutex) — the only
-//! places with `unsafe` — and `table` (the table logic, safe Rust over a typed view).
+//! Module layout: `shm` (the mapping and its layout), `lock` (the robust mutex, also used by
+//! `engine::cluster`'s shared state) — the only places with `unsafe` — `table` (the table
+//! logic, safe Rust over a typed view) and `replica` (what cluster replication needs: an entry
+//! applied under the caller's check, live entries exported in batches).
 
-mod lock;
+pub(crate) mod lock;
+mod replica;
 mod shm;
 mod table;
 
@@ -44,6 +47,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+pub use replica::{Apply, Batch};
 use shm::Region;
 pub use table::PROTECTED_PERCENT;
 
@@ -73,6 +77,11 @@ impl DialogKey {
 
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// The dialog id as another node sent it (a cluster message carries the 32 bytes).
+    pub fn from_bytes(bytes: [u8; 32]) -> DialogKey {
+        DialogKey(bytes)
     }
 }
 

@@ -143,6 +143,11 @@ impl Region {
         self.layout.len
     }
 
+    /// Seconds an entry lives after its last use (0: no expiry), fixed at creation.
+    pub(crate) fn ttl_secs(&self) -> u32 {
+        self.control().ttl_secs
+    }
+
     pub(crate) fn control(&self) -> &Control {
         // SAFETY: `create` initialised the Control at the base of the mapping, which stays
         // mapped as long as `self` lives. Fields other than the mutex (UnsafeCell) and the

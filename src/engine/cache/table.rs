@@ -15,7 +15,7 @@ use std::sync::atomic::{fence, AtomicU32, Ordering};
 use siphasher::sip::SipHasher13;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{CacheStats, CachedKey, DialogKey, Entry, Stored, MAX_CEK_LEN};
+use super::{Apply, CacheError, CacheStats, CachedKey, DialogKey, Entry, Stored, MAX_CEK_LEN};
 
 /// A slot index plus one; 0 means "none". All-zero memory is therefore an empty table.
 #[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
@@ -171,6 +171,26 @@ pub(crate) struct TableHeader {
 
 /// How many expired entries one `store` may sweep from the LRU tail when the table is full.
 const EXPIRE_BATCH: usize = 16;
+
+/// How many slots one [`Table::live_from`] looks at, so that exporting a large, sparse table
+/// never holds the lock long.
+pub(crate) const EXPORT_SCAN: usize = 4096;
+
+/// What a new slot is filled with: a fresh dialog's key ([`Table::insert`]) or an entry as
+/// another node of a cluster holds it ([`Table::apply`]).
+struct Fill<'a> {
+    alg: u8,
+    cek: &'a [u8],
+    generation: u32,
+    created_at: u64,
+    last_used: u64,
+    uses: u32,
+}
+
+/// Whether an entry last used at `last_used` has expired at `now` under `ttl` seconds (0: never).
+pub(crate) fn expired(ttl: u64, last_used: u64, now: u64) -> bool {
+    ttl != 0 && now.saturating_sub(last_used) > ttl
+}
 
 /// The typed view of the table, valid while the lock is held.
 pub(crate) struct Table<'a> {
@@ -379,7 +399,7 @@ impl<'a> Table<'a> {
     }
 
     fn is_expired(&self, idx: usize, now: u64) -> bool {
-        self.ttl != 0 && now.saturating_sub(self.slots[idx].last_used) > self.ttl
+        expired(self.ttl, self.slots[idx].last_used, now)
     }
 
     /// Find a live entry; an expired one is removed (zeroized) on the way.
@@ -452,6 +472,57 @@ impl<'a> Table<'a> {
         }
     }
 
+    /// Takes a slot for a dialog with no live entry (making room first when the table is
+    /// full) and fills it, probationary, as its own crash-safe section. Returns the slot.
+    /// `fill.cek.len() <= MAX_CEK_LEN` is checked by the caller.
+    fn add(&mut self, key: &DialogKey, fill: &Fill<'_>, now: u64) -> usize {
+        if self.hdr.free_head == Link::NONE && self.hdr.hwm as usize >= self.slots.len() {
+            self.make_room(now);
+        }
+        self.begin();
+        let idx = match self.alloc() {
+            Some(idx) => idx,
+            None => {
+                // Unreachable for a consistent table (make_room freed a slot); fall back to
+                // reusing the LRU tail, or slot 0, so an insert never fails.
+                let victim = self
+                    .hdr
+                    .lru_tail
+                    .get()
+                    .or_else(|| self.hdr.prot_tail.get())
+                    .filter(|&t| t < self.slots.len())
+                    .unwrap_or(0);
+                self.touch(victim);
+                if self.slots[victim].state == STATE_USED {
+                    self.hash_unlink(victim);
+                    self.lru_unlink(victim);
+                    if self.slots[victim].segment == SEG_PROTECTED {
+                        self.hdr.protected = self.hdr.protected.saturating_sub(1);
+                    }
+                    self.hdr.entries = self.hdr.entries.saturating_sub(1);
+                    self.hdr.counters.evictions += 1;
+                }
+                self.slots[victim].wipe();
+                victim
+            }
+        };
+        self.touch(idx);
+        let slot = &mut self.slots[idx];
+        slot.wipe();
+        slot.key = *key.as_bytes();
+        slot.set_key_material(fill.alg, fill.cek);
+        slot.generation = fill.generation;
+        slot.uses = fill.uses;
+        slot.created_at = fill.created_at;
+        slot.last_used = fill.last_used;
+        slot.state = STATE_USED;
+        self.hash_link(idx);
+        self.lru_push_front(idx);
+        self.hdr.entries += 1;
+        self.end();
+        idx
+    }
+
     // ----- operations -----------------------------------------------------------------------
 
     /// The live entry of the first of `keys` that has one: (position in `keys`, slot).
@@ -517,52 +588,115 @@ impl<'a> Table<'a> {
             }
             return Stored::Refused { generation };
         }
-        if self.hdr.free_head == Link::NONE && self.hdr.hwm as usize >= self.slots.len() {
-            self.make_room(now);
-        }
-        self.begin();
-        let idx = match self.alloc() {
-            Some(idx) => idx,
-            None => {
-                // Unreachable for a consistent table (make_room freed a slot); fall back to
-                // reusing the LRU tail, or slot 0, so an insert never fails.
-                let victim = self
-                    .hdr
-                    .lru_tail
-                    .get()
-                    .or_else(|| self.hdr.prot_tail.get())
-                    .filter(|&t| t < self.slots.len())
-                    .unwrap_or(0);
-                self.touch(victim);
-                if self.slots[victim].state == STATE_USED {
-                    self.hash_unlink(victim);
-                    self.lru_unlink(victim);
-                    if self.slots[victim].segment == SEG_PROTECTED {
-                        self.hdr.protected = self.hdr.protected.saturating_sub(1);
-                    }
-                    self.hdr.entries = self.hdr.entries.saturating_sub(1);
-                    self.hdr.counters.evictions += 1;
-                }
-                self.slots[victim].wipe();
-                victim
-            }
-        };
-        self.touch(idx);
-        let slot = &mut self.slots[idx];
-        slot.wipe();
-        slot.key = *key.as_bytes();
-        slot.set_key_material(alg, cek);
-        slot.generation = 1;
-        slot.uses = 0;
-        slot.created_at = now;
-        slot.last_used = now;
-        slot.state = STATE_USED;
-        self.hash_link(idx);
-        self.lru_push_front(idx);
-        self.hdr.entries += 1;
-        self.end();
+        self.add(
+            key,
+            &Fill {
+                alg,
+                cek,
+                generation: 1,
+                created_at: now,
+                last_used: now,
+                uses: 0,
+            },
+            now,
+        );
         self.hdr.counters.inserts += 1;
         Stored::New { generation: 1 }
+    }
+
+    /// Runs `decide` on the live entry of `key` (or `None`) and carries out its [`Apply`]:
+    /// store the entry as given (in a new slot, or over the live one), refresh the live
+    /// entry's use time and count, or nothing. A stored entry that was used or rotated
+    /// (`uses > 0` or `generation > 1`) is protected, as it is on the node that sent it.
+    /// Times later than `now` are taken as `now`.
+    pub(crate) fn apply<R>(
+        &mut self,
+        key: &DialogKey,
+        now: u64,
+        decide: impl FnOnce(Option<Entry<'_>>) -> (Apply, R),
+    ) -> Result<R, CacheError> {
+        let live = self.find_live(key, now);
+        let (verdict, out) = decide(live.map(|idx| self.slots[idx].entry()));
+        match verdict {
+            Apply::Keep => {}
+            Apply::Store(image) => {
+                if image.cek.len() > MAX_CEK_LEN {
+                    return Err(CacheError::KeyTooLong);
+                }
+                let fill = Fill {
+                    alg: image.alg,
+                    cek: &image.cek,
+                    generation: image.generation,
+                    created_at: image.created_at.min(now),
+                    last_used: image.last_used.min(now),
+                    uses: image.uses,
+                };
+                let idx = match live {
+                    Some(idx) => {
+                        self.overwrite(idx, &fill);
+                        idx
+                    }
+                    None => self.add(key, &fill, now),
+                };
+                if fill.generation > 1 || fill.uses > 0 {
+                    self.begin();
+                    self.touch(idx);
+                    self.promote(idx);
+                    self.end();
+                }
+            }
+            Apply::Touch { last_used, uses } => {
+                if let Some(idx) = live {
+                    self.begin();
+                    self.touch(idx);
+                    let slot = &mut self.slots[idx];
+                    slot.last_used = slot.last_used.max(last_used.min(now));
+                    slot.uses = slot.uses.max(uses);
+                    self.lru_unlink(idx);
+                    self.lru_push_front(idx);
+                    self.end();
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces a live entry's key and metadata with `fill` (zeroizing the old key) and makes
+    /// it the most recent, as one crash-safe section.
+    fn overwrite(&mut self, idx: usize, fill: &Fill<'_>) {
+        self.begin();
+        self.touch(idx);
+        let slot = &mut self.slots[idx];
+        slot.set_key_material(fill.alg, fill.cek);
+        slot.generation = fill.generation;
+        slot.uses = fill.uses;
+        slot.created_at = fill.created_at;
+        slot.last_used = fill.last_used;
+        self.lru_unlink(idx);
+        self.lru_push_front(idx);
+        self.end();
+    }
+
+    /// Copies of the live entries in slots `from..`, at most `max` of them and looking at no
+    /// more than [`EXPORT_SCAN`] slots (the lock is held meanwhile). Returns them and the slot
+    /// to continue from, `None` once the last slot ever used was looked at. Changes nothing.
+    pub(crate) fn live_from(
+        &self,
+        from: usize,
+        max: usize,
+        now: u64,
+    ) -> (Vec<(DialogKey, CachedKey)>, Option<usize>) {
+        let end = (self.hdr.hwm as usize).min(self.slots.len());
+        let mut out = Vec::new();
+        let mut idx = from;
+        while idx < end && out.len() < max && idx - from < EXPORT_SCAN {
+            let slot = &self.slots[idx];
+            if slot.state == STATE_USED && !self.is_expired(idx, now) {
+                out.push((DialogKey::from_bytes(slot.key), slot.to_cached()));
+            }
+            idx += 1;
+        }
+        (out, (idx < end).then_some(idx))
     }
 
     pub(crate) fn remove(&mut self, key: &DialogKey) -> bool {

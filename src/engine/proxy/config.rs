@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::crypto::keys::{KeySpec, PskSpec, RsaKeySpec};
 use crate::engine::cache::CacheConfig;
+use crate::engine::cluster::{self, ClusterConfig, MAX_NODE_LEN};
 use crate::engine::{Error, Result};
 use crate::sip::body::BodyLimits;
 
@@ -52,6 +53,8 @@ pub struct ProxyConfig {
     pub allow_cbc_in_dialog: bool,
     /// Next hops a decrypted body may be forwarded to in clear.
     pub plaintext_next_hops: Vec<NextHop>,
+    /// Replication of the dialog keys to the other nodes of a cluster (off without a key).
+    pub cluster: ClusterConfig,
 }
 
 impl Default for ProxyConfig {
@@ -69,6 +72,7 @@ impl Default for ProxyConfig {
             max_rsa_ops: 2,
             allow_cbc_in_dialog: false,
             plaintext_next_hops: Vec::new(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -114,6 +118,22 @@ impl ProxyConfig {
             "strict_key_permissions" => self.keys.strict_permissions = flag(name, value)?,
             "allow_cbc_in_dialog" => self.allow_cbc_in_dialog = flag(name, value)?,
             "plaintext_next_hop" => self.plaintext_next_hops.push(NextHop::parse(value)?),
+            "cluster_key" => {
+                let key = parse_psk(value).map_err(|e| match e {
+                    Error::Config(m) => Error::Config(m.replacen("psk", "cluster_key", 1)),
+                    other => other,
+                })?;
+                cluster::check_key_id(&key.id)?;
+                self.cluster.keys.push(key)
+            }
+            "cluster_node" => {
+                if value.is_empty() || value.len() > MAX_NODE_LEN {
+                    return Err(bad(name, value, "a name of 1 to 64 bytes"));
+                }
+                self.cluster.node = Some(value.to_string())
+            }
+            "cluster_max_skew" => self.cluster.max_skew_secs = number(name, value)?,
+            "cluster_refresh" => self.cluster.refresh_secs = number(name, value)?,
             _ => return Err(Error::Config(format!("unknown option '{name}'"))),
         }
         Ok(())

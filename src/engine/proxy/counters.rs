@@ -62,6 +62,28 @@ counters! {
     RsaBudgetExhausted = "rsa_budget_exhausted",
     /// Body replacements refused because the next hop is not an allowed plaintext next hop.
     PlaintextRefused = "plaintext_refused",
+    /// Replication messages sealed for the other nodes of the cluster (updates and sync parts).
+    ClusterOut = "cluster_out",
+    /// Replication messages accepted from another node.
+    ClusterIn = "cluster_in",
+    /// Replicated dialog keys stored here (a dialog not known here, or a newer generation).
+    ClusterApplied = "cluster_applied",
+    /// Replicated dialog ends that removed a key here.
+    ClusterEnded = "cluster_ended",
+    /// Replicated dialog keys not applied: an older generation, the same generation with another key, or past the TTL.
+    ClusterStale = "cluster_stale",
+    /// Replication messages refused: not sealed and authenticated under a cluster key, or malformed inside.
+    ClusterBadSeal = "cluster_bad_seal",
+    /// Replication messages refused: replayed, sent outside cluster_max_skew or before this node started, or from this node.
+    ClusterReplays = "cluster_replays",
+    /// Full syncs this node asked the others for (at start or rejoin).
+    ClusterSyncRequested = "cluster_sync_requested",
+    /// Full syncs this node answered.
+    ClusterSyncServed = "cluster_sync_served",
+    /// Full syncs received to their end.
+    ClusterSyncsDone = "cluster_syncs_done",
+    /// Changes not replicated because too many were waiting in one process.
+    ClusterDropped = "cluster_dropped",
 }
 
 const COUNT: usize = Counter::ALL.len();

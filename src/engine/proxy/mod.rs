@@ -14,6 +14,7 @@
 mod config;
 mod counters;
 mod next_hop;
+mod replication;
 mod stats;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,9 +29,10 @@ pub use counters::Counter;
 pub use next_hop::NextHop;
 pub use stats::{stat, stat_count, stats, ProxyStats, Stat};
 
-use crate::crypto::cms::{self, Cek, CmsError, CmsKind, CmsMessage, ContentAlg, RsaBudget};
+use crate::crypto::cms::{self, Cek, CmsError, CmsKind, CmsMessage, RsaBudget};
 use crate::crypto::keys::KeyStore;
 use crate::engine::cache::{now_secs, DialogKey, Entry, OnMiss, SharedCache, Stored, Verdict};
+use crate::engine::cluster::{key_of_tag, key_tag, Change, Cluster};
 use crate::engine::{Error, Result};
 use crate::sip::body::{self, BodyError, EncryptedPart};
 use crate::sip::disclose::{DiscloseError, DisclosureRequest, Selection};
@@ -45,6 +47,9 @@ pub enum KeySource {
     Wrapped,
     /// The dialog's cached key (EncryptedData, or a body re-sent under the same key).
     Cache,
+    /// The dialog's cached key as another node of the cluster replicated it (the dialog was
+    /// set up, or its key last rotated, through that node).
+    Replica,
 }
 
 impl KeySource {
@@ -53,6 +58,7 @@ impl KeySource {
         match self {
             KeySource::Wrapped => "wrapped",
             KeySource::Cache => "cache",
+            KeySource::Replica => "replica",
         }
     }
 }
@@ -145,6 +151,10 @@ pub struct Proxy {
     seen_epoch: AtomicU64,
     cache: SharedCache,
     counters: SharedCounters,
+    /// Replication to the other nodes (`cluster_key` configured).
+    cluster: Option<Cluster>,
+    /// The changes this process made that are not sent yet (`replication.rs`).
+    pending: parking_lot::Mutex<Vec<Change>>,
 }
 
 /// One message being handled: what is worked out once and shared by its parts.
@@ -188,12 +198,18 @@ struct Opening {
 }
 
 impl Opening {
-    fn from_dialog(plaintext: Zeroizing<Vec<u8>>, generation: u32) -> Opening {
+    /// Opened with the cached entry `e` (a key replicated from another node says so).
+    fn from_dialog(plaintext: Zeroizing<Vec<u8>>, e: &Entry<'_>) -> Opening {
+        let replica = key_of_tag(e.alg).is_some_and(|(_, replica)| replica);
         Opening {
             plaintext,
-            key_source: KeySource::Cache,
+            key_source: if replica {
+                KeySource::Replica
+            } else {
+                KeySource::Cache
+            },
             key_label: "dialog".into(),
-            generation,
+            generation: e.generation,
         }
     }
 
@@ -210,9 +226,9 @@ impl Opening {
 /// What a known dialog's entry said about an (Auth)EnvelopedData part.
 enum Known {
     /// The body is under the cached key (a retransmission or a re-sent offer).
-    Same(Zeroizing<Vec<u8>>, u32),
-    /// A proven rotation: the new key is now cached.
-    Rotated(cms::Opened, u32),
+    Same(Opening),
+    /// A proven rotation: the new key is now cached (for the dialog id at this position).
+    Rotated(cms::Opened, u32, usize),
     /// The old-peer CBC path (`allow_cbc_in_dialog`): the key must be unwrapped to compare.
     NeedUnwrap,
 }
@@ -224,12 +240,20 @@ impl Proxy {
         let cache = SharedCache::create(config.cache)?;
         let counters = SharedCounters::create()
             .map_err(|e| Error::Config(format!("cannot map shared counters: {e}")))?;
+        let cluster = Cluster::new(
+            &config.cluster,
+            config.keys.strict_permissions,
+            &config.keys.psk,
+            &keys,
+        )?;
         Ok(Proxy {
             seen_epoch: AtomicU64::new(cache.epoch()),
             keys: RwLock::new(Arc::new(keys)),
             config,
             cache,
             counters,
+            cluster,
+            pending: parking_lot::Mutex::new(Vec::new()),
         })
     }
 
@@ -259,7 +283,11 @@ impl Proxy {
 
     /// What loading the keys warned about (e.g. a key file others may read), for the log.
     pub fn key_warnings(&self) -> Vec<String> {
-        self.keys().warnings().to_vec()
+        let mut w = self.keys().warnings().to_vec();
+        if let Some(c) = &self.cluster {
+            w.extend(c.warnings().iter().cloned());
+        }
+        w
     }
 
     /// Decides whether `msg` carries a body part meant for this proxy (docs/PROTOCOL.md).
@@ -345,9 +373,11 @@ impl Proxy {
 
     /// Forgets the dialog's key (BYE answered, failed INVITE). True if it was cached.
     pub fn dialog_end(&self, call_id: &[u8], from_tag: &[u8]) -> Result<bool> {
-        let removed = self.cache.remove(&DialogKey::new(call_id, from_tag))?;
+        let dialog = DialogKey::new(call_id, from_tag);
+        let removed = self.cache.remove(&dialog)?;
         if removed {
             self.counters.bump(Counter::DialogsEnded);
+            self.note(Change::End(dialog));
         }
         Ok(removed)
     }
@@ -362,6 +392,7 @@ impl Proxy {
         let removed = self.cache.remove(&dialogs[which])?;
         if removed {
             self.counters.bump(Counter::DialogsEnded);
+            self.note(Change::End(dialogs[which]));
         }
         Ok(removed)
     }
@@ -382,7 +413,11 @@ impl Proxy {
         for (slot, &c) in counters.iter_mut().zip(Counter::ALL) {
             *slot = self.counters.get(c);
         }
-        Ok(ProxyStats::new(counters, self.cache.stats()?))
+        let cluster = match &self.cluster {
+            Some(c) => c.stats()?,
+            None => Default::default(),
+        };
+        Ok(ProxyStats::new(counters, self.cache.stats()?, cluster))
     }
 
     fn counted<T>(&self, r: Result<T>) -> Result<T> {
@@ -575,12 +610,29 @@ impl Proxy {
                 .check_rotation_policy(&e)
                 .and_then(|()| cek_of(&e))
                 .and_then(|cek| Ok(cms.open_with_cek(&cek)?));
+            // a key used again after a while is sent again: the other nodes keep its TTL
+            let refresh = self
+                .cluster
+                .as_ref()
+                .is_some_and(|c| c.refresh_due(e.last_used, now_secs()));
             match opened {
-                Ok(plain) => (Verdict::Used, Ok(Opening::from_dialog(plain, e.generation))),
+                Ok(plain) => (
+                    Verdict::Used,
+                    Ok((
+                        Opening::from_dialog(plain, &e),
+                        refresh.then(|| dialogs[found.which]),
+                    )),
+                ),
                 Err(err) => (Verdict::Keep, Err(err)),
             }
         })?;
-        outcome.transpose()
+        let Some((opening, refresh)) = outcome.transpose()? else {
+            return Ok(None);
+        };
+        if let Some(dialog) = refresh {
+            self.note(Change::Key(dialog));
+        }
+        Ok(Some(opening))
     }
 
     /// (Auth)EnvelopedData. For a dialog with a cached key: the same key again (proven by
@@ -612,7 +664,10 @@ impl Proxy {
                     // A body under the cached key proves its sender holds it. Not counted as a
                     // use: a replayed offer must not wear the key out.
                     if let Ok(plain) = cms.open_with_cek(&current) {
-                        return (Verdict::Keep, Ok(Known::Same(plain, e.generation)));
+                        return (
+                            Verdict::Keep,
+                            Ok(Known::Same(Opening::from_dialog(plain, &e))),
+                        );
                     }
                 }
                 if !cms.has_rotation_proof() {
@@ -628,21 +683,20 @@ impl Proxy {
                 match cms.open_rotation(&current) {
                     Ok(opened) => {
                         let verdict = Verdict::Replace {
-                            alg: opened.cek.alg().code(),
+                            alg: key_tag(opened.cek.alg(), false),
                             cek: Zeroizing::new(opened.cek.as_bytes().to_vec()),
                         };
                         let generation = e.generation.saturating_add(1);
-                        (verdict, Ok(Known::Rotated(opened, generation)))
+                        (verdict, Ok(Known::Rotated(opened, generation, found.which)))
                     }
                     Err(_) => (Verdict::Keep, Err(Error::RotationUnproven)),
                 }
             })?
             .transpose()?;
         match known {
-            Some(Known::Same(plain, generation)) => {
-                Ok(Some(Opening::from_dialog(plain, generation)))
-            }
-            Some(Known::Rotated(opened, generation)) => {
+            Some(Known::Same(opening)) => Ok(Some(opening)),
+            Some(Known::Rotated(opened, generation, which)) => {
+                self.note(Change::Key(dialogs[which]));
                 ctx.last_cek = Some(opened.cek.clone());
                 Ok(Some(Opening::unwrapped(opened, generation)))
             }
@@ -651,11 +705,22 @@ impl Proxy {
             Some(Known::NeedUnwrap) | None => {
                 let opened = self.open_with_own_key(ctx, cms)?;
                 let dialog = dialogs[0];
-                let stored =
+                let alg = opened.cek.alg();
+                let mut stored =
                     self.cache
-                        .insert(&dialog, opened.cek.alg().code(), opened.cek.as_bytes())?;
+                        .insert(&dialog, key_tag(alg, false), opened.cek.as_bytes())?;
+                if matches!(stored, Stored::Refused { .. }) && self.cluster.is_some() {
+                    // the same key may be cached as another node replicated it
+                    stored =
+                        self.cache
+                            .insert(&dialog, key_tag(alg, true), opened.cek.as_bytes())?;
+                }
                 let generation = match stored {
-                    Stored::New { generation } | Stored::Same { generation } => generation,
+                    Stored::New { generation } => {
+                        self.note(Change::Key(dialog));
+                        generation
+                    }
+                    Stored::Same { generation } => generation,
                     Stored::Refused { .. } if in_dialog => return Err(Error::RotationUnproven),
                     Stored::Refused { .. } => return Err(Error::InitialCollision),
                 };
@@ -711,9 +776,9 @@ fn dialog_ids(msg: &SipMessage<'_>) -> Result<Vec<DialogKey>> {
     Ok(ids)
 }
 
-/// The cached key as a [`Cek`].
+/// The cached key as a [`Cek`] (stored locally or replicated: `cluster::key_tag`).
 fn cek_of(e: &Entry<'_>) -> Result<Cek> {
-    let alg = ContentAlg::from_code(e.alg).ok_or(Error::NoDialogKey)?;
+    let (alg, _) = key_of_tag(e.alg).ok_or(Error::NoDialogKey)?;
     Ok(Cek::from_bytes(alg, e.cek)?)
 }
 

@@ -4,6 +4,7 @@
 
 use super::counters::Counter;
 use crate::engine::cache::CacheStats;
+use crate::engine::cluster::ClusterStats;
 
 /// The counters of a proxy and of its cache, summed over every process.
 #[derive(Clone, Copy, Debug, Default)]
@@ -11,11 +12,21 @@ pub struct ProxyStats {
     counters: [u64; Counter::ALL.len()],
     /// The dialog key cache's own figures.
     pub cache: CacheStats,
+    /// The cluster's figures (zero without a cluster).
+    pub cluster: ClusterStats,
 }
 
 impl ProxyStats {
-    pub(crate) fn new(counters: [u64; Counter::ALL.len()], cache: CacheStats) -> ProxyStats {
-        ProxyStats { counters, cache }
+    pub(crate) fn new(
+        counters: [u64; Counter::ALL.len()],
+        cache: CacheStats,
+        cluster: ClusterStats,
+    ) -> ProxyStats {
+        ProxyStats {
+            counters,
+            cache,
+            cluster,
+        }
     }
 
     /// One of the proxy's counters.
@@ -37,6 +48,7 @@ pub struct Stat {
 enum Value {
     Counter(Counter),
     Cache(fn(&CacheStats) -> u64),
+    Cluster(fn(&ClusterStats) -> u64),
 }
 
 impl Stat {
@@ -65,23 +77,24 @@ impl Stat {
         match self.value {
             Value::Counter(c) => s.get(c),
             Value::Cache(f) => f(&s.cache),
+            Value::Cluster(f) => f(&s.cluster),
         }
     }
 }
 
-macro_rules! cache_stats {
-    ($($name:literal: $doc:literal => $field:ident,)+) => {
-        const CACHE_STATS: &[Stat] = &[
+macro_rules! figures {
+    ($table:ident, $kind:ident: $($name:literal: $doc:literal => $field:ident,)+) => {
+        const $table: &[Stat] = &[
             $(Stat {
                 name_nul: concat!($name, "\0"),
                 doc_nul: concat!($doc, "\0"),
-                value: Value::Cache(|c| c.$field),
+                value: Value::$kind(|c| c.$field),
             },)+
         ];
     };
 }
 
-cache_stats! {
+figures! { CACHE_STATS, Cache:
     "cache_hits": "Dialog keys found and used to open an in-dialog body" => hits,
     "cache_misses": "In-dialog bodies for a dialog with no cached key" => misses,
     "cache_entries": "Dialog keys cached now" => entries,
@@ -97,12 +110,17 @@ cache_stats! {
     "lock_recoveries": "Times the cache was repaired after a process died holding its lock" => lock_recoveries,
 }
 
-/// How many statistics there are.
-pub fn stat_count() -> usize {
-    Counter::ALL.len() + CACHE_STATS.len()
+figures! { CLUSTER_STATS, Cluster:
+    "cluster_peers": "Other cluster nodes heard from (authenticated replication messages) since start" => peers,
 }
 
-/// Statistic `i` (0..[`stat_count`]): the proxy's counters first, then the cache's figures.
+/// How many statistics there are.
+pub fn stat_count() -> usize {
+    Counter::ALL.len() + CACHE_STATS.len() + CLUSTER_STATS.len()
+}
+
+/// Statistic `i` (0..[`stat_count`]): the proxy's counters first, then the cache's figures,
+/// then the cluster's.
 pub fn stat(i: usize) -> Option<Stat> {
     match Counter::ALL.get(i) {
         Some(&c) => Some(Stat {
@@ -110,7 +128,13 @@ pub fn stat(i: usize) -> Option<Stat> {
             doc_nul: c.doc_nul(),
             value: Value::Counter(c),
         }),
-        None => CACHE_STATS.get(i - Counter::ALL.len()).copied(),
+        None => {
+            let i = i - Counter::ALL.len();
+            CACHE_STATS
+                .get(i)
+                .or_else(|| CLUSTER_STATS.get(i.checked_sub(CACHE_STATS.len())?))
+                .copied()
+        }
     }
 }
 

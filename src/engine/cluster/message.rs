@@ -1,0 +1,353 @@
+//! The replication message inside the seal, as DER (docs/PROTOCOL.md §8.2):
+//!
+//! ```text
+//! ReplicationMessage ::= SEQUENCE {
+//!   version    INTEGER (1),
+//!   node       UTF8String (SIZE (1..64)),  -- the sender's cluster_node
+//!   counter    INTEGER (0..2^64-1),        -- strictly increasing per sender
+//!   sentAt     INTEGER,                    -- sender's clock, Unix milliseconds
+//!   kind       INTEGER { update(0), syncRequest(1), syncData(2), syncDone(3) },
+//!   records    SEQUENCE (SIZE (0..32)) OF Record }
+//!
+//! Record ::= SEQUENCE {
+//!   dialog     OCTET STRING (SIZE (32)),   -- SHA-256 dialog id (PROTOCOL.md §6.2)
+//!   key        [0] EXPLICIT DialogKeyState OPTIONAL }  -- absent: the dialog ended
+//!
+//! DialogKeyState ::= SEQUENCE {
+//!   alg        INTEGER (1..4),             -- content-encryption algorithm code
+//!   cek        OCTET STRING (SIZE (16 | 32)),
+//!   generation INTEGER (1..2^32-1),
+//!   createdAt  INTEGER,                    -- Unix seconds this generation was stored
+//!   lastUsed   INTEGER,                    -- Unix seconds of its last use
+//!   uses       INTEGER (0..2^32-1) }
+//! ```
+//!
+//! Decoding borrows every byte string from the (zeroizing) plaintext: no key is copied.
+
+use der::asn1::{OctetStringRef, Utf8StringRef};
+use der::{Decode, Encode, Sequence};
+use zeroize::Zeroizing;
+
+use crate::crypto::cms::ContentAlg;
+
+use super::ClusterError;
+
+/// The only version there is.
+pub(crate) const VERSION: u8 = 1;
+/// Longest node name.
+pub const MAX_NODE_LEN: usize = 64;
+/// Most records in one message.
+pub(crate) const MAX_RECORDS: usize = 32;
+
+/// What a message is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Keys stored or rotated, dialogs ended, as they happen.
+    Update,
+    /// The sender (re)started: it asks for every live entry.
+    SyncRequest,
+    /// Part of the answer to a sync request; more follows.
+    SyncData,
+    /// The last part of the answer to a sync request.
+    SyncDone,
+}
+
+impl Kind {
+    fn code(self) -> u8 {
+        match self {
+            Kind::Update => 0,
+            Kind::SyncRequest => 1,
+            Kind::SyncData => 2,
+            Kind::SyncDone => 3,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<Kind> {
+        [
+            Kind::Update,
+            Kind::SyncRequest,
+            Kind::SyncData,
+            Kind::SyncDone,
+        ]
+        .into_iter()
+        .find(|k| k.code() == c)
+    }
+
+    /// `update`, `sync-request`, `sync-data`, `sync-done`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Update => "update",
+            Kind::SyncRequest => "sync-request",
+            Kind::SyncData => "sync-data",
+            Kind::SyncDone => "sync-done",
+        }
+    }
+}
+
+#[derive(Sequence)]
+struct WireMessage<'a> {
+    version: u8,
+    node: Utf8StringRef<'a>,
+    counter: u64,
+    sent_at: u64,
+    kind: u8,
+    records: Vec<WireRecord<'a>>,
+}
+
+#[derive(Sequence)]
+struct WireRecord<'a> {
+    dialog: &'a OctetStringRef,
+    #[asn1(context_specific = "0", optional = "true")]
+    key: Option<WireKeyState<'a>>,
+}
+
+#[derive(Sequence)]
+struct WireKeyState<'a> {
+    alg: u8,
+    cek: &'a OctetStringRef,
+    generation: u32,
+    created_at: u64,
+    last_used: u64,
+    uses: u32,
+}
+
+/// A dialog key as it is cached, borrowed from the cache's copy or from the plaintext.
+#[derive(Clone, Copy)]
+pub(crate) struct KeyState<'a> {
+    pub(crate) alg: ContentAlg,
+    pub(crate) cek: &'a [u8],
+    pub(crate) generation: u32,
+    pub(crate) created_at: u64,
+    pub(crate) last_used: u64,
+    pub(crate) uses: u32,
+}
+
+/// One record: a dialog's key, or the end of the dialog.
+#[derive(Clone, Copy)]
+pub(crate) enum Record<'a> {
+    Key {
+        dialog: [u8; 32],
+        state: KeyState<'a>,
+    },
+    End {
+        dialog: [u8; 32],
+    },
+}
+
+/// A decoded (or to-be-encoded) message.
+pub(crate) struct Message<'a> {
+    pub(crate) node: &'a str,
+    pub(crate) counter: u64,
+    pub(crate) sent_at_ms: u64,
+    pub(crate) kind: Kind,
+    pub(crate) records: Vec<Record<'a>>,
+}
+
+fn malformed(what: &str) -> ClusterError {
+    ClusterError::Malformed(what.to_string())
+}
+
+impl<'a> Message<'a> {
+    /// The DER, in a zeroizing buffer of exactly its length (it holds keys).
+    pub(crate) fn encode(&self) -> Result<Zeroizing<Vec<u8>>, ClusterError> {
+        if self.node.is_empty() || self.node.len() > MAX_NODE_LEN {
+            return Err(malformed("node name must be 1 to 64 bytes"));
+        }
+        if self.records.len() > MAX_RECORDS {
+            return Err(malformed("too many records"));
+        }
+        let der_err = |e: der::Error| ClusterError::Malformed(format!("encoding: {e}"));
+        let mut records = Vec::with_capacity(self.records.len());
+        for r in &self.records {
+            records.push(match r {
+                Record::Key { dialog, state } => WireRecord {
+                    dialog: OctetStringRef::new(dialog).map_err(der_err)?,
+                    key: Some(WireKeyState {
+                        alg: state.alg.code(),
+                        cek: OctetStringRef::new(state.cek).map_err(der_err)?,
+                        generation: state.generation,
+                        created_at: state.created_at,
+                        last_used: state.last_used,
+                        uses: state.uses,
+                    }),
+                },
+                Record::End { dialog } => WireRecord {
+                    dialog: OctetStringRef::new(dialog).map_err(der_err)?,
+                    key: None,
+                },
+            });
+        }
+        let wire = WireMessage {
+            version: VERSION,
+            node: Utf8StringRef::new(self.node).map_err(der_err)?,
+            counter: self.counter,
+            sent_at: self.sent_at_ms,
+            kind: self.kind.code(),
+            records,
+        };
+        let len = usize::try_from(wire.encoded_len().map_err(der_err)?)
+            .map_err(|_| malformed("length"))?;
+        let mut out = Zeroizing::new(vec![0u8; len]);
+        let written = wire.encode_to_slice(&mut out).map_err(der_err)?.len();
+        out.truncate(written);
+        Ok(out)
+    }
+
+    /// Decodes and checks a message (version, sizes, algorithm codes and key lengths).
+    pub(crate) fn decode(der: &'a [u8]) -> Result<Message<'a>, ClusterError> {
+        let wire =
+            WireMessage::from_der(der).map_err(|e| ClusterError::Malformed(format!("DER: {e}")))?;
+        if wire.version != VERSION {
+            return Err(ClusterError::Malformed(format!(
+                "version {} (this node speaks {VERSION})",
+                wire.version
+            )));
+        }
+        let node = wire.node.as_str();
+        if node.is_empty() || node.len() > MAX_NODE_LEN {
+            return Err(malformed("node name must be 1 to 64 bytes"));
+        }
+        let kind = Kind::from_code(wire.kind).ok_or_else(|| malformed("unknown kind"))?;
+        if wire.records.len() > MAX_RECORDS {
+            return Err(malformed("too many records"));
+        }
+        let mut records = Vec::with_capacity(wire.records.len());
+        for r in wire.records {
+            let dialog: [u8; 32] = r
+                .dialog
+                .as_bytes()
+                .try_into()
+                .map_err(|_| malformed("dialog id is not 32 bytes"))?;
+            records.push(match r.key {
+                None => Record::End { dialog },
+                Some(k) => {
+                    let alg = ContentAlg::from_code(k.alg)
+                        .ok_or_else(|| malformed("unknown algorithm code"))?;
+                    let cek = k.cek.as_bytes();
+                    if cek.len() != alg.key_len() {
+                        return Err(malformed("key length does not match its algorithm"));
+                    }
+                    if k.generation == 0 {
+                        return Err(malformed("generation 0"));
+                    }
+                    Record::Key {
+                        dialog,
+                        state: KeyState {
+                            alg,
+                            cek,
+                            generation: k.generation,
+                            created_at: k.created_at,
+                            last_used: k.last_used,
+                            uses: k.uses,
+                        },
+                    }
+                }
+            });
+        }
+        Ok(Message {
+            node,
+            counter: wire.counter,
+            sent_at_ms: wire.sent_at,
+            kind,
+            records,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample<'a>(cek: &'a [u8]) -> Message<'a> {
+        Message {
+            node: "p1a",
+            counter: 1_700_000_000_000_123,
+            sent_at_ms: 1_700_000_000_456,
+            kind: Kind::Update,
+            records: vec![
+                Record::Key {
+                    dialog: [7; 32],
+                    state: KeyState {
+                        alg: ContentAlg::Aes256Gcm,
+                        cek,
+                        generation: 3,
+                        created_at: 1_700_000_000,
+                        last_used: 1_700_000_010,
+                        uses: 9,
+                    },
+                },
+                Record::End { dialog: [8; 32] },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trip_and_borrowing() {
+        let cek = [0x5a; 32];
+        let der = sample(&cek).encode().unwrap();
+        let m = Message::decode(&der).unwrap();
+        assert_eq!(
+            (m.node, m.counter, m.sent_at_ms, m.kind),
+            (
+                "p1a",
+                1_700_000_000_000_123,
+                1_700_000_000_456,
+                Kind::Update
+            )
+        );
+        assert_eq!(m.records.len(), 2);
+        let Record::Key { dialog, state } = m.records[0] else {
+            panic!("first record is a key");
+        };
+        assert_eq!(dialog, [7; 32]);
+        assert_eq!(
+            (state.alg, state.cek, state.generation, state.uses),
+            (ContentAlg::Aes256Gcm, &cek[..], 3, 9)
+        );
+        assert_eq!(
+            (state.created_at, state.last_used),
+            (1_700_000_000, 1_700_000_010)
+        );
+        // the key is borrowed from the DER buffer, not copied
+        let range = der.as_ptr_range();
+        assert!(range.contains(&state.cek.as_ptr()));
+        assert!(matches!(m.records[1], Record::End { dialog } if dialog == [8; 32]));
+        println!("message: {} bytes of DER for a key and an end; decodes back, the key borrowed from the buffer", der.len());
+    }
+
+    #[test]
+    fn every_bad_field_is_refused() {
+        let cek = [1u8; 32];
+        let good = sample(&cek).encode().unwrap();
+        // a key of the wrong length for its algorithm
+        let short = [1u8; 16];
+        let mut m = sample(&short);
+        let bad = m.encode().unwrap();
+        assert!(matches!(
+            Message::decode(&bad),
+            Err(ClusterError::Malformed(_))
+        ));
+        // unknown kind, version, too long a node name, truncated DER, trailing bytes
+        let mut wire = WireMessage::from_der(&good).unwrap();
+        wire.kind = 9;
+        let der = wire.to_der().unwrap();
+        assert!(Message::decode(&der).is_err());
+        let mut wire = WireMessage::from_der(&good).unwrap();
+        wire.version = 2;
+        assert!(Message::decode(&wire.to_der().unwrap()).is_err());
+        let long = "n".repeat(65);
+        m.node = &long;
+        assert!(m.encode().is_err());
+        assert!(Message::decode(&good[..good.len() - 1]).is_err());
+        let mut trailing = good.to_vec();
+        trailing.push(0);
+        assert!(Message::decode(&trailing).is_err());
+        // generation 0
+        let mut wire = WireMessage::from_der(&good).unwrap();
+        if let Some(k) = wire.records[0].key.as_mut() {
+            k.generation = 0;
+        }
+        assert!(Message::decode(&wire.to_der().unwrap()).is_err());
+        println!("refused: key length vs algorithm, kind 9, version 2, 65-byte node, truncated, trailing byte, generation 0");
+    }
+}
