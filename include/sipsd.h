@@ -1,11 +1,12 @@
 /*
  * sipsd: SIP selective disclosure, C ABI.
  *
- * Ownership: sd_config, sd_ctx and sd_plain are owned by the caller from their constructor
- * (sd_config_new, sd_ctx_new, sd_unwrap_body) until their one free function
- * (sd_config_free, sd_ctx_free, sd_plain_free; each accepts NULL). Every other pointer is
- * borrowed for the duration of the call; sd_str views returned by sd_plain_get live until
- * sd_plain_free. Strings from sd_strerror and sd_version are static.
+ * Ownership: sd_config, sd_ctx, sd_plain and sd_sealed are owned by the caller from their
+ * constructor (sd_config_new, sd_ctx_new, sd_unwrap_body or sd_open, sd_seal) until their one
+ * free function (sd_config_free, sd_ctx_free, sd_plain_free, sd_sealed_free; each accepts
+ * NULL). Every other pointer is borrowed for the duration of the call; sd_str views returned
+ * by sd_plain_get and sd_sealed_get live until sd_plain_free and sd_sealed_free. Strings from
+ * sd_strerror and sd_version are static.
  * Make the sd_ctx before fork(): its dialog key cache is shared by every child.
  * No function panics across this boundary: an internal panic returns SD_ERR_PANIC.
  */
@@ -38,6 +39,14 @@ enum sd_result
    * The message has no application/pkcs7-mime body.
    */
   SD_NOT_ENCRYPTED = 2,
+  /**
+   * `sd_seal`: nothing to seal (no body, or one that is S/MIME already).
+   */
+  SD_NOTHING_TO_SEAL = 3,
+  /**
+   * `sd_seal`: the body cannot be sealed and `unsealable=clear` lets it go in clear.
+   */
+  SD_SENT_CLEAR = 4,
   /**
    * A required pointer was NULL.
    */
@@ -159,6 +168,27 @@ enum sd_result
    */
   SD_ERR_NEXT_HOP = 148,
   /**
+   * The edge has no certificate for the party it should seal for (`callee_cert_dir`), and
+   * `unsealable=reject` keeps the body from going in clear.
+   */
+  SD_ERR_NO_PEER_CERT = 149,
+  /**
+   * The signature inside the body names a trusted signer and does not verify.
+   */
+  SD_ERR_SIGNATURE_INVALID = 150,
+  /**
+   * The body is signed by no trusted signer (`trusted_signer`).
+   */
+  SD_ERR_SIGNER_UNKNOWN = 151,
+  /**
+   * The body is not signed and `signature_policy=required`.
+   */
+  SD_ERR_UNSIGNED = 152,
+  /**
+   * An edge function on a context without `role=edge`.
+   */
+  SD_ERR_NOT_EDGE = 153,
+  /**
    * Cluster replication is not configured (no `cluster_key`).
    */
   SD_ERR_CLUSTER_OFF = 160,
@@ -278,6 +308,14 @@ enum sd_field
    * 7`); absent when it could, or is not SDP. Never contains SDP text.
    */
   SD_FIELD_SDP_ERROR = 11,
+  /**
+   * What the signature inside the plaintext said: `none`, `valid`, `invalid` or `unknown`.
+   */
+  SD_FIELD_SIGNATURE = 12,
+  /**
+   * The signer a valid or invalid signature names (its certificate's subject CN).
+   */
+  SD_FIELD_SIGNER = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -437,6 +475,60 @@ typedef uint32_t sd_cluster_size;
 #endif // __cplusplus
 
 /**
+ * What `sd_sealed_get` can read from a sealed body; the script names (`$sd(NAME)` after
+ * `sd_seal`) come from `sd_seal_field_name`.
+ */
+enum sd_seal_field
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The new body (binary DER, or base64 lines with `sealed_base64`).
+   */
+  SD_SEAL_BODY = 0,
+  /**
+   * Its `Content-Type`, e.g. `application/pkcs7-mime; smime-type=encrypted-data; name=smime.p7m`.
+   */
+  SD_SEAL_CONTENT_TYPE = 1,
+  /**
+   * Its `Content-Transfer-Encoding` (`base64`); absent for binary.
+   */
+  SD_SEAL_TRANSFER_ENCODING = 2,
+  /**
+   * The `Content-Disposition` to send (`session; handling=required` for SDP); absent: none.
+   */
+  SD_SEAL_DISPOSITION = 3,
+  /**
+   * The `Disclose-To` header to add; absent when the edge names no proxy.
+   */
+  SD_SEAL_DISCLOSE_TO = 4,
+  /**
+   * `authEnveloped-data` or `encrypted-data`.
+   */
+  SD_SEAL_SMIME_TYPE = 5,
+  /**
+   * `offer`, `reoffer`, `in-dialog` or `rotation`.
+   */
+  SD_SEAL_SEALING = 6,
+  /**
+   * Who signed it (certificate CN); absent when not signed.
+   */
+  SD_SEAL_SIGNER = 7,
+  /**
+   * The dialog key's generation, decimal.
+   */
+  SD_SEAL_GENERATION = 8,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sd_seal_field sd_seal_field;
+#else
+typedef uint32_t sd_seal_field;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Options for `sd_ctx_new`. Owned by C (a `Box`) from `sd_config_new` until
  * `sd_config_free`.
  */
@@ -451,13 +543,19 @@ typedef struct sd_config sd_config;
 typedef struct sd_ctx sd_ctx;
 
 /**
- * The decrypted parts of one message. Owned by C (a `Box`) from `sd_unwrap_body` until
+ * The decrypted parts of one message. Owned by C (a `Box`) from `sd_unwrap_body` (or
+ * `sd_open`) until
  * `sd_plain_free`, which zeroizes every byte: the plaintext, and every text read from its
  * SDP (SDES keys included). Single-threaded: use one `sd_plain` from one thread at a time
  * (its SDP fields are worked out on first read); different `sd_plain`s may be used by
  * different threads.
  */
 typedef struct sd_plain sd_plain;
+
+/**
+ * A sealed body. Owned by C (a `Box`) from `sd_seal` until `sd_sealed_free`.
+ */
+typedef struct sd_sealed sd_sealed;
 
 /**
  * Borrowed bytes: `ptr` may be NULL only when `len` is 0. Never owns its memory.
@@ -622,6 +720,26 @@ typedef struct sd_msg {
   struct sd_str body;
 } sd_msg;
 
+/**
+ * Who a message is between, as the server read it; every field is borrowed for the call.
+ */
+typedef struct sd_parties {
+  /**
+   * The local user sending it, `user@domain`: the From URI of a request, the To URI of a
+   * reply. Chooses the signing key (`sign_key`).
+   */
+  struct sd_str local;
+  /**
+   * The other party, `user@domain`: the To URI of a request, the From URI of a reply.
+   * Chooses the certificate in `callee_cert_dir` a new key is wrapped for.
+   */
+  struct sd_str peer;
+  /**
+   * The CSeq number (decimal text).
+   */
+  struct sd_str cseq;
+} sd_parties;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -728,7 +846,10 @@ void sd_config_free(struct sd_config *cfg);
  * (explicit|implicit|both), `cache_capacity`, `cache_ttl`, `rotate_max_age`,
  * `rotate_max_uses`, `max_body_size`, `max_parts`, `max_depth`, `max_recipients`,
  * `max_rsa_ops`, `allow_cbc_in_dialog`, `plaintext_next_hop` (repeatable),
- * `strict_key_permissions` (README, "Configuration reference").
+ * `strict_key_permissions`, `trusted_signer` (repeatable), `signature_policy`
+ * (optional|required|report), `role` (proxy|edge); for an edge: `local_key`, `sign_key`,
+ * `proxy_cert`, `proxy_psk` (repeatable), `callee_cert_dir`, `disclose_to`, `rotate_after`,
+ * `unsealable` (reject|clear), `sealed_base64` (README, "Configuration reference").
  * Returns SD_OK or SD_ERR_CONFIG (unknown name, bad value).
  *
  * # Safety
@@ -867,6 +988,75 @@ size_t sd_ctx_warning_count(const struct sd_ctx *ctx);
  * `ctx` from `sd_ctx_new`; `out` writable.
  */
 sd_result sd_ctx_warning(const struct sd_ctx *ctx, size_t index, struct sd_str *out);
+
+/**
+ * Seals the body of `msg`, which a local user agent sends (a request, or a reply to a
+ * request it received): an initial request gets a fresh key wrapped for the callee (by
+ * `parties->peer`) and the proxies, a later body EncryptedData under the dialog key, a due
+ * rotation a new key with the proof. On SD_OK `*out` owns the result (free it with
+ * `sd_sealed_free`): replace the body, Content-Type, Content-Transfer-Encoding,
+ * Content-Disposition and Disclose-To with it. SD_NOTHING_TO_SEAL (no body, or S/MIME
+ * already) and SD_SENT_CLEAR (not sealable, `unsealable=clear`): leave the message as it is.
+ * SD_ERR_NO_PEER_CERT, SD_ERR_NO_DIALOG_KEY (not sealable, `unsealable=reject`) and every
+ * other error: the body must not be sent. SD_ERR_NOT_EDGE without `role=edge`.
+ *
+ * # Safety
+ * `ctx` from `sd_ctx_new`; `msg`, `parties` and their fields valid for the call; `out`
+ * writable.
+ */
+sd_result sd_seal(const struct sd_ctx *ctx,
+                  const struct sd_msg *msg,
+                  const struct sd_parties *parties,
+                  struct sd_sealed **out);
+
+/**
+ * Reads `field` of a sealed body into `*out`: a view valid until `sd_sealed_free(s)`.
+ * SD_ERR_INVALID_ARGUMENT for an unknown field or one the body does not have (then `*out`
+ * is empty).
+ *
+ * # Safety
+ * `s` from `sd_seal`; `out` writable.
+ */
+sd_result sd_sealed_get(const struct sd_sealed *s, uint32_t field, struct sd_str *out);
+
+/**
+ * The dialog key's generation the body is sealed under; 0 for NULL.
+ *
+ * # Safety
+ * `s` NULL or from `sd_seal`.
+ */
+uint32_t sd_sealed_generation(const struct sd_sealed *s);
+
+/**
+ * Frees a result of `sd_seal`; NULL is accepted.
+ *
+ * # Safety
+ * `s` NULL or from `sd_seal`, not yet freed, and not used afterwards.
+ */
+void sd_sealed_free(struct sd_sealed *s);
+
+/**
+ * Opens the body of `msg` for a local user (the edge's keys, whatever `Disclose-To` names):
+ * a new dialog's key is cached, EncryptedData opens with it, a rotation needs the proof, a
+ * signature is checked (`signature_policy`). On SD_OK `*out` owns the plaintext (free with
+ * `sd_plain_free`): replace the body with its first part. SD_NOT_FOR_ME, SD_NOT_ENCRYPTED
+ * or an error otherwise; SD_ERR_NOT_EDGE without `role=edge`.
+ *
+ * # Safety
+ * `ctx` from `sd_ctx_new`; `msg` and its fields valid for the call; `out` writable.
+ */
+sd_result sd_open(const struct sd_ctx *ctx, const struct sd_msg *msg, struct sd_plain **out);
+
+/**
+ * Number of `sd_seal_field` values (they are numbered 0 to this - 1).
+ */
+uint32_t sd_seal_field_count(void);
+
+/**
+ * The static, NUL-terminated script name of `sd_seal_field` `field` (`sealing`, ...);
+ * NULL past the end.
+ */
+const char *sd_seal_field_name(uint32_t field);
 
 /**
  * Number of media streams (`m=` lines) of part `part`'s SDP; 0 for NULL, a part out of

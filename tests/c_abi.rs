@@ -156,7 +156,7 @@ fn c_harness_uses_the_header_like_a_c_caller() {
     println!("compiled tests/c/harness.c with {cc} -Wall -Wextra -Werror against include/sipsd.h");
 
     // The harness's key directory: proxy1.key readable by others (a warning is expected),
-    // the PSK private.
+    // the PSK private, and bob's certificate.
     let keydir = work.path().join("keys");
     std::fs::create_dir(&keydir).unwrap();
     for (f, mode) in [
@@ -167,6 +167,12 @@ fn c_harness_uses_the_header_like_a_c_caller() {
         std::fs::copy(keys().join(f), keydir.join(f)).unwrap();
         std::fs::set_permissions(keydir.join(f), std::fs::Permissions::from_mode(mode)).unwrap();
     }
+    // the callee an edge context seals for, by address of record
+    std::fs::copy(
+        keys().join("callee.crt"),
+        keydir.join("bob@example.net.crt"),
+    )
+    .unwrap();
     let out = Command::new(&exe)
         .arg(&keydir)
         .arg(work.path())

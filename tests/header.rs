@@ -13,7 +13,8 @@ use std::process::Command;
 
 use sipsd::ffi::{
     sd_cluster_kind, sd_cluster_peer_info, sd_cluster_rx, sd_cluster_self_info, sd_cluster_size,
-    sd_crypto_field, sd_field, sd_media_field, sd_msg, sd_result, sd_str,
+    sd_crypto_field, sd_field, sd_media_field, sd_msg, sd_parties, sd_result, sd_seal_field,
+    sd_str,
 };
 
 use support::vectors::root;
@@ -152,6 +153,7 @@ fn bindgen_sees_the_same_layout_and_constants() {
         sync_served_ms,
         peers
     });
+    same_layout!(sd_parties { local, peer, cseq });
     let consts = c_constants(&bindings);
     let results = sipsd::ffi::all_results();
     for r in results {
@@ -185,6 +187,7 @@ fn bindgen_sees_the_same_layout_and_constants() {
     same_constants!(sd_field);
     same_constants!(sd_media_field);
     same_constants!(sd_crypto_field);
+    same_constants!(sd_seal_field);
     let cluster: Vec<(String, u32)> = [
         sd_cluster_kind::SD_CLUSTER_UPDATE,
         sd_cluster_kind::SD_CLUSTER_SYNC_REQUEST,

@@ -8,8 +8,8 @@
 //! - requires every modparam, script function and RPC command the module's export tables
 //!   (sipsd_mod.c) declare to have its section in the generated DocBook;
 //! - requires every field name of the library's tables (`sd_field`, `sd_media_field`,
-//!   `sd_crypto_field`: the `$sd(...)` names) to have its row in docs/MODULE.md section 5
-//!   (this part needs no tool).
+//!   `sd_crypto_field`, `sd_seal_field`: the `$sd(...)` names) to have its row in
+//!   docs/MODULE.md section 5 (this part needs no tool).
 //!
 //! Needs pandoc, xsltproc, docbook-xsl, docbook-xml, xmllint, lynx and the configured Kamailio
 //! source (scripts/setup-deps); without them it prints SKIPPED, unless SIPSD_REQUIRE_E2E=1.
@@ -168,7 +168,7 @@ fn table_names(md: &str, first: &str) -> Vec<String> {
 
 #[test]
 fn every_sd_name_of_the_library_is_documented() {
-    use sipsd::ffi::{sd_crypto_field, sd_field, sd_media_field};
+    use sipsd::ffi::{sd_crypto_field, sd_field, sd_media_field, sd_seal_field};
 
     let md = read(&root().join("docs/MODULE.md"));
     for (what, first, names) in [
@@ -186,6 +186,11 @@ fn every_sd_name_of_the_library_is_documented() {
             "sd_crypto_field",
             "`media[i]/crypto[j]/name`",
             sd_crypto_field::ALL.iter().map(|f| f.name()).collect(),
+        ),
+        (
+            "sd_seal_field",
+            "name",
+            sd_seal_field::ALL.iter().map(|f| f.name()).collect(),
         ),
     ] {
         let documented = table_names(&md, first);

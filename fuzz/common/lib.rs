@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use sipsd::crypto::cms::{self, Cek, ContentAlg};
 use sipsd::crypto::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
+use sipsd::engine::signature::{self, SignaturePolicy};
 use sipsd::ffi::{
     sd_config_free, sd_config_new, sd_config_set, sd_crypto_field, sd_ctx, sd_ctx_new,
     sd_dialog_end_msg, sd_field, sd_media_field, sd_msg, sd_plain_count, sd_plain_crypto_count,
@@ -80,6 +81,7 @@ pub fn keystore() -> &'static KeyStore {
             }],
             identities: vec!["proxy1.example.com".into()],
             strict_permissions: false,
+            ..Default::default()
         })
         .expect("load the test keys")
     })
@@ -165,6 +167,12 @@ pub fn body(data: &[u8]) {
     if let Ok((ct, inner)) = body::parse_inner(data) {
         assert!(inner.len() <= data.len());
         let _ = ct.len();
+    }
+    // A decrypted plaintext read through its optional multipart/signed signature (split,
+    // signature part decoded, SignedData parsed and checked against no trusted signer).
+    if let Ok(inner) = signature::read_inner(data, &[], SignaturePolicy::Report) {
+        assert!(inner.body.len() <= data.len());
+        assert_ne!(signature::status(&inner.signature), "valid");
     }
 }
 

@@ -13,7 +13,9 @@
 #   sd_rpc p1 sipsd.stats                         # kamcmd over P1's private ctl socket
 #
 # P1 is Kamailio with cfg-examples/trusted-proxy.cfg and the sipsd module, P2 Kamailio with
-# cfg-examples/untrusted-proxy.cfg. The command line of both is made by sd_proxy_args, here
+# cfg-examples/untrusted-proxy.cfg, an edge Kamailio with cfg-examples/edge.cfg (sipsd in role
+# edge, its keys in the directory SD_KEY_DIR names: local.key/.crt, proxy1.crt, peers/,
+# signers/). The command line of both is made by sd_proxy_args, here
 # only: scripts/demo, scripts/bench, scripts/soak, tests/kamailio/smoke.sh and the Rust tests
 # (tests/support/kamailio.rs asks this file for the argument vector) all start them this way.
 # Every process is started in its own session (setsid): sd_stop stops its whole process group
@@ -81,7 +83,8 @@ sd_ctl() { printf 'unix:%s/%s.ctl' "$SD_WORK" "$1"; }
 
 # sd_proxy_args ROLE NAME PORT NEXT [DEFINE...]: the Kamailio command line of a proxy.
 #   ROLE    p1 (trusted-proxy.cfg: sipsd with the keys in $SD_KEY_DIR, module from
-#           $SD_MODULE_DIR, control socket `sd_ctl NAME`) or p2 (untrusted-proxy.cfg)
+#           $SD_MODULE_DIR, control socket `sd_ctl NAME`), p2 (untrusted-proxy.cfg) or edge
+#           (edge.cfg: sipsd as an edge with the keys in $SD_KEY_DIR; NEXT is the core side)
 #   NAME    names its run directory $SD_WORK/NAME (created) and control socket
 #   PORT    its UDP port on $SD_ADDR
 #   NEXT    the next hop's port on $SD_ADDR, or - to leave NEXT_HOP to a DEFINE
@@ -101,8 +104,14 @@ sd_proxy_args() {
     p2)
         SD_CFG_ARGS=(-f "$SD_ROOT/cfg-examples/untrusted-proxy.cfg" -A "P2_ADDR=$SD_ADDR" -A "P2_PORT=$port")
         ;;
+    edge)
+        [ -n "${SD_KEY_DIR:-}" ] || { echo "proxies.sh: an edge needs SD_KEY_DIR" >&2; return 1; }
+        SD_CFG_ARGS=(-f "$SD_ROOT/cfg-examples/edge.cfg" -A "EDGE_ADDR=$SD_ADDR" -A "EDGE_PORT=$port"
+            -A "SIPSD_KEY_DIR=$SD_KEY_DIR" -A "CTL_SOCKET=$(sd_ctl "$name")")
+        [ -n "${SD_MODULE_DIR:-}" ] && SD_CFG_ARGS+=(-A "SIPSD_MODULE_DIR=$SD_MODULE_DIR")
+        ;;
     *)
-        echo "proxies.sh: role $role is neither p1 nor p2" >&2
+        echo "proxies.sh: role $role is not p1, p2 or edge" >&2
         return 1
         ;;
     esac

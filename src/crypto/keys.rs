@@ -14,7 +14,8 @@ use rsa::pkcs8::DecodePrivateKey;
 use zeroize::Zeroizing;
 
 use super::cert::{self, is_pem};
-use super::cms::{KeyLookup, RecipientKey, RecipientKeyId};
+use super::cms::signed::{SignerKey, TrustedSigner};
+use super::cms::{IdKind, KeyLookup, Recipient, RecipientKey, RecipientKeyId, RsaPadding};
 
 use super::cms::rsa_backend::RsaKey;
 
@@ -40,6 +41,18 @@ pub struct PskSpec {
     pub label: Option<String>,
 }
 
+/// A key that signs what a user agent sends (RFC 8551 sign-then-encrypt), and its certificate.
+#[derive(Clone, Debug)]
+pub struct SignKeySpec {
+    /// Private key: PKCS#8 or PKCS#1, PEM or DER.
+    pub key_path: PathBuf,
+    /// Its certificate: PEM or DER.
+    pub cert_path: PathBuf,
+    /// The address of record (`user@domain`) it signs for; `None`: every sender without a key
+    /// of its own.
+    pub aor: Option<String>,
+}
+
 /// What to load into a [`KeyStore`].
 #[derive(Clone, Debug, Default)]
 pub struct KeySpec {
@@ -47,6 +60,15 @@ pub struct KeySpec {
     pub rsa: Vec<RsaKeySpec>,
     /// Pre-shared keys.
     pub psk: Vec<PskSpec>,
+    /// Signing keys.
+    pub sign: Vec<SignKeySpec>,
+    /// Certificates whose signatures are believed: files, or directories whose `*.crt` and
+    /// `*.pem` files are read.
+    pub trusted_signers: Vec<PathBuf>,
+    /// Certificates of others every new key is wrapped for (an edge's trusted proxies).
+    pub recipient_certs: Vec<PathBuf>,
+    /// Pre-shared keys of others every new key is wrapped for.
+    pub recipient_psks: Vec<PskSpec>,
     /// Identity names (e.g. SIP URIs or host names) this party answers to; if empty,
     /// [`KeyStore::identities`] gives the CN of each certificate's subject.
     pub identities: Vec<String>,
@@ -117,6 +139,12 @@ pub(crate) struct PskEntry {
 pub struct KeyStore {
     rsa: Vec<RsaIdentity>,
     psk: Vec<PskEntry>,
+    /// Signing keys, with the address of record each signs for.
+    signers: Vec<(Option<String>, SignerKey)>,
+    trusted: Vec<TrustedSigner>,
+    /// Who every new key is wrapped for besides the callee (RSA-OAEP with SHA-256, issuer
+    /// and serial number; AES key wrap).
+    recipients: Vec<Recipient>,
     identities: Vec<String>,
     warnings: Vec<String>,
 }
@@ -157,6 +185,27 @@ impl KeyStore {
             store.psk.push(entry);
             store.warnings.extend(warning);
         }
+        for k in &spec.sign {
+            let (key, warning) = load_signer(k, spec.strict_permissions)?;
+            store
+                .signers
+                .push((k.aor.as_deref().map(str::to_ascii_lowercase), key));
+            store.warnings.extend(warning);
+        }
+        for path in &spec.trusted_signers {
+            store.trusted.extend(load_trusted(path)?);
+        }
+        for path in &spec.recipient_certs {
+            store.recipients.push(recipient_cert(path)?);
+        }
+        for p in &spec.recipient_psks {
+            let (kek, warning) = read_psk_file(&p.key_path, spec.strict_permissions)?;
+            store.recipients.push(Recipient::Psk {
+                id: p.id.clone(),
+                kek,
+            });
+            store.warnings.extend(warning);
+        }
         store.identities = if spec.identities.is_empty() {
             store.rsa.iter().filter_map(|r| r.cn.clone()).collect()
         } else {
@@ -176,6 +225,26 @@ impl KeyStore {
     /// logs them at start.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// The key that signs for the address of record `aor` (`user@domain`, compared without
+    /// regard to case): the one configured for it, else one configured for every sender.
+    pub fn signer_for(&self, aor: &str) -> Option<&SignerKey> {
+        self.signers
+            .iter()
+            .find(|(a, _)| a.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(aor)))
+            .or_else(|| self.signers.iter().find(|(a, _)| a.is_none()))
+            .map(|(_, k)| k)
+    }
+
+    /// The certificates whose signatures are believed.
+    pub fn trusted_signers(&self) -> &[TrustedSigner] {
+        &self.trusted
+    }
+
+    /// Who every new key is wrapped for besides the callee (`proxy_cert`, `proxy_psk`).
+    pub fn recipients(&self) -> &[Recipient] {
+        &self.recipients
     }
 
     /// True if there is no key at all.
@@ -341,18 +410,27 @@ pub(crate) fn parse_private_key(data: &[u8]) -> Result<rsa::PrivateKey, String> 
     }
 }
 
-fn load_rsa(spec: &RsaKeySpec, strict: bool) -> Result<(RsaIdentity, Option<String>), KeyError> {
-    let (key_data, warning) = read_secret_file(&spec.key_path, strict)?;
-    let key =
-        parse_private_key(&key_data).map_err(|e| KeyError::BadKey(spec.key_path.clone(), e))?;
-    let cert_data = read_file(&spec.cert_path)?;
-    let cert = cert::parse_certificate(&cert_data)
-        .map_err(|e| KeyError::BadCert(spec.cert_path.clone(), e))?;
-    let cert_pub = cert::certificate_public_key(&cert)
-        .map_err(|e| KeyError::BadCert(spec.cert_path.clone(), e))?;
+/// A private key file ([`read_secret_file`]) and the certificate file that must be its own:
+/// the key, the certificate and the key file's warning.
+fn key_and_cert(
+    key_path: &Path,
+    cert_path: &Path,
+    strict: bool,
+) -> Result<(rsa::PrivateKey, x509_cert::Certificate, Option<String>), KeyError> {
+    let (key_data, warning) = read_secret_file(key_path, strict)?;
+    let key = parse_private_key(&key_data).map_err(|e| KeyError::BadKey(key_path.into(), e))?;
+    let cert = cert::parse_certificate(&read_file(cert_path)?)
+        .map_err(|e| KeyError::BadCert(cert_path.into(), e))?;
+    let cert_pub =
+        cert::certificate_public_key(&cert).map_err(|e| KeyError::BadCert(cert_path.into(), e))?;
     if &cert_pub != key.as_public_key() {
-        return Err(KeyError::Mismatch(spec.cert_path.clone()));
+        return Err(KeyError::Mismatch(cert_path.into()));
     }
+    Ok((key, cert, warning))
+}
+
+fn load_rsa(spec: &RsaKeySpec, strict: bool) -> Result<(RsaIdentity, Option<String>), KeyError> {
+    let (key, cert, warning) = key_and_cert(&spec.key_path, &spec.cert_path, strict)?;
     let (issuer, serial) =
         cert::issuer_and_serial(&cert).map_err(|e| KeyError::BadCert(spec.cert_path.clone(), e))?;
     let ski =
@@ -369,6 +447,49 @@ fn load_rsa(spec: &RsaKeySpec, strict: bool) -> Result<(RsaIdentity, Option<Stri
         cn: cert::common_name(&cert),
     };
     Ok((identity, warning))
+}
+
+fn load_signer(spec: &SignKeySpec, strict: bool) -> Result<(SignerKey, Option<String>), KeyError> {
+    let (key, cert, warning) = key_and_cert(&spec.key_path, &spec.cert_path, strict)?;
+    let signer =
+        SignerKey::new(key, cert).map_err(|e| KeyError::BadCert(spec.cert_path.clone(), e))?;
+    Ok((signer, warning))
+}
+
+/// A certificate recipient as an edge wraps for it: RSA-OAEP with SHA-256, named by issuer and
+/// serial number.
+pub fn recipient_cert(path: &Path) -> Result<Recipient, KeyError> {
+    let cert = cert::parse_certificate(&read_file(path)?)
+        .map_err(|e| KeyError::BadCert(path.to_path_buf(), e))?;
+    cert::certificate_public_key(&cert).map_err(|e| KeyError::BadCert(path.to_path_buf(), e))?;
+    Ok(Recipient::Cert {
+        cert,
+        id: IdKind::IssuerSerial,
+        padding: RsaPadding::OaepSha256,
+    })
+}
+
+/// A trusted signer certificate, or every `*.crt` / `*.pem` of a directory (in name order).
+fn load_trusted(path: &Path) -> Result<Vec<TrustedSigner>, KeyError> {
+    let one = |p: &Path| -> Result<TrustedSigner, KeyError> {
+        let cert = cert::parse_certificate(&read_file(p)?)
+            .map_err(|e| KeyError::BadCert(p.to_path_buf(), e))?;
+        TrustedSigner::new(&cert).map_err(|e| KeyError::BadCert(p.to_path_buf(), e))
+    };
+    if !path.is_dir() {
+        return Ok(vec![one(path)?]);
+    }
+    let unreadable = |e: std::io::Error| KeyError::Unreadable(path.to_path_buf(), e.to_string());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(unreadable)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("crt") || x.eq_ignore_ascii_case("pem"))
+        })
+        .collect();
+    files.sort();
+    files.iter().map(|p| one(p)).collect()
 }
 
 /// A PSK file's key: hex on one line, or 16/24/32 raw bytes.
@@ -459,6 +580,7 @@ mod tests {
             }],
             identities: vec![],
             strict_permissions: strict,
+            ..Default::default()
         };
         let chmod = |f: &str, mode| {
             std::fs::set_permissions(dir.path().join(f), std::fs::Permissions::from_mode(mode))

@@ -11,7 +11,8 @@ use crate::engine::cluster::ClusterError;
 use crate::sip::body::BodyError;
 use crate::sip::disclose::DiscloseError;
 
-/// Everything [`crate::engine::proxy::Proxy`] and [`crate::engine::ua`] can fail with.
+/// Everything [`crate::engine::proxy::Proxy`], [`crate::engine::edge::Edge`] and
+/// [`crate::engine::ua`] can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A configuration option has an unknown name or a bad value.
@@ -71,6 +72,23 @@ pub enum Error {
     /// The message lacks a field the dialog id needs (Call-ID, From tag).
     #[error("invalid message: {0}")]
     InvalidMessage(&'static str),
+    /// The signature inside the body names a trusted signer and does not verify (the content
+    /// or its signed attributes were changed, or an algorithm sipsd does not accept).
+    #[error("signature invalid: {0}")]
+    SignatureInvalid(&'static str),
+    /// The body is signed, but by no trusted signer (`trusted_signer`).
+    #[error("signed by no trusted signer")]
+    SignerUnknown,
+    /// The body is not signed and `signature_policy` is `required`.
+    #[error("the body is not signed (signature_policy=required)")]
+    Unsigned,
+    /// The edge has no certificate for the party it should seal for (`callee_cert_dir`), and
+    /// `unsealable` is `reject`.
+    #[error("no certificate for {0}: the body is not sent in clear (unsealable=reject)")]
+    NoPeerCertificate(String),
+    /// An edge operation on a context that is not configured as an edge (`role=edge`).
+    #[error("this sipsd context is not an edge (role=edge)")]
+    NotEdge,
 }
 
 /// Result alias of this layer.

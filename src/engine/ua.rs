@@ -61,6 +61,24 @@ impl UaSession {
         }
     }
 
+    /// A session around a key kept elsewhere (an edge's shared cache): its generation, when
+    /// that generation was made (Unix seconds), how often it was used, and the rotation policy.
+    pub fn resume(
+        cek: Cek,
+        generation: u32,
+        created_at: u64,
+        uses: u32,
+        policy: RotationPolicy,
+    ) -> UaSession {
+        UaSession {
+            cek,
+            generation,
+            created_at,
+            uses,
+            policy,
+        }
+    }
+
     /// Sets when [`UaSession::rotation_due`] says yes.
     pub fn set_policy(&mut self, policy: RotationPolicy) {
         self.policy = policy;
@@ -83,10 +101,48 @@ impl UaSession {
         plaintext: &[u8],
         opts: &BodyOptions,
     ) -> Result<SipBody> {
+        self.encrypt_with(content_type, plaintext, opts, cms::seal_encrypted)
+    }
+
+    fn encrypt_with(
+        &mut self,
+        content_type: &str,
+        plaintext: &[u8],
+        opts: &BodyOptions,
+        seal: impl FnOnce(&[u8], &Cek) -> std::result::Result<Vec<u8>, cms::CmsError>,
+    ) -> Result<SipBody> {
         let inner = inner_bytes(content_type, plaintext, opts);
-        let der = cms::seal_encrypted(&inner, &self.cek)?;
+        let der = seal(&inner, &self.cek)?;
         self.uses = self.uses.saturating_add(1);
         Ok(sip_body(der, CmsKind::EncryptedData, None, opts))
+    }
+
+    /// An in-dialog body as [`UaSession::encrypt`] makes it, with the IV derived from the key,
+    /// `context` and the body ([`cms::seal_encrypted_synthetic`]): sealing the same message
+    /// again (a retransmission) gives the same bytes.
+    pub fn encrypt_synthetic(
+        &mut self,
+        content_type: &str,
+        plaintext: &[u8],
+        context: &[u8],
+        opts: &BodyOptions,
+    ) -> Result<SipBody> {
+        self.encrypt_with(content_type, plaintext, opts, |inner, cek| {
+            cms::seal_encrypted_synthetic(inner, cek, context)
+        })
+    }
+
+    /// The offer again under the session's key, for `recipients` (a re-sent or forked
+    /// INVITE): whoever holds the key recognises it; nobody is asked to take a new one.
+    pub fn reoffer(
+        &self,
+        content_type: &str,
+        plaintext: &[u8],
+        recipients: &[Recipient],
+        disclose: Option<&DisclosureRequest>,
+        opts: &BodyOptions,
+    ) -> Result<SipBody> {
+        self.seal_with_key(content_type, plaintext, recipients, disclose, opts)
     }
 
     /// Decrypts an in-dialog EncryptedData DER with the dialog key.

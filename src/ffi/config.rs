@@ -4,12 +4,12 @@ use std::ffi::c_char;
 
 use super::boundary::{ffi_boundary, try_cstr, try_mut};
 use super::result::{fail, sd_result};
-use crate::engine::proxy::ProxyConfig;
+use crate::engine::config::Config;
 
 /// Options for `sd_ctx_new`. Owned by C (a `Box`) from `sd_config_new` until
 /// `sd_config_free`.
 pub struct sd_config {
-    pub(super) inner: ProxyConfig,
+    pub(super) inner: Config,
 }
 
 /// A new configuration with the defaults (README, "Configuration reference").
@@ -17,7 +17,7 @@ pub struct sd_config {
 #[no_mangle]
 pub extern "C" fn sd_config_new() -> *mut sd_config {
     ffi_boundary! {
-        Box::into_raw(Box::new(sd_config { inner: ProxyConfig::default() }))
+        Box::into_raw(Box::new(sd_config { inner: Config::default() }))
     }
 }
 
@@ -41,7 +41,10 @@ pub unsafe extern "C" fn sd_config_free(cfg: *mut sd_config) {
 /// (explicit|implicit|both), `cache_capacity`, `cache_ttl`, `rotate_max_age`,
 /// `rotate_max_uses`, `max_body_size`, `max_parts`, `max_depth`, `max_recipients`,
 /// `max_rsa_ops`, `allow_cbc_in_dialog`, `plaintext_next_hop` (repeatable),
-/// `strict_key_permissions` (README, "Configuration reference").
+/// `strict_key_permissions`, `trusted_signer` (repeatable), `signature_policy`
+/// (optional|required|report), `role` (proxy|edge); for an edge: `local_key`, `sign_key`,
+/// `proxy_cert`, `proxy_psk` (repeatable), `callee_cert_dir`, `disclose_to`, `rotate_after`,
+/// `unsealable` (reject|clear), `sealed_base64` (README, "Configuration reference").
 /// Returns SD_OK or SD_ERR_CONFIG (unknown name, bad value).
 ///
 /// # Safety

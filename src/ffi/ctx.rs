@@ -6,6 +6,7 @@ use super::plain::sd_plain;
 use super::result::{fail, sd_result};
 use std::ffi::c_char;
 
+use crate::engine::edge::Edge;
 use crate::engine::proxy::{self as stats, Decision, Proxy, SipMessage, Unwrapped};
 
 /// A proxy context. Owned by C (a `Box`) from `sd_ctx_new` until `sd_ctx_free`. Made once in
@@ -14,6 +15,8 @@ use crate::engine::proxy::{self as stats, Decision, Proxy, SipMessage, Unwrapped
 /// single-threaded); different processes may call at the same time.
 pub struct sd_ctx {
     pub(super) proxy: Proxy,
+    /// With `role=edge`: the edge over the same keys and dialog key cache.
+    pub(super) edge: Option<Edge>,
     /// Warnings of the last key load, NUL-free, for `sd_ctx_warning`.
     warnings: Vec<String>,
 }
@@ -54,10 +57,15 @@ pub unsafe extern "C" fn sd_ctx_new(cfg: *const sd_config, out: *mut *mut sd_ctx
         let out = try_mut!(out);
         *out = std::ptr::null_mut();
         let cfg = try_ref!(cfg);
-        match Proxy::new(cfg.inner.clone()) {
-            Ok(proxy) => {
+        let made = cfg.inner.edge_config().and_then(|edge| {
+            let proxy = Proxy::new(cfg.inner.proxy_config())?;
+            let edge = edge.map(Edge::new).transpose()?;
+            Ok((proxy, edge))
+        });
+        match made {
+            Ok((proxy, edge)) => {
                 let warnings = proxy.key_warnings();
-                *out = Box::into_raw(Box::new(sd_ctx { proxy, warnings }));
+                *out = Box::into_raw(Box::new(sd_ctx { proxy, edge, warnings }));
                 sd_result::SD_OK
             }
             Err(e) => fail(&e),
@@ -176,7 +184,7 @@ pub unsafe extern "C" fn sd_plaintext_next_hop_allowed(
 ///
 /// # Safety
 /// Every `sd_str` of `m` points at its `len` bytes for the lifetime `'a`.
-unsafe fn view<'a>(m: &sd_msg) -> Option<SipMessage<'a>> {
+pub(super) unsafe fn view<'a>(m: &sd_msg) -> Option<SipMessage<'a>> {
     // SAFETY: forwarded from the caller's contract.
     unsafe {
         Some(SipMessage {
@@ -197,12 +205,13 @@ macro_rules! try_msg {
     ($m:expr) => {{
         let m = try_ref!($m);
         // SAFETY: the header requires every field of sd_msg to be valid for the call.
-        match unsafe { view(m) } {
+        match unsafe { $crate::ffi::ctx::view(m) } {
             Some(v) => v,
             None => return sd_result::SD_ERR_NULL_PARAMETER,
         }
     }};
 }
+pub(super) use try_msg;
 
 /// Should this proxy decrypt `msg`? SD_OK (yes), SD_NOT_FOR_ME, SD_NOT_ENCRYPTED, or an
 /// error (malformed body, Disclose-To naming this proxy for a part it cannot open...).
@@ -242,15 +251,20 @@ pub unsafe extern "C" fn sd_unwrap_body(
         *out = std::ptr::null_mut();
         let ctx = try_ref!(ctx);
         let msg = try_msg!(msg);
-        match ctx.proxy.unwrap(&msg) {
-            Ok(Unwrapped::Disclosed(parts)) => {
-                *out = Box::into_raw(Box::new(sd_plain::new(parts)));
-                sd_result::SD_OK
-            }
-            Ok(Unwrapped::NotForMe) => sd_result::SD_NOT_FOR_ME,
-            Ok(Unwrapped::NotEncrypted) => sd_result::SD_NOT_ENCRYPTED,
-            Err(e) => fail(&e),
+        plain_out(ctx.proxy.unwrap(&msg), out)
+    }
+}
+
+/// The result of an unwrap for C: SD_OK with `*out` owning the parts, or the outcome code.
+pub(super) fn plain_out(r: crate::engine::Result<Unwrapped>, out: &mut *mut sd_plain) -> sd_result {
+    match r {
+        Ok(Unwrapped::Disclosed(parts)) => {
+            *out = Box::into_raw(Box::new(sd_plain::new(parts)));
+            sd_result::SD_OK
         }
+        Ok(Unwrapped::NotForMe) => sd_result::SD_NOT_FOR_ME,
+        Ok(Unwrapped::NotEncrypted) => sd_result::SD_NOT_ENCRYPTED,
+        Err(e) => fail(&e),
     }
 }
 

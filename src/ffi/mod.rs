@@ -4,8 +4,9 @@
 //! - Every exported function runs inside [`boundary::ffi_boundary!`]: a panic never unwinds
 //!   into C; it becomes `SD_ERR_PANIC` (or NULL/0 for functions returning something else).
 //! - Pointers are checked for NULL; byte strings are [`sd_str`] (`ptr`, `len`), binary-safe.
-//! - Ownership, once per type: `sd_config`, `sd_ctx` and `sd_plain` are Rust `Box`es that C
-//!   owns between their constructor and their one `*_free` function (which accepts NULL).
+//! - Ownership, once per type: `sd_config`, `sd_ctx`, `sd_plain` and `sd_sealed` are Rust
+//!   `Box`es that C owns between their constructor and their one `*_free` function (which
+//!   accepts NULL).
 //!   Everything else is borrowed for the duration of the call, or for the lifetime stated.
 //! - No thread is started: the context is made before the SIP server forks its workers.
 #![allow(unsafe_code)]
@@ -15,6 +16,7 @@ mod boundary;
 mod cluster;
 mod config;
 mod ctx;
+mod edge;
 mod fields;
 mod media;
 mod plain;
@@ -31,6 +33,10 @@ pub use ctx::{
     sd_ctx, sd_ctx_free, sd_ctx_new, sd_ctx_warning, sd_ctx_warning_count, sd_dialog_end,
     sd_dialog_end_msg, sd_msg, sd_plaintext_next_hop_allowed, sd_reload, sd_rotate,
     sd_should_decrypt, sd_stat_count, sd_stat_doc, sd_stat_name, sd_stat_value, sd_unwrap_body,
+};
+pub use edge::{
+    sd_open, sd_parties, sd_seal, sd_seal_field, sd_seal_field_count, sd_seal_field_name,
+    sd_sealed, sd_sealed_free, sd_sealed_generation, sd_sealed_get,
 };
 pub use fields::FieldTable;
 pub use media::{

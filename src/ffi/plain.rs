@@ -8,6 +8,7 @@ use super::fields::{self, field_names};
 use super::media::{sd_crypto_field, sd_media_field, SdpText};
 use super::result::sd_result;
 use crate::engine::proxy::DisclosedPart;
+use crate::engine::signature;
 
 /// What `sd_plain_get` can read from a decrypted part. The names the Kamailio module shows
 /// them as (`$sd(NAME)`) come from `sd_field_name`.
@@ -42,6 +43,10 @@ pub enum sd_field {
     /// Why an `application/sdp` part could not be read as SDP (e.g. `malformed SDP line
     /// 7`); absent when it could, or is not SDP. Never contains SDP text.
     SD_FIELD_SDP_ERROR = 11,
+    /// What the signature inside the plaintext said: `none`, `valid`, `invalid` or `unknown`.
+    SD_FIELD_SIGNATURE = 12,
+    /// The signer a valid or invalid signature names (its certificate's subject CN).
+    SD_FIELD_SIGNER = 13,
 }
 
 field_names!(sd_field {
@@ -57,9 +62,12 @@ field_names!(sd_field {
     SD_FIELD_GENERATION => "generation",
     SD_FIELD_MEDIA_COUNT => "media_count",
     SD_FIELD_SDP_ERROR => "sdp_error",
+    SD_FIELD_SIGNATURE => "signature",
+    SD_FIELD_SIGNER => "signer",
 });
 
-/// The decrypted parts of one message. Owned by C (a `Box`) from `sd_unwrap_body` until
+/// The decrypted parts of one message. Owned by C (a `Box`) from `sd_unwrap_body` (or
+/// `sd_open`) until
 /// `sd_plain_free`, which zeroizes every byte: the plaintext, and every text read from its
 /// SDP (SDES keys included). Single-threaded: use one `sd_plain` from one thread at a time
 /// (its SDP fields are worked out on first read); different `sd_plain`s may be used by
@@ -113,6 +121,12 @@ impl PartFields {
             SD_FIELD_KEY_SOURCE => Some(p.key_source.name().as_bytes()),
             SD_FIELD_KEY_LABEL => Some(p.key_label.as_bytes()),
             SD_FIELD_GENERATION => Some(self.generation.as_bytes()),
+            SD_FIELD_SIGNATURE => Some(signature::status(&p.signature).as_bytes()),
+            SD_FIELD_SIGNER => p
+                .signature
+                .as_ref()
+                .and_then(|s| s.signer())
+                .map(str::as_bytes),
             SD_FIELD_MEDIA_ADDR => self.sdp().primary(sd_media_field::SD_MEDIA_FIELD_ADDR),
             SD_FIELD_MEDIA_PORT => self.sdp().primary(sd_media_field::SD_MEDIA_FIELD_PORT),
             SD_FIELD_CRYPTO => self

@@ -21,6 +21,10 @@ pub enum sd_result {
     SD_NOT_FOR_ME = 1,
     /// The message has no application/pkcs7-mime body.
     SD_NOT_ENCRYPTED = 2,
+    /// `sd_seal`: nothing to seal (no body, or one that is S/MIME already).
+    SD_NOTHING_TO_SEAL = 3,
+    /// `sd_seal`: the body cannot be sealed and `unsealable=clear` lets it go in clear.
+    SD_SENT_CLEAR = 4,
     /// A required pointer was NULL.
     SD_ERR_NULL_PARAMETER = 100,
     /// sipsd panicked; the call had no effect that can be relied on.
@@ -83,6 +87,17 @@ pub enum sd_result {
     SD_ERR_UNAUTHENTICATED = 147,
     /// The next hop is not allowed to receive decrypted bodies (`plaintext_next_hop`).
     SD_ERR_NEXT_HOP = 148,
+    /// The edge has no certificate for the party it should seal for (`callee_cert_dir`), and
+    /// `unsealable=reject` keeps the body from going in clear.
+    SD_ERR_NO_PEER_CERT = 149,
+    /// The signature inside the body names a trusted signer and does not verify.
+    SD_ERR_SIGNATURE_INVALID = 150,
+    /// The body is signed by no trusted signer (`trusted_signer`).
+    SD_ERR_SIGNER_UNKNOWN = 151,
+    /// The body is not signed and `signature_policy=required`.
+    SD_ERR_UNSIGNED = 152,
+    /// An edge function on a context without `role=edge`.
+    SD_ERR_NOT_EDGE = 153,
     /// Cluster replication is not configured (no `cluster_key`).
     SD_ERR_CLUSTER_OFF = 160,
     /// A replication message does not open and authenticate under a cluster key.
@@ -122,6 +137,8 @@ result_messages! {
     SD_OK => "ok",
     SD_NOT_FOR_ME => "encrypted, not for this proxy",
     SD_NOT_ENCRYPTED => "no encrypted body",
+    SD_NOTHING_TO_SEAL => "nothing to seal",
+    SD_SENT_CLEAR => "not sealable: sent in clear by policy (unsealable=clear)",
     SD_ERR_NULL_PARAMETER => "a required pointer was NULL",
     SD_ERR_PANIC => "internal error (panic caught at the C boundary)",
     SD_ERR_INVALID_ARGUMENT => "invalid argument",
@@ -151,6 +168,11 @@ result_messages! {
     SD_ERR_DIALOG_KEY_EXISTS => "initial request for a dialog that has another key",
     SD_ERR_UNAUTHENTICATED => "unauthenticated (CBC) body in a known dialog refused",
     SD_ERR_NEXT_HOP => "next hop may not receive plaintext",
+    SD_ERR_NO_PEER_CERT => "no certificate for the callee: not sent in clear",
+    SD_ERR_SIGNATURE_INVALID => "signature does not verify",
+    SD_ERR_SIGNER_UNKNOWN => "signed by no trusted signer",
+    SD_ERR_UNSIGNED => "body not signed (signature required)",
+    SD_ERR_NOT_EDGE => "not an edge (role=edge)",
     SD_ERR_CLUSTER_OFF => "cluster replication not configured",
     SD_ERR_CLUSTER_SEAL => "replication message not sealed under a cluster key",
     SD_ERR_CLUSTER_MESSAGE => "replication message malformed",
@@ -208,6 +230,11 @@ impl From<&Error> for sd_result {
                 | ClusterError::OutOfWindow(_)
                 | ClusterError::Replay { .. } => SD_ERR_CLUSTER_REPLAY,
             },
+            Error::NoPeerCertificate(_) => SD_ERR_NO_PEER_CERT,
+            Error::SignatureInvalid(_) => SD_ERR_SIGNATURE_INVALID,
+            Error::SignerUnknown => SD_ERR_SIGNER_UNKNOWN,
+            Error::Unsigned => SD_ERR_UNSIGNED,
+            Error::NotEdge => SD_ERR_NOT_EDGE,
         }
     }
 }

@@ -159,10 +159,9 @@ impl ChannelReceiver {
         max_skew: Duration,
     ) -> Result<ChannelReceiver, RecordError> {
         let keys = KeyStore::load(&KeySpec {
-            rsa: Vec::new(),
             psk: psks,
-            identities: Vec::new(),
             strict_permissions,
+            ..Default::default()
         })?;
         Ok(ChannelReceiver {
             keys,

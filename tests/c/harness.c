@@ -3,7 +3,8 @@
  * does, including error paths and fork() with the dialog key cache shared between processes.
  *
  * usage: harness KEYDIR MSGDIR
- *   KEYDIR: proxy1.key proxy1.crt psk-proxy1.hex
+ *   KEYDIR: proxy1.key proxy1.crt psk-proxy1.hex, bob@example.net.crt (callee.crt: the
+ *           callee an edge seals for)
  *   MSGDIR: offer.der (AuthEnvelopedData for callee+proxy1), indialog.der (EncryptedData,
  *           same key), rotated.der (new key for callee+proxy1), rotated-indialog.der,
  *           offer-b.der / indialog-b.der (a second dialog), offer-cbc.der / indialog-cbc.der
@@ -290,6 +291,23 @@ static sd_result unwrap(const sd_ctx *ctx, const sd_msg *m, uint32_t *gen, char 
 	return r;
 }
 
+/* an edge context sealing for the certificates in keydir (bob@example.net.crt) and proxy1 */
+static sd_ctx *edge_ctx(const char *keydir, const char *unsealable)
+{
+	char opt[4096];
+	sd_ctx *edge = NULL;
+	sd_config *cfg = sd_config_new();
+	sd_result r = sd_config_set(cfg, "role", "edge");
+	r |= sd_config_set(cfg, "callee_cert_dir", keydir);
+	snprintf(opt, sizeof(opt), "%s/proxy1.crt", keydir);
+	r |= sd_config_set(cfg, "proxy_cert", opt);
+	r |= sd_config_set(cfg, "unsealable", unsealable);
+	if(r == SD_OK)
+		r = sd_ctx_new(cfg, &edge);
+	sd_config_free(cfg);
+	return r == SD_OK ? edge : NULL;
+}
+
 /* the value of the statistic called `name`, or UINT64_MAX if there is none */
 static uint64_t stat(const sd_ctx *ctx, const char *name)
 {
@@ -451,12 +469,16 @@ int main(int argc, char **argv)
 	/* -- every media stream of a multi-stream SDP -- */
 	CHECK(names_ok(sd_field_count(), sd_field_name, "body")
 					&& names_ok(sd_media_field_count(), sd_media_field_name, "kind")
-					&& names_ok(sd_crypto_field_count(), sd_crypto_field_name, "tag"),
-			"field name tables: %u sd_field, %u sd_media_field, %u sd_crypto_field names, "
-			"distinct, NULL past the end",
-			sd_field_count(), sd_media_field_count(), sd_crypto_field_count());
+					&& names_ok(sd_crypto_field_count(), sd_crypto_field_name, "tag")
+					&& names_ok(sd_seal_field_count(), sd_seal_field_name, "body"),
+			"field name tables: %u sd_field, %u sd_media_field, %u sd_crypto_field, "
+			"%u sd_seal_field names, distinct, NULL past the end",
+			sd_field_count(), sd_media_field_count(), sd_crypto_field_count(),
+			sd_seal_field_count());
 	CHECK(field_by_name(sd_field_count(), sd_field_name, "media_addr") == SD_FIELD_MEDIA_ADDR
 					&& field_by_name(sd_field_count(), sd_field_name, "crypto") == SD_FIELD_CRYPTO
+					&& field_by_name(sd_seal_field_count(), sd_seal_field_name, "sealing")
+							== SD_SEAL_SEALING
 					&& field_by_name(sd_media_field_count(), sd_media_field_name, "rtcp_port")
 							== SD_MEDIA_FIELD_RTCP_PORT
 					&& field_by_name(sd_crypto_field_count(), sd_crypto_field_name, "suite")
@@ -679,6 +701,62 @@ int main(int argc, char **argv)
 		sd_ctx_free(na);
 		sd_ctx_free(nb);
 		unlink(keyfile);
+	}
+
+	/* -- the edge role: sd_seal / sd_sealed / sd_open -- */
+	{
+		sd_parties to_bob = {s("alice@example.net"), s("bob@example.net"), s("1")};
+		sd_parties to_carol = {s("alice@example.net"), s("carol@example.net"), s("1")};
+		sd_msg m_invite = msg_of("edge-1@h", "edge-a", "", "INVITE", 0, "application/sdp", sdp);
+		sd_sealed *sealed = (sd_sealed *)1;
+		sd_ctx *edge = edge_ctx(keydir, "reject"), *edge_clear = edge_ctx(keydir, "clear");
+		sd_str ct = {0}, body = {0}, d = {0};
+
+		r = sd_seal(ctx, &m_invite, &to_bob, &sealed);
+		CHECK(r == SD_ERR_NOT_EDGE && sealed == NULL, "sd_seal on a proxy context: SD_ERR_NOT_EDGE");
+		CHECK(sd_open(ctx, &m_offer, &plain) == SD_ERR_NOT_EDGE && plain == NULL,
+				"sd_open on a proxy context: SD_ERR_NOT_EDGE");
+		CHECK(edge && edge_clear, "edge contexts (role=edge, unsealable=reject and clear)");
+		r = sd_seal(edge, &m_invite, &to_carol, &sealed);
+		CHECK(r == SD_ERR_NO_PEER_CERT && sealed == NULL,
+				"no certificate for carol, unsealable=reject: %s (%u)", sd_strerror(r), r);
+		r = sd_seal(edge_clear, &m_invite, &to_carol, &sealed);
+		CHECK(r == SD_SENT_CLEAR && sealed == NULL,
+				"no certificate for carol, unsealable=clear: %s (%u)", sd_strerror(r), r);
+		CHECK(sd_seal(edge, NULL, &to_bob, &sealed) == SD_ERR_NULL_PARAMETER
+						&& sd_seal(edge, &m_invite, NULL, &sealed) == SD_ERR_NULL_PARAMETER
+						&& sd_seal(edge, &m_invite, &to_bob, NULL) == SD_ERR_NULL_PARAMETER,
+				"sd_seal: NULL message, parties or out refused");
+		r = sd_seal(edge, &m_invite, &to_bob, &sealed);
+		CHECK(r == SD_OK && sealed, "the INVITE's SDP sealed for bob and proxy1 (%u)", r);
+		CHECK(sd_sealed_get(sealed, SD_SEAL_CONTENT_TYPE, &ct) == SD_OK
+						&& memmem(ct.ptr, ct.len, "authEnveloped-data", 18)
+						&& sd_sealed_get(sealed, SD_SEAL_DISPOSITION, &d) == SD_OK
+						&& d.len == strlen("session; handling=required")
+						&& sd_sealed_generation(sealed) == 1,
+				"sealed: AuthEnvelopedData, Content-Disposition session;handling=required, generation 1");
+		CHECK(sd_sealed_get(sealed, SD_SEAL_TRANSFER_ENCODING, &v) == SD_ERR_INVALID_ARGUMENT
+						&& v.len == 0 && sd_sealed_get(sealed, 99, &v) == SD_ERR_INVALID_ARGUMENT,
+				"no Content-Transfer-Encoding for binary; an unknown field refused");
+		if(sd_sealed_get(sealed, SD_SEAL_BODY, &body) == SD_OK) {
+			file_buf fb = {(uint8_t *)body.ptr, body.len};
+			char ctype[256];
+			snprintf(ctype, sizeof(ctype), "%.*s", (int)ct.len, (const char *)ct.ptr);
+			sd_msg m_sealed = msg_of("edge-1@h", "edge-a", "", "INVITE", 0, ctype, fb);
+			r = sd_unwrap_body(ctx, &m_sealed, &plain);
+		}
+		CHECK(r == SD_OK && plain && sd_plain_get(plain, 0, SD_FIELD_BODY, &v) == SD_OK
+						&& v.len == sdp.len && memcmp(v.ptr, sdp.data, sdp.len) == 0
+						&& field_eq(plain, SD_FIELD_SIGNATURE, "none"),
+				"the proxy context (proxy1) opens what the edge sealed: the SDP, unsigned");
+		sd_plain_free(plain);
+		plain = NULL;
+		sd_sealed_free(sealed);
+		sd_sealed_free(NULL);
+		CHECK(sd_sealed_generation(NULL) == 0 && sd_sealed_get(NULL, 0, &v) == SD_ERR_NULL_PARAMETER,
+				"sd_sealed_free/generation/get accept NULL");
+		sd_ctx_free(edge);
+		sd_ctx_free(edge_clear);
 	}
 
 	sd_ctx_free(ctx);

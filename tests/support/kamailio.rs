@@ -2,7 +2,9 @@
 //!
 //! - [`P1`]: trusted-proxy.cfg with the sipsd module (`build/`), proxy1's keys copied into a
 //!   private `DIR/keys`, a private control socket for kamcmd;
-//! - [`P2`]: untrusted-proxy.cfg, no module.
+//! - [`P2`]: untrusted-proxy.cfg, no module;
+//! - [`EdgeKamailio`]: edge.cfg, sipsd in role edge, with a key directory the test prepares
+//!   ([`edge_keys`]).
 //!
 //! ```ignore
 //! let sink = Peer::answering(|m| Some(reply(m, 200, "OK")));
@@ -21,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::p1log::{parse_p1, parse_p2, P1Line, P2Line};
+use super::p1log::{parse_edge, parse_p1, parse_p2, EdgeLine, P1Line, P2Line};
 use super::ports::{free_port, wait_bound, ADDR};
 use super::procs::Proc;
 use super::tools::Tools;
@@ -33,6 +35,8 @@ pub enum Role {
     Trusted,
     /// cfg-examples/untrusted-proxy.cfg
     Untrusted,
+    /// cfg-examples/edge.cfg, sipsd in role edge
+    Edge,
 }
 
 /// A running Kamailio.
@@ -68,6 +72,53 @@ impl P2 {
     }
 }
 
+/// An edge.
+pub struct EdgeKamailio;
+
+impl EdgeKamailio {
+    /// edge.cfg in `dir` as `name`, with the keys of `keys` (see [`edge_keys`]) and `defines`
+    /// (`NEXT_HOP`, the core side, and `LOCAL_UA` among them).
+    pub fn start(
+        t: &Tools,
+        dir: &Path,
+        name: &str,
+        keys: &Path,
+        defines: &[(&str, Option<&str>)],
+    ) -> Kamailio {
+        Kamailio::start_with_keys(t, dir, Role::Edge, name, Some(keys), defines)
+    }
+}
+
+/// The key directory of an edge (edge.cfg's SIPSD_KEY_DIR) in `dir`: the local user's key and
+/// certificate as local.key/local.crt, `proxy1.crt`, `peers/AOR.crt` for each of `peers`
+/// (address of record, certificate file), `signers/` with `signers`; directory 0700, keys
+/// 0600.
+pub fn edge_keys(
+    dir: &Path,
+    local: (&Path, &Path),
+    proxy_cert: &Path,
+    peers: &[(&str, &Path)],
+    signers: &[&Path],
+) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    for sub in ["peers", "signers"] {
+        fs::create_dir_all(dir.join(sub)).expect("create the edge's key directory");
+    }
+    fs::copy(local.0, dir.join("local.key")).expect("copy the local key");
+    fs::copy(local.1, dir.join("local.crt")).expect("copy the local certificate");
+    fs::copy(proxy_cert, dir.join("proxy1.crt")).expect("copy proxy1.crt");
+    for (aor, cert) in peers {
+        fs::copy(cert, dir.join("peers").join(format!("{aor}.crt"))).expect("copy a peer");
+    }
+    for (i, cert) in signers.iter().enumerate() {
+        fs::copy(cert, dir.join("signers").join(format!("signer{i}.crt"))).expect("copy a signer");
+    }
+    let mode = |p: &Path, m| fs::set_permissions(p, fs::Permissions::from_mode(m)).expect("chmod");
+    mode(&dir.join("local.key"), 0o600);
+    mode(dir, 0o700);
+    dir.to_path_buf()
+}
+
 /// The `NEXT_HOP` define for `ADDR:port` (a quoted SIP URI).
 pub fn next_hop(port: u16) -> String {
     format!("\"sip:{ADDR}:{port}\"")
@@ -81,6 +132,7 @@ fn proxy_args(
     role: Role,
     name: &str,
     port: u16,
+    keys: Option<&Path>,
     defines: &[String],
 ) -> Vec<String> {
     let script = r#"set -e
@@ -91,11 +143,16 @@ if [ "$role" = p1 ]; then
     sd_keys "$SD_KEYS_SRC"
     SD_MODULE_DIR=$SD_BUILD
 fi
+if [ "$role" = edge ]; then
+    SD_KEY_DIR=$SD_EDGE_KEYS
+    SD_MODULE_DIR=$SD_BUILD
+fi
 sd_proxy_args "$role" "$name" "$port" - "$@"
 printf '%s\0' "${SD_ARGS[@]}""#;
     let role = match role {
         Role::Trusted => "p1",
         Role::Untrusted => "p2",
+        Role::Edge => "edge",
     };
     let out = Command::new("bash")
         .arg("-c")
@@ -107,6 +164,7 @@ printf '%s\0' "${SD_ARGS[@]}""#;
         .env("SD_LIB", t.root.join("scripts/lib/proxies.sh"))
         .env("SD_KEYS_SRC", &t.keys)
         .env("SD_BUILD", &t.build)
+        .env("SD_EDGE_KEYS", keys.unwrap_or(Path::new("")))
         .env("SD_ADDR", ADDR)
         .output()
         .expect("run bash for scripts/lib/proxies.sh");
@@ -181,6 +239,18 @@ impl Kamailio {
         name: &str,
         defines: &[(&str, Option<&str>)],
     ) -> Kamailio {
+        Kamailio::start_with_keys(t, dir, role, name, None, defines)
+    }
+
+    /// [`Kamailio::start`] with an edge's key directory.
+    pub fn start_with_keys(
+        t: &Tools,
+        dir: &Path,
+        role: Role,
+        name: &str,
+        keys: Option<&Path>,
+        defines: &[(&str, Option<&str>)],
+    ) -> Kamailio {
         let base = name;
         let mut name = base.to_string();
         let mut n = 1;
@@ -200,7 +270,7 @@ impl Kamailio {
             "{name}: give NEXT_HOP among the defines (support::kamailio::next_hop)"
         );
         let port = free_port();
-        let args = proxy_args(t, dir, role, &name, port, &defines);
+        let args = proxy_args(t, dir, role, &name, port, keys, &defines);
         let ctl = args
             .iter()
             .find_map(|a| a.strip_prefix("CTL_SOCKET="))
@@ -269,6 +339,11 @@ impl Kamailio {
     /// P2's `untrusted:` lines so far.
     pub fn p2_lines(&self) -> Vec<P2Line> {
         parse_p2(&self.log_text())
+    }
+
+    /// An edge's `edge:` lines so far.
+    pub fn edge_lines(&self) -> Vec<EdgeLine> {
+        parse_edge(&self.log_text())
     }
 
     /// `kamcmd -s CTL ARGS...`: its standard output ("" without a control socket).

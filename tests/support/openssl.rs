@@ -45,3 +45,30 @@ pub fn decrypt(dir: &Path, msg: &[u8], extra: &[&str]) -> Vec<u8> {
     std::fs::write(&input, msg).expect("write in.der");
     decrypt_file(&input, extra)
 }
+
+/// A fresh RSA-2048 key and self-signed certificate `dir/NAME.key`, `dir/NAME.crt` with
+/// subject `CN=cn`, made by `openssl req` (key file mode 0600).
+pub fn self_signed(dir: &Path, name: &str, cn: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let key = dir.join(format!("{name}.key"));
+    let crt = dir.join(format!("{name}.crt"));
+    let subj = format!("/CN={cn}");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-sha256",
+        "-days",
+        "2",
+        "-subj",
+        &subj,
+        "-keyout",
+        path_str(&key),
+        "-out",
+        path_str(&crt),
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
+    (key, crt)
+}

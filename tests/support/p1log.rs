@@ -3,7 +3,9 @@
 //! - P1 (trusted-proxy.cfg): `sipsd: pid=P WHAT call=ID decrypted gen=G source=S media=M` or
 //!   `sipsd: pid=P WHAT call=ID not-decrypted code=C error=TEXT`, WHAT the method of a request
 //!   or the CSeq method and status of a reply (`INVITE200`);
-//! - P2 (untrusted-proxy.cfg): `untrusted: pid=P METHOD call=ID body-bytes=N`.
+//! - P2 (untrusted-proxy.cfg): `untrusted: pid=P METHOD call=ID body-bytes=N`;
+//! - an edge (edge.cfg): `edge: pid=P WHAT call=ID ACTION key=value...`, ACTION one of
+//!   `sealed`, `clear`, `refused`, `opened`, `plain`, `not-opened` (`error=` last).
 
 use std::collections::BTreeMap;
 
@@ -34,23 +36,27 @@ impl P1Line {
     }
 }
 
-/// P1's lines in a log, in order.
-pub fn parse_p1(log: &str) -> Vec<P1Line> {
+/// A log line of the example configurations: `PREFIX PID WHAT call=ID WORD key=value...`.
+struct Raw {
+    pid: u32,
+    what: String,
+    call: String,
+    word: String,
+    fields: BTreeMap<String, String>,
+}
+
+/// The lines after `prefix` (`sipsd: pid=`, `edge: pid=`); `error=` is the last field and may
+/// contain spaces.
+fn lines_after(log: &str, prefix: &str) -> Vec<Raw> {
     log.lines()
-        .filter_map(|l| l.split_once("sipsd: pid=").map(|(_, r)| r))
+        .filter_map(|l| l.split_once(prefix).map(|(_, r)| r))
         .filter_map(|r| {
             let mut it = r.splitn(4, ' ');
             let pid = it.next()?.parse().ok()?;
             let what = it.next()?.to_string();
             let call = it.next()?.strip_prefix("call=")?.to_string();
             let rest = it.next()?;
-            let (outcome, kv) = rest.split_once(' ').unwrap_or((rest, ""));
-            let decrypted = match outcome {
-                "decrypted" => true,
-                "not-decrypted" => false,
-                _ => return None,
-            };
-            // error= is last and may contain spaces
+            let (word, kv) = rest.split_once(' ').unwrap_or((rest, ""));
             let (kv, error) = match kv.split_once("error=") {
                 Some((a, e)) => (a, Some(e)),
                 None => (kv, None),
@@ -63,12 +69,33 @@ pub fn parse_p1(log: &str) -> Vec<P1Line> {
             if let Some(e) = error {
                 fields.insert("error".to_string(), e.trim().to_string());
             }
-            Some(P1Line {
+            Some(Raw {
                 pid,
                 what,
                 call,
-                decrypted,
+                word: word.to_string(),
                 fields,
+            })
+        })
+        .collect()
+}
+
+/// P1's lines in a log, in order.
+pub fn parse_p1(log: &str) -> Vec<P1Line> {
+    lines_after(log, "sipsd: pid=")
+        .into_iter()
+        .filter_map(|r| {
+            let decrypted = match r.word.as_str() {
+                "decrypted" => true,
+                "not-decrypted" => false,
+                _ => return None,
+            };
+            Some(P1Line {
+                pid: r.pid,
+                what: r.what,
+                call: r.call,
+                decrypted,
+                fields: r.fields,
             })
         })
         .collect()
@@ -112,6 +139,40 @@ pub fn parse_p2(log: &str) -> Vec<P2Line> {
                 call: f.get(2)?.strip_prefix("call=")?.to_string(),
                 body_bytes: f.get(3)?.strip_prefix("body-bytes=")?.parse().ok()?,
             })
+        })
+        .collect()
+}
+
+/// One line of an edge: what it did with a message's body.
+#[derive(Debug, Clone)]
+pub struct EdgeLine {
+    pub pid: u32,
+    /// the method of a request, or the CSeq method and status of a reply (`INVITE200`)
+    pub what: String,
+    pub call: String,
+    /// sealed, clear, refused, opened, plain, not-opened
+    pub action: String,
+    /// sealing, gen, signer (sealed); gen, source, signature, signer (opened); code, error
+    pub fields: BTreeMap<String, String>,
+}
+
+impl EdgeLine {
+    /// A field, or "" when the line has none.
+    pub fn get(&self, k: &str) -> &str {
+        self.fields.get(k).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// An edge's lines in a log, in order.
+pub fn parse_edge(log: &str) -> Vec<EdgeLine> {
+    lines_after(log, "edge: pid=")
+        .into_iter()
+        .map(|r| EdgeLine {
+            pid: r.pid,
+            what: r.what,
+            call: r.call,
+            action: r.word,
+            fields: r.fields,
         })
         .collect()
 }

@@ -146,3 +146,51 @@ pub fn ip4(s: &str) -> [u8; 4] {
     let v: Vec<u8> = s.split('.').map(|p| p.parse().expect("IPv4")).collect();
     [v[0], v[1], v[2], v[3]]
 }
+
+/// `tcpdump` on the loopback interface for the UDP datagrams to or from `ports`, written
+/// packet by packet (`-U`) to `DIR/NAME.pcap`; stopped (and the group killed) on drop.
+pub struct LoopbackCapture {
+    proc: super::procs::Proc,
+    file: std::path::PathBuf,
+}
+
+impl LoopbackCapture {
+    /// Starts the capture and waits (10 s at most) until tcpdump says it is listening.
+    pub fn start(
+        tcpdump: &std::path::Path,
+        dir: &std::path::Path,
+        name: &str,
+        ports: &[u16],
+    ) -> LoopbackCapture {
+        let file = dir.join(format!("{name}.pcap"));
+        let filter = format!(
+            "udp and ({})",
+            ports
+                .iter()
+                .map(|p| format!("port {p}"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        );
+        let mut cmd = std::process::Command::new(tcpdump);
+        cmd.args(["-i", "lo", "-n", "-U", "--immediate-mode", "-s", "0", "-w"])
+            .arg(&file)
+            .arg(&filter);
+        let mut proc = super::procs::Proc::spawn(name, dir, &mut cmd);
+        let listening = super::procs::wait_for(std::time::Duration::from_secs(10), || {
+            proc.log_text().contains("listening on")
+        });
+        assert!(
+            listening && proc.alive(),
+            "tcpdump did not start: {}",
+            proc.log_text()
+        );
+        LoopbackCapture { proc, file }
+    }
+
+    /// Stops tcpdump and returns the capture file's bytes.
+    pub fn finish(mut self) -> Vec<u8> {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        self.proc.stop();
+        std::fs::read(&self.file).unwrap_or_default()
+    }
+}

@@ -335,8 +335,25 @@ impl Peer {
         Peer::start(Box::new(answer))
     }
 
+    /// Records, never answers, bound to `ADDR:port` (a user agent an edge knows by address).
+    pub fn bind_at(port: u16) -> Peer {
+        Peer::start_at(port, Box::new(|_| None))
+    }
+
+    /// [`Peer::answering`], bound to `ADDR:port`.
+    pub fn answering_at(
+        port: u16,
+        answer: impl Fn(&SipMsg) -> Option<Vec<u8>> + Send + 'static,
+    ) -> Peer {
+        Peer::start_at(port, Box::new(answer))
+    }
+
     fn start(answer: Answer) -> Peer {
-        let sock = UdpSocket::bind((ADDR, 0)).expect("bind a UDP peer");
+        Peer::start_at(0, answer)
+    }
+
+    fn start_at(port: u16, answer: Answer) -> Peer {
+        let sock = UdpSocket::bind((ADDR, port)).expect("bind a UDP peer");
         let rx = sock.try_clone().expect("clone the peer socket");
         rx.set_read_timeout(Some(Duration::from_millis(100)))
             .expect("read timeout");

@@ -2,7 +2,9 @@
  * sipsd - SIP selective disclosure for Kamailio
  *
  * A trusted proxy reads the S/MIME (CMS) encrypted body of a SIP message when
- * the caller made it one of the recipients, and forwards the message unchanged.
+ * the caller made it one of the recipients, and forwards the message unchanged;
+ * with modparam role=edge the module also seals and opens those bodies for user
+ * agents that do not speak S/MIME (sipsd_edge.c).
  *
  * This module is a thin adapter: it gathers the SIP fields the library needs
  * (Call-ID, tags, method, status, Content-Type, Content-Transfer-Encoding,
@@ -10,9 +12,10 @@
  * return codes, pseudo-variables, RPC and statistics. All parsing of CMS and
  * S/MIME, key handling and the per-dialog key cache live in libsipsd (Rust).
  *
- * This file holds the export tables, the script functions, modparams, RPC and
- * statistics; sipsd_pv.c the $sd(...) pseudo-variable and KSR.sipsd.sd_get();
- * sipsd_mod.h what they share.
+ * Files: sipsd_mod.c (this one: export tables, modparams, proxy functions, RPC,
+ * statistics), sipsd_pv.c ($sd(...) and KSR.sipsd.sd_get()), sipsd_edge.c
+ * (sd_seal, sd_open), sipsd_dmq.c (clustering over DMQ), sipsd_mod.h (what they
+ * share), sipsd_compat.h (Kamailio version differences).
  *
  * SPDX-License-Identifier: MIT OR Apache-2.0
  */
@@ -50,14 +53,9 @@
 #include "sipsd_mod.h"
 #include "sipsd_pv.h"
 #include "sipsd_dmq.h"
+#include "sipsd_edge.h"
 
 MODULE_VERSION
-
-/* script return codes; 0 would stop the routing script, so it is never used */
-#define SIPSD_RC_YES 1
-#define SIPSD_RC_NOT_FOR_ME -1
-#define SIPSD_RC_NOT_ENCRYPTED -2
-#define SIPSD_RC_ERROR -3
 
 static int mod_init(void);
 static void mod_destroy(void);
@@ -88,6 +86,19 @@ static int sipsd_param_cluster_key(modparam_t type, void *val);
 static int sipsd_param_cluster_node(modparam_t type, void *val);
 static int sipsd_param_cluster_max_skew(modparam_t type, void *val);
 static int sipsd_param_cluster_refresh(modparam_t type, void *val);
+static int sipsd_param_trusted_signer(modparam_t type, void *val);
+static int sipsd_param_signature_policy(modparam_t type, void *val);
+static int sipsd_param_role(modparam_t type, void *val);
+static int sipsd_param_local_key(modparam_t type, void *val);
+static int sipsd_param_sign_key(modparam_t type, void *val);
+static int sipsd_param_proxy_cert(modparam_t type, void *val);
+static int sipsd_param_proxy_psk(modparam_t type, void *val);
+static int sipsd_param_callee_cert_dir(modparam_t type, void *val);
+static int sipsd_param_disclose_to(modparam_t type, void *val);
+static int sipsd_param_rotate_after(modparam_t type, void *val);
+static int sipsd_param_unsealable(modparam_t type, void *val);
+static int sipsd_param_sealed_base64(modparam_t type, void *val);
+
 
 static void sipsd_rpc_stats(rpc_t *rpc, void *ctx);
 static void sipsd_rpc_reload(rpc_t *rpc, void *ctx);
@@ -95,14 +106,16 @@ static void sipsd_rpc_reload(rpc_t *rpc, void *ctx);
 static int sipsd_register_stats(void);
 
 /* module-only parameter: never log plaintext unless set */
-static int sipsd_log_plaintext = 0;
+int sipsd_log_plaintext = 0;
 
 /* module-only parameter: what sd_decrypt() does when a body meant for this proxy
  * cannot be opened: "forward" (return -3, the script decides) or "reject" (also
  * answer the request 493 Undecipherable, RFC 3261 section 23.2) */
 static str sipsd_on_error = str_init("forward");
-static int sipsd_reject_on_error = 0;
-static sl_api_t sipsd_slb;
+int sipsd_reject_on_error = 0;
+/* the sl API: loaded when present (on_error=reject needs it, the edge answers with it) */
+sl_api_t sipsd_slb;
+int sipsd_sl_loaded = 0;
 
 #define SD_ROUTES (REQUEST_ROUTE | ONREPLY_ROUTE | FAILURE_ROUTE | BRANCH_ROUTE)
 
@@ -117,6 +130,10 @@ static cmd_export_t cmds[] = {
 	{"sd_rotate", (cmd_function)w_sd_rotate, 0,
 		0, 0, SD_ROUTES},
 	{"sd_dialog_end", (cmd_function)w_sd_dialog_end, 0,
+		0, 0, SD_ROUTES},
+	{"sd_seal", (cmd_function)w_sd_seal, 0,
+		0, 0, SD_ROUTES},
+	{"sd_open", (cmd_function)w_sd_open, 0,
 		0, 0, SD_ROUTES},
 	{0, 0, 0, 0, 0, 0}
 };
@@ -151,6 +168,20 @@ static param_export_t params[] = {
 		(void *)sipsd_param_cluster_refresh},
 	{"enable_dmq",     PARAM_INT, &sipsd_dmq_enable},
 	{"dmq_init_sync",  PARAM_INT, &sipsd_dmq_init_sync},
+	{"trusted_signer", PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_trusted_signer},
+	{"signature_policy", PARAM_STRING | USE_FUNC_PARAM,
+		(void *)sipsd_param_signature_policy},
+	{"role",           PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_role},
+	{"local_key",      PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_local_key},
+	{"sign_key",       PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_sign_key},
+	{"proxy_cert",     PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_proxy_cert},
+	{"proxy_psk",      PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_proxy_psk},
+	{"callee_cert_dir", PARAM_STRING | USE_FUNC_PARAM,
+		(void *)sipsd_param_callee_cert_dir},
+	{"disclose_to",    PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_disclose_to},
+	{"rotate_after",   PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_rotate_after},
+	{"unsealable",     PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_unsealable},
+	{"sealed_base64",  PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_sealed_base64},
 	{0, 0, 0}
 };
 
@@ -192,7 +223,7 @@ struct module_exports exports = {
 /* state                                                                  */
 
 /* library context: created in mod_init (before fork), shared by all workers */
-static sd_ctx *_sipsd_ctx = NULL;
+sd_ctx *_sipsd_ctx = NULL;
 /* configuration being built from modparams; freed once the context exists */
 static sd_config *_sipsd_cfg = NULL;
 /* first configuration error, reported again by mod_init */
@@ -201,8 +232,8 @@ static int _sipsd_cfg_failed = 0;
 /* optional APIs of other modules */
 static struct dlg_binds _sipsd_dlgb;
 static int _sipsd_dlg_loaded = 0;
-static textops_api_t _sipsd_textops;
-static int _sipsd_textops_loaded = 0;
+textops_api_t _sipsd_textops;
+int _sipsd_textops_loaded = 0;
 
 /* the result of the last call for a message, in this process (sipsd_mod.h) */
 static sipsd_last_t _sipsd_last = {0};
@@ -210,15 +241,7 @@ static sipsd_last_t _sipsd_last = {0};
 /* ---------------------------------------------------------------------- */
 /* helpers                                                                */
 
-static inline sd_str sipsd_sdstr(const str *s)
-{
-	sd_str r;
-	r.ptr = (s != NULL && s->len > 0) ? (const uint8_t *)s->s : NULL;
-	r.len = (s != NULL && s->len > 0) ? (size_t)s->len : 0;
-	return r;
-}
-
-static int sipsd_rc(sd_result r)
+int sipsd_rc(sd_result r)
 {
 	switch(r) {
 		case SD_OK:
@@ -241,12 +264,13 @@ sipsd_last_t *sipsd_last_get(sip_msg_t *msg)
 }
 
 /* the state of this message, starting a fresh one when msg is a new message */
-static sipsd_last_t *sipsd_last_for(sip_msg_t *msg)
+sipsd_last_t *sipsd_last_for(sip_msg_t *msg)
 {
 	sipsd_last_t *l = sipsd_last_get(msg);
 	if(l != NULL)
 		return l;
 	sd_plain_free(_sipsd_last.plain);
+	sd_sealed_free(_sipsd_last.sealed);
 	memset(&_sipsd_last, 0, sizeof(_sipsd_last));
 	msg_ctx_id_set(msg, &_sipsd_last.mid);
 	_sipsd_last.valid = 1;
@@ -254,7 +278,7 @@ static sipsd_last_t *sipsd_last_for(sip_msg_t *msg)
 }
 
 /* one header by name (HDR_OTHER_T), or NULL */
-static hdr_field_t *sipsd_find_hdr(sip_msg_t *msg, hdr_field_t *start,
+hdr_field_t *sipsd_find_hdr(sip_msg_t *msg, hdr_field_t *start,
 		const char *name, int len)
 {
 	hdr_field_t *hf;
@@ -266,19 +290,7 @@ static hdr_field_t *sipsd_find_hdr(sip_msg_t *msg, hdr_field_t *start,
 	return NULL;
 }
 
-#define SIPSD_HDR_CTE "Content-Transfer-Encoding"
-#define SIPSD_HDR_CTE_LEN (sizeof(SIPSD_HDR_CTE) - 1)
-#define SIPSD_HDR_DISCLOSE "Disclose-To"
-#define SIPSD_HDR_DISCLOSE_LEN (sizeof(SIPSD_HDR_DISCLOSE) - 1)
-
-/* sd_msg with the storage it borrows from besides the SIP buffer */
-typedef struct sipsd_msg {
-	sd_msg m;
-	str call_id;
-	char *disclose_buf; /* pkg memory: all Disclose-To values joined */
-} sipsd_msg_t;
-
-static void sipsd_msg_free(sipsd_msg_t *sm)
+void sipsd_msg_free(sipsd_msg_t *sm)
 {
 	if(sm->disclose_buf != NULL) {
 		pkg_free(sm->disclose_buf);
@@ -287,7 +299,7 @@ static void sipsd_msg_free(sipsd_msg_t *sm)
 }
 
 /* gather the fields of msg the library needs; 0 on success, -1 on error */
-static int sipsd_msg_build(sip_msg_t *msg, sipsd_msg_t *sm)
+int sipsd_msg_build(sip_msg_t *msg, sipsd_msg_t *sm)
 {
 	str s;
 	hdr_field_t *hf;
@@ -472,6 +484,18 @@ SIPSD_STR_PARAM(cluster_key)
 SIPSD_STR_PARAM(cluster_node)
 SIPSD_INT_PARAM(cluster_max_skew)
 SIPSD_INT_PARAM(cluster_refresh)
+SIPSD_STR_PARAM(trusted_signer)
+SIPSD_STR_PARAM(signature_policy)
+SIPSD_STR_PARAM(role)
+SIPSD_STR_PARAM(local_key)
+SIPSD_STR_PARAM(sign_key)
+SIPSD_STR_PARAM(proxy_cert)
+SIPSD_STR_PARAM(proxy_psk)
+SIPSD_STR_PARAM(callee_cert_dir)
+SIPSD_STR_PARAM(disclose_to)
+SIPSD_INT_PARAM(rotate_after)
+SIPSD_STR_PARAM(unsealable)
+SIPSD_INT_PARAM(sealed_base64)
 
 /* ---------------------------------------------------------------------- */
 /* dialog module: end the cached key when the dialog ends                  */
@@ -530,8 +554,11 @@ static int mod_init(void)
 		LM_ERR("invalid sipsd modparam (see the error above)\n");
 		return -1;
 	}
+	/* sl: on_error=reject needs it, the edge answers what it cannot seal with it */
+	if(find_export("bind_sl", 0, 0) != NULL && sl_load_api(&sipsd_slb) == 0)
+		sipsd_sl_loaded = 1;
 	if(sipsd_on_error.len == 6 && strncasecmp(sipsd_on_error.s, "reject", 6) == 0) {
-		if(sl_load_api(&sipsd_slb) != 0) {
+		if(!sipsd_sl_loaded) {
 			LM_ERR("on_error=reject needs the sl module loaded before sipsd\n");
 			return -1;
 		}
@@ -604,6 +631,8 @@ static void mod_destroy(void)
 		sd_plain_free(_sipsd_last.plain);
 		_sipsd_last.plain = NULL;
 	}
+	sd_sealed_free(_sipsd_last.sealed);
+	_sipsd_last.sealed = NULL;
 	/* the context owns the shared cache: only the main process frees it */
 	if(_sipsd_ctx != NULL && _ksr_is_main) {
 		sd_ctx_free(_sipsd_ctx);
@@ -645,7 +674,7 @@ static int w_sd_should_decrypt(sip_msg_t *msg, char *p1, char *p2)
  * it left out. The counters (RPC sipsd.stats, statistic sipsd:errors) count them all. */
 #define SIPSD_LOG_BURST 10
 
-static void sipsd_log_failure(const char *what, str *call_id, sd_result r)
+void sipsd_log_failure(const char *what, str *call_id, sd_result r)
 {
 	static time_t window = 0;
 	static unsigned int logged = 0, suppressed = 0;
@@ -739,8 +768,8 @@ static int w_sd_decrypt(sip_msg_t *msg, char *p1, char *p2)
 	return ki_sd_decrypt(msg);
 }
 
-/* remove one header (if present) from the forwarded message */
-static int sipsd_del_hdr(sip_msg_t *msg, const char *name, int len)
+/* remove every header named name (if any) from the forwarded message */
+int sipsd_del_hdr(sip_msg_t *msg, const char *name, int len)
 {
 	hdr_field_t *hf;
 	for(hf = sipsd_find_hdr(msg, msg->headers, name, len); hf != NULL;
@@ -991,6 +1020,16 @@ static sr_kemi_t sr_kemi_sipsd_exports[] = {
 	},
 	{ str_init("sipsd"), str_init("sd_dialog_end"),
 		SR_KEMIP_INT, ki_sd_dialog_end,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("sipsd"), str_init("sd_seal"),
+		SR_KEMIP_INT, ki_sd_seal,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("sipsd"), str_init("sd_open"),
+		SR_KEMIP_INT, ki_sd_open,
 		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
 			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
 	},

@@ -1,10 +1,12 @@
 /**
  * sipsd - the $sd(name) pseudo-variable and KSR.sipsd.sd_get(name)
  *
- * Names, all read from the first decrypted part of the current message:
+ * Names, read from the first decrypted part of the current message (sd_decrypt,
+ * sd_open) or, after sd_seal, from the sealed body:
  *
  *   NAME                        a field of the part (sd_field_name: body, media_addr,
- *                               media_count, ...) or of the last call (code, error,
+ *                               media_count, ...), of the sealed body (sd_seal_field_name:
+ *                               sealing, signer, ...) or of the last call (code, error,
  *                               generation)
  *   media[I]/NAME               field NAME (sd_media_field_name) of media stream I
  *   media[I]/crypto[J]/NAME     field NAME (sd_crypto_field_name) of its a=crypto J
@@ -33,7 +35,7 @@
 enum sipsd_pv_kind
 {
 	SIPSD_PV_CALL = 0, /* of the last call: code, error, generation */
-	SIPSD_PV_PART,     /* sd_field of the part */
+	SIPSD_PV_PART,     /* sd_field of the part, or sd_seal_field of the sealed body */
 	SIPSD_PV_MEDIA,    /* sd_media_field of a stream */
 	SIPSD_PV_CRYPTO,   /* sd_crypto_field of an a=crypto of a stream */
 	SIPSD_PV_DYNAMIC   /* a name with pseudo-variables, parsed at each read */
@@ -54,6 +56,9 @@ static const str _sipsd_pv_call_names[] = {
 typedef struct sipsd_pv_name {
 	int kind;
 	uint32_t field; /* enum sipsd_pv_call, sd_field, sd_media_field or sd_crypto_field */
+	int has_part;   /* SIPSD_PV_PART: field is an sd_field */
+	int has_sealed; /* SIPSD_PV_PART: sealed is an sd_seal_field */
+	uint32_t sealed;
 	unsigned int media;
 	unsigned int crypto;
 	pv_elem_t *format; /* SIPSD_PV_DYNAMIC */
@@ -130,8 +135,13 @@ static int sipsd_pv_name_parse(const str *in, sipsd_pv_name_t *n)
 			return 0;
 		}
 	}
+	/* a name can be both, e.g. content_type: the part's after sd_decrypt or sd_open,
+	 * the sealed body's after sd_seal */
 	n->kind = SIPSD_PV_PART;
-	return sipsd_field_of(in, sd_field_count(), sd_field_name, &n->field);
+	n->has_part = sipsd_field_of(in, sd_field_count(), sd_field_name, &n->field) == 0;
+	n->has_sealed = sipsd_field_of(in, sd_seal_field_count(), sd_seal_field_name,
+							&n->sealed) == 0;
+	return (n->has_part || n->has_sealed) ? 0 : -1;
 }
 
 /* value of name n for msg: SIPSD_VAL_NULL, _STR (in *s) or _INT (in *num) */
@@ -139,7 +149,7 @@ static int sipsd_value(sip_msg_t *msg, const sipsd_pv_name_t *n, str *s, long *n
 {
 	sipsd_last_t *l;
 	sd_result r;
-	sd_str v;
+	sd_str v = {NULL, 0};
 
 	l = (msg != NULL) ? sipsd_last_get(msg) : NULL;
 	if(l == NULL)
@@ -162,7 +172,12 @@ static int sipsd_value(sip_msg_t *msg, const sipsd_pv_name_t *n, str *s, long *n
 			}
 			return SIPSD_VAL_NULL;
 		case SIPSD_PV_PART:
-			r = sd_plain_get(l->plain, 0, n->field, &v);
+			if(l->plain != NULL || l->sealed == NULL)
+				r = n->has_part ? sd_plain_get(l->plain, 0, n->field, &v)
+								: SD_ERR_INVALID_ARGUMENT;
+			else
+				r = n->has_sealed ? sd_sealed_get(l->sealed, n->sealed, &v)
+								  : SD_ERR_INVALID_ARGUMENT;
 			break;
 		case SIPSD_PV_MEDIA:
 			r = sd_plain_media_get(l->plain, 0, n->media, n->field, &v);

@@ -209,12 +209,36 @@ fn alg_id_with<P: Encode>(
 
 /// Encrypts `plaintext` under `cek` with a fresh random IV or nonce.
 pub(crate) fn encrypt(cek: &Cek, plaintext: &[u8], aad: &[u8]) -> Result<Encrypted, CmsError> {
+    let iv = random_bytes(iv_len(cek.alg()))?;
+    encrypt_with_iv(cek, plaintext, aad, &iv)
+}
+
+/// The IV (CBC) or nonce (GCM) length of `alg`.
+pub(crate) fn iv_len(alg: ContentAlg) -> usize {
+    if alg.is_aead() {
+        GCM_NONCE_LEN
+    } else {
+        AES_BLOCK
+    }
+}
+
+/// Encrypts `plaintext` under `cek` with the given IV or nonce ([`iv_len`] bytes). The caller
+/// guarantees it never repeats with another plaintext under the key.
+pub(crate) fn encrypt_with_iv(
+    cek: &Cek,
+    plaintext: &[u8],
+    aad: &[u8],
+    iv: &[u8],
+) -> Result<Encrypted, CmsError> {
     let key = cek.as_bytes();
     let alg = cek.alg();
+    if iv.len() != iv_len(alg) {
+        return Err(CmsError::BadAlgParams("IV or nonce of the wrong length"));
+    }
     if alg.is_aead() {
-        let nonce_bytes = random_bytes(GCM_NONCE_LEN)?;
-        let nonce = aes_gcm::Nonce::<consts::U12>::try_from(nonce_bytes.as_slice())
-            .map_err(|_| CmsError::Rng)?;
+        let nonce_bytes = iv;
+        let nonce = aes_gcm::Nonce::<consts::U12>::try_from(nonce_bytes)
+            .map_err(|_| CmsError::BadAlgParams("GCM nonce must be 12 bytes"))?;
         let mut buf = plaintext.to_vec();
         let tag = match alg {
             ContentAlg::Aes128Gcm => AesGcm::<Aes128, consts::U12>::new_from_slice(key)
@@ -227,7 +251,7 @@ pub(crate) fn encrypt(cek: &Cek, plaintext: &[u8], aad: &[u8]) -> Result<Encrypt
                 .map_err(|_| CmsError::Encode("plaintext too long for GCM".into()))?,
         };
         let params = GcmParameters {
-            nonce: OctetString::new(nonce_bytes.as_slice()).map_err(CmsError::encode)?,
+            nonce: OctetString::new(nonce_bytes).map_err(CmsError::encode)?,
             icv_len: GCM_TAG_LEN as u8,
         };
         Ok(Encrypted {
@@ -236,16 +260,15 @@ pub(crate) fn encrypt(cek: &Cek, plaintext: &[u8], aad: &[u8]) -> Result<Encrypt
             tag: Some(tag.to_vec()),
         })
     } else {
-        let iv = random_bytes(AES_BLOCK)?;
         let ciphertext = match alg {
-            ContentAlg::Aes128Cbc => cbc::Encryptor::<Aes128>::new_from_slices(key, &iv)
+            ContentAlg::Aes128Cbc => cbc::Encryptor::<Aes128>::new_from_slices(key, iv)
                 .map_err(|_| CmsError::BadKeyLength)?
                 .encrypt_padded_vec::<Pkcs7>(plaintext),
-            _ => cbc::Encryptor::<Aes256>::new_from_slices(key, &iv)
+            _ => cbc::Encryptor::<Aes256>::new_from_slices(key, iv)
                 .map_err(|_| CmsError::BadKeyLength)?
                 .encrypt_padded_vec::<Pkcs7>(plaintext),
         };
-        let params = OctetString::new(iv.as_slice()).map_err(CmsError::encode)?;
+        let params = OctetString::new(iv).map_err(CmsError::encode)?;
         Ok(Encrypted {
             alg_id: alg_id_with(alg, &params)?,
             ciphertext,

@@ -12,7 +12,8 @@
 //!
 //! Files: [`cek`] (algorithms and keys), `content` (AES-GCM/CBC), `recipient` (RecipientInfos,
 //! key transport and wrap), `message` (decoding), [`inspect()`], [`open()`], [`seal()`], `oids`,
-//! `error`.
+//! `error`, and [`signed`]: SignedData, the optional signature inside the envelope (RFC 8551
+//! sign-then-encrypt).
 
 pub mod cek;
 mod content;
@@ -30,6 +31,7 @@ mod rotation;
 pub(crate) mod rsa_backend;
 pub use rsa_backend::RsaKey;
 mod seal;
+pub mod signed;
 
 pub use cek::{Cek, ContentAlg};
 pub use content::GcmParameters;
@@ -40,7 +42,7 @@ pub use message::CmsMessage;
 pub use open::{open, open_with_cek, Opened, RsaBudget};
 pub use recipient::{IdKind, Recipient, RecipientKeyId, RecipientSummary, RsaPadding};
 pub use rotation::{proof_recipient, rotation_kek, ROTATION_KEK_ID};
-pub use seal::{seal, seal_encrypted};
+pub use seal::{seal, seal_encrypted, seal_encrypted_synthetic};
 
 /// The CMS structure of a message, and the `smime-type` that labels it in an
 /// `application/pkcs7-mime` body (RFC 8551 §3.2.2; `encrypted-data` is sipsd's in-dialog

@@ -7,6 +7,10 @@ use cms::encrypted_data::EncryptedData;
 use cms::enveloped_data::{EncryptedContentInfo, EnvelopedData, RecipientInfo, RecipientInfos};
 use der::asn1::OctetString;
 use der::{Any, Encode};
+use hkdf::Hkdf;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use zeroize::Zeroizing;
 
 use super::content;
 use super::der_set;
@@ -91,7 +95,45 @@ pub fn seal(plaintext: &[u8], recipients: &[Recipient], cek: &Cek) -> Result<Vec
 /// id-aesNNN-GCM with GCMParameters (12-byte nonce, ICV length 16), encryptedContent =
 /// ciphertext || 16-byte tag.
 pub fn seal_encrypted(plaintext: &[u8], cek: &Cek) -> Result<Vec<u8>, CmsError> {
-    let enc = content::encrypt(cek, plaintext, &[])?;
+    encrypted_data(content::encrypt(cek, plaintext, &[])?)
+}
+
+/// Seals `plaintext` as EncryptedData under `cek` like [`seal_encrypted`], with an IV (GCM:
+/// nonce) that is a function of the key, `context` and the plaintext instead of random: the
+/// same message sealed twice gives the same bytes, so a retransmission that is sealed again
+/// (a reply re-sent by its user agent passes the edge again) is byte for byte the first one.
+///
+/// ```text
+/// K  = HKDF-SHA256(salt = "sipsd", IKM = CEK, info = "sipsd synthetic iv v1"), 32 octets
+/// IV = HMAC-SHA256(K, u32be(len(context)) || context || plaintext), first 12 (GCM) or 16 (CBC) octets
+/// ```
+///
+/// This is the synthetic-IV idea of RFC 5297 §1.3.2 on GCM: a nonce repeats only with its
+/// plaintext (up to a 2^-96 HMAC collision), so it reveals no more than "this message again";
+/// `context` (the SIP message's dialog, CSeq, method and status) keeps two different messages
+/// with equal bodies apart. Receivers see an ordinary EncryptedData.
+pub fn seal_encrypted_synthetic(
+    plaintext: &[u8],
+    cek: &Cek,
+    context: &[u8],
+) -> Result<Vec<u8>, CmsError> {
+    let mut k = Zeroizing::new([0u8; 32]);
+    Hkdf::<Sha256>::new(Some(b"sipsd"), cek.as_bytes())
+        .expand(b"sipsd synthetic iv v1", k.as_mut_slice())
+        .map_err(|_| CmsError::BadKeyLength)?;
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(k.as_slice())
+        .map_err(|_| CmsError::BadKeyLength)?;
+    let len =
+        u32::try_from(context.len()).map_err(|_| CmsError::Encode("context too long".into()))?;
+    mac.update(&len.to_be_bytes());
+    mac.update(context);
+    mac.update(plaintext);
+    let tag = mac.finalize().into_bytes();
+    let iv = &tag[..content::iv_len(cek.alg())];
+    encrypted_data(content::encrypt_with_iv(cek, plaintext, &[], iv)?)
+}
+
+fn encrypted_data(enc: content::Encrypted) -> Result<Vec<u8>, CmsError> {
     let mut body = enc.ciphertext;
     if let Some(tag) = enc.tag {
         body.extend_from_slice(&tag);
@@ -108,4 +150,47 @@ pub fn seal_encrypted(plaintext: &[u8], cek: &Cek) -> Result<Vec<u8>, CmsError> 
             unprotected_attrs: None,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::cms::{open_with_cek, ContentAlg};
+
+    #[test]
+    fn synthetic_iv_repeats_only_for_the_same_message() {
+        for alg in ContentAlg::ALL {
+            let cek = Cek::generate(alg).unwrap();
+            let a = seal_encrypted_synthetic(b"v=0 answer", &cek, b"call;1 INVITE;200").unwrap();
+            let again =
+                seal_encrypted_synthetic(b"v=0 answer", &cek, b"call;1 INVITE;200").unwrap();
+            let other_msg =
+                seal_encrypted_synthetic(b"v=0 answer", &cek, b"call;2 INVITE;200").unwrap();
+            let other_body =
+                seal_encrypted_synthetic(b"v=0 answeR", &cek, b"call;1 INVITE;200").unwrap();
+            let other_key = seal_encrypted_synthetic(
+                b"v=0 answer",
+                &Cek::generate(alg).unwrap(),
+                b"call;1 INVITE;200",
+            )
+            .unwrap();
+            assert_eq!(
+                a, again,
+                "{alg}: a retransmission is sealed to the same bytes"
+            );
+            for (what, o) in [
+                ("context", &other_msg),
+                ("body", &other_body),
+                ("key", &other_key),
+            ] {
+                assert_ne!(&a, o, "{alg}: another {what} gives other bytes");
+            }
+            assert_eq!(open_with_cek(&a, &cek).unwrap().as_slice(), b"v=0 answer");
+            assert_ne!(
+                seal_encrypted(b"v=0 answer", &cek).unwrap(),
+                seal_encrypted(b"v=0 answer", &cek).unwrap()
+            );
+        }
+        println!("synthetic IV: same key+context+body -> same EncryptedData; another context, body or key -> other bytes; opens as usual (4 algorithms)");
+    }
 }

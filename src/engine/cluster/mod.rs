@@ -1,5 +1,5 @@
 //! Replication of the dialog key cache between the nodes of a cluster (Kamailio DMQ carries
-//! the messages; docs/PROTOCOL.md §8, docs/SECURITY.md §8).
+//! the messages; docs/PROTOCOL.md §8, docs/SECURITY.md §6.9).
 //!
 //! A dialog established through one trusted proxy must stay readable when its in-dialog
 //! requests reach another (failover, load balancing). Each node sends every dialog key it

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::crypto::keys::{KeySpec, PskSpec, RsaKeySpec};
 use crate::engine::cache::CacheConfig;
 use crate::engine::cluster::{self, ClusterConfig, MAX_NODE_LEN};
+use crate::engine::signature::SignaturePolicy;
 use crate::engine::{Error, Result};
 use crate::sip::body::BodyLimits;
 
@@ -55,6 +56,8 @@ pub struct ProxyConfig {
     pub plaintext_next_hops: Vec<NextHop>,
     /// Replication of the dialog keys to the other nodes of a cluster (off without a key).
     pub cluster: ClusterConfig,
+    /// What a signature inside a body that fails, or a missing one, does.
+    pub signatures: SignaturePolicy,
 }
 
 impl Default for ProxyConfig {
@@ -73,6 +76,7 @@ impl Default for ProxyConfig {
             allow_cbc_in_dialog: false,
             plaintext_next_hops: Vec::new(),
             cluster: ClusterConfig::default(),
+            signatures: SignaturePolicy::default(),
         }
     }
 }
@@ -134,17 +138,27 @@ impl ProxyConfig {
             }
             "cluster_max_skew" => self.cluster.max_skew_secs = number(name, value)?,
             "cluster_refresh" => self.cluster.refresh_secs = number(name, value)?,
+            "trusted_signer" => {
+                if value.is_empty() {
+                    return Err(Error::Config("trusted_signer: empty path".into()));
+                }
+                self.keys.trusted_signers.push(PathBuf::from(value))
+            }
+            "signature_policy" => {
+                self.signatures = SignaturePolicy::parse(value)
+                    .ok_or_else(|| bad(name, value, "optional, required or report"))?
+            }
             _ => return Err(Error::Config(format!("unknown option '{name}'"))),
         }
         Ok(())
     }
 }
 
-fn bad(name: &str, value: &str, expected: &str) -> Error {
+pub(crate) fn bad(name: &str, value: &str, expected: &str) -> Error {
     Error::Config(format!("{name}: '{value}' is not {expected}"))
 }
 
-fn flag(name: &str, value: &str) -> Result<bool> {
+pub(crate) fn flag(name: &str, value: &str) -> Result<bool> {
     match value {
         "1" | "yes" | "true" => Ok(true),
         "0" | "no" | "false" => Ok(false),
@@ -152,14 +166,14 @@ fn flag(name: &str, value: &str) -> Result<bool> {
     }
 }
 
-fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
+pub(crate) fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
     value
         .parse()
         .map_err(|_| bad(name, value, "a number in range"))
 }
 
 /// Splits `a=1;b=2` into pairs; every item must have a value.
-fn pairs<'a>(option: &str, value: &'a str) -> Result<Vec<(&'a str, &'a str)>> {
+pub(crate) fn pairs<'a>(option: &str, value: &'a str) -> Result<Vec<(&'a str, &'a str)>> {
     value
         .split(';')
         .map(str::trim)
@@ -172,7 +186,7 @@ fn pairs<'a>(option: &str, value: &'a str) -> Result<Vec<(&'a str, &'a str)>> {
         .collect()
 }
 
-fn parse_rsa_key(value: &str) -> Result<RsaKeySpec> {
+pub(crate) fn parse_rsa_key(value: &str) -> Result<RsaKeySpec> {
     let (mut key, mut cert, mut label) = (None, None, None);
     for (k, v) in pairs("rsa_key", value)? {
         match k {
@@ -194,7 +208,7 @@ fn parse_rsa_key(value: &str) -> Result<RsaKeySpec> {
     }
 }
 
-fn parse_psk(value: &str) -> Result<PskSpec> {
+pub(crate) fn parse_psk(value: &str) -> Result<PskSpec> {
     let (mut id, mut key, mut label) = (None, None, None);
     for (k, v) in pairs("psk", value)? {
         match k {

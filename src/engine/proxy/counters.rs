@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Defines [`Counter`] from one table: each counter once, with its doc.
 macro_rules! counters {
     ($($(#[doc = $doc:literal])+ $name:ident = $stat:literal,)+) => {
-        /// What a proxy counts besides the cache's own figures.
+        /// What a proxy (and an edge) counts besides the cache's own figures.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         #[repr(usize)]
         pub enum Counter {
@@ -84,6 +84,24 @@ counters! {
     ClusterSyncsDone = "cluster_syncs_done",
     /// Changes not replicated because too many were waiting in one process.
     ClusterDropped = "cluster_dropped",
+    /// Signatures inside decrypted bodies that verified with a trusted signer's certificate.
+    SignaturesValid = "signatures_valid",
+    /// Signatures that did not verify or named no trusted signer, and unsigned bodies refused.
+    SignaturesFailed = "signatures_failed",
+    /// Edge: bodies sealed for a new dialog (a fresh key wrapped for the callee and proxies).
+    EdgeOffersSealed = "edge_offers_sealed",
+    /// Edge: bodies sealed under the dialog key (EncryptedData).
+    EdgeInDialogSealed = "edge_in_dialog_sealed",
+    /// Edge: dialog keys replaced by a rotation the edge sent (new key with the proof).
+    EdgeRotations = "edge_rotations",
+    /// Edge: bodies signed before sealing.
+    EdgeSigned = "edge_signed",
+    /// Edge: bodies opened for a local user.
+    EdgeOpened = "edge_opened",
+    /// Edge: bodies that could not be sealed and were refused (unsealable=reject).
+    EdgeUnsealableRefused = "edge_unsealable_refused",
+    /// Edge: bodies that could not be sealed and were sent in clear (unsealable=clear).
+    EdgeSentClear = "edge_sent_clear",
 }
 
 const COUNT: usize = Counter::ALL.len();

@@ -11,7 +11,7 @@
 //! used, refreshed or protected only by a body it authenticated. Each check and the change it
 //! allows happen under one lock of the shared cache ([`SharedCache::with_entry`]).
 
-mod config;
+pub(crate) mod config;
 mod counters;
 mod next_hop;
 mod replication;
@@ -29,10 +29,12 @@ pub use counters::Counter;
 pub use next_hop::NextHop;
 pub use stats::{stat, stat_count, stats, ProxyStats, Stat};
 
+use crate::crypto::cms::signed::SignatureCheck;
 use crate::crypto::cms::{self, Cek, CmsError, CmsKind, CmsMessage, RsaBudget};
 use crate::crypto::keys::KeyStore;
 use crate::engine::cache::{now_secs, DialogKey, Entry, OnMiss, SharedCache, Stored, Verdict};
 use crate::engine::cluster::{key_of_tag, key_tag, Change, Cluster};
+use crate::engine::signature::{self, Signature};
 use crate::engine::{Error, Result};
 use crate::sip::body::{self, BodyError, EncryptedPart};
 use crate::sip::disclose::{DiscloseError, DisclosureRequest, Selection};
@@ -79,6 +81,8 @@ pub struct DisclosedPart {
     pub key_label: String,
     /// Generation of the dialog key after this message.
     pub generation: u32,
+    /// What the signature inside the plaintext said (docs/PROTOCOL.md §9); `None`: unsigned.
+    pub signature: Signature,
 }
 
 impl DisclosedPart {
@@ -101,6 +105,7 @@ impl std::fmt::Debug for DisclosedPart {
             .field("body_len", &self.body.len())
             .field("key_source", &self.key_source)
             .field("generation", &self.generation)
+            .field("signature", &signature::status(&self.signature))
             .finish_non_exhaustive()
     }
 }
@@ -161,6 +166,8 @@ pub struct Proxy {
 struct MessageCtx<'m> {
     msg: &'m SipMessage<'m>,
     keys: Arc<KeyStore>,
+    /// How this message is decided ([`Mode`]: the proxy's own, or implicit for an edge).
+    mode: Mode,
     /// The dialog ids to look the key up under, the caller's tag first (From, then To);
     /// worked out when first needed (a message without a body needs none).
     dialogs: Option<Vec<DialogKey>>,
@@ -269,7 +276,7 @@ impl Proxy {
     }
 
     /// The keys of this process, reloaded first if another process asked for a reload.
-    fn keys(&self) -> Arc<KeyStore> {
+    pub(crate) fn keys(&self) -> Arc<KeyStore> {
         let epoch = self.cache.epoch();
         if epoch != self.seen_epoch.swap(epoch, Ordering::Relaxed) {
             // A reload that worked in the process that asked for it failing here means the
@@ -293,14 +300,20 @@ impl Proxy {
     /// Decides whether `msg` carries a body part meant for this proxy (docs/PROTOCOL.md).
     /// Changes and counts nothing.
     pub fn should_decrypt(&self, msg: &SipMessage<'_>) -> Result<Decision> {
-        let mut ctx = self.context(msg)?;
+        let mut ctx = self.context(msg, self.config.mode)?;
         self.decide(&mut ctx, Look::Now)
     }
 
     /// Decrypts the parts meant for this proxy: a new dialog's key is cached, a proven
     /// rotation replaces it, the cached key opens EncryptedData (docs/PROTOCOL.md §6).
     pub fn unwrap(&self, msg: &SipMessage<'_>) -> Result<Unwrapped> {
-        let result = self.context(msg).and_then(|mut ctx| {
+        self.unwrap_as(msg, self.config.mode)
+    }
+
+    /// [`Proxy::unwrap`] deciding by `mode` instead of the configured one (an edge opens
+    /// whatever its keys open: [`Mode::Implicit`]).
+    pub(crate) fn unwrap_as(&self, msg: &SipMessage<'_>, mode: Mode) -> Result<Unwrapped> {
+        let result = self.context(msg, mode).and_then(|mut ctx| {
             let result = self.unwrap_in(&mut ctx);
             self.counters
                 .add(Counter::RsaOps, u64::from(ctx.budget.spent()));
@@ -353,7 +366,7 @@ impl Proxy {
         if self.cache.contains(&dialog_ids(msg)?)?.is_none() {
             return Err(Error::RotationRejected("the dialog has no cached key"));
         }
-        let mut ctx = self.context(msg)?;
+        let mut ctx = self.context(msg, self.config.mode)?;
         let result = self.unwrap_in(&mut ctx);
         self.counters
             .add(Counter::RsaOps, u64::from(ctx.budget.spent()));
@@ -420,7 +433,22 @@ impl Proxy {
         Ok(ProxyStats::new(counters, self.cache.stats()?, cluster))
     }
 
-    fn counted<T>(&self, r: Result<T>) -> Result<T> {
+    /// The shared dialog key cache (the edge keeps its dialogs' keys in the same one).
+    pub(crate) fn cache(&self) -> &SharedCache {
+        &self.cache
+    }
+
+    /// Adds one to counter `c`.
+    pub(crate) fn count(&self, c: Counter) {
+        self.counters.bump(c);
+    }
+
+    /// Limits applied to bodies.
+    pub(crate) fn limits(&self) -> &body::BodyLimits {
+        &self.config.limits
+    }
+
+    pub(crate) fn counted<T>(&self, r: Result<T>) -> Result<T> {
         if let Err(e) = &r {
             self.counters.bump(Counter::Errors);
             if let Some(c) = refusal_counter(e) {
@@ -430,10 +458,11 @@ impl Proxy {
         r
     }
 
-    fn context<'m>(&self, msg: &'m SipMessage<'m>) -> Result<MessageCtx<'m>> {
+    fn context<'m>(&self, msg: &'m SipMessage<'m>, mode: Mode) -> Result<MessageCtx<'m>> {
         Ok(MessageCtx {
             msg,
             keys: self.keys(),
+            mode,
             dialogs: None,
             budget: RsaBudget::new(self.config.max_rsa_ops),
             last_cek: None,
@@ -478,11 +507,11 @@ impl Proxy {
         let header = std::str::from_utf8(msg.disclose_to)
             .map_err(|_| DiscloseError::NotUtf8)?
             .trim();
-        let request = match (self.config.mode, header.is_empty()) {
+        let request = match (ctx.mode, header.is_empty()) {
             (Mode::Implicit, _) | (_, true) => None,
             (_, false) => Some(DisclosureRequest::parse(header)?),
         };
-        let explicit = match (&request, self.config.mode) {
+        let explicit = match (&request, ctx.mode) {
             (Some(req), _) => Some(req.selection_for(ctx.keys.identities())),
             (None, Mode::Explicit) => Some(Selection::NotNamed),
             (None, _) => None,
@@ -578,15 +607,24 @@ impl Proxy {
                 (true, _) => Err(Error::Cms(CmsError::NotRecipient)),
             };
         };
-        let (content_type, inner) = body::parse_inner(&opening.plaintext)?;
+        let inner = signature::read_inner(
+            &opening.plaintext,
+            ctx.keys.trusted_signers(),
+            self.config.signatures,
+        );
+        if let Some(c) = signature_counter(&inner) {
+            self.counters.bump(c);
+        }
+        let inner = inner?;
         Ok(Some(DisclosedPart {
             kind: selected.kind(),
             content_id: selected.part.content_id,
-            content_type,
-            body: Zeroizing::new(inner.to_vec()),
+            content_type: inner.content_type,
+            body: inner.body,
             key_source: opening.key_source,
             key_label: opening.key_label,
             generation: opening.generation,
+            signature: inner.signature,
         }))
     }
 
@@ -762,7 +800,7 @@ impl Proxy {
 
 /// The dialog ids of `msg`, caller's tag candidates in order: From (the caller's requests and
 /// every reply), then To (requests the callee sends inside the dialog).
-fn dialog_ids(msg: &SipMessage<'_>) -> Result<Vec<DialogKey>> {
+pub(crate) fn dialog_ids(msg: &SipMessage<'_>) -> Result<Vec<DialogKey>> {
     if msg.call_id.is_empty() {
         return Err(Error::InvalidMessage("no Call-ID"));
     }
@@ -777,9 +815,24 @@ fn dialog_ids(msg: &SipMessage<'_>) -> Result<Vec<DialogKey>> {
 }
 
 /// The cached key as a [`Cek`] (stored locally or replicated: `cluster::key_tag`).
-fn cek_of(e: &Entry<'_>) -> Result<Cek> {
+pub(crate) fn cek_of(e: &Entry<'_>) -> Result<Cek> {
     let (alg, _) = key_of_tag(e.alg).ok_or(Error::NoDialogKey)?;
     Ok(Cek::from_bytes(alg, e.cek)?)
+}
+
+/// The counter a part's signature check adds to: valid, or failed (also when refused).
+fn signature_counter(inner: &Result<signature::Inner>) -> Option<Counter> {
+    match inner {
+        Ok(i) => match &i.signature {
+            None => None,
+            Some(SignatureCheck::Valid { .. }) => Some(Counter::SignaturesValid),
+            Some(_) => Some(Counter::SignaturesFailed),
+        },
+        Err(Error::SignatureInvalid(_) | Error::SignerUnknown | Error::Unsigned) => {
+            Some(Counter::SignaturesFailed)
+        }
+        Err(_) => None,
+    }
 }
 
 /// The counter that says why a message was refused, beyond `errors`.

@@ -63,7 +63,7 @@ pub fn mime_entity(content_type: &str, body: &[u8]) -> Vec<u8> {
 }
 
 /// A boundary candidate: random when the OS RNG answers, else numbered.
-fn boundary_candidate(attempt: usize) -> String {
+pub(super) fn boundary_candidate(attempt: usize) -> String {
     let mut r = [0u8; 12];
     match getrandom::fill(&mut r) {
         Ok(()) => {
@@ -74,7 +74,7 @@ fn boundary_candidate(attempt: usize) -> String {
     }
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub(super) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 

@@ -182,6 +182,18 @@ impl ContentType {
         self.media == "application/pkcs7-mime" || self.media == "application/x-pkcs7-mime"
     }
 
+    /// Whether this is an S/MIME signed entity: `multipart/signed` whose `protocol` is
+    /// `application/pkcs7-signature` or its legacy alias `application/x-pkcs7-signature`
+    /// (RFC 1847 §2.1, RFC 8551 §3.5.3), compared without regard to case.
+    pub fn is_multipart_signed(&self) -> bool {
+        self.media == "multipart/signed"
+            && self.param("protocol").is_some_and(|p| {
+                let p = p.trim();
+                p.eq_ignore_ascii_case("application/pkcs7-signature")
+                    || p.eq_ignore_ascii_case("application/x-pkcs7-signature")
+            })
+    }
+
     /// The `smime-type` parameter classified: `None` if absent, `Some(None)` if present but not
     /// one of the encryption types (e.g. `signed-data`), `Some(Some(t))` otherwise.
     pub(crate) fn smime_type(&self) -> Option<Option<CmsKind>> {

@@ -8,12 +8,13 @@
 //!
 //! Submodules: [`content_type`] (header values, S/MIME types), `headers` (entity header
 //! blocks), `multipart` (RFC 2046 splitting), `transfer` (Content-Transfer-Encoding),
-//! [`build`] (bodies a user agent sends).
+//! [`build`] (bodies a user agent sends), [`signed`] (`multipart/signed` entities).
 
 pub mod build;
 pub mod content_type;
 mod headers;
 mod multipart;
+pub mod signed;
 mod transfer;
 
 use std::ops::Range;

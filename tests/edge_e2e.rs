@@ -1,0 +1,769 @@
+//! The edge role through real Kamailio, with user agents that only speak plain SDP:
+//!
+//! ```text
+//!  alice (SIPp, plain SDP) -> edge A -> P1 (trusted) -> P2 (untrusted) -> edge B -> bob (SIPp, plain SDP)
+//!                  cfg-examples/edge.cfg   trusted-proxy.cfg  untrusted-proxy.cfg   edge.cfg
+//! ```
+//!
+//! all on loopback, the core (every datagram to or from P1 and P2) captured with tcpdump.
+//! One call (tests/sipp/plain-uac.xml, plain-uas.xml: INVITE, MESSAGE, a re-INVITE after
+//! edge A's 2-second `rotate_after`, MESSAGE, BYE; bob sends his first 200 OK twice), then on
+//! the same topology: a signed offer changed after signing, sent to P1 by a holder of the
+//! keys; a call to a callee without a certificate (refused by edge A), and the same through
+//! an edge with `unsealable=clear`. Every check is printed.
+//!
+//! Needs kamailio, sipp, tcpdump, openssl (scripts/setup-deps) and build/sipsd.so (make):
+//! without them SKIPPED, unless SIPSD_REQUIRE_E2E=1.
+//! Run: `cargo test --test edge_e2e -- --nocapture --test-threads=1`.
+
+#[macro_use]
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use sipsd::crypto::cms::signed::sign_detached;
+use sipsd::crypto::cms::{ContentAlg, IdKind, RsaPadding};
+use sipsd::crypto::keys::{KeySpec, KeyStore, SignKeySpec};
+use sipsd::engine::ua::UaSession;
+use sipsd::sip::body::signed::multipart_signed;
+use sipsd::sip::body::{mime_entity, BodyOptions};
+use support::kamailio::{edge_keys, next_hop, EdgeKamailio, Kamailio, P1, P2};
+use support::openssl::self_signed;
+use support::p1log::EdgeLine;
+use support::pcap::{find_plaintext, pcap_datagrams, LoopbackCapture};
+use support::ports::{free_ports, wait_bound, ADDR};
+use support::procs::{wait_for, Proc};
+use support::sip::{reply, Peer, Request, SipMsg};
+use support::sipp::{of_call, one, parse_trace};
+use support::tools::{find_in_path, kamailio_e2e, skip, Tools};
+use support::vectors::{cert_recipient, key_path};
+use support::work::WorkDir;
+
+const ALICE_CN: &str = "alice.example.net";
+
+/// What must never cross the core in clear: SDP lines, SRTP keys, media addresses, the
+/// MESSAGE texts.
+const SECRETS: [&str; 12] = [
+    "v=0",
+    "m=audio",
+    "c=IN IP4",
+    "a=crypto",
+    "inline:",
+    "QUxJQ0VTX1NSVFBfS0VZX0ZPUl9USEVfVEVTVF8x",
+    "Qk9CU19TUlRQX0tFWV9GT1JfVEhFX1RFU1RfMjJf",
+    "QUxJQ0VfUkVLRVlFRF9TUlRQX0tFWV9URVNUXzNf",
+    "192.0.2.10",
+    "198.51.100.20",
+    "hello bob",
+    "under the new key",
+];
+
+struct Topology {
+    edge_a: Kamailio,
+    p1: Kamailio,
+    p2: Kamailio,
+    edge_b: Kamailio,
+    alice_port: u16,
+    bob_port: u16,
+}
+
+fn sipp(t: &Tools, role: &str, port: u16, extra: &[&str]) -> Command {
+    let mut c = Command::new(&t.sipp);
+    c.args(extra)
+        .arg("-sf")
+        .arg(t.root.join(format!("tests/sipp/{role}.xml")))
+        .args(["-i", ADDR, "-p", &port.to_string(), "-m", "1", "-nostdin"])
+        .args(["-timeout", "60s", "-recv_timeout", "15s", "-timeout_error"])
+        .args(["-trace_msg", "-message_file", &format!("{role}-msgs.txt")])
+        .args(["-trace_err", "-error_file", &format!("{role}-errors.txt")]);
+    c
+}
+
+/// The lines of `edge` for `call`, waiting (2 s at most) until at least `n` are there.
+fn edge_lines(edge: &Kamailio, call: &str, n: usize) -> Vec<EdgeLine> {
+    let mut lines = Vec::new();
+    wait_for(Duration::from_secs(2), || {
+        lines = edge
+            .edge_lines()
+            .into_iter()
+            .filter(|l| l.call == call)
+            .collect();
+        lines.len() >= n
+    });
+    lines
+}
+
+fn find<'a>(lines: &'a [EdgeLine], what: &str, action: &str, gen: &str) -> Vec<&'a EdgeLine> {
+    lines
+        .iter()
+        .filter(|l| l.what == what && l.action == action && l.get("gen") == gen)
+        .collect()
+}
+
+fn stat(k: &Kamailio, name: &str) -> u64 {
+    k.rpc_fields(&["sipsd.stats"])
+        .get(name)
+        .copied()
+        .unwrap_or(u64::MAX)
+}
+
+#[test]
+fn plain_sdp_user_agents_call_through_two_edges() {
+    let Some((_serial, t)) = kamailio_e2e("two edges around P1 and P2, plain SDP user agents")
+    else {
+        return;
+    };
+    let Some(tcpdump) = find_in_path("tcpdump") else {
+        skip::<()>(
+            "SIPSD_REQUIRE_E2E",
+            "edge e2e needs tcpdump (sudo scripts/setup-deps)",
+        );
+        return;
+    };
+    let work = WorkDir::new("edge");
+    let dir: &Path = &work;
+    println!("  work directory {}", dir.display());
+
+    // --- keys: alice's made here, bob's are the vectors' callee, proxy1's the vectors'
+    let (alice_key, alice_crt) = self_signed(dir, "alice", ALICE_CN);
+    let (bob_key, bob_crt) = (key_path("callee.key"), key_path("callee.crt"));
+    let p1_crt = key_path("proxy1.crt");
+    let keys_a = edge_keys(
+        &dir.join("keys-a"),
+        (&alice_key, &alice_crt),
+        &p1_crt,
+        &[("bob@example.net", &bob_crt)],
+        &[],
+    );
+    let keys_b = edge_keys(
+        &dir.join("keys-b"),
+        (&bob_key, &bob_crt),
+        &p1_crt,
+        &[("alice@example.net", &alice_crt)],
+        &[&alice_crt],
+    );
+
+    // --- the topology, from the callee's end to the caller's
+    let ports = free_ports(2);
+    let (alice_port, bob_port) = (ports[0], ports[1]);
+    let bob_ua = format!("\"sip:{ADDR}:{bob_port}\"");
+    let alice_ua = format!("\"sip:{ADDR}:{alice_port}\"");
+    let signers = alice_crt.display().to_string();
+    let edge_b = EdgeKamailio::start(
+        &t,
+        dir,
+        "edge-b",
+        &keys_b,
+        &[
+            ("LOCAL_UA", Some(&bob_ua)),
+            // bob places no call in this test: his edge's core side is unused
+            ("NEXT_HOP", Some(&next_hop(9))),
+            ("LOCAL_AOR", Some("bob@example.net")),
+        ],
+    );
+    let p2 = P2::start(&t, dir, &[("NEXT_HOP", Some(&next_hop(edge_b.port)))]);
+    let p1 = P1::start(
+        &t,
+        dir,
+        &[
+            ("NEXT_HOP", Some(&next_hop(p2.port))),
+            ("SIPSD_TRUSTED_SIGNERS", Some(&signers)),
+        ],
+    );
+    let edge_a = EdgeKamailio::start(
+        &t,
+        dir,
+        "edge-a",
+        &keys_a,
+        &[
+            ("LOCAL_UA", Some(&alice_ua)),
+            ("NEXT_HOP", Some(&next_hop(p1.port))),
+            ("LOCAL_AOR", Some("alice@example.net")),
+            ("WITH_SIGN", None),
+            ("SIPSD_ROTATE_AFTER", Some("2")),
+        ],
+    );
+    println!(
+        "  ports on {ADDR}: alice {alice_port} -> edge A {} -> P1 {} -> P2 {} -> edge B {} -> bob {bob_port}",
+        edge_a.port, p1.port, p2.port, edge_b.port
+    );
+    let mut net = Topology {
+        edge_a,
+        p1,
+        p2,
+        edge_b,
+        alice_port,
+        bob_port,
+    };
+    let capture = LoopbackCapture::start(&tcpdump, dir, "core", &[net.p1.port, net.p2.port]);
+
+    let call = the_call(&t, dir, &mut net);
+    cancelled_call(&net);
+    let tampered = tampered_signed_offer(dir, &net, &alice_key, &alice_crt);
+    let pcap = capture.finish();
+    the_core_carries_no_plaintext(&pcap, &call, &tampered);
+    callee_without_certificate(&t, dir, &net, &keys_a);
+
+    for (name, k) in [
+        ("edge A", &mut net.edge_a),
+        ("P1", &mut net.p1),
+        ("P2", &mut net.p2),
+        ("edge B", &mut net.edge_b),
+    ] {
+        let alive = k.alive() && k.children() == k.workers;
+        check!(
+            alive,
+            "{name}: main process and all {} workers still alive, none replaced",
+            k.workers.len()
+        );
+    }
+}
+
+/// The call alice -> bob; returns its Call-ID.
+fn the_call(t: &Tools, dir: &Path, net: &mut Topology) -> String {
+    let mut uas = Proc::spawn(
+        "sipp-uas",
+        dir,
+        &mut sipp(t, "plain-uas", net.bob_port, &[]),
+    );
+    wait_bound(&mut uas, net.bob_port);
+    let edge_a = format!("{ADDR}:{}", net.edge_a.port);
+    let mut uac = Proc::spawn(
+        "sipp-uac",
+        dir,
+        &mut sipp(t, "plain-uac", net.alice_port, &["-s", "bob", &edge_a]),
+    );
+    let st = uac.wait(Duration::from_secs(90));
+    check!(
+        st.is_some_and(|s| s.success()),
+        "alice (SIPp, plain SDP): INVITE/200/ACK, MESSAGE/200, re-INVITE/200/ACK, MESSAGE/200, BYE/200 completed through both edges, exit {st:?}"
+    );
+    let st = uas.wait(Duration::from_secs(30));
+    check!(
+        st.is_some_and(|s| s.success()),
+        "bob (SIPp, plain SDP): the call answered, exit {st:?}"
+    );
+
+    let alice = parse_trace(&dir.join("plain-uac-msgs.txt"));
+    let bob = parse_trace(&dir.join("plain-uas-msgs.txt"));
+    let call = one(&alice, "alice's INVITE", |m| {
+        m.sent && m.cseq() == "1 INVITE"
+    })
+    .call_id()
+    .to_string();
+    let (alice, bob) = (of_call(&alice, &call), of_call(&bob, &call));
+
+    // --- the user agents saw plain SDP, byte for byte, with correct headers
+    let pairs = [
+        ("INVITE", "1 INVITE", true),
+        ("MESSAGE", "2 MESSAGE", true),
+        ("re-INVITE", "3 INVITE", true),
+        ("MESSAGE after the rotation", "4 MESSAGE", true),
+        ("200 OK (answer)", "1 INVITE", false),
+        ("200 OK to the re-INVITE", "3 INVITE", false),
+    ];
+    for (what, cseq, request) in pairs {
+        let (from, to) = if request {
+            (&alice, &bob)
+        } else {
+            (&bob, &alice)
+        };
+        let pick = |sent: bool| {
+            move |m: &SipMsg| {
+                m.sent == sent
+                    && m.cseq() == cseq
+                    && if request {
+                        m.is_request()
+                    } else {
+                        m.status() == Some(200)
+                    }
+            }
+        };
+        let s = one(from, &format!("sent {what}"), pick(true));
+        let g = one(to, &format!("received {what}"), pick(false));
+        let length_ok = g
+            .header("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+            == Some(g.body.len());
+        let clean = g.header("content-transfer-encoding").is_none()
+            && g.header("disclose-to").is_none()
+            && g.header("content-disposition").is_none();
+        check!(
+            g.body == s.body && g.header("content-type") == s.header("content-type") && length_ok && clean,
+            "{what}: received byte for byte as sent ({} bytes, {}), Content-Length right, no Content-Transfer-Encoding/-Disposition or Disclose-To left",
+            g.body.len(),
+            g.header("content-type").unwrap_or("")
+        );
+    }
+    let answers = alice
+        .iter()
+        .filter(|m| !m.sent && m.cseq() == "1 INVITE" && m.status() == Some(200))
+        .count();
+    check!(answers >= 2, "alice got bob's first 200 OK {answers} times (bob sent it twice), each the same plain answer");
+
+    // --- P1: read the offer (its key), the answer (the cached key, maybe in another worker)
+    let p1: Vec<_> = net
+        .p1
+        .log_lines()
+        .into_iter()
+        .filter(|l| l.call == call)
+        .collect();
+    let p1_find = |what: &str, gen: &str| {
+        p1.iter()
+            .find(|l| l.what == what && l.decrypted && l.get("gen") == gen)
+            .unwrap_or_else(|| panic!("FAILED: P1 has no decrypted {what} gen={gen}: {p1:#?}"))
+    };
+    let offer = p1_find("INVITE", "1");
+    check!(
+        offer.get("source") == "wrapped"
+            && offer.get("media") == "192.0.2.10:40000"
+            && offer.get("signature") == "valid"
+            && offer.get("signer") == ALICE_CN,
+        "P1 decrypted the offer with its own key: media {}, signature {} by {}",
+        offer.get("media"),
+        offer.get("signature"),
+        offer.get("signer")
+    );
+    let answer = p1_find("INVITE200", "1");
+    check!(
+        answer.get("source") == "cache" && answer.get("media") == "198.51.100.20:50000",
+        "P1 decrypted bob's answer (EncryptedData) with the cached key, media {} (worker {} after {})",
+        answer.get("media"),
+        answer.pid,
+        offer.pid
+    );
+    let message = p1_find("MESSAGE", "1");
+    check!(
+        message.get("source") == "cache",
+        "P1 read alice's MESSAGE under the same key (EncryptedData, gen 1)"
+    );
+    let rotation = p1_find("INVITE", "2");
+    let reanswer = p1_find("INVITE200", "2");
+    let message2 = p1_find("MESSAGE", "2");
+    check!(
+        rotation.get("source") == "wrapped"
+            && rotation.get("media") == "192.0.2.10:40002"
+            && reanswer.get("source") == "cache"
+            && message2.get("source") == "cache",
+        "edge A's rotate_after (2 s) rotated the key at the re-INVITE: P1 holds generation 2, and read its answer and the MESSAGE after it"
+    );
+    check!(
+        p1.iter().all(|l| l.decrypted),
+        "P1 decrypted every body of the call ({} lines, none refused)",
+        p1.len()
+    );
+    let p1_log = net.p1.log_text();
+    check!(
+        !p1_log.contains("a=crypto") && !p1_log.contains("inline:") && !p1_log.contains("v=0"),
+        "P1's log holds media facts, no SDP text, no SRTP key"
+    );
+
+    // --- P2: ciphertext only
+    let p2 = net.p2.p2_lines();
+    let p2_log = net.p2.log_text();
+    let leaks: Vec<&str> = SECRETS
+        .iter()
+        .copied()
+        .filter(|s| p2_log.contains(s))
+        .collect();
+    check!(
+        p2.iter().filter(|l| l.call == call).count() >= 5 && leaks.is_empty(),
+        "P2 forwarded the call's requests ({} lines) and its log shows no SDP, key or address: {leaks:?}",
+        p2.iter().filter(|l| l.call == call).count()
+    );
+
+    // --- the edges
+    let a = edge_lines(&net.edge_a, &call, 6);
+    let b = edge_lines(&net.edge_b, &call, 7);
+    let offer = find(&a, "INVITE", "sealed", "1");
+    check!(
+        offer.len() == 1
+            && offer[0].get("sealing") == "offer"
+            && offer[0].get("signer") == ALICE_CN,
+        "edge A sealed alice's offer once (a fresh key for bob and proxy1, signed by alice)"
+    );
+    check!(
+        find(&a, "INVITE200", "opened", "1")
+            .iter()
+            .all(|l| l.get("source") == "cache")
+            && find(&a, "INVITE200", "opened", "1").len() >= 2,
+        "edge A opened both copies of bob's answer with the key it made"
+    );
+    check!(
+        find(&a, "MESSAGE", "sealed", "1")
+            .first()
+            .is_some_and(|l| l.get("sealing") == "in-dialog"),
+        "edge A sealed the MESSAGE as EncryptedData under the call's key"
+    );
+    check!(
+        find(&a, "INVITE", "sealed", "2").first().is_some_and(|l| l.get("sealing") == "rotation")
+            && find(&a, "INVITE200", "opened", "2").len() == 1
+            && find(&a, "MESSAGE", "sealed", "2").first().is_some_and(|l| l.get("sealing") == "in-dialog"),
+        "edge A: the re-INVITE 2.5 s in carried a new key with the proof (generation 2); the answer and the next MESSAGE under it"
+    );
+    let b_offer = find(&b, "INVITE", "opened", "1");
+    check!(
+        b_offer.len() == 1
+            && b_offer[0].get("source") == "wrapped"
+            && b_offer[0].get("signature") == "valid"
+            && b_offer[0].get("signer") == ALICE_CN,
+        "edge B opened the offer with bob's key and verified alice's signature"
+    );
+    let b_answers = find(&b, "INVITE200", "sealed", "1");
+    check!(
+        b_answers.len() == 2 && b_answers.iter().all(|l| l.get("sealing") == "in-dialog"),
+        "edge B sealed both copies of bob's 200 OK under the call's key (claim 4: EncryptedData)"
+    );
+    check!(
+        find(&b, "INVITE", "opened", "2").len() == 1
+            && find(&b, "INVITE200", "sealed", "2").len() == 1
+            && find(&b, "MESSAGE", "opened", "2").len() == 1,
+        "edge B followed the rotation: generation 2 for the re-INVITE, its answer and the MESSAGE"
+    );
+    let workers: BTreeSet<u32> = a.iter().chain(b.iter()).map(|l| l.pid).collect();
+    println!("       edge workers that handled the call: {workers:?}");
+
+    // --- the call's key is gone everywhere once the BYE was answered
+    let gone = wait_for(Duration::from_secs(3), || {
+        [&net.edge_a, &net.p1, &net.edge_b]
+            .iter()
+            .all(|k| stat(k, "cache_entries") == 0)
+    });
+    check!(gone, "after the BYE's 200 OK no edge and no proxy holds a key (cache_entries 0 at edge A, P1, edge B)");
+    check!(
+        stat(&net.edge_a, "edge_offers_sealed") == 1
+            && stat(&net.edge_a, "edge_rotations") == 1
+            && stat(&net.edge_a, "edge_in_dialog_sealed") == 2
+            && stat(&net.edge_a, "edge_signed") == 4,
+        "edge A's statistics: 1 offer, 1 rotation, 2 in-dialog bodies, 4 signed"
+    );
+    check!(
+        stat(&net.edge_b, "edge_opened") >= 4 && stat(&net.edge_b, "signatures_valid") >= 4,
+        "edge B's statistics: {} bodies opened, {} signatures valid",
+        stat(&net.edge_b, "edge_opened"),
+        stat(&net.edge_b, "signatures_valid")
+    );
+    call
+}
+
+/// A call alice cancels while bob's phone rings: the CANCEL passes the edges as it is, the
+/// INVITE fails with 487, and every edge and proxy forgets the call's key.
+fn cancelled_call(net: &Topology) {
+    println!("  -- a call cancelled while ringing");
+    let sdp = b"v=0\r\no=alice 5 5 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 40006 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:QUxJQ0VTX1NSVFBfS0VZX0ZPUl9USEVfVEVTVF8x\r\n";
+    // bob's and alice's SIPp are gone: these peers take their addresses
+    let bob = Peer::answering_at(net.bob_port, |m| match m.method() {
+        "INVITE" => Some(reply(m, 180, "Ringing")),
+        "CANCEL" => Some(reply(m, 200, "OK")),
+        _ => None,
+    });
+    let alice = Peer::bind_at(net.alice_port);
+    let call = format!("cancel-{}@example.net", std::process::id());
+    let invite = Request::new("INVITE", &call)
+        .uri("sip:bob@example.net")
+        .parties("sip:alice@example.net", "sip:bob@example.net")
+        .body("application/sdp", sdp);
+    alice.send(net.edge_a.port, &invite.build(alice.port()));
+    let at_bob = bob.wait(Duration::from_secs(10), |m| {
+        m.call_id() == call && m.is_request() && m.method() == "INVITE"
+    });
+    let at_bob = at_bob.unwrap_or_else(|| panic!("FAILED: the INVITE never reached bob"));
+    check!(
+        at_bob.body == sdp && at_bob.header("content-type") == Some("application/sdp"),
+        "bob's phone rings with alice's plain SDP"
+    );
+    let ringing = alice.wait(Duration::from_secs(5), |m| {
+        m.call_id() == call && m.status() == Some(180)
+    });
+    check!(
+        ringing.is_some(),
+        "alice hears the 180 Ringing through both edges"
+    );
+    let keys = |want: u64| {
+        wait_for(Duration::from_secs(3), || {
+            [&net.edge_a, &net.p1, &net.edge_b]
+                .iter()
+                .all(|k| stat(k, "cache_entries") == want)
+        })
+    };
+    check!(
+        keys(1),
+        "while it rings, edge A, P1 and edge B each hold the call's key"
+    );
+    let ended = |k: &Kamailio| stat(k, "dialogs_ended");
+    let before = [ended(&net.edge_a), ended(&net.p1), ended(&net.edge_b)];
+    let cancel = Request::new("CANCEL", &call)
+        .uri("sip:bob@example.net")
+        .parties("sip:alice@example.net", "sip:bob@example.net")
+        .branch(&invite.branch);
+    alice.send(net.edge_a.port, &cancel.build(alice.port()));
+    let cancelled = bob.wait(Duration::from_secs(5), |m| {
+        m.call_id() == call && m.method() == "CANCEL"
+    });
+    check!(
+        cancelled.is_some_and(|m| m.body.is_empty()),
+        "the CANCEL reached bob through the edges, unchanged (no body)"
+    );
+    bob.send(net.edge_b.port, &reply(&at_bob, 487, "Request Terminated"));
+    let terminated = alice.wait(Duration::from_secs(5), |m| {
+        m.call_id() == call && m.status() == Some(487)
+    });
+    check!(
+        terminated.is_some(),
+        "the INVITE ends 487 Request Terminated at alice"
+    );
+    let ack = Request::new("ACK", &call)
+        .uri("sip:bob@example.net")
+        .parties("sip:alice@example.net", "sip:bob@example.net")
+        .branch(&invite.branch)
+        .in_dialog("peer");
+    alice.send(net.edge_a.port, &ack.build(alice.port()));
+    check!(
+        keys(0),
+        "the failed INVITE ended the key at edge A, P1 and edge B (cache_entries 0)"
+    );
+    let after = [ended(&net.edge_a), ended(&net.p1), ended(&net.edge_b)];
+    check!(
+        after.iter().zip(before).all(|(a, b)| *a == b + 1),
+        "dialogs_ended +1 at each: {before:?} -> {after:?}"
+    );
+}
+
+/// A signed offer changed after alice signed it, sealed for bob and proxy1 by someone who can
+/// (it needs no secret), sent to P1. Returns its Call-ID.
+fn tampered_signed_offer(dir: &Path, net: &Topology, alice_key: &Path, alice_crt: &Path) -> String {
+    println!("  -- a signed offer changed after signing");
+    let keys = KeyStore::load(&KeySpec {
+        sign: vec![SignKeySpec {
+            key_path: alice_key.to_path_buf(),
+            cert_path: alice_crt.to_path_buf(),
+            aor: None,
+        }],
+        ..Default::default()
+    })
+    .expect("alice's signing key");
+    let sdp = b"v=0\r\no=alice 9 9 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 40000 RTP/SAVP 0\r\n";
+    let mut entity = mime_entity("application/sdp", sdp);
+    let signature = sign_detached(&entity, keys.signer_for("alice@example.net").unwrap()).unwrap();
+    let at = entity
+        .windows(5)
+        .position(|w| w == b"40000")
+        .expect("the port in the signed SDP");
+    entity[at..at + 5].copy_from_slice(b"46666");
+    let (signed_type, signed) = multipart_signed(&entity, &signature);
+    let recipients = [
+        cert_recipient("callee", IdKind::IssuerSerial, RsaPadding::OaepSha256),
+        cert_recipient("proxy1", IdKind::IssuerSerial, RsaPadding::OaepSha256),
+    ];
+    let (_, body) = UaSession::offer(
+        &signed_type,
+        &signed,
+        &recipients,
+        ContentAlg::Aes256Gcm,
+        None,
+        &BodyOptions::default(),
+    )
+    .unwrap();
+    let caller = Peer::bind();
+    let call = format!("tampered-{}@example.net", std::process::id());
+    let req = Request::new("INVITE", &call)
+        .uri("sip:bob@example.net")
+        .parties("sip:alice@example.net", "sip:bob@example.net")
+        .body(&body.content_type, &body.body);
+    caller.send(net.p1.port, &req.build(caller.port()));
+    let refused = caller.wait(Duration::from_secs(10), |m| {
+        m.call_id() == call && m.status().is_some_and(|s| s >= 300)
+    });
+    let p1_line = wait_for(Duration::from_secs(2), || {
+        net.p1.log_lines().iter().any(|l| l.call == call)
+    });
+    let p1: Vec<_> = net
+        .p1
+        .log_lines()
+        .into_iter()
+        .filter(|l| l.call == call)
+        .collect();
+    check!(
+        p1_line && p1.first().is_some_and(|l| !l.decrypted && l.code() == 150),
+        "P1 reports it: not-decrypted code={} ({})",
+        p1.first().map(|l| l.code()).unwrap_or(0),
+        p1.first().map(|l| l.get("error")).unwrap_or("")
+    );
+    let b = edge_lines(&net.edge_b, &call, 1);
+    check!(
+        b.first()
+            .is_some_and(|l| l.action == "not-opened" && l.get("code") == "150"),
+        "edge B refuses to open it: {}",
+        b.first().map(|l| l.get("error")).unwrap_or("")
+    );
+    let refused = refused.unwrap_or_else(|| {
+        panic!(
+            "FAILED: no final answer to the tampered offer; peer got {:?}",
+            caller
+                .of_call(&call)
+                .iter()
+                .map(|m| m.start.clone())
+                .collect::<Vec<_>>()
+        )
+    });
+    let warning = refused.header("warning").unwrap_or("");
+    check!(
+        refused.status() == Some(403) && warning.contains("signature"),
+        "the caller is answered {} with Warning: {warning}",
+        refused.start
+    );
+    let _ = dir;
+    call
+}
+
+fn the_core_carries_no_plaintext(pcap: &[u8], call: &str, tampered: &str) {
+    let grams = pcap_datagrams(pcap);
+    let needles: Vec<String> = SECRETS.iter().map(|s| s.to_string()).collect();
+    let hits = find_plaintext(pcap, &grams, &needles);
+    let of_call: Vec<SipMsg> = grams
+        .iter()
+        .map(|g| SipMsg::parse(false, &g.payload))
+        .filter(|m| m.call_id() == call)
+        .collect();
+    check!(
+        of_call.len() >= 20 && hits.is_empty(),
+        "the core capture (every datagram to or from P1 and P2, {} of the call, {} in all): no SDP line, SRTP key, media address or MESSAGE text: {hits:?}",
+        of_call.len(),
+        grams.len()
+    );
+    let invite = of_call
+        .iter()
+        .find(|m| m.is_request() && m.cseq() == "1 INVITE")
+        .expect("the INVITE on the core");
+    check!(
+        invite.header("content-type").is_some_and(|c| c.contains("authEnveloped-data"))
+            && invite.header("content-disposition") == Some("session; handling=required")
+            && invite.header("disclose-to") == Some("proxy1.example.net")
+            && invite.header("content-length").and_then(|v| v.parse::<usize>().ok()) == Some(invite.body.len()),
+        "on the core the INVITE is S/MIME: {}, Content-Disposition {:?}, Disclose-To {:?}, Content-Length {} = body",
+        invite.header("content-type").unwrap_or(""),
+        invite.header("content-disposition"),
+        invite.header("disclose-to"),
+        invite.body.len()
+    );
+    let answers: Vec<&SipMsg> = of_call
+        .iter()
+        .filter(|m| m.status() == Some(200) && m.cseq() == "1 INVITE")
+        .collect();
+    let bodies: BTreeSet<&[u8]> = answers.iter().map(|m| m.body.as_slice()).collect();
+    check!(
+        answers.len() >= 4
+            && bodies.len() == 1
+            && answers.iter().all(|m| m.header("content-type").is_some_and(|c| c.contains("encrypted-data"))),
+        "bob's 200 OK on the core: {} datagrams (two copies, each hop), one EncryptedData body: the retransmission was sealed to the same bytes",
+        answers.len()
+    );
+    let later: Vec<&SipMsg> = of_call
+        .iter()
+        .filter(|m| m.is_request() && (m.cseq() == "2 MESSAGE" || m.cseq() == "4 MESSAGE"))
+        .collect();
+    check!(
+        !later.is_empty()
+            && later.iter().all(|m| m
+                .header("content-type")
+                .is_some_and(|c| c.contains("encrypted-data"))),
+        "the MESSAGEs in the call are EncryptedData on the core"
+    );
+    let rotation = of_call
+        .iter()
+        .find(|m| m.is_request() && m.cseq() == "3 INVITE");
+    check!(
+        rotation.is_some_and(|m| m
+            .header("content-type")
+            .is_some_and(|c| c.contains("authEnveloped-data"))),
+        "the re-INVITE is a new AuthEnvelopedData (the rotation)"
+    );
+    let t: Vec<SipMsg> = grams
+        .iter()
+        .map(|g| SipMsg::parse(false, &g.payload))
+        .filter(|m| m.call_id() == tampered && m.is_request())
+        .collect();
+    check!(
+        !t.is_empty(),
+        "the tampered offer crossed the core ({} datagrams), P1 and P2 forwarded it",
+        t.len()
+    );
+}
+
+fn callee_without_certificate(t: &Tools, dir: &Path, net: &Topology, keys_a: &Path) {
+    println!("  -- a callee without a certificate");
+    let sdp = b"v=0\r\no=alice 7 7 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 40004 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:QUxJQ0VTX1NSVFBfS0VZX0ZPUl9USEVfVEVTVF8x\r\n";
+    // alice's SIPp is gone: this peer takes her address, the one edge A knows her by
+    let alice = Peer::bind_at(net.alice_port);
+    let call = format!("carol-{}@example.net", std::process::id());
+    let invite = |call: &str| {
+        Request::new("INVITE", call)
+            .uri("sip:carol@example.net")
+            .parties("sip:alice@example.net", "sip:carol@example.net")
+            .body("application/sdp", sdp)
+    };
+    alice.send(net.edge_a.port, &invite(&call).build(alice.port()));
+    let answer = alice.wait(Duration::from_secs(10), |m| {
+        m.call_id() == call && m.status().is_some_and(|s| s >= 300)
+    });
+    let answer =
+        answer.unwrap_or_else(|| panic!("FAILED: edge A did not answer the call to carol"));
+    let warning = answer.header("warning").unwrap_or("");
+    check!(
+        answer.status() == Some(606) && warning.contains("no certificate for the callee"),
+        "unsealable=reject (the default): edge A answers {} with Warning: {warning}",
+        answer.start
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    check!(
+        !net.p1.log_text().contains(&call) && !net.p2.log_text().contains(&call),
+        "the call to carol never left edge A: P1 and P2 never saw it"
+    );
+    let a = edge_lines(&net.edge_a, &call, 1);
+    check!(
+        a.first()
+            .is_some_and(|l| l.action == "refused" && l.get("code") == "149"),
+        "edge A logged it refused (code 149)"
+    );
+    drop(alice);
+
+    // the same through an edge whose operator allows calls in clear to such callees
+    let sink = Peer::answering(|_| None);
+    let alice = Peer::bind_at(net.alice_port);
+    let alice_ua = format!("\"sip:{ADDR}:{}\"", net.alice_port);
+    let clear = EdgeKamailio::start(
+        t,
+        dir,
+        "edge-a-clear",
+        keys_a,
+        &[
+            ("LOCAL_UA", Some(&alice_ua)),
+            ("NEXT_HOP", Some(&next_hop(sink.port()))),
+            ("WITH_CLEAR", None),
+        ],
+    );
+    let call2 = format!("carol-clear-{}@example.net", std::process::id());
+    alice.send(clear.port, &invite(&call2).build(alice.port()));
+    let got = sink.wait(Duration::from_secs(10), |m| {
+        m.call_id() == call2 && m.is_request()
+    });
+    check!(
+        got.as_ref()
+            .is_some_and(|m| m.body == sdp && m.header("content-type") == Some("application/sdp")),
+        "unsealable=clear: the edge forwards the call to carol with her plain SDP"
+    );
+    let l = edge_lines(&clear, &call2, 1);
+    check!(
+        l.first()
+            .is_some_and(|l| l.action == "clear" && l.get("code") == "4"),
+        "and logs it sent in clear ({})",
+        l.first().map(|l| l.get("error")).unwrap_or("")
+    );
+    check!(
+        stat(&clear, "edge_sent_clear") == 1,
+        "statistic edge_sent_clear = 1"
+    );
+}
