@@ -4,7 +4,7 @@
 #   make install          install both into Debian's Kamailio module directory
 #   make smoke            start two Kamailio proxies on loopback and send a call (needs root
 #                         for nothing, but needs kamailio + sipp: scripts/setup-deps)
-#   make tools            the sipsd CLI + its man pages and shell completions -> build/
+#   make tools            the sipsd CLI (+ man pages, shell completions), sipsd-fw, sipsd-rec -> build/
 #   make install-tools    install those under PREFIX (default /usr)
 #   make module-docs      regenerate the module's Kamailio DocBook and README from docs/MODULE.md
 #   make clean            remove build/ and the module's objects (not Cargo's target/)
@@ -77,23 +77,29 @@ install: $(BUILD)/sipsd.so
 uninstall:
 	rm -f $(DESTDIR)$(KMODDIR)/sipsd.so $(DESTDIR)$(KMODDIR)/libsipsd.so
 
-# The CLI (same features as the library, so cargo builds the crate once), its man pages and
-# completions generated from its clap definition (`sipsd generate-docs`).
+# The programs: the CLI, the firewall agent (tools/sipsd-fw) and the recorder
+# (tools/sipsd-rec, links libsrtp2), in one cargo run with the library's features, so the
+# crate is built once for all of them; the CLI's man pages and completions generated from its
+# clap definition (`sipsd generate-docs`).
+TOOLS := sipsd sipsd-fw sipsd-rec
 tools: FORCE | $(BUILD)
-	$(CARGO_BUILD) --bin sipsd
-	@cmp -s $(CARGO_TARGET_DIR)/release/sipsd $(BUILD)/sipsd || \
-		$(call replace_file,$(CARGO_TARGET_DIR)/release/sipsd,$(BUILD)/sipsd)
+	$(CARGO) build $(CARGO_FLAGS) --release --bins -p sipsd -p sipsd-fw -p sipsd-rec \
+		$(if $(CARGO_FEATURES),--features $(addprefix sipsd/,$(CARGO_FEATURES)))
+	@for t in $(TOOLS); do \
+		cmp -s $(CARGO_TARGET_DIR)/release/$$t $(BUILD)/$$t || \
+			$(call replace_file,$(CARGO_TARGET_DIR)/release/$$t,$(BUILD)/$$t); \
+	done
 	rm -rf $(BUILD)/man $(BUILD)/completions
 	$(BUILD)/sipsd generate-docs --man $(BUILD)/man --completions $(BUILD)/completions
 
-# The CLI, its man pages, bash/zsh/fish completions, and the SIPp scenarios its `sipp-calls`
-# writes injection files for.
+# The three programs, the CLI's man pages, bash/zsh/fish completions, and the SIPp scenarios
+# its `sipp-calls` writes injection files for.
 install-tools: tools
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DATADIR)/sipsd/sipp \
 		$(DESTDIR)$(DATADIR)/bash-completion/completions \
 		$(DESTDIR)$(DATADIR)/zsh/vendor-completions \
 		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d
-	install -m 755 $(BUILD)/sipsd $(DESTDIR)$(BINDIR)/sipsd
+	install -m 755 $(BUILD)/sipsd $(BUILD)/sipsd-fw $(BUILD)/sipsd-rec $(DESTDIR)$(BINDIR)/
 	install -m 644 $(BUILD)/man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 $(BUILD)/completions/sipsd.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/sipsd
 	install -m 644 $(BUILD)/completions/_sipsd $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_sipsd

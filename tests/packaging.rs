@@ -2,7 +2,8 @@
 //!
 //! 1. `scripts/build-debs bookworm trixie`: dpkg-buildpackage in a clean, offline container of
 //!    each suite (Kamailio 5.6.3 on Debian 12, 6.0.1 on Debian 13); lintian of that suite on
-//!    the result must report no error (its warnings are printed);
+//!    the result must report no error (its warnings are printed); the tools package's systemd
+//!    units (sipsd-fw, sipsd-rec) parse and are confined (`systemd-analyze security`);
 //! 2. reproducible: the Debian 12 packages built again from a fresh copy under another path
 //!    (`--build-root /srv/sipsd-again`: the crate, the module and the packages are rebuilt) are
 //!    byte for byte the same;
@@ -97,6 +98,54 @@ impl Drop for Container {
     }
 }
 
+/// The services of the tools package, read by systemd's own analyzer from the unpacked
+/// package: each unit parses, and its exposure score (`systemd-analyze security`, 0 = fully
+/// confined, 10 = unconfined) stays at most 3, so the sandboxing of the units is tested.
+fn units_are_confined(suite: &str, dir: &Path, n: &str) {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("         {suite}: no systemd-analyze on this host: units not analyzed");
+        return;
+    }
+    let unpacked = dir.join("unpacked");
+    let _ = std::fs::remove_dir_all(&unpacked);
+    run(
+        "dpkg-deb -x sipsd",
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(dir.join(format!("sipsd_0.1.0+deb{n}_amd64.deb")))
+            .arg(&unpacked),
+    );
+    for unit in ["sipsd-fw.service", "sipsd-rec.service"] {
+        let out = Command::new("systemd-analyze")
+            .args(["security", "--offline=yes", "--threshold=3", "--no-pager"])
+            .arg(format!("--root={}", unpacked.display()))
+            .arg(unit)
+            .stdin(Stdio::null())
+            .output()
+            .expect("systemd-analyze");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let score = text
+            .lines()
+            .find_map(|l| l.split("Overall exposure level for ").nth(1))
+            .unwrap_or("(no score)")
+            .trim()
+            .to_string();
+        check!(
+            out.status.success(),
+            "{suite}: systemd-analyze security --threshold=3 {unit}: {score}{}",
+            if out.status.success() {
+                String::new()
+            } else {
+                format!("\n{text}{}", String::from_utf8_lossy(&out.stderr))
+            }
+        );
+    }
+}
+
 #[test]
 fn debian_packages_build_install_call_purge() {
     if !docker_available() {
@@ -144,6 +193,7 @@ fn debian_packages_build_install_call_purge() {
                 .map(|e| format!("\n  {e}"))
                 .collect::<String>()
         );
+        units_are_confined(suite, &dir, n);
         built.insert(suite, found);
     }
 

@@ -4,7 +4,8 @@
 #
 #  1. apt-get install ./kamailio-sipsd-module_*.deb ./sipsd_*.deb with only Debian's archive;
 #  2. what the packages put where: the module in Kamailio's module directory, the exact kamailio
-#     dependency, key directories 0700, the CLI, man pages, completions, SIPp scenarios;
+#     dependency, key directories 0700, the CLI, man pages, completions, SIPp scenarios; the
+#     firewall agent and the recorder, their systemd units (installed, not enabled);
 #  3. a call: SIPp caller -> P1 (Kamailio, the packaged module loaded from the packaged path by
 #     the packaged trusted-proxy.cfg) -> P2 (untrusted-proxy.cfg, no module) -> SIPp callee,
 #     the bodies sealed by the packaged sipsd CLI for the callee and proxy1: P1 decrypts the
@@ -62,6 +63,24 @@ for f in /usr/share/man/man1/sipsd.1.gz /usr/share/man/man1/sipsd-seal.1.gz \
 done
 zcat /usr/share/man/man1/sipsd-seal.1.gz | grep -q -- '\\-\\-cek\\-out' || fail "sipsd-seal(1) lacks --cek-out"
 ok "$(sipsd --version), man pages (sipsd-seal(1) documents --cek-out), bash/zsh/fish completions, SIPp scenarios, module README, example cfgs"
+
+# the firewall agent and the recorder: they run (the recorder links the suite's libsrtp2),
+# their units are installed and enabled nowhere, their example configurations are there
+sipsd-fw --version | grep -q "^sipsd-fw " || fail "sipsd-fw --version"
+sipsd-rec --version | grep -q "^sipsd-rec " || fail "sipsd-rec --version"
+sipsd-fw keygen /tmp/fw-proxy1.key >/dev/null && [ "$(stat -c %a /tmp/fw-proxy1.key)" = 600 ] ||
+    fail "sipsd-fw keygen"
+sed "s|/etc/sipsd/keys/proxy1.key|/tmp/fw-proxy1.key|" /usr/share/doc/sipsd/examples/fw.toml >/tmp/fw.toml
+sipsd-fw check -c /tmp/fw.toml >/dev/null || fail "sipsd-fw check of the packaged example fw.toml"
+units=
+for u in sipsd-fw sipsd-rec; do
+    f=$(dpkg -L sipsd | grep "/systemd/system/$u.service\$") || fail "$u.service not in the package"
+    grep -q '^CapabilityBoundingSet=CAP_NET_' "$f" || fail "$f: no capability bounding set"
+    ! ls /etc/systemd/system/*.wants/"$u.service" >/dev/null 2>&1 || fail "$u.service enabled by the package"
+    units="$units $f"
+done
+[ -s /usr/share/doc/sipsd/examples/sipsd-rec.default ] || fail "sipsd-rec.default example missing"
+ok "sipsd-fw and sipsd-rec run ($(sipsd-rec --version)), packaged fw.toml passes 'sipsd-fw check', units${units} installed, not enabled"
 
 # --- 3. a call through the packaged module -----------------------------------------------
 examples=/usr/share/doc/kamailio-sipsd-module/examples
