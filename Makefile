@@ -4,7 +4,7 @@
 #   make install          install both into Debian's Kamailio module directory
 #   make smoke            start two Kamailio proxies on loopback and send a call (needs root
 #                         for nothing, but needs kamailio + sipp: scripts/setup-deps)
-#   make tools            the sipsd CLI (+ man pages, shell completions), sipsd-fw, sipsd-rec -> build/
+#   make tools            sipsd (the CLI, + shell completions), sipsd-fw, sipsd-rec, their man pages -> build/
 #   make install-tools    install those under PREFIX (default /usr)
 #   make module-docs      regenerate the module's Kamailio DocBook and README from docs/MODULE.md
 #   make clean            remove build/ and the module's objects (not Cargo's target/)
@@ -91,6 +91,8 @@ tools: FORCE | $(BUILD)
 	done
 	rm -rf $(BUILD)/man $(BUILD)/completions
 	$(BUILD)/sipsd generate-docs --man $(BUILD)/man --completions $(BUILD)/completions
+	$(BUILD)/sipsd-fw generate-man --man $(BUILD)/man
+	$(BUILD)/sipsd-rec generate-man --man $(BUILD)/man
 
 # The three programs, the CLI's man pages, bash/zsh/fish completions, and the SIPp scenarios
 # its `sipp-calls` writes injection files for.

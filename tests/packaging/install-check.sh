@@ -80,7 +80,12 @@ for u in sipsd-fw sipsd-rec; do
     units="$units $f"
 done
 [ -s /usr/share/doc/sipsd/examples/sipsd-rec.default ] || fail "sipsd-rec.default example missing"
-ok "sipsd-fw and sipsd-rec run ($(sipsd-rec --version)), packaged fw.toml passes 'sipsd-fw check', units${units} installed, not enabled"
+for f in sipsd-fw sipsd-fw-run sipsd-fw-keygen sipsd-rec sipsd-rec-run sipsd-rec-audit-open; do
+    [ -s "/usr/share/man/man1/$f.1.gz" ] || fail "man page $f(1) missing"
+done
+zcat /usr/share/man/man1/sipsd-rec-run.1.gz | grep -q -- '\\-\\-strict\\-key\\-permissions' ||
+    fail "sipsd-rec-run(1) lacks --strict-key-permissions"
+ok "sipsd-fw and sipsd-rec run ($(sipsd-rec --version)), their man pages, packaged fw.toml passes 'sipsd-fw check', units${units} installed, not enabled"
 
 # --- 3. a call through the packaged module -----------------------------------------------
 examples=/usr/share/doc/kamailio-sipsd-module/examples

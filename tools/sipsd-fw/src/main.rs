@@ -49,6 +49,13 @@ enum Cmd {
         /// The file to create (must not exist).
         out: PathBuf,
     },
+    /// Write the man pages (sipsd-fw.1 and one per command) into a directory (packaging).
+    #[command(hide = true)]
+    GenerateMan {
+        /// The directory, created when missing.
+        #[arg(long)]
+        man: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -63,6 +70,12 @@ fn main() -> ExitCode {
 
 fn run(cmd: Cmd) -> Result<(), String> {
     match cmd {
+        Cmd::GenerateMan { man } => {
+            use clap::CommandFactory as _;
+            let io = |e: std::io::Error| format!("{}: {e}", man.display());
+            std::fs::create_dir_all(&man).map_err(io)?;
+            clap_mangen::generate_to(Cli::command(), &man).map_err(io)
+        }
         Cmd::Run { config } => {
             let cfg = Config::load(&config).map_err(|e| e.to_string())?;
             let (engine, notes) = Engine::start(cfg).map_err(|e| e.to_string())?;

@@ -48,6 +48,13 @@ enum Cmd {
         /// Sealed key message files, sent in order.
         files: Vec<PathBuf>,
     },
+    /// Write the man pages (sipsd-rec.1 and one per command) into a directory (packaging).
+    #[command(hide = true)]
+    GenerateMan {
+        /// The directory, created when missing.
+        #[arg(long)]
+        man: PathBuf,
+    },
     /// Open a recording kept with --auditor-cert, with the auditor's private key.
     AuditOpen {
         /// The auditor's key: `key=PATH;cert=PATH` (or `KEY:CERT`).
@@ -291,6 +298,12 @@ fn main() -> ExitCode {
     unsafe { libc::umask(0o077) };
     let res = match cli.cmd {
         Cmd::Run(args) => run(args),
+        Cmd::GenerateMan { man } => (|| {
+            use clap::CommandFactory as _;
+            let io = |e: std::io::Error| format!("{}: {e}", man.display());
+            std::fs::create_dir_all(&man).map_err(io)?;
+            clap_mangen::generate_to(Cli::command(), &man).map_err(io)
+        })(),
         Cmd::KeySend { to, files } => (|| {
             let sock = UdpSocket::bind(if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })
                 .map_err(|e| e.to_string())?;
