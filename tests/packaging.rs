@@ -5,8 +5,9 @@
 //!    the result must report no error (its warnings are printed); the tools package's systemd
 //!    units (sipsd-fw, sipsd-rec) parse and are confined (`systemd-analyze security`);
 //! 2. reproducible: the Debian 12 packages built again from a fresh copy under another path
-//!    (`--build-root /srv/sipsd-again`: the crate, the module and the packages are rebuilt) are
-//!    byte for byte the same;
+//!    (`--build-root /srv/sipsd-again`: the workspace's crates, the module and the packages are
+//!    rebuilt; the vendored crates, whose paths do not change, come from cargo's cache) are byte
+//!    for byte the same;
 //! 3. in a clean container of the testbed's base image of each suite (sipsd-base:SUITE):
 //!    `apt-get install ./kamailio-sipsd-module_*.deb ./sipsd_*.deb`, then a SIPp call through
 //!    the packaged module with the packaged example cfg (trusted P1) and an untrusted P2, then
@@ -100,7 +101,8 @@ impl Drop for Container {
 
 /// The services of the tools package, read by systemd's own analyzer from the unpacked
 /// package: each unit parses, and its exposure score (`systemd-analyze security`, 0 = fully
-/// confined, 10 = unconfined) stays at most 3, so the sandboxing of the units is tested.
+/// confined, 10 = unconfined) stays at most 3.0 (`--threshold` counts tenths), so the
+/// sandboxing of the units is tested.
 fn units_are_confined(suite: &str, dir: &Path, n: &str) {
     if Command::new("systemd-analyze")
         .arg("--version")
@@ -121,7 +123,7 @@ fn units_are_confined(suite: &str, dir: &Path, n: &str) {
     );
     for unit in ["sipsd-fw.service", "sipsd-rec.service"] {
         let out = Command::new("systemd-analyze")
-            .args(["security", "--offline=yes", "--threshold=3", "--no-pager"])
+            .args(["security", "--offline=yes", "--threshold=30", "--no-pager"])
             .arg(format!("--root={}", unpacked.display()))
             .arg(unit)
             .stdin(Stdio::null())
@@ -136,7 +138,7 @@ fn units_are_confined(suite: &str, dir: &Path, n: &str) {
             .to_string();
         check!(
             out.status.success(),
-            "{suite}: systemd-analyze security --threshold=3 {unit}: {score}{}",
+            "{suite}: systemd-analyze security {unit}: {score}, at most 3.0{}",
             if out.status.success() {
                 String::new()
             } else {
