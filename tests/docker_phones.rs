@@ -632,6 +632,15 @@ fn who_read_what(tb: &Testbed, call: &str) {
         answer.pid,
         offer.pid
     );
+    let b_offer = of_call(&parse_edge(&tb.logs("edgeb")), call)
+        .into_iter()
+        .find(|l| l.what == "INVITE" && l.action == "opened");
+    check!(
+        b_offer.as_ref().is_some_and(|l| l.get("source") == "wrapped"
+            && l.get("signature") == "valid"
+            && l.get("signer") == ALICE_CN),
+        "edge B opened the offer with bob's key and verified alice's signature (edge A signs, WITH_SIGN)"
+    );
     check!(
         p1.iter().all(|l| l.decrypted),
         "p1 decrypted every body of the call ({} lines)",
