@@ -49,7 +49,6 @@ use testbed::{text, Testbed};
 
 const ALICE_CN: &str = "alice.example.net";
 const ROTATE_AFTER_S: u64 = 8;
-const CTL: &str = "kamcmd -s unix:/run/kamailio/kamailio_ctl";
 
 /// The keys of this run: p1's (the vectors' plus alice's certificate, which p1 trusts for
 /// signatures) and each edge's key directory; removed on drop.
@@ -123,17 +122,6 @@ fn phone(tb: &Testbed, who: &str, args: &str) -> String {
         text(&o).trim()
     );
     text(&o)
-}
-
-fn stat(tb: &Testbed, service: &str, name: &str) -> u64 {
-    let answer = text(&tb.exec(service, &format!("{CTL} sipsd.stats")));
-    answer
-        .lines()
-        .filter_map(|l| l.trim().split_once(':'))
-        .filter(|(k, _)| k.trim() == name)
-        .filter_map(|(_, v)| v.trim().parse().ok())
-        .next_back()
-        .unwrap_or(u64::MAX)
 }
 
 /// The dominant frequency of a 16-bit PCM WAV file (its first channel, the middle two seconds
@@ -312,20 +300,9 @@ fn docker_phones() {
 }
 
 fn start(tb: &Testbed) {
-    let services = ["edgea", "alice", "p1", "p2", "tap", "edgeb", "bob", "tapa"];
-    let mut args = vec!["up", "-d"];
-    args.extend(services);
-    let o = tb.compose(&args);
-    check!(
-        o.status.success(),
-        "compose project {} (compose.yml + compose.phones.yml): {}{}",
-        tb.project,
-        services.join(" "),
-        if o.status.success() {
-            String::new()
-        } else {
-            text(&o)
-        }
+    tb.start_services(
+        "compose.yml + compose.phones.yml",
+        &["edgea", "alice", "p1", "p2", "tap", "edgeb", "bob", "tapa"],
     );
     tb.wait_ready(1);
     let ready = wait_for(Duration::from_secs(60), || {
@@ -414,11 +391,18 @@ fn the_call(tb: &Testbed) -> String {
         "the hangup ended the call at both phones: bob's baresip says it lasted {duration} s"
     );
     // the Call-ID, from edge A's first sealed offer
+    last_call_at_edge_a(tb, "sealed an offer", |l| {
+        l.action == "sealed" && l.get("sealing") == "offer"
+    })
+}
+
+/// The Call-ID of the last INVITE edge A logged as `pred` says.
+fn last_call_at_edge_a(tb: &Testbed, what: &str, pred: impl Fn(&EdgeLine) -> bool) -> String {
     let a = parse_edge(&tb.logs("edgea"));
     a.iter()
-        .find(|l| l.what == "INVITE" && l.action == "sealed" && l.get("sealing") == "offer")
+        .rfind(|l| l.what == "INVITE" && pred(l))
         .map(|l| l.call.clone())
-        .unwrap_or_else(|| panic!("FAILED: edge A sealed no offer: {a:#?}"))
+        .unwrap_or_else(|| panic!("FAILED: edge A {what}: none in {a:#?}"))
 }
 
 /// alice calls carol, whose certificate edge A does not have. Returns the Call-ID.
@@ -447,12 +431,7 @@ fn callee_without_certificate(tb: &Testbed) -> String {
         "alice's baresip shows the call to carol refused: {}",
         line.trim()
     );
-    let a = parse_edge(&tb.logs("edgea"));
-    a.iter()
-        .rev()
-        .find(|l| l.what == "INVITE" && l.action == "refused")
-        .map(|l| l.call.clone())
-        .unwrap_or_else(|| panic!("FAILED: edge A refused no INVITE: {a:#?}"))
+    last_call_at_edge_a(tb, "refused an INVITE", |l| l.action == "refused")
 }
 
 fn what_the_phones_heard(tb: &Testbed, at_alice: &[Datagram], call: &str) {
@@ -712,9 +691,9 @@ fn reinvites_and_rotation(tb: &Testbed, call: &str) {
         "edge B opened the offer and the hold (generation 1) and the resume (generation 2), and sealed bob's answer under generation 2"
     );
     let (p1_rot, b_rot, a_rot) = (
-        stat(tb, "p1", "rotations"),
-        stat(tb, "edgeb", "rotations"),
-        stat(tb, "edgea", "edge_rotations"),
+        tb.stat("p1", "rotations"),
+        tb.stat("edgeb", "rotations"),
+        tb.stat("edgea", "edge_rotations"),
     );
     check!(
         p1_rot >= 1 && a_rot == 1,
