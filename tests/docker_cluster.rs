@@ -48,9 +48,7 @@ use support::procs::{wait_for, wait_or_kill};
 use support::sip::find;
 use support::sipp::parse_trace;
 use support::vectors;
-use testbed::{open_on_host, output, plaintext_needles, text, Run, Testbed, SIP_PORT};
-
-const CTL: &str = "kamcmd -s unix:/run/kamailio/kamailio_ctl";
+use testbed::{field, open_on_host, output, plaintext_needles, text, Run, Testbed, SIP_PORT};
 
 /// The vectors' keys plus a fresh cluster key, in a directory of this run (mounted read-only).
 struct Keys(PathBuf);
@@ -82,24 +80,6 @@ impl Drop for Keys {
 fn getrandom_fill(buf: &mut [u8]) {
     let mut f = fs::File::open("/dev/urandom").expect("/dev/urandom");
     std::io::Read::read_exact(&mut f, buf).expect("random bytes");
-}
-
-fn rpc(tb: &Testbed, service: &str, cmd: &str) -> String {
-    text(&tb.exec(service, &format!("{CTL} {cmd}")))
-}
-
-/// A `name: number` field of an RPC answer (the last one when several structs have it).
-fn field(answer: &str, name: &str) -> Option<u64> {
-    answer
-        .lines()
-        .filter_map(|l| l.trim().split_once(':'))
-        .filter(|(k, _)| k.trim() == name)
-        .filter_map(|(_, v)| v.trim().parse().ok())
-        .next_back()
-}
-
-fn stat(tb: &Testbed, service: &str, name: &str) -> u64 {
-    field(&rpc(tb, service, "sipsd.stats"), name).unwrap_or(0)
 }
 
 /// The log of a service since its `start`-th start (1 = the first).
@@ -237,7 +217,7 @@ fn is(l: &[&P1Line], gen: &str, src: &str) -> bool {
 
 /// The dispatcher's view of node `addr`: its flags (`AP` active, `IP`/`IX` inactive...).
 fn lb_flags(tb: &Testbed, addr: &str) -> String {
-    let list = rpc(tb, "lb", "dispatcher.list");
+    let list = tb.rpc("lb", "dispatcher.list");
     let mut flags = String::new();
     let mut seen = false;
     for l in list.lines() {
@@ -279,20 +259,9 @@ fn docker_cluster() {
     else {
         return;
     };
-    let services = ["uac", "lb", "p1a", "p1b", "p2", "uas", "tapc"];
-    let mut up = vec!["up", "-d"];
-    up.extend(services);
-    let o = tb.compose(&up);
-    check!(
-        o.status.success(),
-        "compose project {} (compose.yml + compose.cluster.yml): {} {}",
-        tb.project,
-        services.join(" "),
-        if o.status.success() {
-            String::new()
-        } else {
-            text(&o)
-        }
+    tb.start_services(
+        "compose.yml + compose.cluster.yml",
+        &["uac", "lb", "p1a", "p1b", "p2", "uas", "tapc"],
     );
     let (a, b) = (tb.addr(1, 21), tb.addr(1, 22));
     let p1a_id = tb.container("p1a");
@@ -309,7 +278,7 @@ fn docker_cluster() {
     );
     let joined = wait_for(Duration::from_secs(30), || {
         ["p1a", "p1b"].iter().all(|s| {
-            let c = rpc(&tb, s, "sipsd.cluster");
+            let c = tb.rpc(s, "sipsd.cluster");
             field(&c, "peers") == Some(1) && field(&c, "last_sync").is_some_and(|t| t > 0)
         })
     });
@@ -354,7 +323,7 @@ fn docker_cluster() {
         "call B: INVITE, 200 OK, ACK"
     );
     let (call_a, call_b) = (call_id(&run, "a"), call_id(&run, "b"));
-    let applied = || stat(&tb, "p1b", "cluster_applied");
+    let applied = || tb.stat("p1b", "cluster_applied");
     let ok = wait_for(Duration::from_secs(10), || applied() >= 2);
     check!(
         ok,
@@ -411,7 +380,7 @@ fn docker_cluster() {
         "lb: p1a failed (a probe or a request timed out; dispatcher.list {a} {flags}), the in-dialog requests went to p1b"
     );
     check!(
-        wait_for(Duration::from_secs(5), || stat(&tb, "p1b", "cache_entries")
+        wait_for(Duration::from_secs(5), || tb.stat("p1b", "cache_entries")
             == 1),
         "p1b ended call A's key at its BYE: one key left (B's)"
     );
@@ -428,7 +397,7 @@ fn docker_cluster() {
         "p1a asked for a sync at start: 'sync done from p1b: 1 key(s) stored'"
     );
     check!(
-        stat(&tb, "p1a", "cache_entries") == 1,
+        tb.stat("p1a", "cache_entries") == 1,
         "p1a holds one key, call B's: call A's ended while p1a was down and is not synced"
     );
     let ok = wait_for(Duration::from_secs(20), || {
@@ -486,10 +455,10 @@ fn docker_cluster() {
         .status
         .success()
     };
-    let replays = || stat(&tb, "p1b", "cluster_replays");
-    let bad = || stat(&tb, "p1b", "cluster_bad_seal");
+    let replays = || tb.stat("p1b", "cluster_replays");
+    let bad = || tb.stat("p1b", "cluster_bad_seal");
     let (replays0, bad0) = (replays(), bad());
-    let in0 = stat(&tb, "p1b", "cluster_in");
+    let in0 = tb.stat("p1b", "cluster_in");
     let ok = inject("replay.sip") && wait_for(Duration::from_secs(5), || replays() == replays0 + 1);
     check!(
         ok,
@@ -530,19 +499,19 @@ fn docker_cluster() {
     );
     check!(
         wait_for(Duration::from_secs(10), || {
-            stat(&tb, "p1a", "cache_entries") == 0 && stat(&tb, "p1b", "cache_entries") == 0
+            tb.stat("p1a", "cache_entries") == 0 && tb.stat("p1b", "cache_entries") == 0
         }),
         "call B's BYE through p1a ended its key on p1a and, replicated, on p1b"
     );
     check!(
-        stat(&tb, "p1b", "cluster_in") == in0,
+        tb.stat("p1b", "cluster_in") == in0,
         "none of the three replayed or forged messages was applied (cluster_in unchanged, no key on p1b)"
     );
 
     // ---- 4. docker stop ---------------------------------------------------------------------
     println!("4. call C through p1a; p1a stopped (docker stop); p1b takes over");
     let sc_c = scenario(&tb, &run, "c", [true, false]);
-    let applied0 = stat(&tb, "p1b", "cluster_applied");
+    let applied0 = tb.stat("p1b", "cluster_applied");
     let mut uac_c = start_caller(&tb, &run, "c", &sc_c, 5063);
     check!(
         wait_for(Duration::from_secs(15), || sent(&run, "c", "1 ACK")),
@@ -563,7 +532,7 @@ fn docker_cluster() {
     );
     check!(
         wait_for(Duration::from_secs(10), || {
-            stat(&tb, "p1b", "cluster_applied") > applied0
+            tb.stat("p1b", "cluster_applied") > applied0
         }),
         "p1b holds C's key"
     );
@@ -585,7 +554,7 @@ fn docker_cluster() {
         "call C: p1b read the MESSAGE from the replicated key (gen=1 source=replica), took the rotation (gen 2) and read the MESSAGE after it"
     );
     check!(
-        wait_for(Duration::from_secs(5), || stat(&tb, "p1b", "cache_entries")
+        wait_for(Duration::from_secs(5), || tb.stat("p1b", "cache_entries")
             == 0),
         "C's BYE ended its key on p1b"
     );

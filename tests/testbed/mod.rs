@@ -16,6 +16,8 @@ use crate::support::sipp::parse_trace;
 use crate::support::tools::skip;
 
 pub const SIP_PORT: u16 = 5060;
+/// kamcmd on the containers' control socket
+pub const CTL: &str = "kamcmd -s unix:/run/kamailio/kamailio_ctl";
 
 pub fn output(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null())
@@ -131,6 +133,34 @@ impl Testbed {
         .to_string()
     }
 
+    /// A kamcmd RPC command (`sipsd.stats`, `dispatcher.list` ...) in a service's container.
+    pub fn rpc(&self, service: &str, cmd: &str) -> String {
+        text(&self.exec(service, &format!("{CTL} {cmd}")))
+    }
+
+    /// A sipsd statistic of a service's Kamailio (0 when it has none).
+    pub fn stat(&self, service: &str, name: &str) -> u64 {
+        field(&self.rpc(service, "sipsd.stats"), name).unwrap_or(0)
+    }
+
+    /// `up -d` of these services, checked (`label` names the compose files in the line).
+    pub fn start_services(&self, label: &str, services: &[&str]) {
+        let mut up = vec!["up", "-d"];
+        up.extend(services);
+        let o = self.compose(&up);
+        check!(
+            o.status.success(),
+            "compose project {} ({label}): {} {}",
+            self.project,
+            services.join(" "),
+            if o.status.success() {
+                String::new()
+            } else {
+                text(&o)
+            }
+        );
+    }
+
     pub fn network(&self, name: &str) -> String {
         format!("{}_{name}", self.project)
     }
@@ -170,7 +200,9 @@ impl Testbed {
 impl Drop for Testbed {
     fn drop(&mut self) {
         if std::thread::panicking() && self.up {
-            for s in ["p1", "p2", "lb", "p1a", "p1b"] {
+            for s in [
+                "p1", "p2", "lb", "p1a", "p1b", "edgea", "edgeb", "alice", "bob",
+            ] {
                 let id = self.compose(&["ps", "-q", s]);
                 let id = String::from_utf8_lossy(&id.stdout).trim().to_string();
                 if !id.is_empty() && id.lines().count() == 1 {
@@ -186,6 +218,16 @@ impl Drop for Testbed {
             let _ = fs::remove_dir_all(&self.work);
         }
     }
+}
+
+/// A `name: number` field of an RPC answer (the last one when several structs have it).
+pub fn field(answer: &str, name: &str) -> Option<u64> {
+    answer
+        .lines()
+        .filter_map(|l| l.trim().split_once(':'))
+        .filter(|(k, _)| k.trim() == name)
+        .filter_map(|(_, v)| v.trim().parse().ok())
+        .next_back()
 }
 
 /// A `10.X` prefix whose 10.X.1-3.0/24 no Docker network uses yet.
