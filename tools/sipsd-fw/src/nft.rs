@@ -338,7 +338,9 @@ impl Nft {
                     elem: vec![Expression::Named(NamedExpression::Elem(Elem {
                         val: Box::new(key_value(key)),
                         timeout: Some(*timeout),
-                        expires: None,
+                        // an explicit expiry: re-adding an element with the same timeout
+                        // leaves its old expiry (Linux 6.18 too), an explicit one resets it
+                        expires: Some(*timeout),
                         comment: Some(comment.clone().into()),
                         counter: None,
                     }))]
@@ -393,13 +395,14 @@ impl Nft {
     }
 
     /// Finds out how this kernel refreshes a timeout: adds a probe element with 60 s, adds
-    /// it again with 3600 s, and reads what is left. Leaves nothing behind.
+    /// it again with 3600 s (timeout and expiry, as refreshes are sent), and reads what is
+    /// left. Leaves nothing behind.
     pub fn probe_refresh(&self) -> Result<Refresh, FwError> {
         let elem = |timeout| {
             Expression::Named(NamedExpression::Elem(Elem {
                 val: Box::new(Expression::Number(9)),
                 timeout: Some(timeout),
-                expires: None,
+                expires: Some(timeout),
                 comment: None,
                 counter: None,
             }))

@@ -78,75 +78,18 @@ impl Bed {
 
     /// The elements of the pinhole sets, without their remaining time.
     fn elements(&self) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        for set in ["open4", "peer4", "flow4", "open6", "peer6", "flow6"] {
-            let json = self.topo.nft(&["-j", "list", "set", "inet", TABLE, set]);
-            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-            for o in v["nftables"].as_array().unwrap() {
-                for e in o["set"]["elem"].as_array().into_iter().flatten() {
-                    out.insert(format!(
-                        "{set} {} {}",
-                        e["elem"]["val"], e["elem"]["comment"]
-                    ));
-                }
-            }
-        }
-        out
+        self.topo.elements(TABLE)
     }
 
     fn show(&self, when: &str) {
-        println!("  --- agent's sets {when} (nft list set inet {TABLE} ...):");
-        for set in ["open4", "peer4", "flow4", "open6", "peer6", "flow6"] {
-            let text = self.topo.nft(&["list", "set", "inet", TABLE, set]);
-            if set.ends_with('6') && !text.contains("elements") {
-                continue;
-            }
-            let elems: Vec<&str> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| l.contains("comment") || l.starts_with("elements"))
-                .collect();
-            println!(
-                "      {set}: {}",
-                if elems.is_empty() {
-                    "(empty)".into()
-                } else {
-                    elems.join(" ")
-                }
-            );
-        }
+        self.topo.show_sets(TABLE, when);
     }
 
     /// Sends 20 RTP packets and checks they all arrive (`pass`) or none does, with the
     /// agent's counters agreeing.
     fn expect(&self, pass: bool, what: &str, from: (&str, SocketAddr), to: (&str, SocketAddr)) {
-        let (acc0, drop0) = (
-            self.topo.counter(TABLE, "accepted"),
-            self.topo.counter(self.drops_in, "dropped"),
-        );
-        let got = rtp_probe(from.0, from.1, to.0, to.1, 20);
-        let (acc1, drop1) = (
-            self.topo.counter(TABLE, "accepted"),
-            self.topo.counter(self.drops_in, "dropped"),
-        );
-        let (acc, dropped) = (acc1 - acc0, drop1 - drop0);
-        if pass {
-            assert!(
-                got == 20 && acc >= 20,
-                "{what}: {got}/20 arrived, accepted +{acc}, dropped +{dropped}"
-            );
-        } else {
-            assert!(
-                got == 0 && dropped >= 20,
-                "{what}: {got}/20 arrived, accepted +{acc}, dropped +{dropped}"
-            );
-        }
-        println!(
-            "  ok   {what} {} -> {}: {} ({got}/20 received; nft accepted +{acc}, dropped +{dropped})",
-            from.1,
-            to.1,
-            if pass { "passes" } else { "dropped" }
-        );
+        self.topo
+            .expect_media(TABLE, self.drops_in, pass, what, from, to);
     }
 
     fn raw_exchange(&self, bytes: &[u8]) -> Option<Response> {
