@@ -19,7 +19,10 @@
 //! no proof; initial and in-dialog) opens nothing; the agent killed and restarted mid-call
 //! keeps the media passing and the same elements; the lifetimes are refreshed; after the BYE
 //! nothing passes. (call 2) its BYE is lost: once pinhole_max_duration and the lifetime are
-//! over, the agent's elements expire and nothing passes. Statistics agree.
+//! over, the agent's elements expire and nothing passes. Statistics agree. (P1 restarted with
+//! pinhole_on_offer=1, pinhole_on_failure=reject) the agent down: the INVITE is answered 503
+//! and not forwarded, nothing stays open; call 4: early media passes from any source at the
+//! offer, the answer narrows it to the callee, the BYE closes it.
 //!
 //! Needs root (namespaces, nftables), kamailio, kamcmd and build/sipsd.so (make); otherwise
 //! SKIPPED unless SIPSD_REQUIRE_E2E=1. Run: `cargo test --test kamailio_pinholes -- --nocapture`.
@@ -224,7 +227,7 @@ fn pinholes_follow_calls_through_kamailio() {
     let agent = format!("{FW_LINK}:5351");
     let key = key_path.to_string_lossy().into_owned();
     let (life, maxd) = (LIFETIME.to_string(), MAX_DURATION.to_string());
-    let p1 = P1::start(
+    let mut p1 = P1::start(
         &t,
         &dir,
         &[
@@ -569,6 +572,145 @@ fn pinholes_follow_calls_through_kamailio() {
     check!(
         !log.contains("inline:") && !log.contains("m=audio"),
         "P1's log holds no key parameters and no SDP text"
+    );
+    p1.stop();
+
+    // ---- P1 again, with pinhole_on_offer=1 and pinhole_on_failure=reject ------------------------
+    let p1 = P1::start(
+        &t,
+        &dir,
+        &[
+            ("NEXT_HOP", Some(hop.as_str())),
+            ("WITH_PINHOLES", None),
+            ("PINHOLE_AGENT", Some(&agent)),
+            ("PINHOLE_KEY", Some(&key)),
+            ("PINHOLE_LIFETIME", Some(&life)),
+            ("PINHOLE_MAX_DURATION", Some(&maxd)),
+            ("PINHOLE_ON_OFFER", Some("1")),
+            ("WITH_PINHOLE_REJECT", None),
+        ],
+    );
+    println!(
+        "P1 restarted (pid {}) with pinhole_on_offer=1, pinhole_on_failure=reject",
+        p1.pid()
+    );
+    bed.agent.kill();
+    let c3 = "fw-3@test";
+    let (_d3, invite) = Dialog::offer(
+        c3,
+        &sdp("alice", CALLER, 40000),
+        &recipients,
+        ContentAlg::Aes256Gcm,
+        &p1,
+        callee.port(),
+    );
+    let t3 = Instant::now();
+    caller.send(p1.port, &invite.build(caller.port()));
+    let final3 = caller.wait(Duration::from_secs(5), |m| {
+        m.call_id() == c3 && m.status().is_some_and(|s| s >= 200)
+    });
+    let took = t3.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    check!(
+        final3.as_ref().and_then(|m| m.status()) == Some(503) && !callee.has_request(c3),
+        "agent down, pinhole_on_failure=reject: the INVITE is answered {:?} after {took:?} (pinhole_timeout 300 ms, then the undo) and not forwarded",
+        final3.as_ref().and_then(|m| m.status())
+    );
+    bed.start_agent();
+    check!(
+        bed.elements().is_empty(),
+        "agent back: nothing open for the refused INVITE"
+    );
+
+    let c4 = "fw-4@test";
+    let (mut d4, invite) = Dialog::offer(
+        c4,
+        &sdp("alice", CALLER, 40000),
+        &recipients,
+        ContentAlg::Aes256Gcm,
+        &p1,
+        callee.port(),
+    );
+    caller.send(p1.port, &invite.build(caller.port()));
+    let inv = received(&callee, c4, "INVITE", 1).expect("P1 relays call 4's INVITE");
+    let line = fw_line(&p1, c4, "INVITE").unwrap_or_default();
+    check!(
+        line.contains("rc=1 pinholes=2"),
+        "pinhole_on_offer=1: the offer opened 2 any-source pinholes (RTP, RTCP) to the caller ({line})"
+    );
+    bed.topo
+        .show_sets(TABLE, "after call 4's offer (pinhole_on_offer=1)");
+    let early = bed.elements();
+    check!(
+        early.len() == 2 && early.iter().all(|e| e.starts_with("open4")),
+        "offer: 2 any-source elements: {early:?}"
+    );
+    bed.expect(
+        true,
+        "early media: callee -> caller",
+        callee_rtp,
+        caller_rtp,
+    );
+    bed.expect(
+        true,
+        "early media (any source): another source -> caller",
+        other_host,
+        caller_rtp,
+    );
+    bed.expect(
+        false,
+        "early media: caller -> callee (not open before the answer)",
+        caller_rtp,
+        callee_rtp,
+    );
+    let answer = d4
+        .ua
+        .encrypt("application/sdp", &sdp("bob", CALLEE, 50000), &opts)
+        .expect("answer");
+    callee.send(
+        p1.port,
+        &reply_with(
+            &inv,
+            200,
+            "OK",
+            &[("Content-Type", answer.content_type.as_str())],
+            &answer.body,
+        ),
+    );
+    let ok4 = caller
+        .wait(Duration::from_secs(5), |m| {
+            m.status() == Some(200) && m.call_id() == c4
+        })
+        .expect("call 4's 200 OK");
+    d4.learn_route(&ok4);
+    let line = fw_line(&p1, c4, "INVITE200").unwrap_or_default();
+    check!(line.contains("pinholes=4"), "call 4 answered: {line}");
+    bed.topo
+        .show_sets(TABLE, "after call 4's answer (narrowed)");
+    let narrowed = bed.elements();
+    check!(
+        narrowed.len() == 4 && !narrowed.iter().any(|e| e.starts_with("open4")),
+        "answer: the any-source elements narrowed to the callee's address:port, 4 exact elements"
+    );
+    bed.expect(true, "narrowed: callee -> caller", callee_rtp, caller_rtp);
+    bed.expect(true, "narrowed: caller -> callee", caller_rtp, callee_rtp);
+    bed.expect(
+        false,
+        "narrowed: another source -> caller",
+        other_host,
+        caller_rtp,
+    );
+    let bye = d4.bare("BYE");
+    caller.send(p1.port, &bye.build(caller.port()));
+    let breq = received(&callee, c4, "BYE", d4.cseq()).expect("P1 relays call 4's BYE");
+    callee.send(p1.port, &reply(&breq, 200, "OK"));
+    let gone = wait_for(Duration::from_secs(5), || bed.elements().is_empty());
+    check!(gone, "call 4's BYE: the agent's sets are empty");
+    bed.expect(
+        false,
+        "after call 4's BYE: callee -> caller",
+        callee_rtp,
+        caller_rtp,
     );
     println!("  ok   whole run {:?}", started.elapsed());
 }

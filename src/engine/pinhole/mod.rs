@@ -365,18 +365,29 @@ impl Pinholes {
         } else {
             0
         };
-        // Record what the agent holds (also after a partial failure: close deletes it all).
+        // An offer the agent did not confirm: undo what it may have applied (the INVITE may be
+        // refused, pinhole_on_failure=reject), keep the offer for its answer, renew nothing.
+        let undone = opened.is_err() && stage == Stage::Offered;
+        if undone {
+            let _ = self.exchange(proxy, &dialog, &to_flows(&new_flows), 0);
+        }
+        // Record what the agent holds (after a failed answer too: the refresh retries it, and
+        // close deletes it all).
         {
             let mut t = self.table.lock()?;
             if let Some(i) = t.find(msg.call_id, &tags) {
                 let slot = &mut t.slots()[i];
-                let mut held: Vec<FlowRec> = new_flows.clone();
+                let mut held: Vec<FlowRec> = if undone {
+                    Vec::new()
+                } else {
+                    new_flows.clone()
+                };
                 if deleted == 0 {
                     held.extend(stale.iter().copied());
                 }
                 slot.set_flows(&dedup(held.into_iter()));
                 slot.stage = if stage == Stage::Answered { 2 } else { 1 };
-                slot.expires_at = now + u64::from(lifetime);
+                slot.expires_at = if undone { 0 } else { now + u64::from(lifetime) };
             }
         }
         let flows = opened?;
@@ -423,10 +434,18 @@ impl Pinholes {
             let mut t = self.table.lock()?;
             for i in 0..self.table.capacity() {
                 let s = t.slots()[i];
-                if s.used != 1 || s.expires_at == 0 {
+                if s.used != 1 {
                     continue;
                 }
                 let too_old = now >= s.opened_at + u64::from(self.cfg.max_duration);
+                if s.expires_at == 0 {
+                    // an offer never answered (nor ended where this proxy saw it)
+                    if too_old {
+                        t.remove(i);
+                        expired += 1;
+                    }
+                    continue;
+                }
                 if too_old && now >= s.expires_at {
                     t.remove(i);
                     expired += 1;
