@@ -17,7 +17,8 @@
 //! another port of the caller and another source are dropped; `sipsd.pinholes` lists the
 //! dialog; the key-replacement attack (same Call-ID and From tag, a new key wrapped for P1,
 //! no proof; initial and in-dialog) opens nothing; the agent killed and restarted mid-call
-//! keeps the media passing and the same elements; the lifetimes are refreshed; after the BYE
+//! keeps the media passing and the same elements; the lifetimes are refreshed; a re-INVITE
+//! with new ports moves the pinholes (the old ones deleted); after the BYE
 //! nothing passes. (call 2) its BYE is lost: once pinhole_max_duration and the lifetime are
 //! over, the agent's elements expire and nothing passes. Statistics agree. (P1 restarted with
 //! pinhole_on_offer=1, pinhole_on_failure=reject) the agent down: the INVITE is answered 503
@@ -464,6 +465,69 @@ fn pinholes_follow_calls_through_kamailio() {
         caller_rtp,
     );
 
+    // ---- re-INVITE with new media: the pinholes follow
+    let reinv = d.encrypted("INVITE", &sdp("alice", CALLER, 40020));
+    caller.send(p1.port, &reinv.build(caller.port()));
+    let rinv = callee
+        .wait(Duration::from_secs(5), |m| {
+            m.method() == "INVITE" && m.call_id() == c1 && m.body == reinv.body
+        })
+        .expect("P1 relays the re-INVITE");
+    let reans =
+        d.ua.encrypt("application/sdp", &sdp("bob", CALLEE, 50020), &opts)
+            .expect("the new answer");
+    callee.send(
+        p1.port,
+        &reply_with(
+            &rinv,
+            200,
+            "OK",
+            &[("Content-Type", reans.content_type.as_str())],
+            &reans.body,
+        ),
+    );
+    let moved = wait_for(Duration::from_secs(5), || {
+        let e = bed.elements();
+        e.len() == 4 && e.iter().all(|x| x.contains("40020") || x.contains("40021"))
+    });
+    bed.topo
+        .show_sets(TABLE, "after the re-INVITE (new ports 40020 / 50020)");
+    check!(
+        moved,
+        "re-INVITE answered: 4 elements for the new ports, the old ones deleted"
+    );
+    let reinv_line = lines(&p1, c1, "INVITE");
+    check!(
+        reinv_line.last().is_some_and(|l| l.decrypted && l.get("source") == "cache")
+            && caller
+                .received()
+                .iter()
+                .any(|m| m.call_id() == c1 && m.status() == Some(408)),
+        "the re-INVITE opened with the dialog key: the stranger's INVITE, refused and failed (408), ended neither the key nor the pinholes"
+    );
+    let caller_rtp = (a.as_str(), sa(CALLER, 40020));
+    let caller_rtcp = (a.as_str(), sa(CALLER, 40021));
+    let callee_rtp = (b.as_str(), sa(CALLEE, 50020));
+    let callee_rtcp = (b.as_str(), sa(CALLEE, 50021));
+    bed.expect(
+        true,
+        "re-INVITE: callee -> caller (new ports)",
+        callee_rtp,
+        caller_rtp,
+    );
+    bed.expect(
+        true,
+        "re-INVITE: caller -> callee (new ports)",
+        caller_rtp,
+        callee_rtp,
+    );
+    bed.expect(
+        false,
+        "re-INVITE: the old ports no longer pass",
+        (b.as_str(), sa(CALLEE, 50000)),
+        (a.as_str(), sa(CALLER, 40000)),
+    );
+
     // ---- BYE ------------------------------------------------------------------------------------
     let bye = d.bare("BYE");
     caller.send(p1.port, &bye.build(caller.port()));
@@ -480,6 +544,9 @@ fn pinholes_follow_calls_through_kamailio() {
         callee_rtcp,
         caller_rtcp,
     );
+
+    let caller_rtp = (a.as_str(), sa(CALLER, 40000));
+    let callee_rtp = (b.as_str(), sa(CALLEE, 50000));
 
     // ---- call 2: the BYE is lost -----------------------------------------------------------------
     let c2 = "fw-2@test";
