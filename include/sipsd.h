@@ -542,6 +542,48 @@ typedef uint32_t sd_seal_field;
 #endif // __cplusplus
 
 /**
+ * What `sd_pinholes_get` can read of one dialog of a snapshot. The module's RPC
+ * `sipsd.pinholes` shows them under the names `sd_pinhole_field_name` gives.
+ */
+enum sd_pinhole_field
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Call-ID.
+   */
+  SD_PINHOLE_FIELD_CALL_ID = 0,
+  /**
+   * The caller's tag.
+   */
+  SD_PINHOLE_FIELD_TAG = 1,
+  /**
+   * `offered` or `answered`.
+   */
+  SD_PINHOLE_FIELD_STAGE = 2,
+  /**
+   * The pinholes, `ADDR:PORT <- REMOTE[:PORT]` (`*`: any source), separated by `, `.
+   */
+  SD_PINHOLE_FIELD_FLOWS = 3,
+  /**
+   * Seconds until the agent drops them unless refreshed, decimal.
+   */
+  SD_PINHOLE_FIELD_EXPIRES = 4,
+  /**
+   * Seconds since the dialog's first pinhole, decimal.
+   */
+  SD_PINHOLE_FIELD_AGE = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sd_pinhole_field sd_pinhole_field;
+#else
+typedef uint32_t sd_pinhole_field;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Options for `sd_ctx_new`. Owned by C (a `Box`) from `sd_config_new` until
  * `sd_config_free`.
  */
