@@ -340,15 +340,28 @@ pub fn rtp_probe(from_ns: &str, from: SocketAddr, to_ns: &str, to: SocketAddr, n
     got
 }
 
+/// Where the agent keeps a set: the mirror sets in `ip`/`ip6` TABLE_mirror, the others in
+/// `inet` TABLE.
+pub fn set_place(table: &str, set: &str) -> (&'static str, String) {
+    match set {
+        "mirror4" => ("ip", format!("{table}_mirror")),
+        "mirror6" => ("ip6", format!("{table}_mirror")),
+        _ => ("inet", table.to_string()),
+    }
+}
+
 /// The agent's pinhole sets.
-pub const PINHOLE_SETS: [&str; 6] = ["open4", "peer4", "flow4", "open6", "peer6", "flow6"];
+pub const PINHOLE_SETS: [&str; 8] = [
+    "open4", "peer4", "flow4", "mirror4", "open6", "peer6", "flow6", "mirror6",
+];
 
 impl Topology {
     /// The elements of the agent's pinhole sets in `table`, without their remaining time.
     pub fn elements(&self, table: &str) -> std::collections::BTreeSet<String> {
         let mut out = std::collections::BTreeSet::new();
         for set in PINHOLE_SETS {
-            let json = self.nft(&["-j", "list", "set", "inet", table, set]);
+            let (fam, t) = set_place(table, set);
+            let json = self.nft(&["-j", "list", "set", fam, &t, set]);
             let v: serde_json::Value = serde_json::from_str(&json).expect("nft JSON");
             for o in v["nftables"].as_array().into_iter().flatten() {
                 for e in o["set"]["elem"].as_array().into_iter().flatten() {
@@ -366,7 +379,8 @@ impl Topology {
     pub fn show_sets(&self, table: &str, when: &str) {
         println!("  --- agent's sets {when} (nft list set inet {table} ...):");
         for set in PINHOLE_SETS {
-            let text = self.nft(&["list", "set", "inet", table, set]);
+            let (fam, t) = set_place(table, set);
+            let text = self.nft(&["list", "set", fam, &t, set]);
             if set.ends_with('6') && !text.contains("elements") {
                 continue;
             }
