@@ -205,6 +205,19 @@ enum sd_result
    * node.
    */
   SD_ERR_CLUSTER_REPLAY = 163,
+  /**
+   * The firewall agent did not confirm every pinhole within `pinhole_timeout` (no
+   * answer, a refusal, or an answer without a valid MAC).
+   */
+  SD_ERR_PINHOLE_AGENT = 170,
+  /**
+   * The pinhole table is full (`pinhole_capacity`): nothing opened for the dialog.
+   */
+  SD_ERR_PINHOLE_FULL = 171,
+  /**
+   * A pinhole function without `pinhole_agent` configured.
+   */
+  SD_ERR_PINHOLES_OFF = 172,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -529,6 +542,48 @@ typedef uint32_t sd_seal_field;
 #endif // __cplusplus
 
 /**
+ * What `sd_pinholes_get` can read of one dialog of a snapshot. The module's RPC
+ * `sipsd.pinholes` shows them under the names `sd_pinhole_field_name` gives.
+ */
+enum sd_pinhole_field
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Call-ID.
+   */
+  SD_PINHOLE_FIELD_CALL_ID = 0,
+  /**
+   * The caller's tag.
+   */
+  SD_PINHOLE_FIELD_TAG = 1,
+  /**
+   * `offered` or `answered`.
+   */
+  SD_PINHOLE_FIELD_STAGE = 2,
+  /**
+   * The pinholes, `ADDR:PORT <- REMOTE[:PORT]` (`*`: any source), separated by `, `.
+   */
+  SD_PINHOLE_FIELD_FLOWS = 3,
+  /**
+   * Seconds until the agent drops them unless refreshed, decimal.
+   */
+  SD_PINHOLE_FIELD_EXPIRES = 4,
+  /**
+   * Seconds since the dialog's first pinhole, decimal.
+   */
+  SD_PINHOLE_FIELD_AGE = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sd_pinhole_field sd_pinhole_field;
+#else
+typedef uint32_t sd_pinhole_field;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Options for `sd_ctx_new`. Owned by C (a `Box`) from `sd_config_new` until
  * `sd_config_free`.
  */
@@ -541,6 +596,12 @@ typedef struct sd_config sd_config;
  * single-threaded); different processes may call at the same time.
  */
 typedef struct sd_ctx sd_ctx;
+
+/**
+ * A copy of the pinhole table at one moment. Owned by C (a `Box`) from
+ * `sd_pinholes_snapshot` until `sd_pinholes_free`.
+ */
+typedef struct sd_pinholes sd_pinholes;
 
 /**
  * The decrypted parts of one message. Owned by C (a `Box`) from `sd_unwrap_body` (or
@@ -1129,6 +1190,109 @@ uint32_t sd_crypto_field_count(void);
  * past the end.
  */
 const char *sd_crypto_field_name(uint32_t field);
+
+/**
+ * Whether `pinhole_agent` is configured (1) or not (0; also for NULL).
+ *
+ * # Safety
+ * `ctx` NULL or from `sd_ctx_new`.
+ */
+uint32_t sd_pinhole_enabled(const struct sd_ctx *ctx);
+
+/**
+ * Acts on the SDP that `plain` (the result of `sd_unwrap_body` for `msg`) disclosed: a
+ * request's offer is kept (and with `pinhole_on_offer=1` opens any-source pinholes to the
+ * offerer), a 1xx/2xx reply's answer opens the exact flows both ways. `plain` NULL (nothing
+ * was disclosed, e.g. a refused key): SD_NOT_FOR_ME, nothing opens. On SD_OK `*flows` is the
+ * number of pinholes the agent confirmed now (0 for an offer kept for its answer).
+ * SD_ERR_PINHOLE_AGENT when the agent did not confirm them all within `pinhole_timeout`.
+ *
+ * # Safety
+ * `ctx` from `sd_ctx_new`; `msg` and its fields valid for the call; `plain` NULL or from
+ * `sd_unwrap_body`; `flows` writable.
+ */
+sd_result sd_pinhole_open(const struct sd_ctx *ctx,
+                          const struct sd_msg *msg,
+                          const struct sd_plain *plain,
+                          uint32_t *flows);
+
+/**
+ * Deletes the pinholes of the dialog of `msg` (BYE or CANCEL from either side, a failed
+ * INVITE's final reply); `*flows` is how many the agent confirmed deleted. SD_OK also when
+ * the dialog had none. The dialog is forgotten even when the agent does not answer
+ * (SD_ERR_PINHOLE_AGENT): its pinholes then end by their lifetime.
+ *
+ * # Safety
+ * `ctx` from `sd_ctx_new`; `msg` and its fields valid for the call; `flows` writable.
+ */
+sd_result sd_pinhole_close(const struct sd_ctx *ctx, const struct sd_msg *msg, uint32_t *flows);
+
+/**
+ * `sd_pinhole_close` by dialog id (Call-ID and the caller's tag), for the SIP server's own
+ * dialog-end events.
+ *
+ * # Safety
+ * `ctx` from `sd_ctx_new`; both strings valid for the call.
+ */
+sd_result sd_pinhole_close_dialog(const struct sd_ctx *ctx,
+                                  struct sd_str call_id,
+                                  struct sd_str from_tag);
+
+/**
+ * Renews the lifetimes that are due and forgets dialogs past `pinhole_max_duration` whose
+ * pinholes expired; call it about once a second from one process (a timer). Each exchange
+ * is bounded by `pinhole_timeout`.
+ *
+ * # Safety
+ * `ctx` from `sd_ctx_new`.
+ */
+sd_result sd_pinhole_refresh(const struct sd_ctx *ctx);
+
+/**
+ * Copies the pinhole table into `*out` (free with `sd_pinholes_free`).
+ *
+ * # Safety
+ * `ctx` from `sd_ctx_new`; `out` writable.
+ */
+sd_result sd_pinholes_snapshot(const struct sd_ctx *ctx, struct sd_pinholes **out);
+
+/**
+ * Number of dialogs in a snapshot (0 for NULL).
+ *
+ * # Safety
+ * `p` NULL or from `sd_pinholes_snapshot`.
+ */
+size_t sd_pinholes_count(const struct sd_pinholes *p);
+
+/**
+ * Field `field` (an `sd_pinhole_field`) of dialog `index`: a view valid until
+ * `sd_pinholes_free(p)`; SD_ERR_INVALID_ARGUMENT out of range.
+ *
+ * # Safety
+ * `p` from `sd_pinholes_snapshot`; `out` writable.
+ */
+sd_result sd_pinholes_get(const struct sd_pinholes *p,
+                          size_t index,
+                          uint32_t field,
+                          struct sd_str *out);
+
+/**
+ * Frees a snapshot; NULL is accepted.
+ *
+ * # Safety
+ * `p` NULL or from `sd_pinholes_snapshot`, not yet freed, not used afterwards.
+ */
+void sd_pinholes_free(struct sd_pinholes *p);
+
+/**
+ * Number of `sd_pinhole_field` values.
+ */
+uint32_t sd_pinhole_field_count(void);
+
+/**
+ * The static, NUL-terminated name of `sd_pinhole_field` `field`; NULL past the end.
+ */
+const char *sd_pinhole_field_name(uint32_t field);
 
 /**
  * Number of decrypted parts (0 for NULL).

@@ -4,6 +4,7 @@
 
 use crate::crypto::keys::SignKeySpec;
 use crate::engine::edge::EdgeConfig;
+use crate::engine::pinhole::PinholeConfig;
 use crate::engine::proxy::config::{bad, number, pairs, parse_psk, parse_rsa_key};
 use crate::engine::proxy::{ProxyConfig, RotationPolicy};
 use crate::engine::{Error, Result};
@@ -27,6 +28,8 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// The edge's options (used with `role=edge`).
     pub edge: EdgeConfig,
+    /// The firewall pinholes (`pinhole_*`; off without `pinhole_agent`).
+    pub pinhole: PinholeConfig,
     /// Edge options that were set, to refuse them without `role=edge`.
     edge_options: Vec<String>,
 }
@@ -35,6 +38,9 @@ impl Config {
     /// Sets one option by name.
     pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
         let value = value.trim();
+        if self.pinhole.set(name, value)? {
+            return Ok(());
+        }
         match name {
             "role" => {
                 self.role = match value.to_ascii_lowercase().as_str() {

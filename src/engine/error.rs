@@ -89,6 +89,16 @@ pub enum Error {
     /// An edge operation on a context that is not configured as an edge (`role=edge`).
     #[error("this sipsd context is not an edge (role=edge)")]
     NotEdge,
+    /// The firewall agent did not confirm every pinhole in time (no answer, refused, or an
+    /// answer without a valid MAC).
+    #[error("firewall agent: {0}")]
+    PinholeAgent(String),
+    /// The pinhole table is full (`pinhole_capacity`): the dialog opens nothing.
+    #[error("pinhole table full")]
+    PinholeFull,
+    /// A pinhole function on a context without `pinhole_agent`.
+    #[error("no firewall agent configured (pinhole_agent)")]
+    PinholesOff,
 }
 
 /// Result alias of this layer.

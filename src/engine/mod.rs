@@ -12,6 +12,8 @@
 //! - [`cache`]: the per-dialog key cache in memory shared by every worker process.
 //! - [`cluster`]: the cache replicated between the nodes of a cluster (sealed messages the SIP
 //!   server's DMQ carries).
+//! - [`pinhole`]: firewall pinholes for the media of a disclosed offer/answer, asked of the
+//!   firewall agent over PCP, state per dialog in shared memory.
 //! - [`Error`]: what an engine operation fails with; it wraps each lower layer's error.
 
 pub mod cache;
@@ -19,6 +21,7 @@ pub mod cluster;
 pub mod config;
 pub mod edge;
 mod error;
+pub mod pinhole;
 pub mod proxy;
 pub mod signature;
 pub mod ua;

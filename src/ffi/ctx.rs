@@ -7,6 +7,7 @@ use super::result::{fail, sd_result};
 use std::ffi::c_char;
 
 use crate::engine::edge::Edge;
+use crate::engine::pinhole::Pinholes;
 use crate::engine::proxy::{self as stats, Decision, Proxy, SipMessage, Unwrapped};
 
 /// A proxy context. Owned by C (a `Box`) from `sd_ctx_new` until `sd_ctx_free`. Made once in
@@ -17,6 +18,8 @@ pub struct sd_ctx {
     pub(super) proxy: Proxy,
     /// With `role=edge`: the edge over the same keys and dialog key cache.
     pub(super) edge: Option<Edge>,
+    /// With `pinhole_agent`: the firewall pinholes of the dialogs (shared table).
+    pub(super) pinholes: Option<Pinholes>,
     /// Warnings of the last key load, NUL-free, for `sd_ctx_warning`.
     warnings: Vec<String>,
 }
@@ -60,12 +63,13 @@ pub unsafe extern "C" fn sd_ctx_new(cfg: *const sd_config, out: *mut *mut sd_ctx
         let made = cfg.inner.edge_config().and_then(|edge| {
             let proxy = Proxy::new(cfg.inner.proxy_config())?;
             let edge = edge.map(Edge::new).transpose()?;
-            Ok((proxy, edge))
+            let pinholes = Pinholes::new(&cfg.inner.pinhole)?;
+            Ok((proxy, edge, pinholes))
         });
         match made {
-            Ok((proxy, edge)) => {
+            Ok((proxy, edge, pinholes)) => {
                 let warnings = proxy.key_warnings();
-                *out = Box::into_raw(Box::new(sd_ctx { proxy, edge, warnings }));
+                *out = Box::into_raw(Box::new(sd_ctx { proxy, edge, pinholes, warnings }));
                 sd_result::SD_OK
             }
             Err(e) => fail(&e),

@@ -19,6 +19,7 @@ mod ctx;
 mod edge;
 mod fields;
 mod media;
+mod pinhole;
 mod plain;
 mod result;
 
@@ -43,6 +44,11 @@ pub use media::{
     sd_crypto_field, sd_crypto_field_count, sd_crypto_field_name, sd_media_field,
     sd_media_field_count, sd_media_field_name, sd_plain_crypto_count, sd_plain_crypto_get,
     sd_plain_media_count, sd_plain_media_get,
+};
+pub use pinhole::{
+    sd_pinhole_close, sd_pinhole_close_dialog, sd_pinhole_enabled, sd_pinhole_field,
+    sd_pinhole_field_count, sd_pinhole_field_name, sd_pinhole_open, sd_pinhole_refresh,
+    sd_pinholes, sd_pinholes_count, sd_pinholes_free, sd_pinholes_get, sd_pinholes_snapshot,
 };
 pub use plain::{
     sd_field, sd_field_count, sd_field_name, sd_plain, sd_plain_count, sd_plain_free,

@@ -98,6 +98,11 @@ impl sd_plain {
         }
     }
 
+    /// Every decrypted part.
+    pub(super) fn disclosed(&self) -> Vec<&DisclosedPart> {
+        self.parts.iter().map(|p| &p.part).collect()
+    }
+
     /// Part `index`, if there is one.
     pub(super) fn part(&self, index: usize) -> Option<&PartFields> {
         self.parts.get(index)

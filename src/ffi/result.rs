@@ -107,6 +107,13 @@ pub enum sd_result {
     /// A replication message was replayed, sent outside `cluster_max_skew`, or came from this
     /// node.
     SD_ERR_CLUSTER_REPLAY = 163,
+    /// The firewall agent did not confirm every pinhole within `pinhole_timeout` (no
+    /// answer, a refusal, or an answer without a valid MAC).
+    SD_ERR_PINHOLE_AGENT = 170,
+    /// The pinhole table is full (`pinhole_capacity`): nothing opened for the dialog.
+    SD_ERR_PINHOLE_FULL = 171,
+    /// A pinhole function without `pinhole_agent` configured.
+    SD_ERR_PINHOLES_OFF = 172,
 }
 
 /// The message of every result, one table: `ALL` (number order), `from_u32` and
@@ -177,6 +184,9 @@ result_messages! {
     SD_ERR_CLUSTER_SEAL => "replication message not sealed under a cluster key",
     SD_ERR_CLUSTER_MESSAGE => "replication message malformed",
     SD_ERR_CLUSTER_REPLAY => "replication message replayed, out of time, or from this node",
+    SD_ERR_PINHOLE_AGENT => "the firewall agent did not confirm the pinholes in time",
+    SD_ERR_PINHOLE_FULL => "pinhole table full",
+    SD_ERR_PINHOLES_OFF => "no firewall agent configured",
 }
 
 impl From<&Error> for sd_result {
@@ -235,6 +245,9 @@ impl From<&Error> for sd_result {
             Error::SignerUnknown => SD_ERR_SIGNER_UNKNOWN,
             Error::Unsigned => SD_ERR_UNSIGNED,
             Error::NotEdge => SD_ERR_NOT_EDGE,
+            Error::PinholeAgent(_) => SD_ERR_PINHOLE_AGENT,
+            Error::PinholeFull => SD_ERR_PINHOLE_FULL,
+            Error::PinholesOff => SD_ERR_PINHOLES_OFF,
         }
     }
 }

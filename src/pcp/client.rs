@@ -83,6 +83,9 @@ pub struct Flow {
     pub internal: SocketAddr,
     /// The peers allowed to send to it; empty: any source.
     pub remotes: Vec<Remote>,
+    /// Ask the agent to copy the media arriving at `internal` to its recorder (sipsd's MIRROR
+    /// option) while the pinhole lives.
+    pub mirror: bool,
 }
 
 impl Flow {
@@ -91,6 +94,7 @@ impl Flow {
         Flow {
             internal,
             remotes: Vec::new(),
+            mirror: false,
         }
     }
 
@@ -99,7 +103,14 @@ impl Flow {
         Flow {
             internal,
             remotes: vec![remote],
+            mirror: false,
         }
+    }
+
+    /// The same flow, mirrored to the agent's recorder (or not).
+    pub fn mirrored(mut self, mirror: bool) -> Self {
+        self.mirror = mirror;
+        self
     }
 
     fn check(&self) -> Result<(), PcpError> {
@@ -310,6 +321,7 @@ impl Client {
                     } else {
                         f.filters()
                     },
+                    mirror: f.mirror && lifetime != 0,
                     auth: None,
                 },
             });

@@ -37,6 +37,10 @@ pub mod option_code {
     /// sipsd's message authentication (docs/PROTOCOL.md §7): optional to process and private
     /// use, so a PCP server that does not know it ignores it.
     pub const SIPSD_AUTH: u8 = 0xF0;
+    /// sipsd's MIRROR (docs/PROTOCOL.md §7.6): copy the mapping's media to the agent's
+    /// configured recorder while the mapping lives. No data; optional to process and private
+    /// use: a server without a recorder (or any other PCP server) ignores it.
+    pub const SIPSD_MIRROR: u8 = 0xF1;
 }
 
 /// PCP opcodes this crate speaks (RFC 6887 §19.2). PEER (2) is decoded as unsupported.
@@ -182,6 +186,8 @@ pub struct Options {
     pub prefer_failure: bool,
     /// FILTER options in order.
     pub filters: Vec<Filter>,
+    /// sipsd's MIRROR option was present.
+    pub mirror: bool,
     /// sipsd's authentication option.
     pub auth: Option<AuthOption>,
 }
@@ -317,6 +323,9 @@ fn put_options(out: &mut Vec<u8>, o: &Options) {
         d.extend_from_slice(&f.remote_port.to_be_bytes());
         put_addr(&mut d, f.remote_addr);
         put_option(out, option_code::FILTER, &d);
+    }
+    if o.mirror {
+        put_option(out, option_code::SIPSD_MIRROR, &[]);
     }
 }
 
@@ -497,6 +506,18 @@ fn decode_options(b: &[u8], opcode: Opcode) -> Result<Options, PcpError> {
                     remote_addr,
                 });
             }
+            option_code::SIPSD_MIRROR => {
+                if opcode != Opcode::Map {
+                    return Err(malformed(code, "MIRROR is only valid for MAP"));
+                }
+                if len != 0 {
+                    return Err(malformed(code, "MIRROR length is not 0"));
+                }
+                if o.mirror {
+                    return Err(malformed(code, "MIRROR given twice"));
+                }
+                o.mirror = true;
+            }
             option_code::SIPSD_AUTH => {
                 if len != AUTH_DATA_LEN {
                     return Err(malformed(code, "authentication option length is not 52"));
@@ -619,6 +640,7 @@ mod tests {
                     remote_port: 50000,
                     remote_addr: "198.51.100.20".parse().unwrap(),
                 }],
+                mirror: true,
                 auth: None,
             },
         }
@@ -640,8 +662,9 @@ mod tests {
     fn request_round_trip_and_layout() {
         let r = map_request();
         let b = r.encode_unsigned();
-        // header 24 + MAP 36 + THIRD_PARTY 20 + PREFER_FAILURE 4 + FILTER 24
-        assert_eq!(b.len(), 24 + 36 + 20 + 4 + 24);
+        // header 24 + MAP 36 + THIRD_PARTY 20 + PREFER_FAILURE 4 + FILTER 24 + MIRROR 4
+        assert_eq!(b.len(), 24 + 36 + 20 + 4 + 24 + 4);
+        assert_eq!(&b[b.len() - 4..], &[option_code::SIPSD_MIRROR, 0, 0, 0]);
         assert_eq!(&b[..2], &[2, 1]);
         assert_eq!(&b[8..20], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
         assert_eq!(Request::decode(&b).unwrap(), r);

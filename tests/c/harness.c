@@ -593,6 +593,34 @@ int main(int argc, char **argv)
 	CHECK(sd_dialog_end(ctx, s(""), s("tag-a")) == SD_ERR_INVALID_MESSAGE,
 			"dialog end without Call-ID refused");
 
+	/* -- pinholes: off without pinhole_agent, every entry point says so -- */
+	{
+		uint32_t nflows = 7;
+		sd_pinholes *ph = (sd_pinholes *)1;
+		CHECK(sd_pinhole_enabled(ctx) == 0 && sd_pinhole_enabled(NULL) == 0,
+				"sd_pinhole_enabled: 0 without pinhole_agent");
+		CHECK(sd_pinhole_open(ctx, &m_after, NULL, &nflows) == SD_ERR_PINHOLES_OFF
+						&& nflows == 0,
+				"sd_pinhole_open without pinhole_agent: SD_ERR_PINHOLES_OFF, 0 flows");
+		CHECK(sd_pinhole_close(ctx, &m_after, &nflows) == SD_ERR_PINHOLES_OFF
+						&& sd_pinhole_refresh(ctx) == SD_ERR_PINHOLES_OFF
+						&& sd_pinholes_snapshot(ctx, &ph) == SD_ERR_PINHOLES_OFF && ph == NULL,
+				"sd_pinhole_close / _refresh / sd_pinholes_snapshot: SD_ERR_PINHOLES_OFF");
+		CHECK(sd_pinhole_open(ctx, &m_after, NULL, NULL) == SD_ERR_NULL_PARAMETER,
+				"sd_pinhole_open with a NULL out pointer refused");
+		CHECK(sd_pinhole_field_count() == 6
+						&& strcmp(sd_pinhole_field_name(SD_PINHOLE_FIELD_FLOWS), "flows") == 0
+						&& sd_pinhole_field_name(6) == NULL && sd_pinholes_count(NULL) == 0,
+				"sd_pinhole_field names (6, 'flows'), NULL past the end");
+		sd_pinholes_free(NULL);
+		sd_config *pc = sd_config_new();
+		CHECK(sd_config_set(pc, "pinhole_agent", "not an address") == SD_ERR_CONFIG
+						&& sd_config_set(pc, "pinhole_on_offer", "1") == SD_OK
+						&& sd_config_set(pc, "pinhole_key", "id=1") == SD_ERR_CONFIG,
+				"pinhole options checked as they are set");
+		sd_config_free(pc);
+	}
+
 	sd_msg m_bye_b = msg_of("call-b@example.org", "to-b", "tag-b", "BYE", 0, "", sdp);
 	m_bye_b.body.len = 0;
 	CHECK(sd_dialog_end_msg(ctx, &m_bye_b) == SD_OK

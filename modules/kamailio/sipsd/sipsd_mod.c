@@ -14,7 +14,8 @@
  *
  * Files: sipsd_mod.c (this one: export tables, modparams, proxy functions, RPC,
  * statistics), sipsd_pv.c ($sd(...) and KSR.sipsd.sd_get()), sipsd_edge.c
- * (sd_seal, sd_open), sipsd_dmq.c (clustering over DMQ), sipsd_mod.h (what they
+ * (sd_seal, sd_open), sipsd_dmq.c (clustering over DMQ), sipsd_fw.c (firewall
+ * pinholes: sd_pinhole_open, sd_pinhole_close), sipsd_mod.h (what they
  * share), sipsd_compat.h (Kamailio version differences).
  *
  * SPDX-License-Identifier: MIT OR Apache-2.0
@@ -54,6 +55,7 @@
 #include "sipsd_pv.h"
 #include "sipsd_dmq.h"
 #include "sipsd_edge.h"
+#include "sipsd_fw.h"
 
 MODULE_VERSION
 
@@ -98,6 +100,15 @@ static int sipsd_param_disclose_to(modparam_t type, void *val);
 static int sipsd_param_rotate_after(modparam_t type, void *val);
 static int sipsd_param_unsealable(modparam_t type, void *val);
 static int sipsd_param_sealed_base64(modparam_t type, void *val);
+static int sipsd_param_pinhole_agent(modparam_t type, void *val);
+static int sipsd_param_pinhole_key(modparam_t type, void *val);
+static int sipsd_param_pinhole_timeout(modparam_t type, void *val);
+static int sipsd_param_pinhole_retransmit(modparam_t type, void *val);
+static int sipsd_param_pinhole_lifetime(modparam_t type, void *val);
+static int sipsd_param_pinhole_on_offer(modparam_t type, void *val);
+static int sipsd_param_pinhole_max_duration(modparam_t type, void *val);
+static int sipsd_param_pinhole_capacity(modparam_t type, void *val);
+static int child_init(int rank);
 
 
 static void sipsd_rpc_stats(rpc_t *rpc, void *ctx);
@@ -133,6 +144,10 @@ static cmd_export_t cmds[] = {
 		0, 0, SD_ROUTES},
 	{"sd_seal", (cmd_function)w_sd_seal, 0,
 		0, 0, SD_ROUTES},
+	{"sd_pinhole_open", (cmd_function)w_sd_pinhole_open, 0,
+		0, 0, REQUEST_ROUTE | ONREPLY_ROUTE | FAILURE_ROUTE},
+	{"sd_pinhole_close", (cmd_function)w_sd_pinhole_close, 0,
+		0, 0, ANY_ROUTE},
 	{"sd_open", (cmd_function)w_sd_open, 0,
 		0, 0, SD_ROUTES},
 	{0, 0, 0, 0, 0, 0}
@@ -182,6 +197,17 @@ static param_export_t params[] = {
 	{"rotate_after",   PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_rotate_after},
 	{"unsealable",     PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_unsealable},
 	{"sealed_base64",  PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_sealed_base64},
+	{"pinhole_agent",  PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_pinhole_agent},
+	{"pinhole_key",    PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_pinhole_key},
+	{"pinhole_timeout", PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_pinhole_timeout},
+	{"pinhole_retransmit", PARAM_INT | USE_FUNC_PARAM,
+		(void *)sipsd_param_pinhole_retransmit},
+	{"pinhole_lifetime", PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_pinhole_lifetime},
+	{"pinhole_on_offer", PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_pinhole_on_offer},
+	{"pinhole_max_duration", PARAM_INT | USE_FUNC_PARAM,
+		(void *)sipsd_param_pinhole_max_duration},
+	{"pinhole_capacity", PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_pinhole_capacity},
+	{"pinhole_on_failure", PARAM_STR, &sipsd_pinhole_on_failure},
 	{0, 0, 0}
 };
 
@@ -196,6 +222,7 @@ static rpc_export_t sipsd_rpc_cmds[] = {
 	{"sipsd.stats",  sipsd_rpc_stats,  sipsd_rpc_stats_doc,  0},
 	{"sipsd.reload", sipsd_rpc_reload, sipsd_rpc_reload_doc, 0},
 	{"sipsd.cluster", sipsd_rpc_cluster, sipsd_rpc_cluster_doc, RET_ARRAY},
+	{"sipsd.pinholes", sipsd_rpc_pinholes, sipsd_rpc_pinholes_doc, RET_ARRAY},
 	{0, 0, 0, 0}
 };
 
@@ -214,7 +241,7 @@ struct module_exports exports = {
 	mod_pvs,         /* exported pseudo-variables */
 	0,               /* response handling function */
 	mod_init,        /* module initialization function */
-	0,               /* per-child init function: nothing per process */
+	child_init,      /* per-child init function: the pinhole refresh timer */
 	mod_destroy      /* module destroy function */
 };
 /* clang-format on */
@@ -496,6 +523,14 @@ SIPSD_STR_PARAM(disclose_to)
 SIPSD_INT_PARAM(rotate_after)
 SIPSD_STR_PARAM(unsealable)
 SIPSD_INT_PARAM(sealed_base64)
+SIPSD_STR_PARAM(pinhole_agent)
+SIPSD_STR_PARAM(pinhole_key)
+SIPSD_INT_PARAM(pinhole_timeout)
+SIPSD_INT_PARAM(pinhole_retransmit)
+SIPSD_INT_PARAM(pinhole_lifetime)
+SIPSD_INT_PARAM(pinhole_on_offer)
+SIPSD_INT_PARAM(pinhole_max_duration)
+SIPSD_INT_PARAM(pinhole_capacity)
 
 /* ---------------------------------------------------------------------- */
 /* dialog module: end the cached key when the dialog ends                  */
@@ -514,6 +549,7 @@ static void sipsd_dlg_end_cb(
 					|| params->rpl->first_line.u.reply.statuscode < 200
 					|| params->rpl->first_line.u.reply.statuscode >= 300))
 		return;
+	sipsd_fw_dialog_end(&dlg->callid, &dlg->tag[DLG_CALLER_LEG]);
 	r = sd_dialog_end(_sipsd_ctx, sipsd_sdstr(&dlg->callid),
 			sipsd_sdstr(&dlg->tag[DLG_CALLER_LEG]));
 	sipsd_dmq_replicate();
@@ -591,6 +627,10 @@ static int mod_init(void)
 			LM_WARN("%.*s\n", (int)w.len, (const char *)w.ptr);
 	}
 
+	/* pinhole_agent: firewall pinholes (sipsd_fw.c) */
+	if(sipsd_fw_init() != 0)
+		return -1;
+
 	if(sipsd_register_stats() != 0) {
 		LM_ERR("cannot register statistics\n");
 		return -1;
@@ -621,6 +661,11 @@ static int mod_init(void)
 			sd_version(), _sipsd_dlg_loaded ? "yes" : "no",
 			_sipsd_textops_loaded ? "yes" : "no", sipsd_log_plaintext);
 	return 0;
+}
+
+static int child_init(int rank)
+{
+	return sipsd_fw_child_init(rank);
 }
 
 static void mod_destroy(void)
@@ -1030,6 +1075,16 @@ static sr_kemi_t sr_kemi_sipsd_exports[] = {
 	},
 	{ str_init("sipsd"), str_init("sd_open"),
 		SR_KEMIP_INT, ki_sd_open,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("sipsd"), str_init("sd_pinhole_open"),
+		SR_KEMIP_INT, ki_sd_pinhole_open,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("sipsd"), str_init("sd_pinhole_close"),
+		SR_KEMIP_INT, ki_sd_pinhole_close,
 		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
 			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
 	},

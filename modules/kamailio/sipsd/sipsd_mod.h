@@ -38,6 +38,9 @@ typedef struct sipsd_last {
 	int has_generation;
 	unsigned int generation;
 	int body_replaced;
+	int has_pinholes;     /* sd_pinhole_open ran for this message */
+	sd_result pinhole_code;
+	unsigned int pinholes; /* pinholes the agent confirmed for it */
 } sipsd_last_t;
 
 /* sd_msg with the storage it borrows from besides the SIP buffer */

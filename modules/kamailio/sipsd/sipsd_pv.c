@@ -7,7 +7,7 @@
  *   NAME                        a field of the part (sd_field_name: body, media_addr,
  *                               media_count, ...), of the sealed body (sd_seal_field_name:
  *                               sealing, signer, ...) or of the last call (code, error,
- *                               generation)
+ *                               generation, pinholes: what sd_pinhole_open confirmed)
  *   media[I]/NAME               field NAME (sd_media_field_name) of media stream I
  *   media[I]/crypto[J]/NAME     field NAME (sd_crypto_field_name) of its a=crypto J
  *
@@ -46,11 +46,13 @@ enum sipsd_pv_call
 {
 	SIPSD_PV_CODE = 0,
 	SIPSD_PV_ERROR,
-	SIPSD_PV_GENERATION
+	SIPSD_PV_GENERATION,
+	SIPSD_PV_PINHOLES
 };
 
 static const str _sipsd_pv_call_names[] = {
-	str_init("code"), str_init("error"), str_init("generation")};
+	str_init("code"), str_init("error"), str_init("generation"),
+		str_init("pinholes")};
 
 /* a parsed name */
 typedef struct sipsd_pv_name {
@@ -168,6 +170,11 @@ static int sipsd_value(sip_msg_t *msg, const sipsd_pv_name_t *n, str *s, long *n
 					if(!l->has_generation)
 						return SIPSD_VAL_NULL;
 					*num = (long)l->generation;
+					return SIPSD_VAL_INT;
+				case SIPSD_PV_PINHOLES:
+					if(!l->has_pinholes)
+						return SIPSD_VAL_NULL;
+					*num = (long)l->pinholes;
 					return SIPSD_VAL_INT;
 			}
 			return SIPSD_VAL_NULL;

@@ -102,6 +102,24 @@ counters! {
     EdgeUnsealableRefused = "edge_unsealable_refused",
     /// Edge: bodies that could not be sealed and were sent in clear (unsealable=clear).
     EdgeSentClear = "edge_sent_clear",
+    /// Pinholes (one flow each) the firewall agent confirmed opened, narrowed or renewed.
+    PinholesOpened = "pinholes_opened",
+    /// Pinholes the firewall agent confirmed deleted (dialog end, or no longer negotiated).
+    PinholesClosed = "pinholes_closed",
+    /// Pinholes the agent refused (a result other than SUCCESS), or dialogs refused for a full pinhole table.
+    PinholesRefused = "pinholes_refused",
+    /// Dialogs past pinhole_max_duration whose pinholes were left to expire at the agent.
+    PinholesExpired = "pinholes_expired",
+    /// Dialogs whose pinhole lifetimes were renewed.
+    PinholesRefreshed = "pinholes_refreshed",
+    /// Exchanges with the firewall agent that failed: no answer in pinhole_timeout, no valid MAC, socket errors.
+    PinholeAgentErrors = "pinhole_agent_errors",
+    /// Exchanges with the firewall agent (open, narrow, refresh, delete).
+    PinholeExchanges = "pinhole_exchanges",
+    /// Sum of the exchanges' durations in microseconds (divide by pinhole_exchanges for the mean).
+    PinholeLatencyUs = "pinhole_latency_us",
+    /// Longest exchange with the firewall agent, microseconds.
+    PinholeLatencyMaxUs = "pinhole_latency_max_us",
 }
 
 const COUNT: usize = Counter::ALL.len();
@@ -157,6 +175,11 @@ impl SharedCounters {
     /// Adds `n`.
     pub fn add(&self, c: Counter, n: u64) {
         self.slot(c).fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Raises to `n` if lower.
+    pub fn max(&self, c: Counter, n: u64) {
+        self.slot(c).fetch_max(n, Ordering::Relaxed);
     }
 
     /// Reads one.

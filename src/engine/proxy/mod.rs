@@ -443,6 +443,16 @@ impl Proxy {
         self.counters.bump(c);
     }
 
+    /// Adds `n` to counter `c`.
+    pub(crate) fn count_n(&self, c: Counter, n: u64) {
+        self.counters.add(c, n);
+    }
+
+    /// Raises counter `c` to `n` if it is lower.
+    pub(crate) fn count_max(&self, c: Counter, n: u64) {
+        self.counters.max(c, n);
+    }
+
     /// Limits applied to bodies.
     pub(crate) fn limits(&self) -> &body::BodyLimits {
         &self.config.limits

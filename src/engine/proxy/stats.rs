@@ -7,13 +7,23 @@ use crate::engine::cache::CacheStats;
 use crate::engine::cluster::ClusterStats;
 
 /// The counters of a proxy and of its cache, summed over every process.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct ProxyStats {
     counters: [u64; Counter::ALL.len()],
     /// The dialog key cache's own figures.
     pub cache: CacheStats,
     /// The cluster's figures (zero without a cluster).
     pub cluster: ClusterStats,
+}
+
+impl Default for ProxyStats {
+    fn default() -> Self {
+        ProxyStats {
+            counters: [0; Counter::ALL.len()],
+            cache: CacheStats::default(),
+            cluster: ClusterStats::default(),
+        }
+    }
 }
 
 impl ProxyStats {

@@ -228,6 +228,14 @@ pub struct Config {
     /// The `nft` program.
     #[serde(default = "default_nft")]
     pub nft: PathBuf,
+    /// The recorder (docs/RECORDING.md §3): media of the mappings whose request carries
+    /// sipsd's MIRROR option is copied to this address (`dup to`), on `recorder_device`.
+    /// Without it MIRROR is ignored.
+    #[serde(default)]
+    pub recorder: Option<std::net::IpAddr>,
+    /// The interface towards the recorder (with `recorder`).
+    #[serde(default)]
+    pub recorder_device: Option<String>,
 }
 
 impl Config {
@@ -248,6 +256,9 @@ impl Config {
     fn check(&self) -> Result<(), String> {
         if self.allow.is_empty() {
             return Err("allow: name at least one proxy source".into());
+        }
+        if self.recorder.is_some() != self.recorder_device.is_some() {
+            return Err("recorder and recorder_device go together".into());
         }
         if self.require_auth && self.keys.is_empty() {
             return Err("require_auth is on but no [[key]] is configured".into());

@@ -436,6 +436,15 @@ impl Engine {
         if keys.is_empty() {
             keys.insert(Key::Open { internal });
         }
+        // mirroring only towards a recorder of the same family as the media
+        if o.mirror
+            && self
+                .cfg
+                .recorder
+                .is_some_and(|r| r.is_ipv4() == internal.is_ipv4())
+        {
+            keys.insert(Key::Mirror { internal });
+        }
         Ok(keys)
     }
 

@@ -28,7 +28,9 @@ use nftables::schema::{
     Chain, Counter, Element, FlushObject, NfCmd, NfListObject, NfObject, Nftables, Rule, Set,
     SetFlag, SetType, SetTypeValue, Table,
 };
-use nftables::stmt::{Accept, Counter as CounterRef, Drop, Mangle, Match, Operator, Statement};
+use nftables::stmt::{
+    Accept, Counter as CounterRef, Drop, Dup, Mangle, Match, Operator, Statement,
+};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
 use crate::config::{Config, Mode};
@@ -37,6 +39,10 @@ use crate::FwError;
 
 /// The agent's base chain.
 pub const CHAIN: &str = "forward";
+/// The base chain of the mirror tables (`ip TABLE_mirror`, `ip6 TABLE_mirror`: `dup` exists
+/// only in the ip and ip6 families): the forward hook one priority after the pinholes, so it
+/// only sees what the `forward` chain accepted (a dropped packet is never copied).
+pub const MIRROR_CHAIN: &str = "forward";
 /// The set used by the refresh probe.
 pub const PROBE_SET: &str = "probe";
 
@@ -110,7 +116,9 @@ fn addr_value(a: IpAddr) -> Expression<'static> {
 fn key_value(k: &Key) -> Expression<'static> {
     let port = |a: &SocketAddr| Expression::Number(u32::from(a.port()));
     match k {
-        Key::Open { internal } => concat(vec![addr_value(internal.ip()), port(internal)]),
+        Key::Open { internal } | Key::Mirror { internal } => {
+            concat(vec![addr_value(internal.ip()), port(internal)])
+        }
         Key::Peer { remote, internal } => concat(vec![
             addr_value(*remote),
             addr_value(internal.ip()),
@@ -133,7 +141,7 @@ fn set_type(name: &str) -> SetTypeValue<'static> {
     };
     let p = SetType::InetService;
     SetTypeValue::Concatenated(match &name[..4] {
-        "open" => vec![a, p].into(),
+        "open" | "mirr" => vec![a, p].into(),
         "peer" => vec![a, a, p].into(),
         _ => vec![a, p, a, p].into(),
     })
@@ -154,6 +162,20 @@ impl Nft {
         Cow::Owned(self.table.clone())
     }
 
+    /// The mirror tables' name.
+    pub fn mirror_table(&self) -> String {
+        format!("{}_mirror", self.table)
+    }
+
+    /// Where a set lives: the mirror sets in their ip / ip6 table, the others in the inet one.
+    fn place(&self, set: &str) -> (NfFamily, Cow<'static, str>) {
+        match set {
+            "mirror4" => (NfFamily::IP, Cow::Owned(self.mirror_table())),
+            "mirror6" => (NfFamily::IP6, Cow::Owned(self.mirror_table())),
+            _ => (NfFamily::INet, self.t()),
+        }
+    }
+
     fn run(&self, batch: Batch<'_>) -> Result<String, FwError> {
         let json = serde_json::to_string(&batch.to_nftables())
             .map_err(|e| FwError::Nft(format!("JSON: {e}")))?;
@@ -161,9 +183,10 @@ impl Nft {
     }
 
     fn set_obj(&self, name: &'static str) -> Set<'static> {
+        let (family, table) = self.place(name);
         Set {
-            family: NfFamily::INet,
-            table: self.t(),
+            family,
+            table,
             name: name.into(),
             handle: None,
             set_type: if name == PROBE_SET {
@@ -181,16 +204,22 @@ impl Nft {
         }
     }
 
-    fn chain_obj(&self, cfg: &Config) -> Chain<'static> {
+    fn base_chain_in(
+        &self,
+        family: NfFamily,
+        table: Cow<'static, str>,
+        name: &'static str,
+        prio: i32,
+    ) -> Chain<'static> {
         Chain {
-            family: NfFamily::INet,
-            table: self.t(),
-            name: CHAIN.into(),
+            family,
+            table,
+            name: name.into(),
             newname: None,
             handle: None,
             _type: Some(NfChainType::Filter),
             hook: Some(NfHook::Forward),
-            prio: Some(cfg.priority),
+            prio: Some(prio),
             dev: None,
             policy: Some(NfChainPolicy::Accept),
         }
@@ -279,6 +308,33 @@ impl Nft {
         rules
     }
 
+    /// The rules of the mirror table of family `fam` (`"ip"` or `"ip6"`): with a recorder of
+    /// that family, `ip daddr . udp dport @mirror4 dup to RECORDER device DEV`; none else.
+    pub fn mirror_rules(&self, cfg: &Config, fam: &str) -> Vec<Vec<Statement<'static>>> {
+        let (Some(rec), Some(dev)) = (cfg.recorder, &cfg.recorder_device) else {
+            return Vec::new();
+        };
+        let (ip, v) = if rec.is_ipv4() {
+            ("ip", "4")
+        } else {
+            ("ip6", "6")
+        };
+        if ip != fam {
+            return Vec::new();
+        }
+        vec![vec![
+            matches(
+                concat(vec![field(ip, "daddr"), field("udp", "dport")]),
+                Operator::EQ,
+                s(format!("@mirror{v}")),
+            ),
+            Statement::Dup(Dup {
+                addr: s(rec.to_string()),
+                dev: Some(s(dev.clone())),
+            }),
+        ]]
+    }
+
     /// Creates what is missing of the table, its sets and counters, and (re)writes the
     /// chain's rules, in one transaction. Existing set elements are kept as they are:
     /// restarting the agent neither flushes nor widens a pinhole. A set that exists with
@@ -300,21 +356,52 @@ impl Nft {
                 bytes: None,
             }));
         }
+        let mt = || Cow::Owned(self.mirror_table());
+        for family in [NfFamily::IP, NfFamily::IP6] {
+            b.add(NfListObject::Table(Table {
+                family,
+                name: mt(),
+                handle: None,
+            }));
+        }
         for name in SETS.iter().copied().chain([PROBE_SET]) {
             b.add(NfListObject::Set(Box::new(self.set_obj(name))));
         }
-        b.add(NfListObject::Chain(self.chain_obj(cfg)));
-        b.add_cmd(NfCmd::Flush(FlushObject::Chain(self.chain_obj(cfg))));
-        for expr in self.rules(cfg) {
-            b.add(NfListObject::Rule(Rule {
-                family: NfFamily::INet,
-                table: self.t(),
-                chain: CHAIN.into(),
-                expr: expr.into(),
-                handle: None,
-                index: None,
-                comment: None,
-            }));
+        let prio = cfg.priority.saturating_add(1);
+        for (family, table, chain, rules) in [
+            (NfFamily::INet, self.t(), CHAIN, self.rules(cfg)),
+            (
+                NfFamily::IP,
+                mt(),
+                MIRROR_CHAIN,
+                self.mirror_rules(cfg, "ip"),
+            ),
+            (
+                NfFamily::IP6,
+                mt(),
+                MIRROR_CHAIN,
+                self.mirror_rules(cfg, "ip6"),
+            ),
+        ] {
+            let p = if family == NfFamily::INet {
+                cfg.priority
+            } else {
+                prio
+            };
+            let c = self.base_chain_in(family, table.clone(), chain, p);
+            b.add(NfListObject::Chain(c.clone()));
+            b.add_cmd(NfCmd::Flush(FlushObject::Chain(c)));
+            for expr in rules {
+                b.add(NfListObject::Rule(Rule {
+                    family,
+                    table: table.clone(),
+                    chain: chain.into(),
+                    expr: expr.into(),
+                    handle: None,
+                    index: None,
+                    comment: None,
+                }));
+            }
         }
         self.run(b).map(|_| ())
     }
@@ -332,21 +419,23 @@ impl Nft {
                     timeout,
                     comment,
                 } => b.add(NfListObject::Element(Element {
-                    family: NfFamily::INet,
-                    table: self.t(),
+                    family: self.place(key.set()).0,
+                    table: self.place(key.set()).1,
                     name: key.set().into(),
                     elem: vec![Expression::Named(NamedExpression::Elem(Elem {
                         val: Box::new(key_value(key)),
                         timeout: Some(*timeout),
-                        expires: None,
+                        // an explicit expiry: re-adding an element with the same timeout
+                        // leaves its old expiry (Linux 6.18 too), an explicit one resets it
+                        expires: Some(*timeout),
                         comment: Some(comment.clone().into()),
                         counter: None,
                     }))]
                     .into(),
                 })),
                 Op::Delete(key) => b.delete(NfListObject::Element(Element {
-                    family: NfFamily::INet,
-                    table: self.t(),
+                    family: self.place(key.set()).0,
+                    table: self.place(key.set()).1,
                     name: key.set().into(),
                     elem: vec![key_value(key)].into(),
                 })),
@@ -356,7 +445,12 @@ impl Nft {
     }
 
     fn list_set(&self, name: &str) -> Result<Vec<Expression<'static>>, FwError> {
-        let args = ["list", "set", "inet", &self.table, name];
+        let (family, table) = match name {
+            "mirror4" => ("ip", self.mirror_table()),
+            "mirror6" => ("ip6", self.mirror_table()),
+            _ => ("inet", self.table.clone()),
+        };
+        let args = ["list", "set", family, &table, name];
         let out: Nftables<'static> =
             helper::get_current_ruleset_with_args(Some(&self.program), &args).map_err(nft_error)?;
         let mut elems = Vec::new();
@@ -393,13 +487,14 @@ impl Nft {
     }
 
     /// Finds out how this kernel refreshes a timeout: adds a probe element with 60 s, adds
-    /// it again with 3600 s, and reads what is left. Leaves nothing behind.
+    /// it again with 3600 s (timeout and expiry, as refreshes are sent), and reads what is
+    /// left. Leaves nothing behind.
     pub fn probe_refresh(&self) -> Result<Refresh, FwError> {
         let elem = |timeout| {
             Expression::Named(NamedExpression::Elem(Elem {
                 val: Box::new(Expression::Number(9)),
                 timeout: Some(timeout),
-                expires: None,
+                expires: Some(timeout),
                 comment: None,
                 counter: None,
             }))
@@ -481,6 +576,9 @@ fn parse_key(set: &str, val: &Expression<'_>) -> Option<Key> {
         },
         ("flow", [r, rp, a, p]) => Key::Flow {
             remote: SocketAddr::new(addr(r)?, port(rp)?),
+            internal: SocketAddr::new(addr(a)?, port(p)?),
+        },
+        ("mirr", [a, p]) => Key::Mirror {
             internal: SocketAddr::new(addr(a)?, port(p)?),
         },
         _ => return None,

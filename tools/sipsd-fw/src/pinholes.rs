@@ -45,10 +45,17 @@ pub enum Key {
         /// The media address:port.
         internal: SocketAddr,
     },
+    /// Media arriving at `internal` is copied to the recorder (sipsd's MIRROR option).
+    Mirror {
+        /// The media address:port.
+        internal: SocketAddr,
+    },
 }
 
 /// The kinds of sets, for both families.
-pub const SETS: [&str; 6] = ["open4", "open6", "peer4", "peer6", "flow4", "flow6"];
+pub const SETS: [&str; 8] = [
+    "open4", "open6", "peer4", "peer6", "flow4", "flow6", "mirror4", "mirror6",
+];
 
 impl Key {
     /// The set this element lives in.
@@ -61,15 +68,18 @@ impl Key {
             (Key::Peer { .. }, false) => "peer6",
             (Key::Flow { .. }, true) => "flow4",
             (Key::Flow { .. }, false) => "flow6",
+            (Key::Mirror { .. }, true) => "mirror4",
+            (Key::Mirror { .. }, false) => "mirror6",
         }
     }
 
     /// The media address:port the element leads to.
     pub fn internal(&self) -> SocketAddr {
         match *self {
-            Key::Open { internal } | Key::Peer { internal, .. } | Key::Flow { internal, .. } => {
-                internal
-            }
+            Key::Open { internal }
+            | Key::Peer { internal, .. }
+            | Key::Flow { internal, .. }
+            | Key::Mirror { internal } => internal,
         }
     }
 }
@@ -80,6 +90,7 @@ impl std::fmt::Display for Key {
             Key::Open { internal } => write!(f, "any -> {internal}"),
             Key::Peer { remote, internal } => write!(f, "{remote}:* <-> {internal}"),
             Key::Flow { remote, internal } => write!(f, "{remote} <-> {internal}"),
+            Key::Mirror { internal } => write!(f, "mirror {internal} -> recorder"),
         }
     }
 }

@@ -78,75 +78,18 @@ impl Bed {
 
     /// The elements of the pinhole sets, without their remaining time.
     fn elements(&self) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        for set in ["open4", "peer4", "flow4", "open6", "peer6", "flow6"] {
-            let json = self.topo.nft(&["-j", "list", "set", "inet", TABLE, set]);
-            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-            for o in v["nftables"].as_array().unwrap() {
-                for e in o["set"]["elem"].as_array().into_iter().flatten() {
-                    out.insert(format!(
-                        "{set} {} {}",
-                        e["elem"]["val"], e["elem"]["comment"]
-                    ));
-                }
-            }
-        }
-        out
+        self.topo.elements(TABLE)
     }
 
     fn show(&self, when: &str) {
-        println!("  --- agent's sets {when} (nft list set inet {TABLE} ...):");
-        for set in ["open4", "peer4", "flow4", "open6", "peer6", "flow6"] {
-            let text = self.topo.nft(&["list", "set", "inet", TABLE, set]);
-            if set.ends_with('6') && !text.contains("elements") {
-                continue;
-            }
-            let elems: Vec<&str> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| l.contains("comment") || l.starts_with("elements"))
-                .collect();
-            println!(
-                "      {set}: {}",
-                if elems.is_empty() {
-                    "(empty)".into()
-                } else {
-                    elems.join(" ")
-                }
-            );
-        }
+        self.topo.show_sets(TABLE, when);
     }
 
     /// Sends 20 RTP packets and checks they all arrive (`pass`) or none does, with the
     /// agent's counters agreeing.
     fn expect(&self, pass: bool, what: &str, from: (&str, SocketAddr), to: (&str, SocketAddr)) {
-        let (acc0, drop0) = (
-            self.topo.counter(TABLE, "accepted"),
-            self.topo.counter(self.drops_in, "dropped"),
-        );
-        let got = rtp_probe(from.0, from.1, to.0, to.1, 20);
-        let (acc1, drop1) = (
-            self.topo.counter(TABLE, "accepted"),
-            self.topo.counter(self.drops_in, "dropped"),
-        );
-        let (acc, dropped) = (acc1 - acc0, drop1 - drop0);
-        if pass {
-            assert!(
-                got == 20 && acc >= 20,
-                "{what}: {got}/20 arrived, accepted +{acc}, dropped +{dropped}"
-            );
-        } else {
-            assert!(
-                got == 0 && dropped >= 20,
-                "{what}: {got}/20 arrived, accepted +{acc}, dropped +{dropped}"
-            );
-        }
-        println!(
-            "  ok   {what} {} -> {}: {} ({got}/20 received; nft accepted +{acc}, dropped +{dropped})",
-            from.1,
-            to.1,
-            if pass { "passes" } else { "dropped" }
-        );
+        self.topo
+            .expect_media(TABLE, self.drops_in, pass, what, from, to);
     }
 
     fn raw_exchange(&self, bytes: &[u8]) -> Option<Response> {
@@ -222,19 +165,19 @@ fn pinholes_follow_the_dialog() {
     let key_path = dir.path().join("proxy1.key");
     write_key(&key_path, &KEY);
     let cfg_path = dir.path().join("fw.toml");
-    let write_config = move |mode: &str| {
+    let write_config = move |mode: &str, extra: &str| {
         std::fs::write(
             &cfg_path,
             format!(
                 "listen = \"{FW_MGMT}:5351\"\nallow = [\"{PROXY}\"]\ninterfaces = [\"fa\", \"fb\"]\n\
                  media_networks = [\"10.77.1.0/24\", \"10.77.2.0/24\", \"fd00:77:1::/64\", \"fd00:77:2::/64\"]\n\
-                 min_lifetime = 2\nmode = \"{mode}\"\nmark = 0x500000\n[[key]]\nid = 1\nfile = \"{}\"\n",
+                 min_lifetime = 2\nmode = \"{mode}\"\nmark = 0x500000\n{extra}[[key]]\nid = 1\nfile = \"{}\"\n",
                 key_path.display()
             ),
         )
         .unwrap()
     };
-    write_config("enforce");
+    write_config("enforce", "");
     let server = sa(FW_MGMT, 5351);
     let client = pcp_client(&topo.p, server, Some(&KEY), Duration::from_millis(50));
     let raw = in_ns(&topo.p, || {
@@ -660,9 +603,107 @@ fn pinholes_follow_the_dialog() {
     assert!(bed.elements().is_empty(), "{:?}", bed.elements());
     bed.expect(false, "IPv6 after BYE: callee -> caller", callee6, caller6);
 
+    // ---- mirroring: the agent copies a dialog's media to the recorder -----------------------
+    // The proxy's namespace stands in for the recorder host (it does not forward IP): its own
+    // prerouting counter counts the copies, addressed to the caller, that reach it.
+    bed.agent.kill();
+    write_config(
+        "enforce",
+        &format!("recorder = \"{PROXY}\"\nrecorder_device = \"fm\"\n"),
+    );
+    bed.start_agent();
+    let mirror_chain = bed
+        .topo
+        .nft(&["list", "chain", "ip", "sipsd_mirror", "forward"]);
+    assert!(
+        mirror_chain.contains("ip daddr . udp dport @mirror4 dup to 10.77.9.2 device \"fm\""),
+        "{mirror_chain}"
+    );
+    println!("  ok   agent restarted with a recorder: table ip sipsd_mirror, chain forward (one priority after the pinholes) dups @mirror4 to {PROXY} on fm:");
+    for l in mirror_chain.lines() {
+        println!("      {l}");
+    }
+    let rec_table = format!(
+        "table inet rec {{\n counter copies {{ }}\n chain pre {{\n  type filter hook prerouting priority -300; policy accept;\n  ip daddr {CALLER} udp dport 40000 counter name \"copies\"\n }}\n}}\n"
+    );
+    let mut load = std::process::Command::new("ip")
+        .args(["netns", "exec", &bed.topo.p, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut load.stdin.take().unwrap(), rec_table.as_bytes()).unwrap();
+    assert!(load.wait().unwrap().success(), "recorder's counter table");
+    let copies = || {
+        let json = sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &bed.topo.p,
+            "nft",
+            "-j",
+            "list",
+            "counter",
+            "inet",
+            "rec",
+            "copies",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        v["nftables"]
+            .as_array()
+            .and_then(|a| a.iter().find_map(|o| o["counter"]["packets"].as_u64()))
+            .unwrap()
+    };
+    let d5 = b"call-5@caller.example;from-tag=a5";
+    let mirrored: Vec<Flow> = answer.iter().cloned().map(|f| f.mirrored(true)).collect();
+    let x = bed.client.map(d5, &mirrored, 60, DEADLINE).unwrap();
+    assert!(x.all_succeeded(), "{}", result(&x));
+    bed.show("during call 5 (mirrored)");
+    let els = bed.elements();
+    assert_eq!(
+        els.iter().filter(|e| e.starts_with("mirror4")).count(),
+        4,
+        "{els:?}"
+    );
+    println!("  ok   call 5 asked with MIRROR: 4 pinholes and 4 mirror4 elements (RTP and RTCP of both sides)");
+    let c0 = copies();
+    bed.expect(true, "mirrored: callee -> caller", callee_rtp, caller_rtp);
+    let c1 = copies();
+    assert_eq!(c1 - c0, 20, "copies at the recorder");
+    println!("  ok   mirrored: the 20 packets reached the caller AND 20 copies (daddr {CALLER}:40000) reached the recorder");
+    bed.expect(
+        false,
+        "mirrored: other address -> caller",
+        other_host,
+        caller_rtp,
+    );
+    assert_eq!(copies(), c1, "a dropped packet is not copied");
+    println!("  ok   a packet the pinholes drop is not copied (the mirror chain runs after them)");
+    // the same mapping refreshed without MIRROR: the mirror elements go, the pinholes stay
+    let x = bed.client.map(d5, &answer, 60, DEADLINE).unwrap();
+    assert!(x.all_succeeded(), "{}", result(&x));
+    assert!(
+        !bed.elements().iter().any(|e| e.starts_with("mirror4")),
+        "{:?}",
+        bed.elements()
+    );
+    bed.expect(
+        true,
+        "mirror stopped: callee -> caller",
+        callee_rtp,
+        caller_rtp,
+    );
+    assert_eq!(copies(), c1, "no copies after the mirror stopped");
+    println!("  ok   MAP again without MIRROR: mirror elements removed, media still passes, no more copies");
+    let x = bed.client.map(d5, &mirrored, 60, DEADLINE).unwrap();
+    assert!(x.all_succeeded(), "{}", result(&x));
+    let x = bed.client.delete(d5, &answer, DEADLINE).unwrap();
+    assert!(x.all_succeeded(), "{}", result(&x));
+    assert!(bed.elements().is_empty(), "{:?}", bed.elements());
+    println!("  ok   mirrored again, then deleted (BYE): pinholes and mirror elements all gone");
+
     // ---- mark mode: the agent only marks, the host's own table drops unmarked media ---------
     bed.agent.kill();
-    write_config("mark");
+    write_config("mark", "");
     let host = "table inet host {\n counter dropped { }\n chain forward {\n  type filter hook forward priority filter; policy accept;\n  meta l4proto udp udp dport 1024-65535 meta mark & 0x500000 != 0x500000 counter name \"dropped\" drop\n }\n}\n";
     let mut load = std::process::Command::new("ip")
         .args(["netns", "exec", &bed.topo.f, "nft", "-f", "-"])

@@ -339,3 +339,113 @@ pub fn rtp_probe(from_ns: &str, from: SocketAddr, to_ns: &str, to: SocketAddr, n
     }
     got
 }
+
+/// Where the agent keeps a set: the mirror sets in `ip`/`ip6` TABLE_mirror, the others in
+/// `inet` TABLE.
+pub fn set_place(table: &str, set: &str) -> (&'static str, String) {
+    match set {
+        "mirror4" => ("ip", format!("{table}_mirror")),
+        "mirror6" => ("ip6", format!("{table}_mirror")),
+        _ => ("inet", table.to_string()),
+    }
+}
+
+/// The agent's pinhole sets.
+pub const PINHOLE_SETS: [&str; 8] = [
+    "open4", "peer4", "flow4", "mirror4", "open6", "peer6", "flow6", "mirror6",
+];
+
+impl Topology {
+    /// The elements of the agent's pinhole sets in `table`, without their remaining time.
+    pub fn elements(&self, table: &str) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for set in PINHOLE_SETS {
+            let (fam, t) = set_place(table, set);
+            let json = self.nft(&["-j", "list", "set", fam, &t, set]);
+            let v: serde_json::Value = serde_json::from_str(&json).expect("nft JSON");
+            for o in v["nftables"].as_array().into_iter().flatten() {
+                for e in o["set"]["elem"].as_array().into_iter().flatten() {
+                    out.insert(format!(
+                        "{set} {} {}",
+                        e["elem"]["val"], e["elem"]["comment"]
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// Prints the elements of the agent's sets (`when`: before, during, after ...).
+    pub fn show_sets(&self, table: &str, when: &str) {
+        println!("  --- agent's sets {when} (nft list set inet {table} ...):");
+        for set in PINHOLE_SETS {
+            let (fam, t) = set_place(table, set);
+            let text = self.nft(&["list", "set", fam, &t, set]);
+            if set.ends_with('6') && !text.contains("elements") {
+                continue;
+            }
+            let elems: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.contains("comment") || l.starts_with("elements"))
+                .collect();
+            println!(
+                "      {set}: {}",
+                if elems.is_empty() {
+                    "(empty)".into()
+                } else {
+                    elems.join(" ")
+                }
+            );
+        }
+    }
+
+    /// Sends 20 RTP packets from `from` to `to` (namespace, address) and checks that all
+    /// arrive (`pass`) or none does, the nft counters `accepted` of `table` and `dropped` of
+    /// `drops_in` agreeing; prints what it checked.
+    pub fn expect_media(
+        &self,
+        table: &str,
+        drops_in: &str,
+        pass: bool,
+        what: &str,
+        from: (&str, SocketAddr),
+        to: (&str, SocketAddr),
+    ) {
+        let (acc0, drop0) = (
+            self.counter(table, "accepted"),
+            self.counter(drops_in, "dropped"),
+        );
+        let got = rtp_probe(from.0, from.1, to.0, to.1, 20);
+        let (acc1, drop1) = (
+            self.counter(table, "accepted"),
+            self.counter(drops_in, "dropped"),
+        );
+        let (acc, dropped) = (acc1 - acc0, drop1 - drop0);
+        if pass {
+            assert!(
+                got == 20 && acc >= 20,
+                "{what}: {got}/20 arrived, accepted +{acc}, dropped +{dropped}"
+            );
+        } else {
+            assert!(
+                got == 0 && dropped >= 20,
+                "{what}: {got}/20 arrived, accepted +{acc}, dropped +{dropped}"
+            );
+        }
+        println!(
+            "  ok   {what} {} -> {}: {} ({got}/20 received; nft accepted +{acc}, dropped +{dropped})",
+            from.1,
+            to.1,
+            if pass { "passes" } else { "dropped" }
+        );
+    }
+}
+
+/// A PCP client in this process's own namespace, key id 1.
+pub fn pcp_client_here(server: SocketAddr, key: &[u8]) -> sipsd::pcp::Client {
+    let mut cfg = sipsd::pcp::ClientConfig::new(server);
+    cfg.key = Some(sipsd::pcp::AuthKey::new(1, key).expect("key"));
+    cfg.initial_retransmit = Duration::from_millis(50);
+    sipsd::pcp::Client::new(cfg).expect("client")
+}

@@ -1,0 +1,783 @@
+//! Firewall pinholes from Kamailio: P1 (cfg-examples/trusted-proxy.cfg with build/sipsd.so,
+//! `-A WITH_PINHOLES`) reads the sealed offer and answer of real SIP calls and asks the real
+//! firewall agent (`sipsd-fw`, nftables) for exactly the negotiated media; RTP-shaped UDP
+//! from both sides crosses the firewall namespace, counted by the receivers and by the
+//! agent's nft counters.
+//!
+//! ```text
+//!   caller net 10.77.1.2 ── fw (sipsd-fw, table inet sipsd) ── callee net 10.77.2.2 (+ .3)
+//!                              │ 10.77.8.1:5351 PCP + MAC
+//!   this namespace 10.77.8.2: P1 (Kamailio + sipsd) on 127.0.0.1, the SIP caller and callee
+//! ```
+//! The namespaces are the agent's own test topology (tools/sipsd-fw/tests/support/netns.rs);
+//! SIP stays on loopback, the SDP names the media addresses in the namespaces.
+//!
+//! Checked, each printed: (call 1) before the answer the callee's media to the caller and
+//! the caller's to the callee are dropped; after the 200 OK both ways pass (RTP and RTCP),
+//! another port of the caller and another source are dropped; `sipsd.pinholes` lists the
+//! dialog; the key-replacement attack (same Call-ID and From tag, a new key wrapped for P1,
+//! no proof; initial and in-dialog) opens nothing; the agent killed and restarted mid-call
+//! keeps the media passing and the same elements; the lifetimes are refreshed; a re-INVITE
+//! with new ports moves the pinholes (the old ones deleted); after the BYE
+//! nothing passes. (call 2) its BYE is lost: once pinhole_max_duration and the lifetime are
+//! over, the agent's elements expire and nothing passes. Statistics agree. (P1 restarted with
+//! pinhole_on_offer=1, pinhole_on_failure=reject) the agent down: the INVITE is answered 503
+//! and not forwarded, nothing stays open; call 4: early media passes from any source at the
+//! offer, the answer narrows it to the callee, the BYE closes it.
+//!
+//! Needs root (namespaces, nftables), kamailio, kamcmd and build/sipsd.so (make); otherwise
+//! SKIPPED unless SIPSD_REQUIRE_E2E=1. Run: `cargo test --test kamailio_pinholes -- --nocapture`.
+
+#[macro_use]
+mod support;
+
+#[path = "../tools/sipsd-fw/tests/support/netns.rs"]
+mod netns;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sipsd::crypto::cms::{ContentAlg, IdKind, RsaPadding};
+use sipsd::engine::ua::UaSession;
+use sipsd::sip::body::BodyOptions;
+
+use netns::{Guard, Topology, CALLEE, CALLER, OTHER};
+use support::dialog::{lines, received, Dialog};
+use support::kamailio::{next_hop, Kamailio, P1};
+use support::procs::wait_for;
+use support::sip::{reply, reply_with, Peer};
+use support::tools::{Need, Tools};
+use support::vectors::cert_recipient;
+use support::work::WorkDir;
+
+const TABLE: &str = "sipsd";
+const KEY: [u8; 32] = *b"kamailio pinholes key, 32 bytes!";
+const FW_LINK: &str = "10.77.8.1";
+const HERE_LINK: &str = "10.77.8.2";
+const LIFETIME: u64 = 4;
+const MAX_DURATION: u64 = 14;
+
+fn sa(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+fn sdp(user: &str, addr: &str, port: u16) -> Vec<u8> {
+    format!(
+        "v=0\r\no={user} 1 1 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n\
+         m=audio {port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfUmVhbGx5U2VjcmV0U0RFU0tleU1hcmtlcjEy\r\n"
+    )
+    .into_bytes()
+}
+
+/// A veth between this namespace (HERE_LINK) and the firewall's (FW_LINK): P1's path to the
+/// agent. Deleted with the firewall namespace, and on drop.
+struct Link(String);
+
+impl Link {
+    fn new(topo: &Topology) -> Link {
+        let name = format!("sph{}", std::process::id());
+        netns::sh(&[
+            "ip", "link", "add", &name, "type", "veth", "peer", "name", "fr", "netns", &topo.f,
+        ]);
+        let l = Link(name);
+        let here = format!("{HERE_LINK}/30");
+        let fw = format!("{FW_LINK}/30");
+        netns::sh(&["ip", "addr", "add", &here, "dev", &l.0]);
+        netns::sh(&["ip", "link", "set", &l.0, "up"]);
+        netns::sh(&["ip", "-n", &topo.f, "addr", "add", &fw, "dev", "fr"]);
+        netns::sh(&["ip", "-n", &topo.f, "link", "set", "fr", "up"]);
+        l
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.0])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// The agent binary of this workspace, built if missing.
+fn agent_bin(root: &Path) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let bin = target.join("debug/sipsd-fw");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .args(["build", "-q", "-p", "sipsd-fw"])
+        .current_dir(root)
+        .status()
+        .expect("cargo build -p sipsd-fw");
+    assert!(st.success() && bin.is_file(), "build {}", bin.display());
+    bin
+}
+
+struct Bed {
+    topo: Topology,
+    dir: PathBuf,
+    bin: PathBuf,
+    agent: Guard,
+}
+
+impl Bed {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
+    }
+
+    fn start_agent(&mut self) {
+        self.agent = netns::start_agent(
+            &self.bin,
+            &self.topo,
+            &self.dir.join("fw.toml"),
+            &self.dir.join("agent.log"),
+        );
+        let client = netns::pcp_client_here(sa(FW_LINK, 5351), &KEY);
+        let t = Instant::now();
+        while !client
+            .announce(Duration::from_millis(200))
+            .unwrap()
+            .all_succeeded()
+        {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "agent did not answer; log:\n{}",
+                self.log_text()
+            );
+        }
+    }
+
+    fn expect(&self, pass: bool, what: &str, from: (&str, SocketAddr), to: (&str, SocketAddr)) {
+        self.topo.expect_media(TABLE, TABLE, pass, what, from, to);
+    }
+
+    fn elements(&self) -> std::collections::BTreeSet<String> {
+        self.topo.elements(TABLE)
+    }
+}
+
+/// P1's `sipsd-fw:` line for `call` and `what` (INVITE, INVITE200), once it is logged.
+fn fw_line(p1: &Kamailio, call: &str, what: &str) -> Option<String> {
+    let needle = format!("sipsd-fw: call={call} what={what} ");
+    let mut found = None;
+    wait_for(Duration::from_secs(5), || {
+        found = p1
+            .log_text()
+            .lines()
+            .rev()
+            .find(|l| l.contains(&needle))
+            .map(|l| l[l.find("sipsd-fw:").unwrap_or(0)..].to_string());
+        found.is_some()
+    });
+    found
+}
+
+#[test]
+fn pinholes_follow_calls_through_kamailio() {
+    let _serial = support::serial();
+    if netns::skip_unless_able("kamailio_pinholes") {
+        return;
+    }
+    let Some(t) = Tools::require(
+        "kamailio_pinholes",
+        &[Need::Kamailio, Need::Kamcmd, Need::Module, Need::Keys],
+    ) else {
+        return;
+    };
+    let started = Instant::now();
+    let work = WorkDir::new("pinholes");
+    let dir = work.path().to_path_buf();
+    let topo = Topology::new("k");
+    let _link = Link::new(&topo);
+    let key_path = dir.join("pcp.key");
+    netns::write_key(&key_path, &KEY);
+    std::fs::write(
+        dir.join("fw.toml"),
+        format!(
+            "listen = \"{FW_LINK}:5351\"\nallow = [\"{HERE_LINK}\"]\ninterfaces = [\"fa\", \"fb\"]\n\
+             media_networks = [\"10.77.1.0/24\", \"10.77.2.0/24\"]\nmedia_ports = \"10000-65535\"\n\
+             min_lifetime = 2\n[[key]]\nid = 1\nfile = \"{}\"\n",
+            key_path.display()
+        ),
+    )
+    .unwrap();
+    let mut bed = Bed {
+        topo,
+        dir: dir.clone(),
+        bin: agent_bin(&t.root),
+        agent: Guard(None),
+    };
+    bed.start_agent();
+    println!(
+        "  ok   agent up in {} on {FW_LINK}:5351 (table inet {TABLE})",
+        bed.topo.f
+    );
+    println!("  --- the agent's table before any call (nft list table inet {TABLE}):");
+    for l in bed.topo.nft(&["list", "table", "inet", TABLE]).lines() {
+        println!("      {l}");
+    }
+
+    let caller = Peer::bind();
+    let callee = Peer::bind();
+    let hop = next_hop(callee.port());
+    let agent = format!("{FW_LINK}:5351");
+    let key = key_path.to_string_lossy().into_owned();
+    let (life, maxd) = (LIFETIME.to_string(), MAX_DURATION.to_string());
+    let mut p1 = P1::start(
+        &t,
+        &dir,
+        &[
+            ("NEXT_HOP", Some(hop.as_str())),
+            ("WITH_PINHOLES", None),
+            ("PINHOLE_AGENT", Some(&agent)),
+            ("PINHOLE_KEY", Some(&key)),
+            ("PINHOLE_LIFETIME", Some(&life)),
+            ("PINHOLE_MAX_DURATION", Some(&maxd)),
+        ],
+    );
+    println!(
+        "P1 (pid {}) on 127.0.0.1:{}, pinhole_agent {agent}, lifetime {LIFETIME} s, max duration {MAX_DURATION} s",
+        p1.pid(),
+        p1.port
+    );
+
+    let (a, b) = (bed.topo.a.clone(), bed.topo.b.clone());
+    let caller_rtp = (a.as_str(), sa(CALLER, 40000));
+    let caller_rtcp = (a.as_str(), sa(CALLER, 40001));
+    let caller_other = (a.as_str(), sa(CALLER, 40010));
+    let callee_rtp = (b.as_str(), sa(CALLEE, 50000));
+    let callee_rtcp = (b.as_str(), sa(CALLEE, 50001));
+    let other_host = (b.as_str(), sa(OTHER, 50000));
+    let recipients = ["callee", "proxy1"]
+        .map(|w| cert_recipient(w, IdKind::IssuerSerial, RsaPadding::OaepSha256));
+    let opts = BodyOptions::default();
+
+    // ---- call 1: offer ------------------------------------------------------------------
+    let c1 = "fw-1@test";
+    bed.topo.show_sets(TABLE, "before call 1");
+    let (mut d, invite) = Dialog::offer(
+        c1,
+        &sdp("alice", CALLER, 40000),
+        &recipients,
+        ContentAlg::Aes256Gcm,
+        &p1,
+        callee.port(),
+    );
+    caller.send(p1.port, &invite.build(caller.port()));
+    let inv = received(&callee, c1, "INVITE", 1).expect("P1 relays the INVITE");
+    let line = fw_line(&p1, c1, "INVITE").unwrap_or_default();
+    check!(
+        line.contains("rc=1 pinholes=0"),
+        "offer: sd_pinhole_open() kept it, nothing opened before the answer ({line})"
+    );
+    bed.topo
+        .show_sets(TABLE, "after the offer (pinhole_on_offer=0)");
+    check!(
+        bed.elements().is_empty(),
+        "offer only: the agent's sets are empty"
+    );
+    bed.expect(
+        false,
+        "before the answer: callee -> caller",
+        callee_rtp,
+        caller_rtp,
+    );
+    bed.expect(
+        false,
+        "before the answer: caller -> callee",
+        caller_rtp,
+        callee_rtp,
+    );
+
+    // ---- call 1: answer ----------------------------------------------------------------
+    let answer =
+        d.ua.encrypt("application/sdp", &sdp("bob", CALLEE, 50000), &opts)
+            .expect("the answer under the dialog key");
+    let t_answer = Instant::now();
+    callee.send(
+        p1.port,
+        &reply_with(
+            &inv,
+            200,
+            "OK",
+            &[("Content-Type", answer.content_type.as_str())],
+            &answer.body,
+        ),
+    );
+    let ok = caller
+        .wait(Duration::from_secs(5), |m| {
+            m.status() == Some(200) && m.call_id() == c1
+        })
+        .expect("the 200 OK reaches the caller");
+    let effective = t_answer.elapsed();
+    d.learn_route(&ok);
+    let line = fw_line(&p1, c1, "INVITE200").unwrap_or_default();
+    check!(
+        line.contains("rc=1 pinholes=4"),
+        "answer: 4 pinholes confirmed by the agent (RTP and RTCP both ways), $sd(pinholes)=4 ({line}); 200 OK relayed {effective:?} after the callee sent it"
+    );
+    bed.topo
+        .show_sets(TABLE, "after the answer (during call 1)");
+    let during = bed.elements();
+    check!(
+        during.len() == 4 && !during.iter().any(|e| e.starts_with("open4")),
+        "answered: 4 exact elements, no any-source one: {during:?}"
+    );
+    bed.expect(true, "answered: callee -> caller", callee_rtp, caller_rtp);
+    bed.expect(true, "answered: caller -> callee", caller_rtp, callee_rtp);
+    bed.expect(
+        true,
+        "answered: callee RTCP -> caller RTCP",
+        callee_rtcp,
+        caller_rtcp,
+    );
+    bed.expect(
+        true,
+        "answered: caller RTCP -> callee RTCP",
+        caller_rtcp,
+        callee_rtcp,
+    );
+    bed.expect(
+        false,
+        "answered: another source -> caller",
+        other_host,
+        caller_rtp,
+    );
+    bed.expect(
+        false,
+        "answered: callee -> another port of the caller",
+        callee_rtp,
+        caller_other,
+    );
+    let rpc = p1.rpc(&["sipsd.pinholes"]);
+    check!(
+        rpc.contains(c1)
+            && rpc.contains("answered")
+            && rpc.contains("10.77.1.2:40000 <- 10.77.2.2:50000"),
+        "RPC sipsd.pinholes lists the dialog, answered, with its flows:\n{}",
+        rpc.trim_end()
+    );
+
+    // ---- the key-replacement attack: same Call-ID and From tag, a new key, no proof ------
+    let (mut stranger, atk) = Dialog::offer(
+        c1,
+        &sdp("mallory", CALLER, 40010),
+        &recipients,
+        ContentAlg::Aes256Gcm,
+        &p1,
+        callee.port(),
+    );
+    caller.send(p1.port, &atk.build(caller.port()));
+    wait_for(Duration::from_secs(5), || {
+        lines(&p1, c1, "INVITE").len() >= 2
+    });
+    let l = lines(&p1, c1, "INVITE");
+    check!(
+        l.len() >= 2 && !l[1].decrypted,
+        "attack, initial INVITE with a new key wrapped for P1: not decrypted ({})",
+        l.get(1).map(|x| x.get("code")).unwrap_or_default()
+    );
+    stranger.learn_route(&ok);
+    let (_, fresh) = UaSession::offer(
+        "application/sdp",
+        &sdp("mallory", OTHER, 50010),
+        &recipients,
+        ContentAlg::Aes256Gcm,
+        None,
+        &opts,
+    )
+    .expect("seal");
+    caller.send(
+        p1.port,
+        &stranger.request("INVITE", &fresh).build(caller.port()),
+    );
+    wait_for(Duration::from_secs(5), || {
+        lines(&p1, c1, "INVITE").len() >= 3
+    });
+    let l = lines(&p1, c1, "INVITE");
+    check!(
+        l.len() >= 3 && !l[2].decrypted,
+        "attack, re-INVITE with a new key and no rotation proof: not decrypted ({})",
+        l.get(2).map(|x| x.get("code")).unwrap_or_default()
+    );
+    check!(
+        bed.elements() == during,
+        "the attacks opened no pinhole: the same 4 elements"
+    );
+    bed.expect(
+        false,
+        "after the attack: callee -> the attacker's port",
+        callee_rtp,
+        caller_other,
+    );
+    bed.expect(
+        false,
+        "after the attack: the attacker's address -> caller",
+        other_host,
+        caller_rtp,
+    );
+
+    // ---- agent restarted mid-call ----------------------------------------------------------
+    bed.agent.kill();
+    bed.expect(true, "agent down: callee -> caller", callee_rtp, caller_rtp);
+    bed.start_agent();
+    bed.topo.show_sets(TABLE, "after the agent's restart");
+    check!(
+        bed.elements() == during,
+        "agent restarted (SIGKILL, then run): the same 4 elements, nothing added or flushed"
+    );
+    bed.expect(
+        true,
+        "after restart: callee -> caller",
+        callee_rtp,
+        caller_rtp,
+    );
+    bed.expect(
+        true,
+        "after restart: caller -> callee",
+        caller_rtp,
+        callee_rtp,
+    );
+    bed.expect(
+        false,
+        "after restart: another source -> caller",
+        other_host,
+        caller_rtp,
+    );
+    let refreshed = wait_for(Duration::from_secs(2 * LIFETIME), || {
+        p1.rpc_fields(&["sipsd.stats"])
+            .get("pinholes_refreshed")
+            .is_some_and(|n| *n > 0)
+    });
+    check!(
+        refreshed && bed.elements() == during,
+        "the timer process refreshed the lifetimes (pinholes_refreshed > 0), elements unchanged"
+    );
+    bed.expect(
+        true,
+        "after the refresh: callee -> caller",
+        callee_rtp,
+        caller_rtp,
+    );
+
+    // ---- re-INVITE with new media: the pinholes follow
+    let reinv = d.encrypted("INVITE", &sdp("alice", CALLER, 40020));
+    caller.send(p1.port, &reinv.build(caller.port()));
+    let rinv = callee
+        .wait(Duration::from_secs(5), |m| {
+            m.method() == "INVITE" && m.call_id() == c1 && m.body == reinv.body
+        })
+        .expect("P1 relays the re-INVITE");
+    let reans =
+        d.ua.encrypt("application/sdp", &sdp("bob", CALLEE, 50020), &opts)
+            .expect("the new answer");
+    callee.send(
+        p1.port,
+        &reply_with(
+            &rinv,
+            200,
+            "OK",
+            &[("Content-Type", reans.content_type.as_str())],
+            &reans.body,
+        ),
+    );
+    let moved = wait_for(Duration::from_secs(5), || {
+        let e = bed.elements();
+        e.len() == 4 && e.iter().all(|x| x.contains("40020") || x.contains("40021"))
+    });
+    bed.topo
+        .show_sets(TABLE, "after the re-INVITE (new ports 40020 / 50020)");
+    check!(
+        moved,
+        "re-INVITE answered: 4 elements for the new ports, the old ones deleted"
+    );
+    let reinv_line = lines(&p1, c1, "INVITE");
+    check!(
+        reinv_line.last().is_some_and(|l| l.decrypted && l.get("source") == "cache")
+            && caller
+                .received()
+                .iter()
+                .any(|m| m.call_id() == c1 && m.status() == Some(408)),
+        "the re-INVITE opened with the dialog key: the stranger's INVITE, refused and failed (408), ended neither the key nor the pinholes"
+    );
+    let caller_rtp = (a.as_str(), sa(CALLER, 40020));
+    let caller_rtcp = (a.as_str(), sa(CALLER, 40021));
+    let callee_rtp = (b.as_str(), sa(CALLEE, 50020));
+    let callee_rtcp = (b.as_str(), sa(CALLEE, 50021));
+    bed.expect(
+        true,
+        "re-INVITE: callee -> caller (new ports)",
+        callee_rtp,
+        caller_rtp,
+    );
+    bed.expect(
+        true,
+        "re-INVITE: caller -> callee (new ports)",
+        caller_rtp,
+        callee_rtp,
+    );
+    bed.expect(
+        false,
+        "re-INVITE: the old ports no longer pass",
+        (b.as_str(), sa(CALLEE, 50000)),
+        (a.as_str(), sa(CALLER, 40000)),
+    );
+
+    // ---- BYE ------------------------------------------------------------------------------------
+    let bye = d.bare("BYE");
+    caller.send(p1.port, &bye.build(caller.port()));
+    let breq = received(&callee, c1, "BYE", d.cseq()).expect("P1 relays the BYE");
+    callee.send(p1.port, &reply(&breq, 200, "OK"));
+    let gone = wait_for(Duration::from_secs(5), || bed.elements().is_empty());
+    bed.topo.show_sets(TABLE, "after call 1's BYE");
+    check!(gone, "BYE answered 200: the agent's sets are empty");
+    bed.expect(false, "after BYE: callee -> caller", callee_rtp, caller_rtp);
+    bed.expect(false, "after BYE: caller -> callee", caller_rtp, callee_rtp);
+    bed.expect(
+        false,
+        "after BYE: callee RTCP -> caller RTCP",
+        callee_rtcp,
+        caller_rtcp,
+    );
+
+    let caller_rtp = (a.as_str(), sa(CALLER, 40000));
+    let callee_rtp = (b.as_str(), sa(CALLEE, 50000));
+
+    // ---- call 2: the BYE is lost -----------------------------------------------------------------
+    let c2 = "fw-2@test";
+    let (mut d2, invite) = Dialog::offer(
+        c2,
+        &sdp("alice", CALLER, 40000),
+        &recipients,
+        ContentAlg::Aes256Gcm,
+        &p1,
+        callee.port(),
+    );
+    caller.send(p1.port, &invite.build(caller.port()));
+    let inv = received(&callee, c2, "INVITE", 1).expect("P1 relays call 2's INVITE");
+    let answer = d2
+        .ua
+        .encrypt("application/sdp", &sdp("bob", CALLEE, 50000), &opts)
+        .expect("answer");
+    let t2 = Instant::now();
+    callee.send(
+        p1.port,
+        &reply_with(
+            &inv,
+            200,
+            "OK",
+            &[("Content-Type", answer.content_type.as_str())],
+            &answer.body,
+        ),
+    );
+    let line = fw_line(&p1, c2, "INVITE200").unwrap_or_default();
+    check!(line.contains("pinholes=4"), "call 2 answered: {line}");
+    bed.expect(true, "call 2: callee -> caller", callee_rtp, caller_rtp);
+    bed.expect(true, "call 2: caller -> callee", caller_rtp, callee_rtp);
+    bed.topo
+        .show_sets(TABLE, "during call 2 (its BYE will never come)");
+    let limit = Duration::from_secs(MAX_DURATION + LIFETIME + 6);
+    let expired = wait_for(limit, || bed.elements().is_empty());
+    check!(
+        expired && t2.elapsed() >= Duration::from_secs(MAX_DURATION - 1),
+        "call 2's BYE lost: refreshed until pinhole_max_duration, then the elements expired at the agent ({:?} after the answer)",
+        t2.elapsed()
+    );
+    bed.topo.show_sets(TABLE, "after call 2's expiry");
+    bed.expect(
+        false,
+        "call 2 expired: callee -> caller",
+        callee_rtp,
+        caller_rtp,
+    );
+    bed.expect(
+        false,
+        "call 2 expired: caller -> callee",
+        caller_rtp,
+        callee_rtp,
+    );
+    let forgotten = wait_for(Duration::from_secs(LIFETIME + 3), || {
+        !p1.rpc(&["sipsd.pinholes"]).contains(c2)
+    });
+    check!(
+        forgotten,
+        "P1 forgot call 2 (sipsd.pinholes no longer lists it)"
+    );
+
+    // ---- statistics ------------------------------------------------------------------------------
+    let s = p1.rpc_fields(&["sipsd.stats"]);
+    let g = |k: &str| s.get(k).copied().unwrap_or(0);
+    check!(
+        g("pinholes_opened") >= 8
+            && g("pinholes_closed") >= 4
+            && g("pinholes_expired") >= 1
+            && g("pinhole_exchanges") > 0
+            && g("pinhole_latency_max_us") > 0,
+        "statistics: pinholes_opened {}, _closed {}, _expired {}, _refreshed {}, _refused {}, agent_errors {}, exchanges {}, mean latency {} us, max {} us",
+        g("pinholes_opened"),
+        g("pinholes_closed"),
+        g("pinholes_expired"),
+        g("pinholes_refreshed"),
+        g("pinholes_refused"),
+        g("pinhole_agent_errors"),
+        g("pinhole_exchanges"),
+        g("pinhole_latency_us") / g("pinhole_exchanges").max(1),
+        g("pinhole_latency_max_us")
+    );
+    let stats = p1.statistics("sipsd:");
+    check!(
+        stats.contains_key("sipsd:pinholes_opened"),
+        "the pinhole counters are Kamailio statistics too (sipsd:pinholes_opened = {:?})",
+        stats.get("sipsd:pinholes_opened")
+    );
+    let log = p1.log_text();
+    check!(
+        !log.contains("inline:") && !log.contains("m=audio"),
+        "P1's log holds no key parameters and no SDP text"
+    );
+    p1.stop();
+
+    // ---- P1 again, with pinhole_on_offer=1 and pinhole_on_failure=reject ------------------------
+    let p1 = P1::start(
+        &t,
+        &dir,
+        &[
+            ("NEXT_HOP", Some(hop.as_str())),
+            ("WITH_PINHOLES", None),
+            ("PINHOLE_AGENT", Some(&agent)),
+            ("PINHOLE_KEY", Some(&key)),
+            ("PINHOLE_LIFETIME", Some(&life)),
+            ("PINHOLE_MAX_DURATION", Some(&maxd)),
+            ("PINHOLE_ON_OFFER", Some("1")),
+            ("WITH_PINHOLE_REJECT", None),
+        ],
+    );
+    println!(
+        "P1 restarted (pid {}) with pinhole_on_offer=1, pinhole_on_failure=reject",
+        p1.pid()
+    );
+    bed.agent.kill();
+    let c3 = "fw-3@test";
+    let (_d3, invite) = Dialog::offer(
+        c3,
+        &sdp("alice", CALLER, 40000),
+        &recipients,
+        ContentAlg::Aes256Gcm,
+        &p1,
+        callee.port(),
+    );
+    let t3 = Instant::now();
+    caller.send(p1.port, &invite.build(caller.port()));
+    let final3 = caller.wait(Duration::from_secs(5), |m| {
+        m.call_id() == c3 && m.status().is_some_and(|s| s >= 200)
+    });
+    let took = t3.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    check!(
+        final3.as_ref().and_then(|m| m.status()) == Some(503) && !callee.has_request(c3),
+        "agent down, pinhole_on_failure=reject: the INVITE is answered {:?} after {took:?} (pinhole_timeout 300 ms, then the undo) and not forwarded",
+        final3.as_ref().and_then(|m| m.status())
+    );
+    bed.start_agent();
+    check!(
+        bed.elements().is_empty(),
+        "agent back: nothing open for the refused INVITE"
+    );
+
+    let c4 = "fw-4@test";
+    let (mut d4, invite) = Dialog::offer(
+        c4,
+        &sdp("alice", CALLER, 40000),
+        &recipients,
+        ContentAlg::Aes256Gcm,
+        &p1,
+        callee.port(),
+    );
+    caller.send(p1.port, &invite.build(caller.port()));
+    let inv = received(&callee, c4, "INVITE", 1).expect("P1 relays call 4's INVITE");
+    let line = fw_line(&p1, c4, "INVITE").unwrap_or_default();
+    check!(
+        line.contains("rc=1 pinholes=2"),
+        "pinhole_on_offer=1: the offer opened 2 any-source pinholes (RTP, RTCP) to the caller ({line})"
+    );
+    bed.topo
+        .show_sets(TABLE, "after call 4's offer (pinhole_on_offer=1)");
+    let early = bed.elements();
+    check!(
+        early.len() == 2 && early.iter().all(|e| e.starts_with("open4")),
+        "offer: 2 any-source elements: {early:?}"
+    );
+    bed.expect(
+        true,
+        "early media: callee -> caller",
+        callee_rtp,
+        caller_rtp,
+    );
+    bed.expect(
+        true,
+        "early media (any source): another source -> caller",
+        other_host,
+        caller_rtp,
+    );
+    bed.expect(
+        false,
+        "early media: caller -> callee (not open before the answer)",
+        caller_rtp,
+        callee_rtp,
+    );
+    let answer = d4
+        .ua
+        .encrypt("application/sdp", &sdp("bob", CALLEE, 50000), &opts)
+        .expect("answer");
+    callee.send(
+        p1.port,
+        &reply_with(
+            &inv,
+            200,
+            "OK",
+            &[("Content-Type", answer.content_type.as_str())],
+            &answer.body,
+        ),
+    );
+    let ok4 = caller
+        .wait(Duration::from_secs(5), |m| {
+            m.status() == Some(200) && m.call_id() == c4
+        })
+        .expect("call 4's 200 OK");
+    d4.learn_route(&ok4);
+    let line = fw_line(&p1, c4, "INVITE200").unwrap_or_default();
+    check!(line.contains("pinholes=4"), "call 4 answered: {line}");
+    bed.topo
+        .show_sets(TABLE, "after call 4's answer (narrowed)");
+    let narrowed = bed.elements();
+    check!(
+        narrowed.len() == 4 && !narrowed.iter().any(|e| e.starts_with("open4")),
+        "answer: the any-source elements narrowed to the callee's address:port, 4 exact elements"
+    );
+    bed.expect(true, "narrowed: callee -> caller", callee_rtp, caller_rtp);
+    bed.expect(true, "narrowed: caller -> callee", caller_rtp, callee_rtp);
+    bed.expect(
+        false,
+        "narrowed: another source -> caller",
+        other_host,
+        caller_rtp,
+    );
+    let bye = d4.bare("BYE");
+    caller.send(p1.port, &bye.build(caller.port()));
+    let breq = received(&callee, c4, "BYE", d4.cseq()).expect("P1 relays call 4's BYE");
+    callee.send(p1.port, &reply(&breq, 200, "OK"));
+    let gone = wait_for(Duration::from_secs(5), || bed.elements().is_empty());
+    check!(gone, "call 4's BYE: the agent's sets are empty");
+    bed.expect(
+        false,
+        "after call 4's BYE: callee -> caller",
+        callee_rtp,
+        caller_rtp,
+    );
+    println!("  ok   whole run {:?}", started.elapsed());
+}
