@@ -31,151 +31,24 @@
 #[macro_use]
 mod support;
 
-#[path = "../tools/sipsd-fw/tests/support/netns.rs"]
-mod netns;
-
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sipsd::crypto::cms::{ContentAlg, IdKind, RsaPadding};
 use sipsd::engine::ua::UaSession;
 use sipsd::sip::body::BodyOptions;
 
-use netns::{Guard, Topology, CALLEE, CALLER, OTHER};
 use support::dialog::{lines, received, Dialog};
-use support::kamailio::{next_hop, Kamailio, P1};
+use support::fwbed::netns::{self, CALLEE, CALLER, OTHER};
+use support::fwbed::{fw_line, sa, sdp, Bed, FW_LINK, TABLE};
+use support::kamailio::{next_hop, P1};
 use support::procs::wait_for;
 use support::sip::{reply, reply_with, Peer};
 use support::tools::{Need, Tools};
 use support::vectors::cert_recipient;
 use support::work::WorkDir;
 
-const TABLE: &str = "sipsd";
-const KEY: [u8; 32] = *b"kamailio pinholes key, 32 bytes!";
-const FW_LINK: &str = "10.77.8.1";
-const HERE_LINK: &str = "10.77.8.2";
 const LIFETIME: u64 = 4;
 const MAX_DURATION: u64 = 14;
-
-fn sa(ip: &str, port: u16) -> SocketAddr {
-    SocketAddr::new(ip.parse().unwrap(), port)
-}
-
-fn sdp(user: &str, addr: &str, port: u16) -> Vec<u8> {
-    format!(
-        "v=0\r\no={user} 1 1 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n\
-         m=audio {port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n\
-         a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfUmVhbGx5U2VjcmV0U0RFU0tleU1hcmtlcjEy\r\n"
-    )
-    .into_bytes()
-}
-
-/// A veth between this namespace (HERE_LINK) and the firewall's (FW_LINK): P1's path to the
-/// agent. Deleted with the firewall namespace, and on drop.
-struct Link(String);
-
-impl Link {
-    fn new(topo: &Topology) -> Link {
-        let name = format!("sph{}", std::process::id());
-        netns::sh(&[
-            "ip", "link", "add", &name, "type", "veth", "peer", "name", "fr", "netns", &topo.f,
-        ]);
-        let l = Link(name);
-        let here = format!("{HERE_LINK}/30");
-        let fw = format!("{FW_LINK}/30");
-        netns::sh(&["ip", "addr", "add", &here, "dev", &l.0]);
-        netns::sh(&["ip", "link", "set", &l.0, "up"]);
-        netns::sh(&["ip", "-n", &topo.f, "addr", "add", &fw, "dev", "fr"]);
-        netns::sh(&["ip", "-n", &topo.f, "link", "set", "fr", "up"]);
-        l
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.0])
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-}
-
-/// The agent binary of this workspace, built if missing.
-fn agent_bin(root: &Path) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let bin = target.join("debug/sipsd-fw");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = Command::new(cargo)
-        .args(["build", "-q", "-p", "sipsd-fw"])
-        .current_dir(root)
-        .status()
-        .expect("cargo build -p sipsd-fw");
-    assert!(st.success() && bin.is_file(), "build {}", bin.display());
-    bin
-}
-
-struct Bed {
-    topo: Topology,
-    dir: PathBuf,
-    bin: PathBuf,
-    agent: Guard,
-}
-
-impl Bed {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
-    }
-
-    fn start_agent(&mut self) {
-        self.agent = netns::start_agent(
-            &self.bin,
-            &self.topo,
-            &self.dir.join("fw.toml"),
-            &self.dir.join("agent.log"),
-        );
-        let client = netns::pcp_client_here(sa(FW_LINK, 5351), &KEY);
-        let t = Instant::now();
-        while !client
-            .announce(Duration::from_millis(200))
-            .unwrap()
-            .all_succeeded()
-        {
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "agent did not answer; log:\n{}",
-                self.log_text()
-            );
-        }
-    }
-
-    fn expect(&self, pass: bool, what: &str, from: (&str, SocketAddr), to: (&str, SocketAddr)) {
-        self.topo.expect_media(TABLE, TABLE, pass, what, from, to);
-    }
-
-    fn elements(&self) -> std::collections::BTreeSet<String> {
-        self.topo.elements(TABLE)
-    }
-}
-
-/// P1's `sipsd-fw:` line for `call` and `what` (INVITE, INVITE200), once it is logged.
-fn fw_line(p1: &Kamailio, call: &str, what: &str) -> Option<String> {
-    let needle = format!("sipsd-fw: call={call} what={what} ");
-    let mut found = None;
-    wait_for(Duration::from_secs(5), || {
-        found = p1
-            .log_text()
-            .lines()
-            .rev()
-            .find(|l| l.contains(&needle))
-            .map(|l| l[l.find("sipsd-fw:").unwrap_or(0)..].to_string());
-        found.is_some()
-    });
-    found
-}
 
 #[test]
 fn pinholes_follow_calls_through_kamailio() {
@@ -192,27 +65,7 @@ fn pinholes_follow_calls_through_kamailio() {
     let started = Instant::now();
     let work = WorkDir::new("pinholes");
     let dir = work.path().to_path_buf();
-    let topo = Topology::new("k");
-    let _link = Link::new(&topo);
-    let key_path = dir.join("pcp.key");
-    netns::write_key(&key_path, &KEY);
-    std::fs::write(
-        dir.join("fw.toml"),
-        format!(
-            "listen = \"{FW_LINK}:5351\"\nallow = [\"{HERE_LINK}\"]\ninterfaces = [\"fa\", \"fb\"]\n\
-             media_networks = [\"10.77.1.0/24\", \"10.77.2.0/24\"]\nmedia_ports = \"10000-65535\"\n\
-             min_lifetime = 2\n[[key]]\nid = 1\nfile = \"{}\"\n",
-            key_path.display()
-        ),
-    )
-    .unwrap();
-    let mut bed = Bed {
-        topo,
-        dir: dir.clone(),
-        bin: agent_bin(&t.root),
-        agent: Guard(None),
-    };
-    bed.start_agent();
+    let (mut bed, _link, key_path) = Bed::up("k", &t.root, &work);
     println!(
         "  ok   agent up in {} on {FW_LINK}:5351 (table inet {TABLE})",
         bed.topo.f

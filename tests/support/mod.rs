@@ -18,6 +18,7 @@
 //! | `dialog` | a caller's dialog through P1: offer, in-dialog EncryptedData, rotation; P1's lines of a call |
 //! | `cache_ops` | the dialog key cache used as the proxy does: authenticated use, insert or proven rotation |
 //! | `fork` | `fork()` children that report through their exit status, pipes |
+//! | `fwbed` | the firewall agent's namespaces, P1's link to it, the agent started (pinhole tests) |
 //! | `rng` | a deterministic test RNG |
 //! | `pcap` | UDP datagrams of a pcap capture, and the plaintext detector |
 //!
@@ -31,6 +32,7 @@ pub mod cache_ops;
 pub mod calls;
 pub mod dialog;
 pub mod fork;
+pub mod fwbed;
 pub mod kamailio;
 pub mod openssl;
 pub mod p1log;
