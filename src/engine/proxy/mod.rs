@@ -607,8 +607,8 @@ impl Proxy {
                 (true, _) => Err(Error::Cms(CmsError::NotRecipient)),
             };
         };
-        let inner = signature::read_inner(
-            &opening.plaintext,
+        let inner = signature::read_inner_owned(
+            opening.plaintext,
             ctx.keys.trusted_signers(),
             self.config.signatures,
         );
