@@ -162,7 +162,7 @@ if os.path.isdir(aws_dir):
       " sipsd built with the `aws-lc` feature (`cargo bench --bench crypto --features aws-lc --"
       " 'cache_miss_rsa|rsa_oaep_2048'`), on the same messages: the KTRI RSAES-OAEP unwrap goes"
       " through aws-lc-rs (AWS-LC,"
-      " constant-time, blinded), PKCS#1 v1.5 stays on the `rsa` crate (src/cms/rsa_backend.rs)."
+      " constant-time, blinded), PKCS#1 v1.5 stays on the `rsa` crate (src/crypto/cms/rsa_backend.rs)."
       " Each column's ratio is against OpenSSL measured in that same run.")
     w("")
     w("| path | `rsa` crate (default build) | vs OpenSSL | `--features aws-lc` | vs OpenSSL |")
@@ -448,7 +448,12 @@ def splice(old, new, prefixes, step_targets):
         # new rows (e.g. a step never run before) after the last row of the table
         last = max(i for i, line in enumerate(lines) if line.startswith("| "))
         lines[last + 1:last + 1] = [r for k, r in rows.items() if k not in seen]
-        old = old.replace(tb, "\n".join(lines))
+        block = "\n".join(lines)
+        # the hand-written notes after the table, as they are now
+        at = block.find("\n### ")
+        if at >= 0 and os.path.exists(notes):
+            block = block[:at + 1] + open(notes).read().rstrip() + "\n\n"
+        old = old.replace(tb, block)
     return old
 
 
