@@ -280,6 +280,9 @@ impl Ctx {
             ("cache_capacity", "10000".into()),
             ("cache_ttl", "3600".into()),
             ("strict_key_permissions", "0".into()),
+            // the CBC group's in-dialog body is unauthenticated EncryptedData, which a proxy
+            // opens only when the operator allows it (old peers); GCM bodies are unaffected
+            ("allow_cbc_in_dialog", "1".into()),
         ];
         // SAFETY: sd_config_new returns an owned config (or NULL, checked), every option string
         // is NUL-terminated and lives for its call, and the config is freed once after

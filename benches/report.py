@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Writes docs/BENCHMARKS.md from the results directory of one scripts/bench run.
 
-usage: report.py RESULTS_DIR OUT.md   (called by scripts/bench; not meant to be run alone)
+usage: report.py RESULTS_DIR OUT.md [--only micro|cpu]   (called by scripts/bench)
+
+With --only, the sections of that step (micro: 1-4, cpu: 9) and their rows of the Targets
+table replace those of the existing OUT.md; everything else in it stays as it was.
 """
 import json
 import os
@@ -9,6 +12,8 @@ import re
 import sys
 
 res, out = sys.argv[1], sys.argv[2]
+only = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--only" else None
+ONLY_SECTIONS = {"micro": ["## 1. ", "## 2. ", "## 3. ", "## 4. "], "cpu": ["## 9. "]}
 
 
 def env(name):
@@ -112,6 +117,11 @@ targets.append(("cache-hit decrypt no slower than OpenSSL in-process (C ABI vs O
                 ratio(c_abi, c_ossl), c_abi is not None and c_ossl is not None and c_abi <= c_ossl))
 targets.append(("... and vs OpenSSL's bare AES-256-GCM (GCM)", ratio(g_abi, g_ossl),
                 g_abi is not None and g_ossl is not None and g_abi <= g_ossl))
+# issue 11's targets, against the same anchor measured in the same run
+targets.append(("cache-hit C ABI ≤ 1.5x OpenSSL EVP AES-256-GCM alone (GCM, issue 11)", ratio(g_abi, g_ossl),
+                g_abi is not None and g_ossl is not None and g_abi <= 1.5 * g_ossl))
+targets.append(("`open_with_cek` ≤ 1.2x OpenSSL EVP AES-256-GCM alone (GCM, issue 11)", ratio(g_open, g_ossl),
+                g_open is not None and g_ossl is not None and g_open <= 1.2 * g_ossl))
 
 # ---------------------------------------------------------------- 2. cache miss
 w("## 2. Cache-miss path: RSA-2048 OAEP unwrap + body decrypt")
@@ -152,7 +162,7 @@ if os.path.isdir(aws_dir):
       " sipsd built with the `aws-lc` feature (`cargo bench --bench crypto --features aws-lc --"
       " 'cache_miss_rsa|rsa_oaep_2048'`), on the same messages: the KTRI RSAES-OAEP unwrap goes"
       " through aws-lc-rs (AWS-LC,"
-      " constant-time, blinded), PKCS#1 v1.5 stays on the `rsa` crate (src/cms/rsa_backend.rs)."
+      " constant-time, blinded), PKCS#1 v1.5 stays on the `rsa` crate (src/crypto/cms/rsa_backend.rs)."
       " Each column's ratio is against OpenSSL measured in that same run.")
     w("")
     w("| path | `rsa` crate (default build) | vs OpenSSL | `--features aws-lc` | vs OpenSSL |")
@@ -184,6 +194,8 @@ w(f"| sipsd C ABI, fresh dialog | **{t(p_abi)}** | {ratio(p_abi, p_ossl)} |")
 w(f"| sipsd `cms::open` | {t(p_open)} | {ratio(p_open, p_ossl)} |")
 w(f"| **OpenSSL 3** `d2i_CMS_ContentInfo` + `CMS_decrypt_set1_key` + `CMS_decrypt` | **{t(p_ossl)}** | 1.00x |")
 w("")
+
+micro_targets = list(targets)  # the rows of steps 1-4 (--only micro)
 
 # ---------------------------------------------------------------- 4. cache
 w("## 4. Shared dialog key cache")
@@ -355,6 +367,13 @@ import report_cluster  # noqa: E402
 
 L.extend(report_cluster.section(res))
 
+# ---------------------------------------------------------------- 9: CPU per call (benches/report_cpu.py)
+import report_cpu  # noqa: E402
+
+cpu_lines, cpu_targets = report_cpu.section(res)
+L.extend(cpu_lines)
+targets.extend(cpu_targets)
+
 # ---------------------------------------------------------------- targets
 w("## Targets")
 w("")
@@ -372,6 +391,9 @@ w("")
 w("```")
 w("scripts/bench            # full run, about 15 minutes; writes this file")
 w("scripts/bench --quick    # a few minutes: shorter steps, 10,000 calls for the memory run")
+w("scripts/bench --only-micro    # sections 1-4 alone (criterion, shared cache), replaced in this file")
+w("scripts/bench --only-cpu      # section 9 alone (CPU per call of P1), replaced in this file")
+w("scripts/bench --only-cluster  # section 8 alone")
 w("```")
 w("")
 w("As root on Debian 12: it installs what is missing (libssl-dev, pkg-config; Kamailio, SIPp and"
@@ -380,4 +402,63 @@ w("As root on Debian 12: it installs what is missing (libssl-dev, pkg-config; Ka
   " runs and the firewall agent's bench (`cargo bench -p sipsd-fw --bench agent`, network namespaces),"
   " then writes this file with `benches/report.py`. Run it when the machine is otherwise idle"
   " (the load average at start and end is recorded above).")
-open(out, "w").write("\n".join(L) + "\n")
+
+
+def blocks(doc):
+    """{heading line: block text up to the next `## `} of a document."""
+    out, at = {}, 0
+    while True:
+        start = doc.find("\n## ", at)
+        if start < 0:
+            return out
+        nxt = doc.find("\n## ", start + 1)
+        block = doc[start + 1:nxt + 1 if nxt >= 0 else len(doc)]
+        out[block.split("\n", 1)[0]] = block
+        at = start + 1
+
+
+def splice(old, new, prefixes, step_targets):
+    """OLD with the sections of NEW whose headings start with PREFIXES put over their old
+    versions (or before `## Targets`), each noting when it was rerun, and NEW's Targets rows
+    put over the rows of the same name."""
+    fresh = {h: b for h, b in blocks(new).items() if any(h.startswith(p) for p in prefixes)}
+    note = (f"*Rerun alone by `{machine.get('command')}` on {machine.get('date', '?')}, commit"
+            f" {machine.get('commit', '?')}, load average {machine.get('load_start', '?')} at its"
+            f" start and {machine.get('load_end', '?')} at its end; the Machine table above is"
+            " the last full run's.*\n\n")
+    for head, block in fresh.items():
+        head_line, rest = block.split("\n", 1)
+        block = head_line + "\n\n" + note + rest.lstrip("\n")
+        oldb = next((b for h, b in blocks(old).items() if h.split(" ", 2)[:2] == head.split(" ", 2)[:2]), None)
+        if oldb is not None:
+            old = old.replace(oldb, block)
+        else:
+            at = old.find("## Targets")
+            old = old[:at] + block + old[at:] if at >= 0 else old + "\n" + block
+    rows = {f"| {n}": f"| {n} | {v} | {'yes' if ok else '**no**'} |" for n, v, ok in step_targets}
+    tb = blocks(old).get("## Targets")
+    if tb is not None:
+        lines = tb.split("\n")
+        seen = set()
+        for i, line in enumerate(lines):
+            key = line.split(" | ")[0]
+            if key in rows and line.startswith("| "):
+                lines[i] = rows[key]
+                seen.add(key)
+        # new rows (e.g. a step never run before) after the last row of the table
+        last = max(i for i, line in enumerate(lines) if line.startswith("| "))
+        lines[last + 1:last + 1] = [r for k, r in rows.items() if k not in seen]
+        block = "\n".join(lines)
+        # the hand-written notes after the table, as they are now
+        at = block.find("\n### ")
+        if at >= 0 and os.path.exists(notes):
+            block = block[:at + 1] + open(notes).read().rstrip() + "\n\n"
+        old = old.replace(tb, block)
+    return old
+
+
+doc = "\n".join(L) + "\n"
+if only:
+    doc = splice(open(out).read(), doc, ONLY_SECTIONS[only],
+                 {"micro": micro_targets, "cpu": cpu_targets}[only])
+open(out, "w").write(doc)

@@ -89,6 +89,8 @@ sd_ctl() { printf 'unix:%s/%s.ctl' "$SD_WORK" "$1"; }
 #   PORT    its UDP port on $SD_ADDR
 #   NEXT    the next hop's port on $SD_ADDR, or - to leave NEXT_HOP to a DEFINE
 #   DEFINE  NAME or NAME=VALUE, passed as -A (WITH_DIALOG, 'NEXT_HOP="sip:..."', ...)
+# SD_MEMORY_MANAGER, when set (e.g. tlsf), is Kamailio's memory manager for both the shared and
+# the private pools (-x NAME -X NAME); unset, Kamailio's default (qm).
 # Sets SD_CFG_ARGS (-f CFG -A ...: what `kamailio -c` checks) and SD_ARGS (foreground, log to
 # stderr, its own runtime directory, then SD_CFG_ARGS).
 sd_proxy_args() {
@@ -118,7 +120,9 @@ sd_proxy_args() {
     [ "$next" = - ] || SD_CFG_ARGS+=(-A "NEXT_HOP=\"sip:$SD_ADDR:$next\"")
     for d in "$@"; do SD_CFG_ARGS+=(-A "$d"); done
     mkdir -p "$SD_WORK/$name"
-    SD_ARGS=(-DD -E -Y "$SD_WORK/$name" -w "$SD_WORK/$name" "${SD_CFG_ARGS[@]}")
+    SD_ARGS=(-DD -E -Y "$SD_WORK/$name" -w "$SD_WORK/$name")
+    [ -n "${SD_MEMORY_MANAGER:-}" ] && SD_ARGS+=(-x "$SD_MEMORY_MANAGER" -X "$SD_MEMORY_MANAGER")
+    SD_ARGS+=("${SD_CFG_ARGS[@]}")
 }
 
 # sd_start_in DIR LOG CMD...: CMD in directory DIR, in its own session (its pid is its process
@@ -188,6 +192,17 @@ sd_stop() {
 # sd_stop_all: sd_stop on everything sd_start started (for `trap sd_stop_all EXIT`).
 sd_stop_all() {
     [ ${#SD_PIDS[@]} -eq 0 ] || sd_stop "${SD_PIDS[@]}"
+}
+
+# sd_cpu_ticks PID: clock ticks (utime + stime, /proc/PID/stat) summed over every process of
+# the session PID leads (a proxy started by sd_start: Kamailio and all its forks).
+sd_cpu_ticks() {
+    local pid t=0 u
+    for pid in $(ps -o pid= -s "$1"); do
+        u=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        t=$((t + ${u:-0}))
+    done
+    echo "$t"
 }
 
 # sd_rpc NAME CMD [ARG...]: an RPC to proxy NAME over its control socket (10 s at most).

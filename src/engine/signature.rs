@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use crate::crypto::cms::signed::{self, SignatureCheck, SignerKey, TrustedSigner};
 use crate::engine::{Error, Result};
 use crate::sip::body::signed::{multipart_signed, signed_parts};
-use crate::sip::body::{self, mime_entity, ContentType};
+use crate::sip::body::{self, mime_entity};
 
 /// What a decrypted part's signature said: `None` when the part was not signed.
 pub type Signature = Option<SignatureCheck>;
@@ -79,15 +79,48 @@ pub fn read_inner(
     trusted: &[TrustedSigner],
     policy: SignaturePolicy,
 ) -> Result<Inner> {
-    let (content_type, inner) = body::parse_inner(plaintext)?;
-    let ct = ContentType::parse(&content_type)?;
+    let (content_type, range, signature) = locate_inner(plaintext, trusted, policy)?;
+    Ok(Inner {
+        content_type,
+        body: Zeroizing::new(plaintext.get(range).unwrap_or_default().to_vec()),
+        signature,
+    })
+}
+
+/// [`read_inner`] on a plaintext it may keep: the body is the plaintext's own buffer with the
+/// inner headers cut off in place (no second copy of the plaintext; the buffer, spare
+/// capacity included, is zeroized on drop).
+pub fn read_inner_owned(
+    mut plaintext: Zeroizing<Vec<u8>>,
+    trusted: &[TrustedSigner],
+    policy: SignaturePolicy,
+) -> Result<Inner> {
+    let (content_type, range, signature) = locate_inner(&plaintext, trusted, policy)?;
+    plaintext.truncate(range.end);
+    plaintext.drain(..range.start);
+    Ok(Inner {
+        content_type,
+        body: plaintext,
+        signature,
+    })
+}
+
+/// Where `part`, a slice of `whole`, sits in it.
+fn range_in(whole: &[u8], part: &[u8]) -> std::ops::Range<usize> {
+    let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+    start..start + part.len()
+}
+
+/// (content type, where the body sits in `plaintext`, signature) of a decrypted plaintext.
+fn locate_inner(
+    plaintext: &[u8],
+    trusted: &[TrustedSigner],
+    policy: SignaturePolicy,
+) -> Result<(String, std::ops::Range<usize>, Signature)> {
+    let (ct, inner) = body::parse_inner_type(plaintext)?;
     if !ct.is_multipart_signed() {
         policy.apply(&None)?;
-        return Ok(Inner {
-            content_type,
-            body: Zeroizing::new(inner.to_vec()),
-            signature: None,
-        });
+        return Ok((ct.into_canonical(), range_in(plaintext, inner), None));
     }
     let parts = signed_parts(&ct, inner)?;
     let signature = Some(signed::verify_detached(
@@ -96,15 +129,15 @@ pub fn read_inner(
         trusted,
     )?);
     policy.apply(&signature)?;
-    let (content_type, signed_body) = body::parse_inner(parts.entity)?;
-    if ContentType::parse(&content_type)?.is_multipart_signed() {
+    let (ct, signed_body) = body::parse_inner_type(parts.entity)?;
+    if ct.is_multipart_signed() {
         return Err(Error::SignatureInvalid("a signature inside a signature"));
     }
-    Ok(Inner {
-        content_type,
-        body: Zeroizing::new(signed_body.to_vec()),
+    Ok((
+        ct.into_canonical(),
+        range_in(plaintext, signed_body),
         signature,
-    })
+    ))
 }
 
 /// The `multipart/signed` entity of `body` (of `content_type`) signed by `signer`:

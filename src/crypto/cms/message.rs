@@ -4,6 +4,7 @@ use cms::authenveloped_data::AuthEnvelopedData;
 use cms::content_info::ContentInfo;
 use cms::encrypted_data::EncryptedData;
 use cms::enveloped_data::{EncryptedContentInfo, EnvelopedData, RecipientInfo};
+use der::asn1::{AnyRef, ObjectIdentifier};
 use der::{Decode, EncodingRules};
 
 use super::der_set;
@@ -13,14 +14,18 @@ use super::CmsKind;
 
 /// A CMS message decoded once: what [`inspect`](super::inspect), [`open`](super::open) and
 /// the other openers work on, so that a message is parsed a single time however many
-/// questions are asked of it.
-pub struct CmsMessage(pub(crate) Message);
+/// questions are asked of it. Its content-encryption parameters are decoded the first time
+/// they are needed and kept (`content_params`).
+pub struct CmsMessage(
+    pub(crate) Message,
+    pub(crate) std::cell::OnceCell<super::content::ContentParams>,
+);
 
 impl CmsMessage {
     /// Decodes a ContentInfo (DER, else BER) holding EnvelopedData, AuthEnvelopedData or
     /// EncryptedData.
     pub fn parse(bytes: &[u8]) -> Result<CmsMessage, CmsError> {
-        Message::parse(bytes).map(CmsMessage)
+        Message::parse(bytes).map(|m| CmsMessage(m, std::cell::OnceCell::new()))
     }
 
     /// The structure it is.
@@ -37,6 +42,15 @@ impl std::fmt::Debug for CmsMessage {
     }
 }
 
+/// RFC 5652 `ContentInfo` with its content borrowed from the input (the `cms` crate's
+/// `ContentInfo` copies it into an `Any`).
+#[derive(der::Sequence)]
+struct ContentInfoRef<'a> {
+    content_type: ObjectIdentifier,
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
+    content: AnyRef<'a>,
+}
+
 /// A decoded EnvelopedData, AuthEnvelopedData or EncryptedData.
 pub(crate) enum Message {
     Enveloped(EnvelopedData),
@@ -47,15 +61,24 @@ pub(crate) enum Message {
 impl Message {
     /// Decodes a ContentInfo, as DER or else as BER (indefinite lengths, constructed strings).
     pub(crate) fn parse(bytes: &[u8]) -> Result<Message, CmsError> {
-        let (ci, rules) = match ContentInfo::from_der(bytes) {
-            Ok(ci) => (ci, EncodingRules::Der),
-            Err(der_err) => match ContentInfo::from_ber(bytes) {
-                Ok(ci) => (ci, EncodingRules::Ber),
-                Err(_) => return Err(CmsError::der(der_err)),
-            },
+        // DER (what sipsd and most senders write): the content is decoded where it lies in
+        // `bytes`, not copied out first.
+        let der_err = match ContentInfoRef::from_der(bytes) {
+            Ok(ci) => return Message::decode(ci.content_type, ci.content, EncodingRules::Der),
+            Err(e) => e,
         };
-        let content = &ci.content;
-        Ok(match ci.content_type {
+        match ContentInfo::from_ber(bytes) {
+            Ok(ci) => Message::decode(ci.content_type, (&ci.content).into(), EncodingRules::Ber),
+            Err(_) => Err(CmsError::der(der_err)),
+        }
+    }
+
+    fn decode(
+        content_type: ObjectIdentifier,
+        content: AnyRef<'_>,
+        rules: EncodingRules,
+    ) -> Result<Message, CmsError> {
+        Ok(match content_type {
             oids::ID_ENVELOPED_DATA => {
                 Message::Enveloped(content.decode_as_encoding(rules).map_err(CmsError::der)?)
             }

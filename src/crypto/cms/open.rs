@@ -152,8 +152,7 @@ impl CmsMessage {
         if named.is_empty() {
             return Err(CmsError::NotRecipient);
         }
-        let params = content::parse_params(&msg.content_info().content_enc_alg)?;
-        check_kind(msg.kind(), &params)?;
+        let params = self.content_params()?;
         let alg = params.alg();
         let mut first_err = None;
         for (ri, key) in named {
@@ -169,7 +168,7 @@ impl CmsMessage {
                 }
                 _ => continue,
             };
-            let res = cek.and_then(|cek| decrypt_content(msg, &params, &cek).map(|pt| (cek, pt)));
+            let res = cek.and_then(|cek| decrypt_content(msg, params, &cek).map(|pt| (cek, pt)));
             match res {
                 Ok((cek, plaintext)) => {
                     return Ok(Opened {
@@ -198,7 +197,7 @@ impl CmsMessage {
         if params.alg() != cek.alg() {
             return Err(CmsError::CekAlgMismatch);
         }
-        decrypt_content(msg, &params, cek)
+        decrypt_content(msg, params, cek)
     }
 
     /// Whether the content is authenticated (AES-GCM): a key that decrypts it is proven to
@@ -208,11 +207,15 @@ impl CmsMessage {
         Ok(self.content_params()?.alg().is_aead())
     }
 
-    /// The content-encryption algorithm and its parameters, checked against the structure.
-    pub(crate) fn content_params(&self) -> Result<ContentParams, CmsError> {
+    /// The content-encryption algorithm and its parameters, checked against the structure;
+    /// decoded once per message (an error is worked out again if asked again).
+    pub(crate) fn content_params(&self) -> Result<&ContentParams, CmsError> {
+        if let Some(p) = self.1.get() {
+            return Ok(p);
+        }
         let msg = &self.0;
         let params = content::parse_params(&msg.content_info().content_enc_alg)?;
         check_kind(msg.kind(), &params)?;
-        Ok(params)
+        Ok(self.1.get_or_init(|| params))
     }
 }

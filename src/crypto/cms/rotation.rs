@@ -73,7 +73,7 @@ impl CmsMessage {
                 continue;
             };
             let res = kekri_unwrap(&kek, k, params.alg())
-                .and_then(|cek| decrypt_content(msg, &params, &cek).map(|pt| (cek, pt)));
+                .and_then(|cek| decrypt_content(msg, params, &cek).map(|pt| (cek, pt)));
             match res {
                 Ok((cek, plaintext)) => {
                     return Ok(Opened {

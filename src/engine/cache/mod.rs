@@ -348,6 +348,16 @@ impl SharedCache {
         Ok(self.locked()?.remove(key))
     }
 
+    /// Removes (and zeroizes) the live entry of the first of `keys` that has one, under one
+    /// lock: which of `keys` it was, or `None` when none had a live entry.
+    pub fn remove_any(&self, keys: &[DialogKey]) -> Result<Option<usize>, CacheError> {
+        let mut table = self.locked()?;
+        let Some((which, _)) = table.find_any(keys, now_secs()) else {
+            return Ok(None);
+        };
+        Ok(table.remove(&keys[which]).then_some(which))
+    }
+
     pub fn stats(&self) -> Result<CacheStats, CacheError> {
         Ok(self.locked()?.stats())
     }
@@ -448,6 +458,18 @@ mod tests {
                 v
             })
             .collect()
+    }
+
+    #[test]
+    fn remove_any_removes_the_first_live_key_and_says_which() {
+        let c = cache(8, 0);
+        let (absent, present) = (dk(1), dk(2));
+        c.insert(&present, 1, &[9; 32]).unwrap();
+        assert_eq!(c.remove_any(&[absent, present]).unwrap(), Some(1));
+        assert_eq!(c.contains(&[present]).unwrap(), None);
+        assert_eq!(c.remove_any(&[absent, present]).unwrap(), None);
+        assert_eq!(c.stats().unwrap().entries, 0);
+        println!("remove_any: the second of two ids was cached -> Some(1), removed; again -> None");
     }
 
     #[test]

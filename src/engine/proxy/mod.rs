@@ -399,15 +399,13 @@ impl Proxy {
     /// a failed INVITE's reply). True if it was cached.
     pub fn dialog_end_of(&self, msg: &SipMessage<'_>) -> Result<bool> {
         let dialogs = dialog_ids(msg)?;
-        let Some(which) = self.cache.contains(&dialogs)? else {
+        // one lock: find the caller's tag (From or To) and remove its entry
+        let Some(which) = self.cache.remove_any(&dialogs)? else {
             return Ok(false);
         };
-        let removed = self.cache.remove(&dialogs[which])?;
-        if removed {
-            self.counters.bump(Counter::DialogsEnded);
-            self.note(Change::End(dialogs[which]));
-        }
-        Ok(removed)
+        self.counters.bump(Counter::DialogsEnded);
+        self.note(Change::End(dialogs[which]));
+        Ok(true)
     }
 
     /// Whether a body decrypted here may be forwarded in clear to `next_hop` (a SIP URI):
@@ -617,8 +615,8 @@ impl Proxy {
                 (true, _) => Err(Error::Cms(CmsError::NotRecipient)),
             };
         };
-        let inner = signature::read_inner(
-            &opening.plaintext,
+        let inner = signature::read_inner_owned(
+            opening.plaintext,
             ctx.keys.trusted_signers(),
             self.config.signatures,
         );

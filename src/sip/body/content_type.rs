@@ -92,8 +92,18 @@ fn bad(why: &str) -> BodyError {
 }
 
 fn ascii_lower(b: &[u8]) -> String {
-    // Token bytes are ASCII, so this never loses anything.
-    String::from_utf8(b.to_ascii_lowercase()).unwrap_or_default()
+    let mut out = String::with_capacity(b.len());
+    push_lower(&mut out, b);
+    out
+}
+
+/// Appends the token `b` in lowercase (token bytes are ASCII, so nothing is lost).
+fn push_lower(out: &mut String, b: &[u8]) {
+    let start = out.len();
+    out.push_str(std::str::from_utf8(b).unwrap_or_default());
+    if let Some(added) = out.get_mut(start..) {
+        added.make_ascii_lowercase();
+    }
 }
 
 impl ContentType {
@@ -122,7 +132,10 @@ impl ContentType {
         if sub.is_empty() {
             return Err(bad("missing media subtype"));
         }
-        let media = format!("{}/{}", ascii_lower(ty), ascii_lower(sub));
+        let mut media = String::with_capacity(ty.len() + 1 + sub.len());
+        push_lower(&mut media, ty);
+        media.push('/');
+        push_lower(&mut media, sub);
         let mut params = Vec::new();
         loop {
             c.skip_lws();
@@ -198,6 +211,17 @@ impl ContentType {
     /// one of the encryption types (e.g. `signed-data`), `Some(Some(t))` otherwise.
     pub(crate) fn smime_type(&self) -> Option<Option<CmsKind>> {
         self.param("smime-type").map(CmsKind::from_smime_type)
+    }
+}
+
+impl ContentType {
+    /// The canonical form (`Display`), without formatting when there are no parameters.
+    pub fn into_canonical(self) -> String {
+        if self.params.is_empty() {
+            self.media
+        } else {
+            self.to_string()
+        }
     }
 }
 

@@ -278,6 +278,12 @@ pub fn encrypted_parts(
 /// plaintext is refused ([`BodyError::UnsupportedTransferEncoding`]): the body is returned
 /// borrowed, undecoded.
 pub fn parse_inner(plain: &[u8]) -> Result<(String, &[u8]), BodyError> {
+    parse_inner_type(plain).map(|(ct, body)| (ct.into_canonical(), body))
+}
+
+/// [`parse_inner`] with the content type parsed (what the caller reads it from, without
+/// parsing its text again).
+pub fn parse_inner_type(plain: &[u8]) -> Result<(ContentType, &[u8]), BodyError> {
     if headers::starts_with_field(plain) {
         let (headers, offset) = Headers::parse(plain)?;
         let ct = match headers.get("content-type") {
@@ -291,13 +297,20 @@ pub fn parse_inner(plain: &[u8]) -> Result<(String, &[u8]), BodyError> {
                 ));
             }
         }
-        return Ok((ct.to_string(), plain.get(offset..).unwrap_or_default()));
+        return Ok((ct, plain.get(offset..).unwrap_or_default()));
     }
-    if plain.starts_with(b"v=0") {
-        Ok(("application/sdp".to_owned(), plain))
+    let media = if plain.starts_with(b"v=0") {
+        "application/sdp"
     } else {
-        Ok(("application/octet-stream".to_owned(), plain))
-    }
+        "application/octet-stream"
+    };
+    Ok((
+        ContentType {
+            media: media.to_owned(),
+            params: Vec::new(),
+        },
+        plain,
+    ))
 }
 
 #[cfg(test)]

@@ -27,11 +27,13 @@ pub(crate) fn decode<'a>(cte: Option<&str>, data: &'a [u8]) -> Result<Cow<'a, [u
     if is_identity(cte) {
         Ok(Cow::Borrowed(data))
     } else if is_base64(cte) {
-        let compact: Vec<u8> = data
-            .iter()
-            .copied()
-            .filter(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
-            .collect();
+        // sized once: collecting a filter grows the buffer step by step
+        let mut compact = Vec::with_capacity(data.len());
+        compact.extend(
+            data.iter()
+                .copied()
+                .filter(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n')),
+        );
         STANDARD
             .decode(compact)
             .map(Cow::Owned)

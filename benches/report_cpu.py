@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Section 9 of docs/BENCHMARKS.md: CPU per call of Kamailio P1 (scripts/bench step 9).
+
+benches/report.py calls section(res) (lines, targets); `scripts/bench --only-cpu` splices the
+section into the existing document through report.py --only cpu.
+
+Inputs in RESULTS_DIR: cpu.env (clk_tck, rate, secs, rounds, calls), cpu.txt (one line per
+run: variant alloc round ok failed ticks decrypted ...), and, when the micro-benchmarks ran in
+the same run, criterion-aws-lc (the RSA-2048 operation through AWS-LC, for the RSA goal).
+"""
+import json
+import os
+import re
+import statistics
+
+TITLE = "## 9. CPU per call of Kamailio P1"
+
+VARIANTS = [
+    ("nomodule", "no module: P1 = `untrusted-proxy.cfg`, plain SDP"),
+    ("plain", "sipsd loaded (`trusted-proxy.cfg`), plain SDP: nothing to decrypt"),
+    ("rsa", "sipsd, offers for callee + proxy1 (RSA-2048 OAEP): one RSA unwrap per INVITE, the 200 from the cache"),
+    ("psk", "sipsd with `WITH_PSK`, offers for callee + P1's pre-shared key (KEKRI): one AES key unwrap per INVITE, the 200 from the cache"),
+]
+ALLOCS = [("default", "Kamailio's default memory manager (qm)"), ("tlsf", "`-x tlsf -X tlsf`")]
+# The RSA-2048 private-key operation with aws-lc on this machine, when not measured in the run
+# (issue 11: about 0.25 ms).
+RSA_OP_US_DEFAULT = 250.0
+
+
+def kv(line):
+    return {m.group(1): m.group(2) for m in re.finditer(r"(\w+)=(\S+)", line)}
+
+
+def rsa_op_us(res):
+    """(µs, where from) of one RSA-2048 OAEP private-key operation through AWS-LC."""
+    p = os.path.join(res, "criterion-aws-lc", "rsa_oaep_2048", "aws_lc", "new", "estimates.json")
+    if os.path.exists(p):
+        return json.load(open(p))["median"]["point_estimate"] / 1e3, "measured in this run (section 2, aws-lc-rs)"
+    return RSA_OP_US_DEFAULT, "the figure issue 11 plans with (≈ 0.25 ms with aws-lc here)"
+
+
+def machine(res):
+    m = {}
+    mp = os.path.join(res, "machine.env")
+    if os.path.exists(mp):
+        for line in open(mp):
+            if "=" in line:
+                k, v = line.rstrip("\n").split("=", 1)
+                m[k] = v
+    return m
+
+
+def spread(v):
+    return f"{min(v):.0f}–{max(v):.0f}"
+
+
+def section(res):
+    """(lines, targets) of the section; targets are (name, measured, met)."""
+    L, targets = [], []
+    w = L.append
+    w(TITLE)
+    w("")
+    env_p, txt_p = os.path.join(res, "cpu.env"), os.path.join(res, "cpu.txt")
+    if not (os.path.exists(env_p) and os.path.exists(txt_p)):
+        w("Not run (the end-to-end steps were skipped).")
+        w("")
+        return L, targets
+    env = kv(open(env_p).read())
+    tck = float(env.get("clk_tck", "100"))
+    runs = {}  # (alloc, variant) -> {round: (µs per call, fields)}
+    loads = []
+    for line in open(txt_p):
+        if not line.strip():
+            continue
+        d = kv(line)
+        v = line.split()[0]
+        ok = int(d.get("ok", "0"))
+        us = int(d["ticks"]) * 1e6 / tck / ok if ok else float("nan")
+        runs.setdefault((d["alloc"], v), {})[int(d["round"])] = (us, d)
+        if "load" in d:
+            loads.append(float(d["load"]))
+    w("What a Kamailio operator plans with: the CPU time P1 spends per call. Topology and bodies"
+      " of section 5 (SIPp → P1 → P2 → SIPp callee on loopback, INVITE → 200 → ACK, 50 ms,"
+      " BYE → 200; a ~1 KB SDP), at a fixed"
+      f" **{env.get('rate')} calls/s** that every variant sustains, {env.get('calls')} calls"
+      f" ({env.get('secs')} s) per run after 40 warm-up calls. CPU is utime + stime of every P1"
+      f" process (the main process and all its forks) from `/proc/PID/stat`, clock ticks of"
+      f" {1000 / tck:.0f} ms, over the run, divided by the calls SIPp completed. Variants:")
+    w("")
+    for v, text in VARIANTS:
+        w(f"- **{v}**: {text};")
+    w("")
+    w(f"each with {ALLOCS[0][1]} and with {ALLOCS[1][1]} (P1 only; P2 keeps the default)."
+      f" The eight runs are interleaved, each on a fresh set of processes, the order of the"
+      f" variants rotating from round to round, for {env.get('rounds')} rounds. Figures are"
+      " medians over the rounds with their spread (lowest–highest); the ratio is to **no"
+      " module** with the same memory manager: of the medians, and per round (the run of the"
+      " same round, minutes apart) as lowest–highest.")
+    w("")
+    op_us, op_from = rsa_op_us(res)
+    for alloc, alloc_text in ALLOCS:
+        base = runs.get((alloc, "nomodule"), {})
+        if not base:
+            continue
+        base_med = statistics.median(u for u, _ in base.values())
+        w(f"**{alloc_text}**")
+        w("")
+        w("| variant | rounds | calls ok / failed | decrypted by P1 per call | RSA ops by P1 per call | CPU per call, median | spread | vs no module (medians) | vs no module, per round | added per call |")
+        w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        meds = {}
+        for v, _ in VARIANTS:
+            r = runs.get((alloc, v))
+            if not r:
+                continue
+            us = [u for u, _ in r.values()]
+            med = statistics.median(us)
+            meds[v] = med
+            ok = sum(int(d.get("ok", 0)) for _, d in r.values())
+            failed = sum(int(d.get("failed", 0)) for _, d in r.values())
+            dec = sum(int(d.get("decrypted", 0)) for _, d in r.values())
+            # with the 40 warm-up calls of each run
+            rsa = sum(int(d.get("rsa_ops", 0)) for _, d in r.values())
+            placed = sum(int(d.get("calls", 0)) + 40 for _, d in r.values())
+            per_round = [u / base[k][0] for k, (u, _) in r.items() if k in base]
+            pr = f"{min(per_round):.2f}x–{max(per_round):.2f}x" if per_round else "n/a"
+            w(f"| {v} | {len(us)} | {ok:,} / {failed} | {dec / max(ok, 1):.2f} | {rsa / max(placed, 1):.2f} | **{med:.0f} µs** |"
+              f" {spread(us)} µs | {med / base_med:.2f}x | {pr} | {med - base_med:+.0f} µs |")
+        w("")
+        if "psk" in meds:
+            targets.append((f"CPU per call, PSK ≤ 1.05x no module ({alloc})",
+                            f"{meds['psk'] / base_med:.2f}x ({meds['psk']:.0f} vs {base_med:.0f} µs)",
+                            meds["psk"] <= 1.05 * base_med))
+        if "rsa" in meds:
+            limit = 1.05 * base_med + op_us
+            targets.append((f"CPU per call, RSA ≤ no module × 1.05 + one RSA-2048 op ({alloc})",
+                            f"{meds['rsa']:.0f} vs {limit:.0f} µs ({meds['rsa'] - base_med:+.0f} µs; op {op_us:.0f} µs)",
+                            meds["rsa"] <= limit))
+    w(f"One RSA-2048 OAEP private-key operation: {op_us:.0f} µs, {op_from}. Goals (issue 11):"
+      " PSK adds at most 5% over no module; RSA adds that one operation plus at most 5%"
+      " (the Targets table).")
+    w("")
+    # how noisy it was: the spread of the anchor itself
+    noise = []
+    for alloc, _ in ALLOCS:
+        base = [u for u, _ in runs.get((alloc, "nomodule"), {}).values()]
+        if len(base) > 1:
+            noise.append(f"{alloc} {(max(base) - min(base)) / statistics.median(base) * 100:.0f}%")
+    cpus = machine(res).get("cpus", "?")
+    if loads:
+        w(f"Noise: the 1-minute load average during the runs was {min(loads):.2f}–{max(loads):.2f}"
+          f" on {cpus} CPUs; the no-module runs alone spread by"
+          f" {', '.join(noise) if noise else 'n/a'} of their median (lowest to highest round)."
+          " Differences smaller than that spread are not resolved by this run.")
+        w("")
+    m = machine(res)
+    if m:
+        w(f"Measured {m.get('date', '?')}, commit {m.get('commit', '?')}, by"
+          f" `{m.get('command', 'scripts/bench')}`. Reproduce this section alone:"
+          " `scripts/bench --only-cpu` (`BENCH_CPU_RATE`, `BENCH_CPU_SECS`, `BENCH_CPU_ROUNDS`"
+          " change the rate, the length of a run and the rounds).")
+        w("")
+    return L, targets
