@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Writes docs/BENCHMARKS.md from the results directory of one scripts/bench run.
 
-usage: report.py RESULTS_DIR OUT.md [--only micro|cpu]   (called by scripts/bench)
+usage: report.py RESULTS_DIR OUT.md [--only micro|cpu|fw]   (called by scripts/bench)
 
-With --only, the sections of that step (micro: 1-4, cpu: 9) and their rows of the Targets
+With --only, the sections of that step (micro: 1-4, fw: 6, cpu: 9) and their rows of the Targets
 table replace those of the existing OUT.md; everything else in it stays as it was.
 """
 import json
@@ -13,7 +13,7 @@ import sys
 
 res, out = sys.argv[1], sys.argv[2]
 only = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--only" else None
-ONLY_SECTIONS = {"micro": ["## 1. ", "## 2. ", "## 3. ", "## 4. "], "cpu": ["## 9. "]}
+ONLY_SECTIONS = {"micro": ["## 1. ", "## 2. ", "## 3. ", "## 4. "], "cpu": ["## 9. "], "fw": ["## 6. "]}
 
 
 def env(name):
@@ -393,6 +393,7 @@ w("scripts/bench            # full run, about 15 minutes; writes this file")
 w("scripts/bench --quick    # a few minutes: shorter steps, 10,000 calls for the memory run")
 w("scripts/bench --only-micro    # sections 1-4 alone (criterion, shared cache), replaced in this file")
 w("scripts/bench --only-cpu      # section 9 alone (CPU per call of P1), replaced in this file")
+w("scripts/bench --only-fw       # section 6 alone (firewall agent, pinholes through P1), replaced in this file")
 w("scripts/bench --only-cluster  # section 8 alone")
 w("```")
 w("")
@@ -460,5 +461,5 @@ def splice(old, new, prefixes, step_targets):
 doc = "\n".join(L) + "\n"
 if only:
     doc = splice(open(out).read(), doc, ONLY_SECTIONS[only],
-                 {"micro": micro_targets, "cpu": cpu_targets}[only])
+                 {"micro": micro_targets, "cpu": cpu_targets, "fw": []}[only])
 open(out, "w").write(doc)
