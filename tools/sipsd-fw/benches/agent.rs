@@ -403,7 +403,7 @@ fn main() {
         ms(del_p)
     );
     md += &format!(
-        "Measured at the agent: from the proxy's PCP request to its authenticated answer, which the agent sends after the nftables transaction committed (the time the 200 OK spends inside Kamailio P1 before the request is sent comes with the module integration). A packet from the callee sent right after each answer reached the caller in {effective} of {n_calls} calls. Opening {PRELOAD} pinholes, {BURST} flows per exchange (one MAP each, sent at once; the agent puts what is queued into one nftables transaction): **{open_rate:.0} pinholes/s**; closing them the same way: **{close_rate:.0} pinholes/s**.\n"
+        "Measured at the agent: from the proxy's PCP request to its authenticated answer, which the agent sends after the nftables transaction committed (the whole way of the 200 OK through Kamailio P1 is in the next table). A packet from the callee sent right after each answer reached the caller in {effective} of {n_calls} calls. Opening {PRELOAD} pinholes, {BURST} flows per exchange (one MAP each, sent at once; the agent puts what is queued into one nftables transaction): **{open_rate:.0} pinholes/s**; closing them the same way: **{close_rate:.0} pinholes/s**.\n"
     );
     if let Ok(path) = std::env::var("SIPSD_BENCH_OUT") {
         std::fs::write(&path, &md).unwrap();
