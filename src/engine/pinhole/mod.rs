@@ -736,6 +736,7 @@ impl Pinholes {
         let now = now_secs();
         let lifetime = u64::from(self.cfg.lifetime);
         let mut due = Vec::new();
+        let mut stops = Vec::new();
         let mut expired = 0;
         {
             let mut t = self.table.lock()?;
@@ -754,7 +755,19 @@ impl Pinholes {
                     continue;
                 }
                 if too_old && now >= s.expires_at {
-                    t.remove(i, false);
+                    // a recording whose end this proxy never saw: the recorder gets a stop
+                    let state = s.record();
+                    if state == RecordState::Active {
+                        let seq = t.next_sequence();
+                        let f = &mut t.slots()[i];
+                        f.record = 3;
+                        f.record_stopped = now;
+                        stops.push((*f, seq));
+                    }
+                    t.remove(
+                        i,
+                        matches!(state, RecordState::Active | RecordState::Stopped),
+                    );
                     expired += 1;
                 } else if !too_old && s.expires_at.saturating_sub(now) * 4 <= lifetime * 3 {
                     t.slots()[i].expires_at = now + lifetime;
@@ -763,6 +776,9 @@ impl Pinholes {
             }
         }
         proxy.count_n(Counter::PinholesExpired, expired as u64);
+        for (slot, seq) in stops {
+            self.send_stop(proxy, &slot, seq, "pinhole_max_duration");
+        }
         let mut refreshed = 0;
         for s in due {
             if self
@@ -1048,6 +1064,10 @@ mod record_tests {
     /// receiver; the agent's address is a port nobody answers on (the exchanges fail after
     /// pinhole_timeout, which the key channel does not depend on).
     fn rig(record_all: bool) -> Rig {
+        rig_with(record_all, &[])
+    }
+
+    fn rig_with(record_all: bool, options: &[(&str, &str)]) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let kek = dir.path().join("rec.kek");
         std::fs::write(&kek, crate::hex::encode(&[0x3c; 32])).unwrap();
@@ -1063,6 +1083,9 @@ mod record_tests {
         c.set("pinhole_timeout", "20").unwrap();
         c.set("pinhole_retransmit", "10").unwrap();
         c.set("record", if record_all { "1" } else { "0" }).unwrap();
+        for (n, v) in options {
+            c.set(n, v).unwrap();
+        }
         c.set(
             "record_recorder",
             &recorder.local_addr().unwrap().to_string(),
@@ -1238,6 +1261,24 @@ mod record_tests {
         assert!(r.nothing_received(), "stopped already: no second stop");
         assert_eq!(r.count(Counter::RecordingsStopped), 1);
         println!("  ok   record=1: start at the 183, update at the 200, nothing for a retransmission, sd_record_stop sends the one stop");
+    }
+
+    #[test]
+    fn recording_past_max_duration_gets_a_stop() {
+        let mut r = rig_with(
+            true,
+            &[("pinhole_max_duration", "1"), ("pinhole_lifetime", "2")],
+        );
+        r.call(200);
+        assert_eq!(r.receive().event.name(), "start");
+        std::thread::sleep(Duration::from_millis(3100));
+        let (_, expired) = r.pinholes.refresh(&r.proxy).unwrap();
+        assert_eq!(expired, 1);
+        let stop = r.receive();
+        assert!(matches!(&stop.event, Event::Stop(s) if s.reason == "pinhole_max_duration"));
+        assert_eq!(r.pinholes.recordings().unwrap()[0].state, "finished");
+        assert_eq!(r.count(Counter::RecordingsStopped), 1);
+        println!("  ok   a recorded dialog whose end was never seen: at pinhole_max_duration + lifetime the recorder gets a stop, the row is finished");
     }
 
     #[test]
