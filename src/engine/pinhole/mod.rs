@@ -722,9 +722,11 @@ impl Pinholes {
             .into_iter()
             .filter(|t| !t.is_empty())
             .collect();
+        // BYE or CANCEL (the request or its 2xx), else the failed request and its status
+        let method = String::from_utf8_lossy(msg.method);
         let reason = match msg.status {
-            0 => String::from_utf8_lossy(msg.method).into_owned(),
-            n => format!("{n} reply"),
+            0 | 200..=299 => method.into_owned(),
+            n => format!("{method} {n}"),
         };
         self.close_with(proxy, msg.call_id, &tags, &reason)
     }
@@ -1198,7 +1200,8 @@ mod record_tests {
             assert!(t.offer_sdp(i, false).is_empty());
         }
         println!("  ok   RPC rows: active, 2 streams, the recorder's dialog id, no key text; the offer SDP is zeroized after the answer");
-        let bye = msg(0, b"callee-tag", b"BYE");
+        // the 200 of the BYE (what the example script closes at)
+        let bye = msg(200, b"callee-tag", b"BYE");
         let _ = r.pinholes.close_of(&r.proxy, &bye);
         let stop = r.receive();
         assert!(matches!(&stop.event, Event::Stop(s) if s.reason == "BYE"));
