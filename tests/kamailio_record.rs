@@ -30,11 +30,10 @@ use sipsd::crypto::keys::PskSpec;
 use sipsd::engine::cache::DialogKey;
 use sipsd::record::channel::DEFAULT_MAX_SKEW;
 use sipsd::record::{ChannelReceiver, Direction, Event, KeyMessage};
-use sipsd::sip::body::BodyOptions;
 
 use support::dialog::{received, Dialog};
 use support::kamailio::{next_hop, Kamailio, P1};
-use support::sip::{reply, reply_with, Peer};
+use support::sip::{reply, Peer};
 use support::tools::{Need, Tools};
 use support::vectors::cert_recipient;
 use support::work::WorkDir;
@@ -94,29 +93,13 @@ fn call(
     }
     caller.send(p1.port, &invite.build(caller.port()));
     let inv = received(callee, call_id, "INVITE", 1).expect("P1 relays the INVITE");
-    let answer =
-        d.ua.encrypt(
-            "application/sdp",
-            &sdp("bob", "10.77.2.2", 50000, KEY_CALLEE),
-            &BodyOptions::default(),
-        )
-        .expect("the answer under the dialog key");
-    callee.send(
-        p1.port,
-        &reply_with(
-            &inv,
-            200,
-            "OK",
-            &[("Content-Type", answer.content_type.as_str())],
-            &answer.body,
-        ),
+    d.answer(
+        p1,
+        caller,
+        callee,
+        &inv,
+        &sdp("bob", "10.77.2.2", 50000, KEY_CALLEE),
     );
-    let ok = caller
-        .wait(Duration::from_secs(5), |m| {
-            m.status() == Some(200) && m.call_id() == call_id
-        })
-        .expect("the 200 OK reaches the caller");
-    d.learn_route(&ok);
     mid();
     let bye = d.bare("BYE");
     caller.send(p1.port, &bye.build(caller.port()));
