@@ -218,6 +218,15 @@ enum sd_result
    * A pinhole function without `pinhole_agent` configured.
    */
   SD_ERR_PINHOLES_OFF = 172,
+  /**
+   * A recording function without `record_recorder` and `record_kek` configured.
+   */
+  SD_ERR_RECORDING_OFF = 173,
+  /**
+   * The recorder's key message could not be made or sent (no usable a=crypto in the
+   * offer/answer, an offer SDP too long to keep, a socket error).
+   */
+  SD_ERR_RECORD = 174,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -584,6 +593,52 @@ typedef uint32_t sd_pinhole_field;
 #endif // __cplusplus
 
 /**
+ * What `sd_recordings_get` can read of one recording; the RPC `sipsd.recordings` shows
+ * them under the names `sd_recording_field_name` gives. No keys.
+ */
+enum sd_recording_field
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Call-ID.
+   */
+  SD_RECORDING_FIELD_CALL_ID = 0,
+  /**
+   * The caller's tag.
+   */
+  SD_RECORDING_FIELD_TAG = 1,
+  /**
+   * The dialog id in hex, as the recorder names the recording.
+   */
+  SD_RECORDING_FIELD_DIALOG = 2,
+  /**
+   * `marked`, `active`, `stopped` or `finished`.
+   */
+  SD_RECORDING_FIELD_STATE = 3,
+  /**
+   * Streams given to the recorder, decimal.
+   */
+  SD_RECORDING_FIELD_STREAMS = 4,
+  /**
+   * Unix time of the start, decimal (0: not started).
+   */
+  SD_RECORDING_FIELD_STARTED = 5,
+  /**
+   * Unix time of the stop, decimal (0: not stopped).
+   */
+  SD_RECORDING_FIELD_STOPPED = 6,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sd_recording_field sd_recording_field;
+#else
+typedef uint32_t sd_recording_field;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Options for `sd_ctx_new`. Owned by C (a `Box`) from `sd_config_new` until
  * `sd_config_free`.
  */
@@ -612,6 +667,12 @@ typedef struct sd_pinholes sd_pinholes;
  * different threads.
  */
 typedef struct sd_plain sd_plain;
+
+/**
+ * A copy of the recordings at one moment. Owned by C (a `Box`) from
+ * `sd_recordings_snapshot` until `sd_recordings_free`.
+ */
+typedef struct sd_recordings sd_recordings;
 
 /**
  * A sealed body. Owned by C (a `Box`) from `sd_seal` until `sd_sealed_free`.
@@ -1339,6 +1400,80 @@ uint32_t sd_field_count(void);
  * past the end.
  */
 const char *sd_field_name(uint32_t field);
+
+/**
+ * Marks the dialog of `msg` for recording: call it on the INVITE or on its reply before
+ * `sd_pinhole_open` relays the answer; once answered, the recording starts at the next
+ * offer/answer. SD_ERR_RECORDING_OFF without a recorder configured.
+ *
+ * # Safety
+ * `ctx` from `sd_ctx_new`; `msg` and its fields valid for the call.
+ */
+sd_result sd_record_start(const struct sd_ctx *ctx, const struct sd_msg *msg);
+
+/**
+ * Stops recording the dialog of `msg` (the recorder gets the stop, mirroring ends).
+ * SD_OK when a recording was active; SD_NOT_FOR_ME when there was none.
+ *
+ * # Safety
+ * `ctx` from `sd_ctx_new`; `msg` and its fields valid for the call.
+ */
+sd_result sd_record_stop(const struct sd_ctx *ctx, const struct sd_msg *msg);
+
+/**
+ * Whether a recorder is configured (1) or not (0; also for NULL).
+ *
+ * # Safety
+ * `ctx` NULL or from `sd_ctx_new`.
+ */
+uint32_t sd_record_enabled(const struct sd_ctx *ctx);
+
+/**
+ * Copies the recordings (marked, active, stopped, finished) into `*out` (free with
+ * `sd_recordings_free`).
+ *
+ * # Safety
+ * `ctx` from `sd_ctx_new`; `out` writable.
+ */
+sd_result sd_recordings_snapshot(const struct sd_ctx *ctx, struct sd_recordings **out);
+
+/**
+ * Number of recordings in a snapshot (0 for NULL).
+ *
+ * # Safety
+ * `p` NULL or from `sd_recordings_snapshot`.
+ */
+size_t sd_recordings_count(const struct sd_recordings *p);
+
+/**
+ * Field `field` (an `sd_recording_field`) of recording `index`: a view valid until
+ * `sd_recordings_free(p)`; SD_ERR_INVALID_ARGUMENT out of range.
+ *
+ * # Safety
+ * `p` from `sd_recordings_snapshot`; `out` writable.
+ */
+sd_result sd_recordings_get(const struct sd_recordings *p,
+                            size_t index,
+                            uint32_t field,
+                            struct sd_str *out);
+
+/**
+ * Frees a snapshot; NULL is accepted.
+ *
+ * # Safety
+ * `p` NULL or from `sd_recordings_snapshot`, not yet freed, not used afterwards.
+ */
+void sd_recordings_free(struct sd_recordings *p);
+
+/**
+ * Number of `sd_recording_field` values.
+ */
+uint32_t sd_recording_field_count(void);
+
+/**
+ * The static, NUL-terminated name of `sd_recording_field` `field`; NULL past the end.
+ */
+const char *sd_recording_field_name(uint32_t field);
 
 /**
  * A static, NUL-terminated description of `r`; never NULL, never to be freed.

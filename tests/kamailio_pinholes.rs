@@ -148,27 +148,9 @@ fn pinholes_follow_calls_through_kamailio() {
     );
 
     // ---- call 1: answer ----------------------------------------------------------------
-    let answer =
-        d.ua.encrypt("application/sdp", &sdp("bob", CALLEE, 50000), &opts)
-            .expect("the answer under the dialog key");
     let t_answer = Instant::now();
-    callee.send(
-        p1.port,
-        &reply_with(
-            &inv,
-            200,
-            "OK",
-            &[("Content-Type", answer.content_type.as_str())],
-            &answer.body,
-        ),
-    );
-    let ok = caller
-        .wait(Duration::from_secs(5), |m| {
-            m.status() == Some(200) && m.call_id() == c1
-        })
-        .expect("the 200 OK reaches the caller");
+    let ok = d.answer(&p1, &caller, &callee, &inv, &sdp("bob", CALLEE, 50000));
     let effective = t_answer.elapsed();
-    d.learn_route(&ok);
     let line = fw_line(&p1, c1, "INVITE200").unwrap_or_default();
     check!(
         line.contains("rc=1 pinholes=4"),

@@ -99,6 +99,12 @@ pub enum Error {
     /// A pinhole function on a context without `pinhole_agent`.
     #[error("no firewall agent configured (pinhole_agent)")]
     PinholesOff,
+    /// A recording function without a recorder (`record_recorder`, `record_kek`).
+    #[error("no recorder configured (record_recorder, record_kek)")]
+    RecordingOff,
+    /// The recorder's key message could not be made or sent (never contains key material).
+    #[error("recording: {0}")]
+    Record(String),
 }
 
 /// Result alias of this layer.

@@ -21,6 +21,7 @@ mod fields;
 mod media;
 mod pinhole;
 mod plain;
+mod record;
 mod result;
 
 pub use boundary::sd_str;
@@ -53,5 +54,10 @@ pub use pinhole::{
 pub use plain::{
     sd_field, sd_field_count, sd_field_name, sd_plain, sd_plain_count, sd_plain_free,
     sd_plain_generation, sd_plain_get,
+};
+pub use record::{
+    sd_record_enabled, sd_record_start, sd_record_stop, sd_recording_field,
+    sd_recording_field_count, sd_recording_field_name, sd_recordings, sd_recordings_count,
+    sd_recordings_free, sd_recordings_get, sd_recordings_snapshot,
 };
 pub use result::{all_results, sd_last_error, sd_result, sd_strerror, sd_version};

@@ -114,6 +114,11 @@ pub enum sd_result {
     SD_ERR_PINHOLE_FULL = 171,
     /// A pinhole function without `pinhole_agent` configured.
     SD_ERR_PINHOLES_OFF = 172,
+    /// A recording function without `record_recorder` and `record_kek` configured.
+    SD_ERR_RECORDING_OFF = 173,
+    /// The recorder's key message could not be made or sent (no usable a=crypto in the
+    /// offer/answer, an offer SDP too long to keep, a socket error).
+    SD_ERR_RECORD = 174,
 }
 
 /// The message of every result, one table: `ALL` (number order), `from_u32` and
@@ -187,6 +192,8 @@ result_messages! {
     SD_ERR_PINHOLE_AGENT => "the firewall agent did not confirm the pinholes in time",
     SD_ERR_PINHOLE_FULL => "pinhole table full",
     SD_ERR_PINHOLES_OFF => "no firewall agent configured",
+    SD_ERR_RECORDING_OFF => "no recorder configured (record_recorder, record_kek)",
+    SD_ERR_RECORD => "the recorder's key message could not be made or sent",
 }
 
 impl From<&Error> for sd_result {
@@ -248,6 +255,8 @@ impl From<&Error> for sd_result {
             Error::PinholeAgent(_) => SD_ERR_PINHOLE_AGENT,
             Error::PinholeFull => SD_ERR_PINHOLE_FULL,
             Error::PinholesOff => SD_ERR_PINHOLES_OFF,
+            Error::RecordingOff => SD_ERR_RECORDING_OFF,
+            Error::Record(_) => SD_ERR_RECORD,
         }
     }
 }

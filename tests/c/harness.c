@@ -621,6 +621,32 @@ int main(int argc, char **argv)
 		sd_config_free(pc);
 	}
 
+	/* -- recording: off without pinhole_agent/record_recorder, every entry point says so -- */
+	{
+		sd_recordings *rs = (sd_recordings *)1;
+		CHECK(sd_record_enabled(ctx) == 0 && sd_record_enabled(NULL) == 0,
+				"sd_record_enabled: 0 without a recorder");
+		CHECK(sd_record_start(ctx, &m_after) == SD_ERR_RECORDING_OFF
+						&& sd_record_stop(ctx, &m_after) == SD_ERR_RECORDING_OFF
+						&& sd_recordings_snapshot(ctx, &rs) == SD_ERR_RECORDING_OFF
+						&& rs == NULL,
+				"sd_record_start / _stop / sd_recordings_snapshot: SD_ERR_RECORDING_OFF");
+		CHECK(sd_record_start(NULL, &m_after) == SD_ERR_NULL_PARAMETER,
+				"sd_record_start with a NULL context refused");
+		CHECK(sd_recording_field_count() == 7
+						&& strcmp(sd_recording_field_name(SD_RECORDING_FIELD_DIALOG), "dialog") == 0
+						&& sd_recording_field_name(7) == NULL && sd_recordings_count(NULL) == 0,
+				"sd_recording_field names (7, 'dialog'), NULL past the end");
+		sd_recordings_free(NULL);
+		sd_config *rc = sd_config_new();
+		CHECK(sd_config_set(rc, "record_recorder", "nowhere") == SD_ERR_CONFIG
+						&& sd_config_set(rc, "record", "2") == SD_ERR_CONFIG
+						&& sd_config_set(rc, "record_kek", "id=text:k;key=/k") == SD_ERR_CONFIG
+						&& sd_config_set(rc, "record", "1") == SD_OK,
+				"record options checked as they are set (record_kek needs a label)");
+		sd_config_free(rc);
+	}
+
 	sd_msg m_bye_b = msg_of("call-b@example.org", "to-b", "tag-b", "BYE", 0, "", sdp);
 	m_bye_b.body.len = 0;
 	CHECK(sd_dialog_end_msg(ctx, &m_bye_b) == SD_OK

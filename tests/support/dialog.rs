@@ -86,6 +86,39 @@ impl Dialog {
             .collect();
     }
 
+    /// The callee answers `invite` (as the callee received it) 200 OK with `plain` sealed
+    /// under the dialog key; returns the 200 as the caller got it, its route set learnt.
+    pub fn answer(
+        &mut self,
+        p1: &Kamailio,
+        caller: &Peer,
+        callee: &Peer,
+        invite: &SipMsg,
+        plain: &[u8],
+    ) -> SipMsg {
+        let answer = self
+            .ua
+            .encrypt("application/sdp", plain, &BodyOptions::default())
+            .expect("the answer under the dialog key");
+        callee.send(
+            p1.port,
+            &super::sip::reply_with(
+                invite,
+                200,
+                "OK",
+                &[("Content-Type", answer.content_type.as_str())],
+                &answer.body,
+            ),
+        );
+        let ok = caller
+            .wait(Duration::from_secs(5), |m| {
+                m.status() == Some(200) && m.call_id() == self.call_id
+            })
+            .expect("the 200 OK reaches the caller");
+        self.learn_route(&ok);
+        ok
+    }
+
     /// The next in-dialog request (To tag, routed through P1), no body (ACK, BYE).
     pub fn bare(&mut self, method: &str) -> Request {
         self.cseq += 1;

@@ -56,6 +56,7 @@
 #include "sipsd_dmq.h"
 #include "sipsd_edge.h"
 #include "sipsd_fw.h"
+#include "sipsd_rec.h"
 
 MODULE_VERSION
 
@@ -108,6 +109,9 @@ static int sipsd_param_pinhole_lifetime(modparam_t type, void *val);
 static int sipsd_param_pinhole_on_offer(modparam_t type, void *val);
 static int sipsd_param_pinhole_max_duration(modparam_t type, void *val);
 static int sipsd_param_pinhole_capacity(modparam_t type, void *val);
+static int sipsd_param_record(modparam_t type, void *val);
+static int sipsd_param_record_recorder(modparam_t type, void *val);
+static int sipsd_param_record_kek(modparam_t type, void *val);
 static int child_init(int rank);
 
 
@@ -147,6 +151,10 @@ static cmd_export_t cmds[] = {
 	{"sd_pinhole_open", (cmd_function)w_sd_pinhole_open, 0,
 		0, 0, REQUEST_ROUTE | ONREPLY_ROUTE | FAILURE_ROUTE},
 	{"sd_pinhole_close", (cmd_function)w_sd_pinhole_close, 0,
+		0, 0, ANY_ROUTE},
+	{"sd_record_start", (cmd_function)w_sd_record_start, 0,
+		0, 0, REQUEST_ROUTE | ONREPLY_ROUTE | FAILURE_ROUTE},
+	{"sd_record_stop", (cmd_function)w_sd_record_stop, 0,
 		0, 0, ANY_ROUTE},
 	{"sd_open", (cmd_function)w_sd_open, 0,
 		0, 0, SD_ROUTES},
@@ -208,6 +216,9 @@ static param_export_t params[] = {
 		(void *)sipsd_param_pinhole_max_duration},
 	{"pinhole_capacity", PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_pinhole_capacity},
 	{"pinhole_on_failure", PARAM_STR, &sipsd_pinhole_on_failure},
+	{"record", PARAM_INT | USE_FUNC_PARAM, (void *)sipsd_param_record},
+	{"record_recorder", PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_record_recorder},
+	{"record_kek", PARAM_STRING | USE_FUNC_PARAM, (void *)sipsd_param_record_kek},
 	{0, 0, 0}
 };
 
@@ -223,6 +234,7 @@ static rpc_export_t sipsd_rpc_cmds[] = {
 	{"sipsd.reload", sipsd_rpc_reload, sipsd_rpc_reload_doc, 0},
 	{"sipsd.cluster", sipsd_rpc_cluster, sipsd_rpc_cluster_doc, RET_ARRAY},
 	{"sipsd.pinholes", sipsd_rpc_pinholes, sipsd_rpc_pinholes_doc, RET_ARRAY},
+	{"sipsd.recordings", sipsd_rpc_recordings, sipsd_rpc_recordings_doc, RET_ARRAY},
 	{0, 0, 0, 0}
 };
 
@@ -531,6 +543,9 @@ SIPSD_INT_PARAM(pinhole_lifetime)
 SIPSD_INT_PARAM(pinhole_on_offer)
 SIPSD_INT_PARAM(pinhole_max_duration)
 SIPSD_INT_PARAM(pinhole_capacity)
+SIPSD_INT_PARAM(record)
+SIPSD_STR_PARAM(record_recorder)
+SIPSD_STR_PARAM(record_kek)
 
 /* ---------------------------------------------------------------------- */
 /* dialog module: end the cached key when the dialog ends                  */
@@ -1085,6 +1100,16 @@ static sr_kemi_t sr_kemi_sipsd_exports[] = {
 	},
 	{ str_init("sipsd"), str_init("sd_pinhole_close"),
 		SR_KEMIP_INT, ki_sd_pinhole_close,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("sipsd"), str_init("sd_record_start"),
+		SR_KEMIP_INT, ki_sd_record_start,
+		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
+	},
+	{ str_init("sipsd"), str_init("sd_record_stop"),
+		SR_KEMIP_INT, ki_sd_record_stop,
 		{ SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE,
 			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE }
 	},

@@ -20,7 +20,15 @@
 //!
 //! Each PCP exchange is bounded by `pinhole_timeout`; the table lock is never held across
 //! one. The PCP client (a UDP socket) is made per process, at its first use after the fork.
+//!
+//! Recording (docs/RECORDING.md, with `record_recorder` and `record_kek`): the offer SDP is
+//! kept in the table (zeroized at its 2xx answer or the dialog's end). A dialog marked for
+//! recording (`record=1`, or [`Pinholes::record_start`] before its answer) gets, at the
+//! answer, one sealed key message to the recorder with each direction's `a=crypto`, and its
+//! flows are asked for with mirroring (PCP option MIRROR); at its end (or
+//! [`Pinholes::record_stop`]) the recorder gets a stop and the mirroring ends.
 
+mod record;
 mod table;
 
 use std::net::{IpAddr, SocketAddr};
@@ -29,12 +37,15 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::engine::cache::now_secs;
+use crate::crypto::keys::PskSpec;
+use crate::engine::cache::{now_secs, DialogKey};
 use crate::engine::proxy::{Counter, DisclosedPart, Proxy, SipMessage};
 use crate::engine::{Error, Result};
 use crate::pcp::{AuthKey, Client, ClientConfig, Exchange, Flow, FlowOutcome, Remote};
+use crate::record::{CallStart, CallStop, Event, StreamSet};
+use record::Recorder;
 use table::{Addr, FlowRec, Slot, Stream, Table};
-pub use table::{Stage, MAX_DIALOG_FLOWS, MAX_STREAMS};
+pub use table::{RecordState, Stage, MAX_DIALOG_FLOWS, MAX_OFFER_SDP, MAX_STREAMS};
 
 /// The `pinhole_*` options.
 #[derive(Clone, Debug)]
@@ -56,6 +67,13 @@ pub struct PinholeConfig {
     pub max_duration: u32,
     /// Most dialogs with pinholes (`pinhole_capacity`).
     pub capacity: u32,
+    /// Record every dialog (`record=1`); else only those `sd_record_start` marks.
+    pub record: bool,
+    /// The recorder's key-channel address (`record_recorder`); `None`: no recording.
+    pub recorder: Option<SocketAddr>,
+    /// The key channel's KEK (`record_kek`: `id=HEX|text:ID;key=PATH;label=NAME`, as the
+    /// recorder's `--kek`).
+    pub record_kek: Option<PskSpec>,
 }
 
 impl Default for PinholeConfig {
@@ -69,6 +87,9 @@ impl Default for PinholeConfig {
             on_offer: false,
             max_duration: 7200,
             capacity: 4096,
+            record: false,
+            recorder: None,
+            record_kek: None,
         }
     }
 }
@@ -117,6 +138,22 @@ impl PinholeConfig {
             "pinhole_capacity" => {
                 self.capacity = num(name, value, 1, u64::from(table::MAX_CAPACITY))? as u32
             }
+            "record" => self.record = num(name, value, 0, 1)? == 1,
+            "record_recorder" => {
+                self.recorder = Some(
+                    value
+                        .parse()
+                        .map_err(|_| bad(name, value, "ADDRESS:PORT (e.g. 192.0.2.9:7070)"))?,
+                )
+            }
+            "record_kek" => {
+                let kek = crate::engine::proxy::config::parse_psk(value)
+                    .map_err(|e| Error::Config(format!("record_kek: {e}")))?;
+                if kek.label.as_deref().unwrap_or("").is_empty() {
+                    return Err(bad(name, value, "id=HEX|text:ID;key=PATH;label=NAME"));
+                }
+                self.record_kek = Some(kek);
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -132,6 +169,30 @@ pub struct Opened {
     pub deleted: usize,
     /// The dialog's stage afterwards.
     pub stage: Option<Stage>,
+    /// Whether the dialog is recorded afterwards.
+    pub recording: Option<RecordState>,
+    /// Why the recording of a marked dialog did not start (the flows still open, without
+    /// mirroring); never contains key material.
+    pub record_error: Option<String>,
+}
+
+/// One recording, for the RPC (no keys).
+#[derive(Clone, Debug)]
+pub struct DialogRecording {
+    /// Call-ID.
+    pub call_id: String,
+    /// The caller's tag.
+    pub tag: String,
+    /// The dialog id the recorder names the recording by (hex of the key message's).
+    pub dialog: String,
+    /// `marked`, `active`, `stopped`, or `finished` (the dialog ended).
+    pub state: &'static str,
+    /// Streams the recorder was given (one direction of one m= line each).
+    pub streams: u8,
+    /// Unix seconds of the start and stop (0: not yet).
+    pub started: u64,
+    /// See `started`.
+    pub stopped: u64,
 }
 
 /// One dialog's pinholes, for the RPC.
@@ -158,6 +219,8 @@ pub struct Pinholes {
     table: Table,
     /// (pid, client): made at first use in each process.
     client: Mutex<Option<(u32, Client)>>,
+    /// With `record_recorder` and `record_kek`.
+    recorder: Option<Recorder>,
 }
 
 impl Pinholes {
@@ -171,12 +234,27 @@ impl Pinholes {
             AuthKey::from_file(*id, path)
                 .map_err(|e| Error::Config(format!("pinhole_key {}: {e}", path.display())))?;
         }
+        let recorder = match (cfg.recorder, &cfg.record_kek) {
+            (Some(addr), Some(kek)) => Some(Recorder::new(addr, kek, false)?),
+            (None, None) if !cfg.record => None,
+            _ => {
+                return Err(Error::Config(
+                    "recording needs both record_recorder and record_kek".into(),
+                ))
+            }
+        };
         Ok(Some(Pinholes {
             cfg: cfg.clone(),
             agent,
             table: Table::create(cfg.capacity)?,
             client: Mutex::new(None),
+            recorder,
         }))
+    }
+
+    /// Whether a recorder is configured (`record_recorder`, `record_kek`).
+    pub fn recording_enabled(&self) -> bool {
+        self.recorder.is_some()
     }
 
     /// The configuration in use.
@@ -286,13 +364,18 @@ impl Pinholes {
             .filter(|t| !t.is_empty())
             .collect();
         // Under the lock: find or make the dialog's slot, work out the flows; no I/O.
-        let (dialog, new_flows, stale, stage) = {
+        let (dialog, new_flows, stale, stage, pending) = {
             let mut t = self.table.lock()?;
             let i = match t.find(msg.call_id, &tags) {
                 Some(i) => i,
                 None if is_offer && msg.to_tag.is_empty() => {
                     match t.insert(msg.call_id, msg.from_tag, now) {
-                        Some(i) => i,
+                        Some(i) => {
+                            if self.recorder.is_some() && self.cfg.record {
+                                t.slots()[i].record = 1;
+                            }
+                            i
+                        }
                         None => {
                             proxy.count(Counter::PinholesRefused);
                             return Err(Error::PinholeFull);
@@ -303,6 +386,24 @@ impl Pinholes {
                 // was not acted on here (or the table was full)
                 None => return Ok(Opened::default()),
             };
+            // The offer's text (its keys) is kept for the answer only when a recorder may
+            // need it; the 2xx answer takes it out of the table.
+            let mut pending = None;
+            if self.recorder.is_some() {
+                if is_offer {
+                    let body = sdp_body(parts).unwrap_or(&[]);
+                    if !t.set_offer_sdp(i, body) && t.slots()[i].record() != RecordState::Off {
+                        proxy.count(Counter::RecordErrors);
+                    }
+                } else {
+                    let kept = t.offer_sdp(i, (200..300).contains(&msg.status));
+                    let state = t.slots()[i].record();
+                    if matches!(state, RecordState::Marked | RecordState::Active) {
+                        let seq = (!kept.is_empty()).then(|| t.next_sequence());
+                        pending = Some((state, kept, seq));
+                    }
+                }
+            }
             let slot = &mut t.slots()[i];
             let dialog = dialog_id(slot);
             if is_offer {
@@ -313,6 +414,7 @@ impl Pinholes {
                     let stage = slot.stage();
                     return Ok(Opened {
                         stage: Some(stage),
+                        recording: Some(slot.record()),
                         ..Opened::default()
                     });
                 }
@@ -322,7 +424,7 @@ impl Pinholes {
                         any_source(s.rtcp, s.rtcp_port),
                     ]
                 }));
-                (dialog, flows, Vec::new(), Stage::Offered)
+                (dialog, flows, Vec::new(), Stage::Offered, None)
             } else {
                 let flows = dedup(
                     slot.offer()
@@ -354,13 +456,24 @@ impl Pinholes {
                     })
                     .copied()
                     .collect();
-                (dialog, flows, stale, Stage::Answered)
+                (dialog, flows, stale, Stage::Answered, pending)
             }
         };
+        // The recorder gets the keys before the agent starts copying packets to it.
+        let (mut mirror, mut started, mut record_error) = (false, None, None);
+        if let Some((state, kept, seq)) = pending {
+            match self.send_keys(proxy, msg, parts, state, &kept, seq) {
+                Ok(n) => (mirror, started) = (true, n),
+                Err(e) => {
+                    proxy.count(Counter::RecordErrors);
+                    record_error = Some(e.to_string());
+                }
+            }
+        }
         let lifetime = self.cfg.lifetime;
-        let opened = self.exchange(proxy, &dialog, &to_flows(&new_flows), lifetime);
+        let opened = self.exchange(proxy, &dialog, &to_flows(&new_flows, mirror), lifetime);
         let deleted = if opened.is_ok() && !stale.is_empty() {
-            self.exchange(proxy, &dialog, &to_flows(&stale), 0)
+            self.exchange(proxy, &dialog, &to_flows(&stale, false), 0)
                 .unwrap_or(0)
         } else {
             0
@@ -369,10 +482,11 @@ impl Pinholes {
         // refused, pinhole_on_failure=reject), keep the offer for its answer, renew nothing.
         let undone = opened.is_err() && stage == Stage::Offered;
         if undone {
-            let _ = self.exchange(proxy, &dialog, &to_flows(&new_flows), 0);
+            let _ = self.exchange(proxy, &dialog, &to_flows(&new_flows, false), 0);
         }
         // Record what the agent holds (after a failed answer too: the refresh retries it, and
         // close deletes it all).
+        let mut recording = None;
         {
             let mut t = self.table.lock()?;
             if let Some(i) = t.find(msg.call_id, &tags) {
@@ -388,6 +502,15 @@ impl Pinholes {
                 slot.set_flows(&dedup(held.into_iter()));
                 slot.stage = if stage == Stage::Answered { 2 } else { 1 };
                 slot.expires_at = if undone { 0 } else { now + u64::from(lifetime) };
+                if let Some(n) = started {
+                    if slot.record() == RecordState::Marked {
+                        slot.record_started = now;
+                        proxy.count(Counter::RecordingsStarted);
+                    }
+                    slot.record = 2;
+                    slot.record_streams = n;
+                }
+                recording = Some(slot.record());
             }
         }
         let flows = opened?;
@@ -395,21 +518,201 @@ impl Pinholes {
             flows,
             deleted,
             stage: Some(stage),
+            recording,
+            record_error,
         })
+    }
+
+    /// At an answer of a recorded dialog: the start (or, when it is recorded already, the
+    /// update) with the streams of the kept offer and this answer. `Ok(Some(n))`: sent, `n`
+    /// streams; `Ok(None)`: recorded already and nothing new to send (the offer was taken by
+    /// an earlier answer).
+    fn send_keys(
+        &self,
+        proxy: &Proxy,
+        msg: &SipMessage<'_>,
+        parts: &[&DisclosedPart],
+        state: RecordState,
+        offer: &[u8],
+        seq: Option<u64>,
+    ) -> Result<Option<u8>> {
+        let rec = self.recorder.as_ref().ok_or(Error::RecordingOff)?;
+        let Some(seq) = seq else {
+            return match state {
+                RecordState::Active => Ok(None),
+                _ => Err(Error::Record(
+                    "the offer's SDP is not kept (too long, or taken by an earlier answer)".into(),
+                )),
+            };
+        };
+        let answer = parts
+            .iter()
+            .find_map(|p| p.sdp().and_then(|r| r.ok()))
+            .ok_or_else(|| Error::Record("the answer has no SDP".into()))?;
+        let streams = record::streams(offer, &answer)?;
+        let n = u8::try_from(streams.len()).unwrap_or(u8::MAX);
+        let event = if state == RecordState::Active {
+            Event::Update(StreamSet { streams })
+        } else {
+            Event::Start(CallStart {
+                call_id: String::from_utf8_lossy(msg.call_id).into_owned(),
+                caller: String::new(),
+                callee: String::new(),
+                streams,
+            })
+        };
+        // the caller's tag: From of the replies to the caller's INVITE
+        rec.send(seq, msg.call_id, msg.from_tag, event)?;
+        proxy.count(Counter::RecordKeyMessages);
+        Ok(Some(n))
+    }
+
+    /// Sends the stop of a recording; counted (stopped, or an error).
+    fn send_stop(&self, proxy: &Proxy, slot: &Slot, seq: u64, reason: &str) {
+        let Some(rec) = self.recorder.as_ref() else {
+            return;
+        };
+        let stop = Event::Stop(CallStop {
+            reason: reason.to_owned(),
+        });
+        match rec.send(seq, slot.call_id(), slot.tag(), stop) {
+            Ok(()) => {
+                proxy.count(Counter::RecordKeyMessages);
+                proxy.count(Counter::RecordingsStopped);
+            }
+            Err(_) => proxy.count(Counter::RecordErrors),
+        }
+    }
+
+    /// Marks the dialog of `msg` for recording: from its answer (call it on the INVITE or on
+    /// the reply before `on_message`) or, once answered, from its next offer/answer. Makes
+    /// the dialog's slot for an initial INVITE. Returns the state afterwards.
+    pub fn record_start(&self, msg: &SipMessage<'_>) -> Result<RecordState> {
+        if self.recorder.is_none() {
+            return Err(Error::RecordingOff);
+        }
+        let tags: Vec<&[u8]> = [msg.from_tag, msg.to_tag]
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .collect();
+        let mut t = self.table.lock()?;
+        let i = match t.find(msg.call_id, &tags) {
+            Some(i) => i,
+            None if msg.status == 0 && msg.to_tag.is_empty() && !msg.from_tag.is_empty() => t
+                .insert(msg.call_id, msg.from_tag, now_secs())
+                .ok_or(Error::PinholeFull)?,
+            None => {
+                return Err(Error::Record(
+                    "no offer of this dialog went through this proxy".into(),
+                ))
+            }
+        };
+        let slot = &mut t.slots()[i];
+        if matches!(slot.record(), RecordState::Off | RecordState::Stopped) {
+            slot.record = 1;
+        }
+        Ok(slot.record())
+    }
+
+    /// Stops recording the dialog of `msg`: the recorder gets the stop and the flows are
+    /// asked for again without mirroring. Returns whether a recording was active.
+    pub fn record_stop(&self, proxy: &Proxy, msg: &SipMessage<'_>) -> Result<bool> {
+        if self.recorder.is_none() {
+            return Err(Error::RecordingOff);
+        }
+        let tags: Vec<&[u8]> = [msg.from_tag, msg.to_tag]
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .collect();
+        let (slot, seq) = {
+            let mut t = self.table.lock()?;
+            let Some(i) = t.find(msg.call_id, &tags) else {
+                return Ok(false);
+            };
+            let state = t.slots()[i].record();
+            match state {
+                RecordState::Active => {
+                    let seq = t.next_sequence();
+                    let s = &mut t.slots()[i];
+                    s.record = 3;
+                    s.record_stopped = now_secs();
+                    (*s, seq)
+                }
+                RecordState::Marked => {
+                    t.slots()[i].record = 0;
+                    return Ok(false);
+                }
+                _ => return Ok(false),
+            }
+        };
+        self.send_stop(proxy, &slot, seq, "sd_record_stop");
+        self.exchange(
+            proxy,
+            &dialog_id(&slot),
+            &to_flows(slot.flows(), false),
+            self.cfg.lifetime,
+        )?;
+        Ok(true)
+    }
+
+    /// Every recorded dialog (marked, active, stopped, finished), for the RPC.
+    pub fn recordings(&self) -> Result<Vec<DialogRecording>> {
+        let mut t = self.table.lock()?;
+        Ok(t.slots()
+            .iter()
+            .filter(|s| s.used == 2 || (s.used == 1 && s.record() != RecordState::Off))
+            .map(|s| DialogRecording {
+                call_id: String::from_utf8_lossy(s.call_id()).into_owned(),
+                tag: String::from_utf8_lossy(s.tag()).into_owned(),
+                dialog: crate::hex::encode(DialogKey::new(s.call_id(), s.tag()).as_bytes()),
+                state: if s.used == 2 {
+                    "finished"
+                } else {
+                    s.record().name()
+                },
+                streams: s.record_streams,
+                started: s.record_started,
+                stopped: s.record_stopped,
+            })
+            .collect())
     }
 
     /// Deletes the pinholes of dialog `call_id` under any of `tags` (BYE, CANCEL, failed
     /// INVITE). Returns how many the agent confirmed deleted; the dialog is forgotten here
-    /// either way (a pinhole the agent did not confirm expires by its lifetime).
+    /// either way (a pinhole the agent did not confirm expires by its lifetime). A recording
+    /// is stopped (the recorder gets the stop) and kept in the table as finished.
     pub fn close(&self, proxy: &Proxy, call_id: &[u8], tags: &[&[u8]]) -> Result<usize> {
-        let slot = {
+        self.close_with(proxy, call_id, tags, "dialog end")
+    }
+
+    fn close_with(
+        &self,
+        proxy: &Proxy,
+        call_id: &[u8],
+        tags: &[&[u8]],
+        reason: &str,
+    ) -> Result<usize> {
+        let (slot, stop) = {
             let mut t = self.table.lock()?;
-            match t.find(call_id, tags) {
-                Some(i) => t.remove(i),
-                None => return Ok(0),
+            let Some(i) = t.find(call_id, tags) else {
+                return Ok(0);
+            };
+            let state = t.slots()[i].record();
+            let stop = (state == RecordState::Active).then(|| t.next_sequence());
+            if state != RecordState::Off {
+                let s = &mut t.slots()[i];
+                if state == RecordState::Active {
+                    s.record_stopped = now_secs();
+                }
+                s.record = 3;
             }
+            let keep = matches!(state, RecordState::Active | RecordState::Stopped);
+            (t.remove(i, keep), stop)
         };
-        let flows = to_flows(slot.flows());
+        if let Some(seq) = stop {
+            self.send_stop(proxy, &slot, seq, reason);
+        }
+        let flows = to_flows(slot.flows(), false);
         self.exchange(proxy, &dialog_id(&slot), &flows, 0)
     }
 
@@ -419,7 +722,13 @@ impl Pinholes {
             .into_iter()
             .filter(|t| !t.is_empty())
             .collect();
-        self.close(proxy, msg.call_id, &tags)
+        // BYE or CANCEL (the request or its 2xx), else the failed request and its status
+        let method = String::from_utf8_lossy(msg.method);
+        let reason = match msg.status {
+            0 | 200..=299 => method.into_owned(),
+            n => format!("{method} {n}"),
+        };
+        self.close_with(proxy, msg.call_id, &tags, &reason)
     }
 
     /// Renews the pinholes due (less than three quarters of their lifetime left) of dialogs younger than
@@ -429,6 +738,7 @@ impl Pinholes {
         let now = now_secs();
         let lifetime = u64::from(self.cfg.lifetime);
         let mut due = Vec::new();
+        let mut stops = Vec::new();
         let mut expired = 0;
         {
             let mut t = self.table.lock()?;
@@ -441,13 +751,25 @@ impl Pinholes {
                 if s.expires_at == 0 {
                     // an offer never answered (nor ended where this proxy saw it)
                     if too_old {
-                        t.remove(i);
+                        t.remove(i, false);
                         expired += 1;
                     }
                     continue;
                 }
                 if too_old && now >= s.expires_at {
-                    t.remove(i);
+                    // a recording whose end this proxy never saw: the recorder gets a stop
+                    let state = s.record();
+                    if state == RecordState::Active {
+                        let seq = t.next_sequence();
+                        let f = &mut t.slots()[i];
+                        f.record = 3;
+                        f.record_stopped = now;
+                        stops.push((*f, seq));
+                    }
+                    t.remove(
+                        i,
+                        matches!(state, RecordState::Active | RecordState::Stopped),
+                    );
                     expired += 1;
                 } else if !too_old && s.expires_at.saturating_sub(now) * 4 <= lifetime * 3 {
                     t.slots()[i].expires_at = now + lifetime;
@@ -456,13 +778,16 @@ impl Pinholes {
             }
         }
         proxy.count_n(Counter::PinholesExpired, expired as u64);
+        for (slot, seq) in stops {
+            self.send_stop(proxy, &slot, seq, "pinhole_max_duration");
+        }
         let mut refreshed = 0;
         for s in due {
             if self
                 .exchange(
                     proxy,
                     &dialog_id(&s),
-                    &to_flows(s.flows()),
+                    &to_flows(s.flows(), s.record() == RecordState::Active),
                     self.cfg.lifetime,
                 )
                 .is_ok()
@@ -514,6 +839,14 @@ fn dialog_id(s: &Slot) -> Vec<u8> {
     d.push(0);
     d.extend_from_slice(s.tag());
     d
+}
+
+/// The body of the first SDP part (the offer kept for a recording).
+fn sdp_body<'p>(parts: &[&'p DisclosedPart]) -> Option<&'p [u8]> {
+    parts
+        .iter()
+        .find(|p| p.sdp().is_some())
+        .map(|p| p.body.as_slice())
 }
 
 /// The media streams of the first SDP part, `None` when there is none. Streams whose
@@ -580,20 +913,24 @@ fn dedup(flows: impl Iterator<Item = FlowRec>) -> Vec<FlowRec> {
     out
 }
 
-fn to_flows(f: &[FlowRec]) -> Vec<Flow> {
+/// The flows as PCP asks for them; `mirror`: copied to the agent's recorder.
+fn to_flows(f: &[FlowRec], mirror: bool) -> Vec<Flow> {
     f.iter()
         .filter_map(|f| {
             let internal = SocketAddr::new(f.internal.ip()?, f.port);
-            Some(match f.remote.ip() {
-                Some(addr) => Flow::between(
-                    internal,
-                    Remote {
-                        addr,
-                        port: (f.remote_port != 0).then_some(f.remote_port),
-                    },
-                ),
-                None => Flow::any_source(internal),
-            })
+            Some(
+                match f.remote.ip() {
+                    Some(addr) => Flow::between(
+                        internal,
+                        Remote {
+                            addr,
+                            port: (f.remote_port != 0).then_some(f.remote_port),
+                        },
+                    ),
+                    None => Flow::any_source(internal),
+                }
+                .mirrored(mirror),
+            )
         })
         .collect()
 }
@@ -658,9 +995,346 @@ mod tests {
         let i = l.insert(b"c", b"t", 1).unwrap();
         assert_eq!(l.find(b"c", &[b"x", b"t"]), Some(i));
         assert_eq!(l.in_use(), 1);
-        l.remove(i);
+        l.remove(i, false);
         assert_eq!(l.find(b"c", &[b"t"]), None);
         assert_eq!(l.in_use(), 0);
         println!("rtcp-mux flows merged; table insert/find by either tag/remove");
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    use std::net::UdpSocket;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
+
+    use zeroize::Zeroizing;
+
+    use super::*;
+    use crate::crypto::cms::CmsKind;
+    use crate::engine::proxy::{KeySource, ProxyConfig};
+    use crate::record::channel::DEFAULT_MAX_SKEW;
+    use crate::record::{ChannelReceiver, Direction, KeyMessage};
+
+    const K_OFFER: &str = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+    const K_ANSWER: &str = "NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj";
+
+    fn part(sdp: &str) -> DisclosedPart {
+        DisclosedPart {
+            content_id: None,
+            kind: CmsKind::AuthEnvelopedData,
+            content_type: "application/sdp".into(),
+            body: Zeroizing::new(sdp.as_bytes().to_vec()),
+            key_source: KeySource::Wrapped,
+            key_label: "p1".into(),
+            generation: 1,
+            signature: None,
+        }
+    }
+
+    fn sdp(addr: &str, port: u16, key: &str) -> String {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n\
+             m=audio {port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n\
+             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n"
+        )
+    }
+
+    fn msg<'a>(status: u32, to_tag: &'a [u8], method: &'a [u8]) -> SipMessage<'a> {
+        SipMessage {
+            call_id: b"rec-call-1@test",
+            from_tag: b"caller-tag",
+            to_tag,
+            method,
+            status,
+            content_type: b"",
+            transfer_encoding: b"",
+            disclose_to: b"",
+            body: b"",
+        }
+    }
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        proxy: Proxy,
+        pinholes: Pinholes,
+        recorder: UdpSocket,
+        rx: ChannelReceiver,
+    }
+
+    /// The pinholes with a recorder on a real UDP socket and the recorder's real channel
+    /// receiver; the agent's address is a port nobody answers on (the exchanges fail after
+    /// pinhole_timeout, which the key channel does not depend on).
+    fn rig(record_all: bool) -> Rig {
+        rig_with(record_all, &[])
+    }
+
+    fn rig_with(record_all: bool, options: &[(&str, &str)]) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let kek = dir.path().join("rec.kek");
+        std::fs::write(&kek, crate::hex::encode(&[0x3c; 32])).unwrap();
+        std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let recorder = UdpSocket::bind("127.0.0.1:0").unwrap();
+        recorder
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut c = PinholeConfig::default();
+        c.set("pinhole_agent", &silent.local_addr().unwrap().to_string())
+            .unwrap();
+        c.set("pinhole_timeout", "20").unwrap();
+        c.set("pinhole_retransmit", "10").unwrap();
+        c.set("record", if record_all { "1" } else { "0" }).unwrap();
+        for (n, v) in options {
+            c.set(n, v).unwrap();
+        }
+        c.set(
+            "record_recorder",
+            &recorder.local_addr().unwrap().to_string(),
+        )
+        .unwrap();
+        c.set(
+            "record_kek",
+            &format!("id=text:rec-kek;key={};label=proxy1", kek.display()),
+        )
+        .unwrap();
+        let pinholes = Pinholes::new(&c).unwrap().unwrap();
+        std::mem::forget(silent);
+        let rx = ChannelReceiver::new(
+            vec![crate::crypto::keys::PskSpec {
+                id: b"rec-kek".to_vec(),
+                key_path: kek,
+                label: Some("proxy1".into()),
+            }],
+            true,
+            DEFAULT_MAX_SKEW,
+        )
+        .unwrap();
+        Rig {
+            _dir: dir,
+            proxy: Proxy::new(ProxyConfig::default()).unwrap(),
+            pinholes,
+            recorder,
+            rx,
+        }
+    }
+
+    impl Rig {
+        fn receive(&mut self) -> KeyMessage {
+            let mut buf = vec![0u8; 65536];
+            let (n, _) = self.recorder.recv_from(&mut buf).expect("a key message");
+            self.rx.open(&buf[..n]).expect("opens under the shared KEK")
+        }
+
+        fn nothing_received(&self) -> bool {
+            self.recorder.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 16];
+            let none = self.recorder.recv_from(&mut buf).is_err();
+            self.recorder.set_nonblocking(false).unwrap();
+            none
+        }
+
+        fn count(&self, c: Counter) -> u64 {
+            self.proxy.stats().unwrap().get(c)
+        }
+
+        fn call(&self, answer_status: u32) {
+            let offer = part(&sdp("192.0.2.10", 40000, K_OFFER));
+            let answer = part(&sdp("198.51.100.20", 50000, K_ANSWER));
+            let o = self
+                .pinholes
+                .on_message(&self.proxy, &msg(0, b"", b"INVITE"), &[&offer])
+                .unwrap();
+            assert_eq!(o.stage, Some(Stage::Offered));
+            // the agent does not answer: the pinholes fail, the key channel does not
+            let a = self.pinholes.on_message(
+                &self.proxy,
+                &msg(answer_status, b"callee-tag", b"INVITE"),
+                &[&answer],
+            );
+            assert!(matches!(a, Err(Error::PinholeAgent(_))), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn marked_dialog_gets_start_and_stop_with_both_keys() {
+        let mut r = rig(false);
+        let invite = msg(0, b"", b"INVITE");
+        assert_eq!(
+            r.pinholes.record_start(&invite).unwrap(),
+            RecordState::Marked
+        );
+        r.call(200);
+        let start = r.receive();
+        let Event::Start(s) = &start.event else {
+            panic!("a start, got {}", start.event.name())
+        };
+        assert_eq!(s.call_id, "rec-call-1@test");
+        assert_eq!(start.sender, "proxy1");
+        assert_eq!(
+            start.dialog_id.as_bytes(),
+            DialogKey::new(b"rec-call-1@test", b"caller-tag").as_bytes()
+        );
+        assert_eq!(s.streams.len(), 2);
+        let by = |d| s.streams.iter().find(|m| m.direction == d).unwrap();
+        assert!(by(Direction::CallerToCallee)
+            .crypto
+            .as_str()
+            .contains(K_OFFER));
+        assert!(by(Direction::CalleeToCaller)
+            .crypto
+            .as_str()
+            .contains(K_ANSWER));
+        assert_eq!(by(Direction::CallerToCallee).destination.port, 50000);
+        println!("  ok   marked dialog: one sealed start at the 2xx answer, caller key from the offer, callee key from the answer, dialog id = the cache's");
+        assert!(r.nothing_received(), "one message per answer");
+        let l = r.pinholes.recordings().unwrap();
+        assert_eq!((l.len(), l[0].state, l[0].streams), (1, "active", 2));
+        assert_eq!(l[0].dialog, start.dialog_hex());
+        let dbg = format!("{l:?}");
+        assert!(!dbg.contains(K_OFFER) && !dbg.contains(K_ANSWER));
+        // the offer's text (its keys) is gone from the table after the 2xx answer
+        {
+            let mut t = r.pinholes.table.lock().unwrap();
+            let i = t.find(b"rec-call-1@test", &[b"caller-tag"]).unwrap();
+            assert!(t.offer_sdp(i, false).is_empty());
+        }
+        println!("  ok   RPC rows: active, 2 streams, the recorder's dialog id, no key text; the offer SDP is zeroized after the answer");
+        // the 200 of the BYE (what the example script closes at)
+        let bye = msg(200, b"callee-tag", b"BYE");
+        let _ = r.pinholes.close_of(&r.proxy, &bye);
+        let stop = r.receive();
+        assert!(matches!(&stop.event, Event::Stop(s) if s.reason == "BYE"));
+        assert!(stop.sequence > start.sequence);
+        let l = r.pinholes.recordings().unwrap();
+        assert_eq!((l.len(), l[0].state), (1, "finished"));
+        assert!(l[0].stopped >= l[0].started && l[0].started > 0);
+        assert_eq!(
+            r.pinholes.dialogs(),
+            0,
+            "a finished recording holds no pinholes"
+        );
+        for (c, n) in [
+            (Counter::RecordingsStarted, 1),
+            (Counter::RecordingsStopped, 1),
+            (Counter::RecordKeyMessages, 2),
+            (Counter::RecordErrors, 0),
+        ] {
+            assert_eq!(r.count(c), n, "{c:?}");
+        }
+        println!("  ok   BYE: a stop (later sequence), the RPC keeps the recording as finished; counters started=1 stopped=1 key_messages=2 errors=0");
+    }
+
+    #[test]
+    fn unmarked_dialog_sends_nothing_and_policy_records_all() {
+        let r = rig(false);
+        r.call(200);
+        assert!(r.nothing_received());
+        assert!(r.pinholes.recordings().unwrap().is_empty());
+        assert_eq!(r.count(Counter::RecordKeyMessages), 0);
+        let _ = r
+            .pinholes
+            .close_of(&r.proxy, &msg(0, b"callee-tag", b"BYE"));
+        assert!(r.nothing_received());
+        println!("  ok   a dialog not marked (record=0): no key message, no recording row");
+        let mut r = rig(true);
+        r.call(183);
+        let m = r.receive();
+        assert_eq!(m.event.name(), "start");
+        // the 200 after the 183 replaces the streams (its a=crypto may differ)
+        let answer = part(&sdp("198.51.100.20", 50000, K_ANSWER));
+        let _ = r
+            .pinholes
+            .on_message(&r.proxy, &msg(200, b"callee-tag", b"INVITE"), &[&answer]);
+        assert_eq!(r.receive().event.name(), "update");
+        // a retransmitted 200: the offer was taken, nothing new to send
+        let _ = r
+            .pinholes
+            .on_message(&r.proxy, &msg(200, b"callee-tag", b"INVITE"), &[&answer]);
+        assert!(r.nothing_received());
+        assert!(r
+            .pinholes
+            .record_stop(&r.proxy, &msg(0, b"callee-tag", b"INFO"))
+            .unwrap_or(true));
+        assert_eq!(r.receive().event.name(), "stop");
+        assert_eq!(r.pinholes.recordings().unwrap()[0].state, "stopped");
+        let _ = r
+            .pinholes
+            .close_of(&r.proxy, &msg(0, b"callee-tag", b"BYE"));
+        assert!(r.nothing_received(), "stopped already: no second stop");
+        assert_eq!(r.count(Counter::RecordingsStopped), 1);
+        println!("  ok   record=1: start at the 183, update at the 200, nothing for a retransmission, sd_record_stop sends the one stop");
+    }
+
+    #[test]
+    fn recording_past_max_duration_gets_a_stop() {
+        let mut r = rig_with(
+            true,
+            &[("pinhole_max_duration", "1"), ("pinhole_lifetime", "2")],
+        );
+        r.call(200);
+        assert_eq!(r.receive().event.name(), "start");
+        std::thread::sleep(Duration::from_millis(3100));
+        let (_, expired) = r.pinholes.refresh(&r.proxy).unwrap();
+        assert_eq!(expired, 1);
+        let stop = r.receive();
+        assert!(matches!(&stop.event, Event::Stop(s) if s.reason == "pinhole_max_duration"));
+        assert_eq!(r.pinholes.recordings().unwrap()[0].state, "finished");
+        assert_eq!(r.count(Counter::RecordingsStopped), 1);
+        println!("  ok   a recorded dialog whose end was never seen: at pinhole_max_duration + lifetime the recorder gets a stop, the row is finished");
+    }
+
+    #[test]
+    fn refusals() {
+        let r = rig(false);
+        // an answer without a=crypto: the marked recording does not start, counted
+        r.pinholes.record_start(&msg(0, b"", b"INVITE")).unwrap();
+        let offer = part(&sdp("192.0.2.10", 40000, K_OFFER));
+        let plain_answer =
+            part("v=0\r\nc=IN IP4 198.51.100.20\r\nt=0 0\r\nm=audio 50000 RTP/AVP 0\r\n");
+        r.pinholes
+            .on_message(&r.proxy, &msg(0, b"", b"INVITE"), &[&offer])
+            .unwrap();
+        let _ = r.pinholes.on_message(
+            &r.proxy,
+            &msg(200, b"callee-tag", b"INVITE"),
+            &[&plain_answer],
+        );
+        assert!(r.nothing_received());
+        assert_eq!(r.count(Counter::RecordErrors), 1);
+        assert_eq!(r.pinholes.recordings().unwrap()[0].state, "marked");
+        // no offer seen for this dialog
+        let other = SipMessage {
+            call_id: b"unknown",
+            ..msg(200, b"x", b"INVITE")
+        };
+        assert!(matches!(
+            r.pinholes.record_start(&other),
+            Err(Error::Record(_))
+        ));
+        // options
+        let mut c = PinholeConfig::default();
+        for (n, v) in [
+            ("record", "2"),
+            ("record_recorder", "nowhere"),
+            ("record_kek", "id=text:a;key=/k"),
+        ] {
+            let e = c.set(n, v).unwrap_err();
+            println!("  refused {n}={v}: {e}");
+        }
+        c.set("pinhole_agent", "127.0.0.1:9").unwrap();
+        c.set("record", "1").unwrap();
+        assert!(Pinholes::new(&c).is_err(), "record=1 needs a recorder");
+        let flows = to_flows(
+            &[between(
+                Addr::of("192.0.2.1".parse().unwrap()),
+                4000,
+                Addr::of("192.0.2.2".parse().unwrap()),
+                5000,
+            )],
+            true,
+        );
+        assert!(flows[0].mirror);
+        println!("  ok   an answer without a=crypto starts nothing (record_errors=1); record_start without an offer, bad options and record=1 without a recorder are refused; recorded flows ask for MIRROR");
     }
 }

@@ -3,15 +3,26 @@
 //! refreshes all work on the same state.
 //!
 //! ```text
-//! offset 0      Header   robust process-shared mutex, slots in use
+//! offset 0      Header   robust process-shared mutex, slots in use, key-message sequence
 //! 64            [Slot; capacity]   fixed size, plain integers: all-zero is an empty slot
+//! ...           [OfferSdp; capacity]  slot i's last offer SDP while it may be recorded
 //! ```
+//! The offer SDP (with its `a=crypto` keys in clear) is only kept when a recorder is
+//! configured, from the offer until its 2xx answer or the dialog's end, and is zeroized then;
+//! it lives apart from [`Slot`] (which is `Copy` and copied freely) and is only ever read into
+//! a `Zeroizing` buffer.
+//!
+//! A dialog that was recorded keeps its slot after its end as *finished* (`used == 2`, no
+//! flows, no keys) for the RPC; a new dialog takes a free slot first, else the finished one
+//! that ended first.
 //! Bounded: `capacity` dialogs; a dialog beyond it opens nothing (counted). Lookups scan the
 //! slots (the table holds the dialogs with media through one proxy: thousands, not millions).
 #![allow(unsafe_code)]
 
 use std::net::IpAddr;
 use std::ptr::{self, NonNull};
+
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::engine::cache::lock::{Acquired, ShmMutex};
 use crate::engine::cache::CacheError;
@@ -24,6 +35,8 @@ pub const MAX_TAG: usize = 64;
 pub const MAX_STREAMS: usize = 8;
 /// Most flows (pinholes) per dialog: RTP and RTCP both ways for every stream.
 pub const MAX_DIALOG_FLOWS: usize = 4 * MAX_STREAMS;
+/// Longest offer SDP kept for a recording (a longer one cannot be recorded).
+pub const MAX_OFFER_SDP: usize = 4096;
 /// Most dialogs a table may be made for.
 pub const MAX_CAPACITY: u32 = 1 << 20;
 
@@ -104,10 +117,45 @@ impl Stage {
     }
 }
 
+/// Whether a dialog is recorded (`Slot::record`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordState {
+    /// Not recorded.
+    Off,
+    /// To be recorded from the next answer (policy `record=1` or `sd_record_start`).
+    Marked,
+    /// The recorder has the keys; the flows are mirrored.
+    Active,
+    /// Stopped (`sd_record_stop` or the dialog's end).
+    Stopped,
+}
+
+impl RecordState {
+    pub(crate) fn of(v: u8) -> RecordState {
+        match v {
+            1 => RecordState::Marked,
+            2 => RecordState::Active,
+            3 => RecordState::Stopped,
+            _ => RecordState::Off,
+        }
+    }
+
+    /// `off`, `marked`, `active` or `stopped`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordState::Off => "off",
+            RecordState::Marked => "marked",
+            RecordState::Active => "active",
+            RecordState::Stopped => "stopped",
+        }
+    }
+}
+
 /// One dialog. All-zero: free.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(crate) struct Slot {
+    /// 0 free, 1 in use, 2 a finished recording kept for the RPC.
     pub(crate) used: u8,
     /// 1 offered, 2 answered.
     pub(crate) stage: u8,
@@ -115,6 +163,13 @@ pub(crate) struct Slot {
     pub(crate) tag_len: u8,
     pub(crate) n_offer: u8,
     pub(crate) n_flows: u8,
+    /// [`RecordState`] as 0..=3.
+    pub(crate) record: u8,
+    /// Streams (one direction of one m= line each) the recorder was last given.
+    pub(crate) record_streams: u8,
+    /// When the recording started and stopped (Unix seconds; 0: not yet).
+    pub(crate) record_started: u64,
+    pub(crate) record_stopped: u64,
     pub(crate) call_id: [u8; MAX_CALL_ID],
     pub(crate) tag: [u8; MAX_TAG],
     /// When the first pinhole of the dialog was asked for (Unix seconds).
@@ -152,6 +207,10 @@ impl Slot {
         }
     }
 
+    pub(crate) fn record(&self) -> RecordState {
+        RecordState::of(self.record)
+    }
+
     pub(crate) fn offer(&self) -> &[Stream] {
         &self.offer[..usize::from(self.n_offer)]
     }
@@ -173,10 +232,19 @@ impl Slot {
     }
 }
 
+/// An offer SDP kept for a recording; see the module doc.
+#[repr(C)]
+pub(crate) struct OfferSdp {
+    len: u32,
+    bytes: [u8; MAX_OFFER_SDP],
+}
+
 #[repr(C)]
 struct Header {
     mutex: ShmMutex,
     in_use: u32,
+    /// The last key-message sequence number (0: none yet).
+    sequence: u64,
 }
 
 const SLOTS_OFF: usize = 64;
@@ -211,7 +279,7 @@ impl Table {
             return Err(CacheError::CapacityTooLarge);
         }
         let capacity = capacity as usize;
-        let len = SLOTS_OFF + capacity * std::mem::size_of::<Slot>();
+        let len = Self::sdp_off(capacity) + capacity * std::mem::size_of::<OfferSdp>();
         // SAFETY: an anonymous shared mapping without address hint or file; checked below.
         let addr = unsafe {
             libc::mmap(
@@ -241,6 +309,11 @@ impl Table {
         // nobody uses it yet.
         unsafe { ShmMutex::init(ptr::addr_of_mut!((*t.header()).mutex))? };
         Ok(t)
+    }
+
+    /// Where the offer SDPs start: after the slots, 8-aligned.
+    fn sdp_off(capacity: usize) -> usize {
+        (SLOTS_OFF + capacity * std::mem::size_of::<Slot>()).next_multiple_of(8)
     }
 
     fn header(&self) -> *mut Header {
@@ -277,6 +350,61 @@ impl Locked<'_> {
         unsafe { std::slice::from_raw_parts_mut(self.slots_ptr(), self.table.capacity) }
     }
 
+    fn sdp(&mut self, i: usize) -> &mut OfferSdp {
+        assert!(i < self.table.capacity);
+        // SAFETY: `capacity` OfferSdp follow sdp_off in the mapping (see `create`), 8-aligned
+        // (OfferSdp's alignment is 4); all-zero is a valid OfferSdp; i is in range; the lock
+        // is held and the borrow of `self` keeps it held.
+        unsafe {
+            &mut *self
+                .table
+                .base
+                .as_ptr()
+                .add(Table::sdp_off(self.table.capacity))
+                .cast::<OfferSdp>()
+                .add(i)
+        }
+    }
+
+    /// Keeps `sdp` as slot `i`'s offer; false (and nothing kept) when it is too long.
+    pub(crate) fn set_offer_sdp(&mut self, i: usize, sdp: &[u8]) -> bool {
+        let o = self.sdp(i);
+        o.bytes.zeroize();
+        o.len = 0;
+        if sdp.len() > MAX_OFFER_SDP {
+            return false;
+        }
+        o.bytes[..sdp.len()].copy_from_slice(sdp);
+        o.len = sdp.len() as u32;
+        true
+    }
+
+    /// A copy of slot `i`'s offer SDP (empty when none is kept); with `clear` the shared
+    /// copy is zeroized.
+    pub(crate) fn offer_sdp(&mut self, i: usize, clear: bool) -> Zeroizing<Vec<u8>> {
+        let o = self.sdp(i);
+        let n = (o.len as usize).min(MAX_OFFER_SDP);
+        let copy = Zeroizing::new(o.bytes[..n].to_vec());
+        if clear {
+            o.bytes[..n].zeroize();
+            o.len = 0;
+        }
+        copy
+    }
+
+    /// The next key-message sequence number: increasing across every process; the first
+    /// one after the table was made is the time in microseconds (a restarted proxy still
+    /// counts upwards).
+    pub(crate) fn next_sequence(&mut self) -> u64 {
+        // SAFETY: the header is initialised and the lock is held.
+        let h = unsafe { &mut *self.table.header() };
+        h.sequence = h
+            .sequence
+            .max(crate::record::channel::initial_sequence())
+            .saturating_add(1);
+        h.sequence
+    }
+
     /// The slot of a dialog, if it has one.
     pub(crate) fn find(&mut self, call_id: &[u8], tags: &[&[u8]]) -> Option<usize> {
         let slots = self.slots();
@@ -289,7 +417,18 @@ impl Locked<'_> {
         if call_id.len() > MAX_CALL_ID || tag.len() > MAX_TAG || call_id.is_empty() {
             return None;
         }
-        let i = self.slots().iter().position(|s| s.used == 0)?;
+        let i = match self.slots().iter().position(|s| s.used == 0) {
+            Some(i) => i,
+            // the finished recording that ended first gives its place
+            None => self
+                .slots()
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.used == 2)
+                .min_by_key(|(_, s)| s.record_stopped)
+                .map(|(i, _)| i)?,
+        };
+        self.set_offer_sdp(i, &[]);
         let s = &mut self.slots()[i];
         // SAFETY: Slot is plain integers: all-zero is a valid (free) slot.
         *s = unsafe { std::mem::zeroed() };
@@ -305,10 +444,20 @@ impl Locked<'_> {
         Some(i)
     }
 
-    /// Frees slot `i`, returning what it held.
-    pub(crate) fn remove(&mut self, i: usize) -> Slot {
+    /// Frees slot `i`, returning what it held. With `keep` a recorded dialog stays as a
+    /// finished recording (no flows, no offer, no keys) for the RPC.
+    pub(crate) fn remove(&mut self, i: usize, keep: bool) -> Slot {
         let s = self.slots()[i];
-        if s.used == 1 {
+        self.set_offer_sdp(i, &[]);
+        if s.used == 1 && keep {
+            let f = &mut self.slots()[i];
+            f.used = 2;
+            f.n_flows = 0;
+            f.n_offer = 0;
+            f.expires_at = 0;
+            // SAFETY: the header is initialised and the lock is held.
+            unsafe { (*self.table.header()).in_use -= 1 };
+        } else if s.used == 1 {
             // SAFETY: as in `insert`.
             self.slots()[i] = unsafe { std::mem::zeroed() };
             // SAFETY: the header is initialised and the lock is held.

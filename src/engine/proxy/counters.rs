@@ -120,6 +120,14 @@ counters! {
     PinholeLatencyUs = "pinhole_latency_us",
     /// Longest exchange with the firewall agent, microseconds.
     PinholeLatencyMaxUs = "pinhole_latency_max_us",
+    /// Dialogs whose media the recorder was given keys for and asked to be mirrored (record=1 or sd_record_start).
+    RecordingsStarted = "recordings_started",
+    /// Recordings ended: dialog end or sd_record_stop.
+    RecordingsStopped = "recordings_stopped",
+    /// Sealed key messages (start, update, stop) sent to the recorder.
+    RecordKeyMessages = "record_key_messages",
+    /// Recordings that could not start or stop as asked: no usable offer/answer keys, a message that could not be sealed or sent.
+    RecordErrors = "record_errors",
 }
 
 const COUNT: usize = Counter::ALL.len();

@@ -1,0 +1,91 @@
+/**
+ * sipsd - recording of dialogs (see sipsd_rec.h). All logic is in libsipsd.
+ *
+ * SPDX-License-Identifier: MIT OR Apache-2.0
+ */
+
+#include "core/dprint.h"
+#include "core/rpc.h"
+#include "core/parser/msg_parser.h"
+
+#include "sipsd.h"
+#include "sipsd_mod.h"
+#include "sipsd_rec.h"
+
+int ki_sd_record_start(sip_msg_t *msg)
+{
+	sipsd_msg_t sm;
+	sd_result r;
+
+	if(sipsd_msg_build(msg, &sm) < 0)
+		return SIPSD_RC_ERROR;
+	r = sd_record_start(_sipsd_ctx, &sm.m);
+	if(r != SD_OK)
+		sipsd_log_failure("record start", &sm.call_id, r);
+	sipsd_msg_free(&sm);
+	return sipsd_rc(r);
+}
+
+int w_sd_record_start(sip_msg_t *msg, char *p1, char *p2)
+{
+	return ki_sd_record_start(msg);
+}
+
+int ki_sd_record_stop(sip_msg_t *msg)
+{
+	sipsd_msg_t sm;
+	sd_result r;
+
+	if(sipsd_msg_build(msg, &sm) < 0)
+		return SIPSD_RC_ERROR;
+	r = sd_record_stop(_sipsd_ctx, &sm.m);
+	if(r != SD_OK && r != SD_NOT_FOR_ME)
+		sipsd_log_failure("record stop", &sm.call_id, r);
+	sipsd_msg_free(&sm);
+	return sipsd_rc(r);
+}
+
+int w_sd_record_stop(sip_msg_t *msg, char *p1, char *p2)
+{
+	return ki_sd_record_stop(msg);
+}
+
+const char *sipsd_rpc_recordings_doc[2] = {
+		"The recorded dialogs, active and finished (no keys): call_id, tag, "
+		"dialog, state, streams, started, stopped",
+		0};
+
+void sipsd_rpc_recordings(rpc_t *rpc, void *ctx)
+{
+	sd_recordings *p = NULL;
+	sd_result r;
+	size_t i;
+	uint32_t f;
+	sd_str v;
+	str sv;
+	void *th;
+
+	if(_sipsd_ctx == NULL) {
+		rpc->fault(ctx, 500, "sipsd not initialized");
+		return;
+	}
+	r = sd_recordings_snapshot(_sipsd_ctx, &p);
+	if(r != SD_OK) {
+		rpc->fault(ctx, 500, "%s", sd_strerror(r));
+		return;
+	}
+	for(i = 0; i < sd_recordings_count(p); i++) {
+		if(rpc->add(ctx, "{", &th) < 0) {
+			rpc->fault(ctx, 500, "cannot create the reply");
+			break;
+		}
+		for(f = 0; f < sd_recording_field_count(); f++) {
+			if(sd_recordings_get(p, i, f, &v) != SD_OK)
+				continue;
+			sipsd_str_from_sd(&v, &sv);
+			if(rpc->struct_add(th, "S", sd_recording_field_name(f), &sv) < 0)
+				break;
+		}
+	}
+	sd_recordings_free(p);
+}
