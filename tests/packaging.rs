@@ -11,7 +11,7 @@
 //! 3. in a clean container of the testbed's base image of each suite (sipsd-base:SUITE):
 //!    `apt-get install ./kamailio-sipsd-module_*.deb ./sipsd_*.deb`, then a SIPp call through
 //!    the packaged module with the packaged example cfg (trusted P1) and an untrusted P2, then
-//!    `apt-get purge` and the file lists compared (tests/packaging/install-check.sh).
+//!    `apt-get purge --autoremove` and the file lists compared (tests/packaging/install-check.sh).
 //!
 //! Needs a Docker engine (the images are built from debootstrap rootfs, no registry: about
 //! 1 minute per suite once) and the host's Rust toolchain; without Docker it prints

@@ -11,7 +11,9 @@
 #     the bodies sealed by the packaged sipsd CLI for the callee and proxy1: P1 decrypts the
 #     offer (wrapped key) and the in-dialog bodies (dialog key), P2 does not, the callee gets
 #     the caller's body unchanged and opens it;
-#  4. apt-get purge: every file the install added is gone (file lists before and after).
+#  4. apt-get purge --autoremove (the packages and the libraries apt pulled in for them, e.g.
+#     libsrtp2 for the recorder): every file the install added is gone (file lists before and
+#     after).
 # Prints one "  ok   ..." line per check; exits non-zero at the first failure.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -147,7 +149,7 @@ pids=()
 # --- 4. purge ----------------------------------------------------------------------------
 rm -f /etc/kamailio/sipsd/proxy1.key /etc/kamailio/sipsd/proxy1.crt "$examples"/*.cfg.gz.cfg 2>/dev/null || true
 for f in "$examples"/*.cfg.gz; do [ -e "$f" ] && rm -f "${f%.gz}"; done
-apt-get -q purge -y kamailio-sipsd-module sipsd >/tmp/apt-purge.log 2>&1 ||
+apt-get -q purge -y --autoremove kamailio-sipsd-module sipsd >/tmp/apt-purge.log 2>&1 ||
     { cat /tmp/apt-purge.log >&2; fail "apt-get purge"; }
 snapshot >/tmp/after.txt
 if ! diff -u /tmp/before.txt /tmp/after.txt >/tmp/diff.txt; then
@@ -155,4 +157,4 @@ if ! diff -u /tmp/before.txt /tmp/after.txt >/tmp/diff.txt; then
     fail "apt-get purge left files behind or removed others"
 fi
 ! dpkg-statoverride --list /etc/kamailio/sipsd >/dev/null || fail "statoverride of /etc/kamailio/sipsd left behind"
-ok "apt-get purge: the file list equals the one before the install ($(wc -l </tmp/before.txt) paths), no statoverride left"
+ok "apt-get purge --autoremove: the file list equals the one before the install ($(wc -l </tmp/before.txt) paths), no statoverride left"
