@@ -3,8 +3,12 @@
 //!
 //! ```text
 //!   alice (baresip, 440 Hz) -> edge A -> p1 (trusted) -> p2 (untrusted) -> edge B -> bob (baresip, 660 Hz)
-//!        +------------------------- SRTP on the media network, phone to phone --------------+
+//!        |                                  | PCP (mgmt network)                              |
+//!        +-- caller media network ------- fw (sipsd-fw) ------- callee media network ------+
 //! ```
+//!
+//! The phones' SRTP crosses `fw`, which routes between the two media networks and drops UDP
+//! media unless the agent's table `inet sipsd` holds a pinhole p1 asked for (WITH_PINHOLES).
 //!
 //! One test, `docker_phones`, one call of about 17 s driven through baresip's ctrl_tcp
 //! (`sipsd-phonectl` in the phone containers): dial, hold (a re-INVITE under the call's key),
@@ -24,7 +28,13 @@
 //!    the resume re-INVITE a proven rotation (generation 2 at edge A, p1 and edge B, p1's
 //!    `rotations` statistic);
 //! 5. a call to a user without a certificate: edge A answers 606 with a Warning, baresip sees
-//!    it (its log and alice's own capture), nothing reaches p1.
+//!    it (its log and alice's own capture), nothing reaches p1;
+//! 6. the firewall (`nft -j list table inet sipsd` in fw, printed before, during and after the
+//!    call): no element before; during the call the call's flows between the two media
+//!    addresses under one nonce, p1's `sipsd.pinholes` lists the call, the `accepted` counter
+//!    moves with the media, and datagrams alice sends to another port of bob move `dropped`;
+//!    after the BYE none of the call's elements is left and datagrams along the old flow
+//!    (alice's RTP port to bob's) are dropped, none accepted; the agent refused nothing.
 //!
 //! Needs what tests/docker_testbed.rs needs (Docker, docker-compose, `make`); the phone image
 //! installs baresip-core and sox from the Debian mirror. Without Docker: SKIPPED, unless
@@ -45,10 +55,15 @@ use support::pcap::{find_plaintext, ip4, pcap_datagrams, Datagram};
 use support::procs::wait_for;
 use support::sip::SipMsg;
 use support::vectors;
+use testbed::fw;
+use testbed::phones::{
+    dominant_hz, entropy, heard, phone, set_env, sip_of, srtp_keys, until, wait_log,
+};
 use testbed::{text, Testbed};
 
 const ALICE_CN: &str = "alice.example.net";
 const ROTATE_AFTER_S: u64 = 8;
+const PCP_KEY: [u8; 32] = *b"docker phones pinhole key, 32 B!";
 
 /// The keys of this run: p1's (the vectors' plus alice's certificate, which p1 trusts for
 /// signatures) and each edge's key directory; removed on drop.
@@ -72,6 +87,8 @@ impl Keys {
                 fs::copy(e.path(), p1.join(e.file_name())).expect("copy key");
             }
         }
+        // the MAC key p1 and the firewall agent share (PCP, key id 1)
+        fw::write_key(&p1.join("pcp.key"), &PCP_KEY);
         let (alice_key, alice_crt) = self_signed(&dir, "alice", ALICE_CN);
         fs::copy(&alice_crt, p1.join("alice.crt")).expect("alice.crt for p1");
         let (bob_key, bob_crt) = (
@@ -108,112 +125,6 @@ impl Drop for Keys {
     }
 }
 
-fn set_env(tb: &mut Testbed, k: &str, v: &str) {
-    tb.env.retain(|(name, _)| name != k);
-    tb.env.push((k.to_string(), v.to_string()));
-}
-
-/// `sipsd-phonectl ARGS` in a phone's container: baresip's answer.
-fn phone(tb: &Testbed, who: &str, args: &str) -> String {
-    let o = tb.exec(who, &format!("sipsd-phonectl {args}"));
-    check!(
-        o.status.success(),
-        "{who}: ctrl_tcp `{args}` accepted ({})",
-        text(&o).trim()
-    );
-    text(&o)
-}
-
-/// The dominant frequency of a 16-bit PCM WAV file (its first channel, the middle two seconds
-/// at most), by a Goertzel scan from 100 Hz to 3900 Hz in 5 Hz steps; with the share of the
-/// scanned power at that frequency (±10 Hz) and the seconds of audio in the file.
-fn dominant_hz(wav: &[u8]) -> (u32, f64, f64) {
-    assert!(
-        wav.len() > 12 && &wav[..4] == b"RIFF" && &wav[8..12] == b"WAVE",
-        "not a WAV file"
-    );
-    let (mut rate, mut channels, mut bits, mut data) = (0u32, 0usize, 0u16, &wav[..0]);
-    let mut at = 12;
-    while at + 8 <= wav.len() {
-        let id = &wav[at..at + 4];
-        let len = u32::from_le_bytes(wav[at + 4..at + 8].try_into().unwrap()) as usize;
-        let body = &wav[at + 8..(at + 8 + len).min(wav.len())];
-        if id == b"fmt " && body.len() >= 16 {
-            channels = u16::from_le_bytes([body[2], body[3]]) as usize;
-            rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
-            bits = u16::from_le_bytes([body[14], body[15]]);
-        } else if id == b"data" {
-            data = body;
-        }
-        at += 8 + len + (len & 1);
-    }
-    assert!(
-        bits == 16 && channels >= 1 && rate > 0,
-        "16-bit PCM expected: {bits} bits, {channels} channels, {rate} Hz"
-    );
-    let samples: Vec<f64> = data
-        .chunks_exact(2 * channels)
-        .map(|f| f64::from(i16::from_le_bytes([f[0], f[1]])))
-        .collect();
-    let seconds = samples.len() as f64 / f64::from(rate);
-    let n = samples.len().min(2 * rate as usize);
-    let start = (samples.len() - n) / 2;
-    let block = &samples[start..start + n];
-    let power = |f: f64| {
-        let w = 2.0 * std::f64::consts::PI * f / f64::from(rate);
-        let c = 2.0 * w.cos();
-        let (mut s1, mut s2) = (0.0, 0.0);
-        for x in block {
-            let s = x + c * s1 - s2;
-            s2 = s1;
-            s1 = s;
-        }
-        s1 * s1 + s2 * s2 - c * s1 * s2
-    };
-    let scan: Vec<(u32, f64)> = (20..=780)
-        .map(|i| (i * 5, power(f64::from(i * 5))))
-        .collect();
-    let total: f64 = scan.iter().map(|(_, p)| p).sum();
-    let (best, _) = scan
-        .iter()
-        .copied()
-        .fold((0, 0.0), |a, b| if b.1 > a.1 { b } else { a });
-    let near: f64 = scan
-        .iter()
-        .filter(|(f, _)| f.abs_diff(best) <= 10)
-        .map(|(_, p)| p)
-        .sum();
-    (best, if total > 0.0 { near / total } else { 0.0 }, seconds)
-}
-
-/// The largest `*-dec.wav` (what the phone decoded: what its user heard) in a phone's
-/// recording directory.
-fn heard(tb: &Testbed, who: &str) -> Option<PathBuf> {
-    fs::read_dir(tb.work.join("rec").join(who))
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .max_by_key(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-}
-
-/// Shannon entropy of a byte string, in bits per byte.
-fn entropy(bytes: &[u8]) -> f64 {
-    let mut counts = [0usize; 256];
-    for b in bytes {
-        counts[*b as usize] += 1;
-    }
-    let n = bytes.len() as f64;
-    counts
-        .iter()
-        .filter(|c| **c > 0)
-        .map(|c| {
-            let p = *c as f64 / n;
-            -p * p.log2()
-        })
-        .sum()
-}
-
 fn of_call(lines: &[EdgeLine], call: &str) -> Vec<EdgeLine> {
     lines.iter().filter(|l| l.call == call).cloned().collect()
 }
@@ -223,35 +134,6 @@ fn count(lines: &[EdgeLine], what: &str, action: &str, gen: &str) -> usize {
         .iter()
         .filter(|l| l.what == what && l.action == action && l.get("gen") == gen)
         .count()
-}
-
-/// The SIP messages among the datagrams (by `is_sip` on the addresses), parsed.
-fn sip_of(grams: &[Datagram], is_sip: impl Fn(&Datagram) -> bool) -> Vec<(usize, SipMsg)> {
-    grams
-        .iter()
-        .enumerate()
-        .filter(|(_, g)| is_sip(g))
-        .map(|(i, g)| (i, SipMsg::parse(false, &g.payload)))
-        .filter(|(_, m)| !m.start.is_empty())
-        .collect()
-}
-
-/// The `inline:` keys of the SDP bodies in `msgs`.
-fn srtp_keys(msgs: &[&SipMsg]) -> Vec<String> {
-    let mut keys: Vec<String> = msgs
-        .iter()
-        .flat_map(|m| {
-            String::from_utf8_lossy(&m.body)
-                .lines()
-                .filter_map(|l| l.split("inline:").nth(1))
-                .map(|k| k.split(['|', ' ']).next().unwrap_or("").trim().to_string())
-                .collect::<Vec<_>>()
-        })
-        .filter(|k| !k.is_empty())
-        .collect();
-    keys.sort();
-    keys.dedup();
-    keys
 }
 
 #[test]
@@ -302,7 +184,9 @@ fn docker_phones() {
 fn start(tb: &Testbed) {
     tb.start_services(
         "compose.yml + compose.phones.yml",
-        &["edgea", "alice", "p1", "p2", "tap", "edgeb", "bob", "tapa"],
+        &[
+            "fw", "edgea", "alice", "p1", "p2", "tap", "edgeb", "bob", "tapa",
+        ],
     );
     tb.wait_ready(1);
     let ready = wait_for(Duration::from_secs(60), || {
@@ -313,35 +197,30 @@ fn start(tb: &Testbed) {
                 .iter()
                 .all(|p| tb.logs(p).contains("baresip is ready"))
             && tb.logs("tapa").contains("listening on")
+            && tb.logs("fw").contains("sipsd-fw: listening on")
     });
     if !ready {
-        for s in ["edgea", "edgeb", "alice", "bob"] {
+        for s in ["fw", "edgea", "edgeb", "alice", "bob"] {
             println!("----- {s} -----\n{}", tb.logs(s));
         }
     }
     check!(
         ready,
-        "edge A, edge B (sipsd role edge), alice and bob (baresip, media on {}.5.0/24) and alice's capture are up",
-        tb.net
+        "edge A, edge B (sipsd role edge), alice and bob (baresip, media on {n}.5.0/24 and {n}.6.0/24), fw's agent and alice's capture are up",
+        n = tb.net
     );
-}
-
-/// Waits until `who`'s log holds `needle` at least `n` times.
-fn wait_log(tb: &Testbed, who: &str, needle: &str, n: usize, limit: Duration) -> bool {
-    wait_for(limit, || tb.logs(who).matches(needle).count() >= n)
-}
-
-/// Sleeps until `secs` after `since`.
-fn until(since: Instant, secs: f64) {
-    let at = since + Duration::from_secs_f64(secs);
-    if let Some(d) = at.checked_duration_since(Instant::now()) {
-        std::thread::sleep(d);
-    }
 }
 
 /// alice calls bob: dial, hold at 5 s, resume at 10 s (after edge A's rotate_after), hang up
 /// at 17 s. Returns the Call-ID.
 fn the_call(tb: &Testbed) -> String {
+    let before = tb.fw_table();
+    println!("  fw before the call: {}", before.summary());
+    let (a_media, b_media) = (tb.addr(5, 31), tb.addr(6, 32));
+    check!(
+        before.mentioning(&a_media).is_empty() && before.mentioning(&b_media).is_empty(),
+        "fw: before the call the agent's table holds nothing for {a_media} or {b_media} (default drop for UDP media between them)"
+    );
     println!("  -- alice calls bob (hold at 5 s, resume at 10 s, hang up at 17 s)");
     phone(tb, "alice", "dial sip:bob@example.net");
     let dialled = Instant::now();
@@ -370,6 +249,10 @@ fn the_call(tb: &Testbed) -> String {
         "bob's phone got the resume re-INVITE, {:.1} s after the dial (edge A's rotate_after is {ROTATE_AFTER_S} s)",
         dialled.elapsed().as_secs_f64()
     );
+    let call = last_call_at_edge_a(tb, "sealed an offer", |l| {
+        l.action == "sealed" && l.get("sealing") == "offer"
+    });
+    let flow = fw::during_call(tb, &call);
     until(dialled, 17.0);
     phone(tb, "alice", "hangup");
     let ended = wait_log(
@@ -390,10 +273,8 @@ fn the_call(tb: &Testbed) -> String {
         ended && duration >= 15,
         "the hangup ended the call at both phones: bob's baresip says it lasted {duration} s"
     );
-    // the Call-ID, from edge A's first sealed offer
-    last_call_at_edge_a(tb, "sealed an offer", |l| {
-        l.action == "sealed" && l.get("sealing") == "offer"
-    })
+    fw::after_call(tb, &flow);
+    call
 }
 
 /// The Call-ID of the last INVITE edge A logged as `pred` says.
@@ -457,7 +338,7 @@ fn what_the_phones_heard(tb: &Testbed, at_alice: &[Datagram], call: &str) {
     // media after the rotation: datagrams between the media addresses after alice got the
     // 200 OK to the resume re-INVITE (the capture's order is the kernel's)
     let a_media = ip4(&tb.addr(5, 31));
-    let b_media = ip4(&tb.addr(5, 32));
+    let b_media = ip4(&tb.addr(6, 32));
     let sip = sip_of(at_alice, |g| g.src != a_media && g.dst != a_media);
     let resumed = sip
         .iter()
@@ -531,7 +412,7 @@ fn the_core(tb: &Testbed, core_pcap: &[u8], at_alice: &[Datagram], call: &str) {
     .map(|s| s.to_string())
     .collect();
     needles.push(tb.addr(5, 31));
-    needles.push(tb.addr(5, 32));
+    needles.push(tb.addr(6, 32));
     needles.extend(keys);
     let grams = pcap_datagrams(core_pcap);
     let hits = find_plaintext(core_pcap, &grams, &needles);
@@ -591,7 +472,7 @@ fn who_read_what(tb: &Testbed, call: &str) {
             .unwrap_or_else(|| panic!("FAILED: p1 has no decrypted {what} gen={gen}: {p1:#?}"))
     };
     let a_media = tb.addr(5, 31);
-    let b_media = tb.addr(5, 32);
+    let b_media = tb.addr(6, 32);
     let offer = find("INVITE", "1");
     check!(
         offer.get("source") == "wrapped"

@@ -15,6 +15,9 @@ use crate::support::procs::{wait_for, wait_or_kill};
 use crate::support::sipp::parse_trace;
 use crate::support::tools::skip;
 
+pub mod fw;
+pub mod phones;
+
 pub const SIP_PORT: u16 = 5060;
 /// kamcmd on the containers' control socket
 pub const CTL: &str = "kamcmd -s unix:/run/kamailio/kamailio_ctl";
@@ -201,7 +204,7 @@ impl Drop for Testbed {
     fn drop(&mut self) {
         if std::thread::panicking() && self.up {
             for s in [
-                "p1", "p2", "lb", "p1a", "p1b", "edgea", "edgeb", "alice", "bob",
+                "p1", "p2", "lb", "p1a", "p1b", "edgea", "edgeb", "alice", "bob", "fw",
             ] {
                 let id = self.compose(&["ps", "-q", s]);
                 let id = String::from_utf8_lossy(&id.stdout).trim().to_string();
@@ -473,12 +476,15 @@ pub fn create(root: &Path, cli: &Path, keys: &Path, extra: &[&str]) -> Option<Te
     let project = format!("sipsdt{}x{stamp}", std::process::id());
     let work = std::env::temp_dir().join(format!("{project}.work"));
     fs::create_dir_all(&work).expect("work dir");
-    let o = output(
-        Command::new(root.join("docker/build-images"))
-            .arg("--env-file")
-            .arg(work.join("images.env"))
-            .env("SIPSD_CLI", cli),
-    );
+    let mut build = Command::new(root.join("docker/build-images"));
+    build
+        .arg("--env-file")
+        .arg(work.join("images.env"))
+        .env("SIPSD_CLI", cli);
+    if std::env::var_os("SIPSD_FW").is_none() {
+        build.env("SIPSD_FW", fw_agent(root, cli));
+    }
+    let o = output(&mut build);
     check!(
         o.status.success(),
         "docker/build-images: images built or reused by input hash\n{}",
@@ -507,6 +513,22 @@ pub fn create(root: &Path, cli: &Path, keys: &Path, extra: &[&str]) -> Option<Te
         net,
         up: true,
     })
+}
+
+/// The firewall agent beside the CLI (the same cargo profile), brought up to date by cargo
+/// (`cargo test` builds only this crate's binaries): the proxy image carries it (the `fw`
+/// host of docker/compose.phones.yml).
+pub fn fw_agent(root: &Path, cli: &Path) -> PathBuf {
+    let bin = cli.with_file_name("sipsd-fw");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.args(["build", "-q", "-p", "sipsd-fw"]).current_dir(root);
+    if cli.parent().is_some_and(|d| d.ends_with("release")) {
+        c.arg("--release");
+    }
+    let st = c.status().expect("cargo build -p sipsd-fw");
+    assert!(st.success() && bin.is_file(), "build {}", bin.display());
+    bin
 }
 
 /// [`create`], then every service of docker/compose.yml started and checked: None after
