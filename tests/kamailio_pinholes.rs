@@ -244,6 +244,16 @@ fn pinholes_follow_calls_through_kamailio() {
         bed.elements() == during,
         "the attacks opened no pinhole: the same 4 elements"
     );
+    // The stranger's initial INVITE is relayed and nobody answers it: P1's transaction fails
+    // (408 after fr_timer). Wait for that failure, so the re-INVITE below shows it ended
+    // neither the dialog key nor the pinholes.
+    check!(
+        wait_for(Duration::from_secs(15), || caller
+            .received()
+            .iter()
+            .any(|m| m.call_id() == c1 && m.status() == Some(408))),
+        "the stranger's INVITE failed at P1 (408 to its sender)"
+    );
     bed.expect(
         false,
         "after the attack: callee -> the attacker's port",
@@ -333,11 +343,7 @@ fn pinholes_follow_calls_through_kamailio() {
     );
     let reinv_line = lines(&p1, c1, "INVITE");
     check!(
-        reinv_line.last().is_some_and(|l| l.decrypted && l.get("source") == "cache")
-            && caller
-                .received()
-                .iter()
-                .any(|m| m.call_id() == c1 && m.status() == Some(408)),
+        reinv_line.last().is_some_and(|l| l.decrypted && l.get("source") == "cache"),
         "the re-INVITE opened with the dialog key: the stranger's INVITE, refused and failed (408), ended neither the key nor the pinholes"
     );
     let caller_rtp = (a.as_str(), sa(CALLER, 40020));
