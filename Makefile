@@ -26,7 +26,12 @@ CARGO_FEATURES ?= aws-lc
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 # extra cargo flags, e.g. --locked --offline (debian/rules)
 CARGO_FLAGS ?=
-CARGO_BUILD = $(CARGO) build $(CARGO_FLAGS) --release $(if $(CARGO_FEATURES),--features $(CARGO_FEATURES))
+# The library and the programs are built with the same package set, so cargo resolves the
+# dependencies' features once: a cdylib's file name carries no feature hash, and building the
+# library alone (other features) would overwrite it and recompile it at every switch.
+CARGO_PACKAGES = -p sipsd -p sipsd-fw -p sipsd-rec
+CARGO_BUILD_ALL = $(CARGO) build $(CARGO_FLAGS) --release $(CARGO_PACKAGES) \
+	$(if $(CARGO_FEATURES),--features $(addprefix sipsd/,$(CARGO_FEATURES)))
 BUILD := $(CURDIR)/build
 MODSRC := $(CURDIR)/modules/kamailio/sipsd
 MULTIARCH := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
@@ -52,7 +57,7 @@ $(BUILD):
 # cargo decides whether anything changed; the copy only happens when the library did,
 # so an unchanged library does not relink the module.
 lib $(BUILD)/libsipsd.so: FORCE | $(BUILD)
-	$(CARGO_BUILD) --lib
+	$(CARGO_BUILD_ALL) --lib
 	@cmp -s $(CARGO_TARGET_DIR)/release/libsipsd.so $(BUILD)/libsipsd.so || \
 		$(call replace_file,$(CARGO_TARGET_DIR)/release/libsipsd.so,$(BUILD)/libsipsd.so)
 
@@ -83,8 +88,7 @@ uninstall:
 # clap definition (`sipsd generate-docs`).
 TOOLS := sipsd sipsd-fw sipsd-rec
 tools: FORCE | $(BUILD)
-	$(CARGO) build $(CARGO_FLAGS) --release --bins -p sipsd -p sipsd-fw -p sipsd-rec \
-		$(if $(CARGO_FEATURES),--features $(addprefix sipsd/,$(CARGO_FEATURES)))
+	$(CARGO_BUILD_ALL) --bins
 	@for t in $(TOOLS); do \
 		cmp -s $(CARGO_TARGET_DIR)/release/$$t $(BUILD)/$$t || \
 			$(call replace_file,$(CARGO_TARGET_DIR)/release/$$t,$(BUILD)/$$t); \
