@@ -11,7 +11,8 @@
 //! 200 sends the stop with reason "BYE" and the row is finished; a call without the header
 //! sends nothing; a marked call answered 183 with SDP (start) and then refused 486 gets the
 //! stop "failure 486" from the failure route; the statistics count it; no key appears in
-//! P1's log.
+//! P1's log. P1 restarted with the dialog module (`WITH_DIALOG`): the same reasons for a BYE
+//! and a 486, and no second stop from the dialog's end callbacks.
 //!
 //! Not here: the firewall agent (P1's `pinhole_agent` is a port nobody answers on, so each
 //! pinhole exchange fails after `pinhole_timeout` and the call goes on) and `sipsd-rec`
@@ -245,40 +246,13 @@ fn recording_keys_reach_the_recorder_through_kamailio() {
     );
 
     // ---- call 3: marked, early media (183 with SDP), then refused 486 ---------------------
-    let c3 = "rec-3@test";
-    let (mut d3, inv3) = offer(&p1, &caller, &callee, c3, &[("X-Record", "yes")]);
-    let early = d3
-        .ua
-        .encrypt(
-            "application/sdp",
-            &sdp("bob", "10.77.2.2", 50000, KEY_CALLEE),
-            &Default::default(),
-        )
-        .expect("the 183's SDP under the dialog key");
-    callee.send(
-        p1.port,
-        &reply_with(
-            &inv3,
-            183,
-            "Session Progress",
-            &[("Content-Type", early.content_type.as_str())],
-            &early.body,
-        ),
-    );
-    let start3 = rec
-        .next(Duration::from_secs(5))
-        .expect("a start at the 183");
-    check!(
-        start3.event.name() == "start",
-        "call 3: the start at the 183 with SDP (early media is recorded)"
-    );
-    callee.send(p1.port, &reply(&inv3, 486, "Busy Here"));
-    let stop3 = rec.next(Duration::from_secs(5)).expect("a stop at the 486");
-    check!(
-        matches!(&stop3.event, Event::Stop(s) if s.reason == "failure 486")
-            && stop3.dialog_id == start3.dialog_id,
-        "call 3 refused 486: the failure route's sd_pinhole_close() sends the stop with reason \"failure 486\": {:?}",
-        stop3.event
+    refused_after_early_media(
+        &p1,
+        &caller,
+        &callee,
+        &mut rec,
+        "rec-3@test",
+        "the failure route's sd_pinhole_close()",
     );
 
     let st = p1.statistics("sipsd:");
@@ -297,5 +271,102 @@ fn recording_keys_reach_the_recorder_through_kamailio() {
         log.len()
     );
     p1.stop();
+
+    // ---- P1 again with the dialog module: the script closes first (onreply and failure
+    // routes run before the dialog's TERMINATED_CONFIRMED and FAILED callbacks); the same
+    // reasons, and no second stop from the callbacks ---------------------------------------
+    let mut p1 = P1::start(
+        &t,
+        &dir,
+        &[
+            ("NEXT_HOP", Some(hop.as_str())),
+            ("WITH_DIALOG", None),
+            ("WITH_PINHOLES", None),
+            ("PINHOLE_AGENT", Some(&agent)),
+            ("PINHOLE_TIMEOUT", Some("30")),
+            ("WITH_RECORDING", None),
+            ("RECORDER", Some(&recorder_addr)),
+            ("RECORD_KEK", Some(&kek_path)),
+        ],
+    );
+    println!("P1 restarted with WITH_DIALOG (pid {})", p1.pid());
+    call(
+        &p1,
+        &caller,
+        &callee,
+        "rec-4@test",
+        &[("X-Record", "yes")],
+        || {
+            check!(
+                rec.next(Duration::from_secs(5))
+                    .is_some_and(|m| m.event.name() == "start"),
+                "call 4 (dialog module loaded): the start at the 200 OK"
+            );
+        },
+    );
+    let stop4 = rec.next(Duration::from_secs(5)).expect("a stop at the BYE");
+    check!(
+        matches!(&stop4.event, Event::Stop(s) if s.reason == "BYE"),
+        "call 4 ended by BYE with the dialog module loaded: reason \"BYE\" again: {:?}",
+        stop4.event
+    );
+    refused_after_early_media(
+        &p1,
+        &caller,
+        &callee,
+        &mut rec,
+        "rec-5@test",
+        "the failure route (before the dialog module's callback)",
+    );
+    check!(
+        rec.next(Duration::from_millis(500)).is_none(),
+        "one stop per recording: the dialog module's end callbacks, running after the script's sd_pinhole_close(), send none"
+    );
+    p1.stop();
     drop(silent);
+}
+
+/// A marked call answered 183 with SDP (the recording starts: early media) and then
+/// refused 486: the stop says "failure 486". `by`: who closes it, for the output.
+fn refused_after_early_media(
+    p1: &Kamailio,
+    caller: &Peer,
+    callee: &Peer,
+    rec: &mut Recorder,
+    call_id: &str,
+    by: &str,
+) {
+    let (mut d, inv) = offer(p1, caller, callee, call_id, &[("X-Record", "yes")]);
+    let early =
+        d.ua.encrypt(
+            "application/sdp",
+            &sdp("bob", "10.77.2.2", 50000, KEY_CALLEE),
+            &Default::default(),
+        )
+        .expect("the 183's SDP under the dialog key");
+    callee.send(
+        p1.port,
+        &reply_with(
+            &inv,
+            183,
+            "Session Progress",
+            &[("Content-Type", early.content_type.as_str())],
+            &early.body,
+        ),
+    );
+    let start = rec
+        .next(Duration::from_secs(5))
+        .expect("a start at the 183");
+    check!(
+        start.event.name() == "start",
+        "{call_id}: the start at the 183 with SDP (early media is recorded)"
+    );
+    callee.send(p1.port, &reply(&inv, 486, "Busy Here"));
+    let stop = rec.next(Duration::from_secs(5)).expect("a stop at the 486");
+    check!(
+        matches!(&stop.event, Event::Stop(s) if s.reason == "failure 486")
+            && stop.dialog_id == start.dialog_id,
+        "{call_id} refused 486: {by} sends the stop with reason \"failure 486\": {:?}",
+        stop.event
+    );
 }
