@@ -12,7 +12,8 @@
 //! sends nothing; a marked call answered 183 with SDP (start) and then refused 486 gets the
 //! stop "failure 486" from the failure route; the statistics count it; no key appears in
 //! P1's log. P1 restarted with the dialog module (`WITH_DIALOG`): the same reasons for a BYE
-//! and a 486, and no second stop from the dialog's end callbacks.
+//! and a 486, no second stop from the dialog's end callbacks, and a call without BYE gets
+//! "dialog timeout" from the dialog module's timeout (`DIALOG_TIMEOUT=2`).
 //!
 //! Not here: the firewall agent (P1's `pinhole_agent` is a port nobody answers on, so each
 //! pinhole exchange fails after `pinhole_timeout` and the call goes on) and `sipsd-rec`
@@ -281,6 +282,7 @@ fn recording_keys_reach_the_recorder_through_kamailio() {
         &[
             ("NEXT_HOP", Some(hop.as_str())),
             ("WITH_DIALOG", None),
+            ("DIALOG_TIMEOUT", Some("2")),
             ("WITH_PINHOLES", None),
             ("PINHOLE_AGENT", Some(&agent)),
             ("PINHOLE_TIMEOUT", Some("30")),
@@ -321,6 +323,28 @@ fn recording_keys_reach_the_recorder_through_kamailio() {
     check!(
         rec.next(Duration::from_millis(500)).is_none(),
         "one stop per recording: the dialog module's end callbacks, running after the script's sd_pinhole_close(), send none"
+    );
+    // call 6: answered, never ended: the dialog module's timeout (DIALOG_TIMEOUT=2 s)
+    let c6 = "rec-6@test";
+    let (mut d6, inv6) = offer(&p1, &caller, &callee, c6, &[("X-Record", "yes")]);
+    d6.answer(
+        &p1,
+        &caller,
+        &callee,
+        &inv6,
+        &sdp("bob", "10.77.2.2", 50000, KEY_CALLEE),
+    );
+    let start6 = rec
+        .next(Duration::from_secs(5))
+        .expect("a start at the 200");
+    let stop6 = rec
+        .next(Duration::from_secs(15))
+        .expect("a stop at the dialog's timeout");
+    check!(
+        matches!(&stop6.event, Event::Stop(s) if s.reason == "dialog timeout")
+            && stop6.dialog_id == start6.dialog_id,
+        "call 6 without BYE: the dialog module's timeout callback (sd_pinhole_close_dialog) sends the stop with reason \"dialog timeout\": {:?}",
+        stop6.event
     );
     p1.stop();
     drop(silent);
