@@ -357,6 +357,8 @@ fn msg(
         transfer_encoding: s(b""),
         disclose_to: s(b""),
         body: s(body),
+        from_uri: s(b""),
+        to_uri: s(b""),
     }
 }
 

@@ -840,6 +840,15 @@ typedef struct sd_msg {
    * The message body (binary).
    */
   struct sd_str body;
+  /**
+   * The From URI (`sip:alice@example.org`: no display name, brackets or parameters);
+   * the caller of a recorded dialog (docs/RECORDING.md). Empty is allowed.
+   */
+  struct sd_str from_uri;
+  /**
+   * The To URI, as `from_uri`; the callee of a recorded dialog.
+   */
+  struct sd_str to_uri;
 } sd_msg;
 
 /**
@@ -1279,25 +1288,34 @@ sd_result sd_pinhole_open(const struct sd_ctx *ctx,
 
 /**
  * Deletes the pinholes of the dialog of `msg` (BYE or CANCEL from either side, a failed
- * INVITE's final reply); `*flows` is how many the agent confirmed deleted. SD_OK also when
- * the dialog had none. The dialog is forgotten even when the agent does not answer
+ * INVITE's final reply, or the failed INVITE itself with `status` set to its final status,
+ * as a failure route has it); `*flows` is how many the agent confirmed deleted. A
+ * recording's stop names the cause from `method` and `status`: `BYE`, `CANCEL` (also a
+ * 487), `failure CODE` (docs/RECORDING.md §3.1). SD_OK also when the dialog had none. The dialog is forgotten even when the agent does not answer
  * (SD_ERR_PINHOLE_AGENT): its pinholes then end by their lifetime.
  *
  * # Safety
  * `ctx` from `sd_ctx_new`; `msg` and its fields valid for the call; `flows` writable.
  */
-sd_result sd_pinhole_close(const struct sd_ctx *ctx, const struct sd_msg *msg, uint32_t *flows);
+sd_result sd_pinhole_close(const struct sd_ctx *ctx,
+                           const struct sd_msg *msg,
+                           uint32_t *flows);
 
 /**
  * `sd_pinhole_close` by dialog id (Call-ID and the caller's tag), for the SIP server's own
- * dialog-end events.
+ * dialog-end events. `method` and `status` name what ended it, as in `sd_msg` (the BYE and
+ * the status of its reply, the failed INVITE and its final status, 0 when not known); an
+ * empty `method` is the server's own dialog timeout. A recording's stop carries the reason
+ * they name (`BYE`, `CANCEL`, `failure 486`, `dialog timeout`: docs/RECORDING.md §3.1).
  *
  * # Safety
- * `ctx` from `sd_ctx_new`; both strings valid for the call.
+ * `ctx` from `sd_ctx_new`; the strings valid for the call.
  */
 sd_result sd_pinhole_close_dialog(const struct sd_ctx *ctx,
                                   struct sd_str call_id,
-                                  struct sd_str from_tag);
+                                  struct sd_str from_tag,
+                                  struct sd_str method,
+                                  uint32_t status);
 
 /**
  * Renews the lifetimes that are due and forgets dialogs past `pinhole_max_duration` whose

@@ -86,6 +86,7 @@ fn msg<'a>(call: &'a str, to_tag: &'a str, method: &'a str, b: &'a SipBody) -> S
         transfer_encoding: b.transfer_encoding.unwrap_or("").as_bytes(),
         disclose_to: b"",
         body: &b.body,
+        ..SipMessage::default()
     }
 }
 

@@ -87,6 +87,7 @@ impl Msg {
             transfer_encoding: b"",
             disclose_to: self.disclose_to.as_bytes(),
             body: &self.body,
+            ..SipMessage::default()
         }
     }
 

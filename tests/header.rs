@@ -123,7 +123,9 @@ fn bindgen_sees_the_same_layout_and_constants() {
         content_type,
         transfer_encoding,
         disclose_to,
-        body
+        body,
+        from_uri,
+        to_uri
     });
     same_layout!(sd_cluster_rx {
         kind,

@@ -6,14 +6,18 @@
 //!
 //! Checked, each printed: a call whose INVITE has `X-Record: yes` (the example script's
 //! `sd_record_start()` policy) gets one sealed start at its 200 OK with the caller's key from
-//! the offer and the callee's from the answer; `sipsd.recordings` lists it active with the
-//! recorder's dialog id and no key; the BYE sends the stop and the row is finished; a call
-//! without the header sends nothing; the statistics count it; no key appears in P1's log.
+//! the offer and the callee's from the answer, caller and callee = the From and To URIs;
+//! `sipsd.recordings` lists it active with the recorder's dialog id and no key; the BYE's
+//! 200 sends the stop with reason "BYE" and the row is finished; a call without the header
+//! sends nothing; a marked call answered 183 with SDP (start) and then refused 486 gets the
+//! stop "failure 486" from the failure route; the statistics count it; no key appears in
+//! P1's log. P1 restarted with the dialog module (`WITH_DIALOG`): the same reasons for a BYE
+//! and a 486, no second stop from the dialog's end callbacks, and a call without BYE gets
+//! "dialog timeout" from the dialog module's timeout (`DIALOG_TIMEOUT=2`).
 //!
 //! Not here: the firewall agent (P1's `pinhole_agent` is a port nobody answers on, so each
 //! pinhole exchange fails after `pinhole_timeout` and the call goes on) and `sipsd-rec`
-//! writing the WAV from mirrored media (tools/sipsd-rec/tests/record_e2e.rs does that with a
-//! key message the library makes).
+//! writing the WAV from mirrored media (tests/kamailio_record_media.rs does both).
 //!
 //! Needs kamailio, kamcmd and build/sipsd.so (make); otherwise SKIPPED unless
 //! SIPSD_REQUIRE_E2E=1. Run: `cargo test --test kamailio_record -- --nocapture`.
@@ -33,13 +37,15 @@ use sipsd::record::{ChannelReceiver, Direction, Event, KeyMessage};
 
 use support::dialog::{received, Dialog};
 use support::kamailio::{next_hop, Kamailio, P1};
-use support::sip::{reply, Peer};
+use support::sip::{reply, reply_with, Peer};
 use support::tools::{Need, Tools};
 use support::vectors::cert_recipient;
 use support::work::WorkDir;
 
 const KEY_CALLER: &str = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
 const KEY_CALLEE: &str = "NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj";
+const FROM_URI: &str = "sip:alice@a.example";
+const TO_URI: &str = "sip:bob@b.example";
 
 fn sdp(user: &str, addr: &str, port: u16, key: &str) -> Vec<u8> {
     format!(
@@ -68,8 +74,36 @@ impl Recorder {
     }
 }
 
+/// The INVITE of a call through P1 from FROM_URI to TO_URI (with `extra` headers), as the
+/// callee received it.
+fn offer(
+    p1: &Kamailio,
+    caller: &Peer,
+    callee: &Peer,
+    call_id: &str,
+    extra: &[(&str, &str)],
+) -> (Dialog, support::sip::SipMsg) {
+    let recipients = ["callee", "proxy1"]
+        .map(|w| cert_recipient(w, IdKind::IssuerSerial, RsaPadding::OaepSha256));
+    let (d, mut invite) = Dialog::offer(
+        call_id,
+        &sdp("alice", "10.77.1.2", 40000, KEY_CALLER),
+        &recipients,
+        ContentAlg::Aes256Gcm,
+        p1,
+        callee.port(),
+    );
+    invite = invite.parties(FROM_URI, TO_URI);
+    for (n, v) in extra {
+        invite = invite.header(n, v);
+    }
+    caller.send(p1.port, &invite.build(caller.port()));
+    let inv = received(callee, call_id, "INVITE", 1).expect("P1 relays the INVITE");
+    (d, inv)
+}
+
 /// One call through P1: INVITE (with `extra` headers), 200 OK, `mid`, BYE and its 200.
-/// Returns the Call-ID and the caller's tag.
+/// Returns the caller's tag.
 fn call(
     p1: &Kamailio,
     caller: &Peer,
@@ -78,21 +112,7 @@ fn call(
     extra: &[(&str, &str)],
     mid: impl FnOnce(),
 ) -> String {
-    let recipients = ["callee", "proxy1"]
-        .map(|w| cert_recipient(w, IdKind::IssuerSerial, RsaPadding::OaepSha256));
-    let (mut d, mut invite) = Dialog::offer(
-        call_id,
-        &sdp("alice", "10.77.1.2", 40000, KEY_CALLER),
-        &recipients,
-        ContentAlg::Aes256Gcm,
-        p1,
-        callee.port(),
-    );
-    for (n, v) in extra {
-        invite = invite.header(n, v);
-    }
-    caller.send(p1.port, &invite.build(caller.port()));
-    let inv = received(callee, call_id, "INVITE", 1).expect("P1 relays the INVITE");
+    let (mut d, inv) = offer(p1, caller, callee, call_id, extra);
     d.answer(
         p1,
         caller,
@@ -101,7 +121,7 @@ fn call(
         &sdp("bob", "10.77.2.2", 50000, KEY_CALLEE),
     );
     mid();
-    let bye = d.bare("BYE");
+    let bye = d.bare("BYE").parties(FROM_URI, TO_URI);
     caller.send(p1.port, &bye.build(caller.port()));
     let breq = received(callee, call_id, "BYE", d.cseq()).expect("P1 relays the BYE");
     callee.send(p1.port, &reply(&breq, 200, "OK"));
@@ -179,6 +199,12 @@ fn recording_keys_reach_the_recorder_through_kamailio() {
     };
     let by = |d| s.streams.iter().find(|m| m.direction == d);
     check!(
+        s.caller == FROM_URI && s.callee == TO_URI,
+        "start: caller {:?}, callee {:?} (the INVITE's From and To URIs, passed in sd_msg)",
+        s.caller,
+        s.callee
+    );
+    check!(
         s.call_id == c1
             && start.sender == "proxy1"
             && start.dialog_id.as_bytes()
@@ -202,8 +228,9 @@ fn recording_keys_reach_the_recorder_through_kamailio() {
     );
     let stop = rec.next(Duration::from_secs(5)).expect("a stop at the BYE");
     check!(
-        matches!(&stop.event, Event::Stop(_)) && stop.sequence > start.sequence,
-        "BYE: the recorder gets the stop (later sequence): {:?}",
+        matches!(&stop.event, Event::Stop(s) if s.reason == "BYE")
+            && stop.sequence > start.sequence,
+        "BYE (closed at its 200): the recorder gets the stop with reason \"BYE\" (later sequence): {:?}",
         stop.event
     );
     let after = p1.rpc(&["sipsd.recordings"]);
@@ -219,14 +246,24 @@ fn recording_keys_reach_the_recorder_through_kamailio() {
         "call 2 without X-Record: no key message"
     );
 
+    // ---- call 3: marked, early media (183 with SDP), then refused 486 ---------------------
+    refused_after_early_media(
+        &p1,
+        &caller,
+        &callee,
+        &mut rec,
+        "rec-3@test",
+        "the failure route's sd_pinhole_close()",
+    );
+
     let st = p1.statistics("sipsd:");
     let get = |n: &str| st.get(&format!("sipsd:{n}")).copied().unwrap_or(u64::MAX);
     check!(
-        get("recordings_started") == 1
-            && get("recordings_stopped") == 1
-            && get("record_key_messages") == 2
+        get("recordings_started") == 2
+            && get("recordings_stopped") == 2
+            && get("record_key_messages") == 4
             && get("record_errors") == 0,
-        "statistics: recordings_started=1 recordings_stopped=1 record_key_messages=2 record_errors=0"
+        "statistics: recordings_started=2 recordings_stopped=2 record_key_messages=4 record_errors=0"
     );
     let log = p1.log_text();
     check!(
@@ -235,5 +272,125 @@ fn recording_keys_reach_the_recorder_through_kamailio() {
         log.len()
     );
     p1.stop();
+
+    // ---- P1 again with the dialog module: the script closes first (onreply and failure
+    // routes run before the dialog's TERMINATED_CONFIRMED and FAILED callbacks); the same
+    // reasons, and no second stop from the callbacks ---------------------------------------
+    let mut p1 = P1::start(
+        &t,
+        &dir,
+        &[
+            ("NEXT_HOP", Some(hop.as_str())),
+            ("WITH_DIALOG", None),
+            ("DIALOG_TIMEOUT", Some("2")),
+            ("WITH_PINHOLES", None),
+            ("PINHOLE_AGENT", Some(&agent)),
+            ("PINHOLE_TIMEOUT", Some("30")),
+            ("WITH_RECORDING", None),
+            ("RECORDER", Some(&recorder_addr)),
+            ("RECORD_KEK", Some(&kek_path)),
+        ],
+    );
+    println!("P1 restarted with WITH_DIALOG (pid {})", p1.pid());
+    call(
+        &p1,
+        &caller,
+        &callee,
+        "rec-4@test",
+        &[("X-Record", "yes")],
+        || {
+            check!(
+                rec.next(Duration::from_secs(5))
+                    .is_some_and(|m| m.event.name() == "start"),
+                "call 4 (dialog module loaded): the start at the 200 OK"
+            );
+        },
+    );
+    let stop4 = rec.next(Duration::from_secs(5)).expect("a stop at the BYE");
+    check!(
+        matches!(&stop4.event, Event::Stop(s) if s.reason == "BYE"),
+        "call 4 ended by BYE with the dialog module loaded: reason \"BYE\" again: {:?}",
+        stop4.event
+    );
+    refused_after_early_media(
+        &p1,
+        &caller,
+        &callee,
+        &mut rec,
+        "rec-5@test",
+        "the failure route (before the dialog module's callback)",
+    );
+    check!(
+        rec.next(Duration::from_millis(500)).is_none(),
+        "one stop per recording: the dialog module's end callbacks, running after the script's sd_pinhole_close(), send none"
+    );
+    // call 6: answered, never ended: the dialog module's timeout (DIALOG_TIMEOUT=2 s)
+    let c6 = "rec-6@test";
+    let (mut d6, inv6) = offer(&p1, &caller, &callee, c6, &[("X-Record", "yes")]);
+    d6.answer(
+        &p1,
+        &caller,
+        &callee,
+        &inv6,
+        &sdp("bob", "10.77.2.2", 50000, KEY_CALLEE),
+    );
+    let start6 = rec
+        .next(Duration::from_secs(5))
+        .expect("a start at the 200");
+    let stop6 = rec
+        .next(Duration::from_secs(15))
+        .expect("a stop at the dialog's timeout");
+    check!(
+        matches!(&stop6.event, Event::Stop(s) if s.reason == "dialog timeout")
+            && stop6.dialog_id == start6.dialog_id,
+        "call 6 without BYE: the dialog module's timeout callback (sd_pinhole_close_dialog) sends the stop with reason \"dialog timeout\": {:?}",
+        stop6.event
+    );
+    p1.stop();
     drop(silent);
+}
+
+/// A marked call answered 183 with SDP (the recording starts: early media) and then
+/// refused 486: the stop says "failure 486". `by`: who closes it, for the output.
+fn refused_after_early_media(
+    p1: &Kamailio,
+    caller: &Peer,
+    callee: &Peer,
+    rec: &mut Recorder,
+    call_id: &str,
+    by: &str,
+) {
+    let (mut d, inv) = offer(p1, caller, callee, call_id, &[("X-Record", "yes")]);
+    let early =
+        d.ua.encrypt(
+            "application/sdp",
+            &sdp("bob", "10.77.2.2", 50000, KEY_CALLEE),
+            &Default::default(),
+        )
+        .expect("the 183's SDP under the dialog key");
+    callee.send(
+        p1.port,
+        &reply_with(
+            &inv,
+            183,
+            "Session Progress",
+            &[("Content-Type", early.content_type.as_str())],
+            &early.body,
+        ),
+    );
+    let start = rec
+        .next(Duration::from_secs(5))
+        .expect("a start at the 183");
+    check!(
+        start.event.name() == "start",
+        "{call_id}: the start at the 183 with SDP (early media is recorded)"
+    );
+    callee.send(p1.port, &reply(&inv, 486, "Busy Here"));
+    let stop = rec.next(Duration::from_secs(5)).expect("a stop at the 486");
+    check!(
+        matches!(&stop.event, Event::Stop(s) if s.reason == "failure 486")
+            && stop.dialog_id == start.dialog_id,
+        "{call_id} refused 486: {by} sends the stop with reason \"failure 486\": {:?}",
+        stop.event
+    );
 }

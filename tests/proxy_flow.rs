@@ -75,6 +75,7 @@ fn msg<'a>(call: &'a str, to_tag: &'a str, b: &'a SipBody, disclose: &'a str) ->
         transfer_encoding: b.transfer_encoding.unwrap_or("").as_bytes(),
         disclose_to: disclose.as_bytes(),
         body: &b.body,
+        ..SipMessage::default()
     }
 }
 

@@ -320,6 +320,8 @@ pub fn ffi_unwrap(data: &[u8]) {
         transfer_encoding: sd_str::of(next()),
         disclose_to: sd_str::of(next()),
         body: sd_str::of(next()),
+        from_uri: sd_str::of(&[]),
+        to_uri: sd_str::of(&[]),
     };
     let ctx = ctx();
     let rc = match (flags >> 1) & 3 {

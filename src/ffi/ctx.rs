@@ -46,6 +46,11 @@ pub struct sd_msg {
     pub disclose_to: sd_str,
     /// The message body (binary).
     pub body: sd_str,
+    /// The From URI (`sip:alice@example.org`: no display name, brackets or parameters);
+    /// the caller of a recorded dialog (docs/RECORDING.md). Empty is allowed.
+    pub from_uri: sd_str,
+    /// The To URI, as `from_uri`; the callee of a recorded dialog.
+    pub to_uri: sd_str,
 }
 
 /// Loads the keys and creates the shared cache from `cfg` (borrowed: free it yourself).
@@ -201,6 +206,8 @@ pub(super) unsafe fn view<'a>(m: &sd_msg) -> Option<SipMessage<'a>> {
             transfer_encoding: m.transfer_encoding.as_slice()?,
             disclose_to: m.disclose_to.as_slice()?,
             body: m.body.as_slice()?,
+            from_uri: m.from_uri.as_slice()?,
+            to_uri: m.to_uri.as_slice()?,
         })
     }
 }

@@ -10,6 +10,7 @@ use super::plain::sd_plain;
 use super::result::{fail, sd_result};
 use crate::engine::pinhole::{DialogPinholes, Pinholes};
 use crate::engine::Error;
+use crate::record::StopReason;
 
 fn pinholes(ctx: &sd_ctx) -> Result<&Pinholes, sd_result> {
     ctx.pinholes
@@ -74,8 +75,10 @@ pub unsafe extern "C" fn sd_pinhole_open(
 }
 
 /// Deletes the pinholes of the dialog of `msg` (BYE or CANCEL from either side, a failed
-/// INVITE's final reply); `*flows` is how many the agent confirmed deleted. SD_OK also when
-/// the dialog had none. The dialog is forgotten even when the agent does not answer
+/// INVITE's final reply, or the failed INVITE itself with `status` set to its final status,
+/// as a failure route has it); `*flows` is how many the agent confirmed deleted. A
+/// recording's stop names the cause from `method` and `status`: `BYE`, `CANCEL` (also a
+/// 487), `failure CODE` (docs/RECORDING.md §3.1). SD_OK also when the dialog had none. The dialog is forgotten even when the agent does not answer
 /// (SD_ERR_PINHOLE_AGENT): its pinholes then end by their lifetime.
 ///
 /// # Safety
@@ -106,25 +109,32 @@ pub unsafe extern "C" fn sd_pinhole_close(
 }
 
 /// `sd_pinhole_close` by dialog id (Call-ID and the caller's tag), for the SIP server's own
-/// dialog-end events.
+/// dialog-end events. `method` and `status` name what ended it, as in `sd_msg` (the BYE and
+/// the status of its reply, the failed INVITE and its final status, 0 when not known); an
+/// empty `method` is the server's own dialog timeout. A recording's stop carries the reason
+/// they name (`BYE`, `CANCEL`, `failure 486`, `dialog timeout`: docs/RECORDING.md §3.1).
 ///
 /// # Safety
-/// `ctx` from `sd_ctx_new`; both strings valid for the call.
+/// `ctx` from `sd_ctx_new`; the strings valid for the call.
 #[no_mangle]
 pub unsafe extern "C" fn sd_pinhole_close_dialog(
     ctx: *const sd_ctx,
     call_id: sd_str,
     from_tag: sd_str,
+    method: sd_str,
+    status: u32,
 ) -> sd_result {
     ffi_boundary! {
         let ctx = try_ref!(ctx);
         let call_id = try_slice!(call_id);
         let tag = try_slice!(from_tag);
+        let method = try_slice!(method);
         let p = match pinholes(ctx) {
             Ok(p) => p,
             Err(r) => return r,
         };
-        match p.close(&ctx.proxy, call_id, &[tag]) {
+        let reason = StopReason::of(method, status);
+        match p.close(&ctx.proxy, call_id, &[tag], reason) {
             Ok(_) => sd_result::SD_OK,
             Err(e) => fail(&e),
         }

@@ -210,8 +210,67 @@ pub struct StreamSet {
 /// The end of a dialog.
 #[derive(Clone, Debug, PartialEq, Eq, Sequence)]
 pub struct CallStop {
-    /// Why, e.g. `BYE`, `CANCEL`, `timeout`.
+    /// Why: a [`StopReason`]'s name (`BYE`, `CANCEL`, `failure 486`, ...).
     pub reason: String,
+}
+
+impl CallStop {
+    /// The stop for `reason`.
+    pub fn new(reason: StopReason) -> CallStop {
+        CallStop {
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Why a proxy stops a recording: the one list of causes and of the names [`CallStop`]
+/// carries (docs/RECORDING.md §3.1), the same whichever way the proxy learnt of the end (a
+/// message the script hands over, or the SIP server's own dialog event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// `BYE`: a BYE, or its 2xx reply, ended the dialog.
+    Bye,
+    /// `CANCEL`: the caller cancelled the INVITE (the CANCEL, or the 487 answering it).
+    Cancel,
+    /// `failure CODE` (`failure` when the code is not known): the INVITE failed.
+    Failure(Option<u16>),
+    /// `dialog timeout`: the SIP server's dialog expired without a BYE.
+    DialogTimeout,
+    /// `pinhole_max_duration`: the proxy never saw the end; its refresh timer forgot it.
+    MaxDuration,
+    /// `sd_record_stop`: the script stopped the recording, the call goes on.
+    ScriptStop,
+}
+
+impl StopReason {
+    /// The cause named by the message that ended the dialog: its method (the request's, or
+    /// the CSeq method of a reply) and status (0 for a request). An empty method is the SIP
+    /// server's own timeout.
+    pub fn of(method: &[u8], status: u32) -> StopReason {
+        if method.eq_ignore_ascii_case(b"BYE") {
+            StopReason::Bye
+        } else if method.eq_ignore_ascii_case(b"CANCEL") || status == 487 {
+            StopReason::Cancel
+        } else if method.is_empty() {
+            StopReason::DialogTimeout
+        } else {
+            StopReason::Failure(u16::try_from(status).ok().filter(|s| *s >= 300))
+        }
+    }
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::Bye => f.write_str("BYE"),
+            StopReason::Cancel => f.write_str("CANCEL"),
+            StopReason::Failure(Some(code)) => write!(f, "failure {code}"),
+            StopReason::Failure(None) => f.write_str("failure"),
+            StopReason::DialogTimeout => f.write_str("dialog timeout"),
+            StopReason::MaxDuration => f.write_str("pinhole_max_duration"),
+            StopReason::ScriptStop => f.write_str("sd_record_stop"),
+        }
+    }
 }
 
 /// What happened to the dialog.
@@ -390,5 +449,30 @@ pub(crate) mod tests {
         assert!(KeyMessage::from_der_bytes(&flipped).is_err());
         assert!(SdesValue::new("1 AES_CM_128_HMAC_SHA1_80 inline:short").is_err());
         println!("  ok   truncated or altered DER and bad a=crypto values are errors, not panics");
+    }
+
+    #[test]
+    fn stop_reasons_name_the_cause() {
+        for (method, status, want) in [
+            (&b"BYE"[..], 0, "BYE"),
+            (b"BYE", 200, "BYE"),
+            (b"bye", 200, "BYE"),
+            (b"CANCEL", 0, "CANCEL"),
+            (b"CANCEL", 200, "CANCEL"),
+            (b"INVITE", 487, "CANCEL"),
+            (b"INVITE", 486, "failure 486"),
+            (b"INVITE", 408, "failure 408"),
+            (b"INVITE", 0, "failure"),
+            (b"", 0, "dialog timeout"),
+        ] {
+            let got = StopReason::of(method, status).to_string();
+            assert_eq!(got, want, "{} {status}", String::from_utf8_lossy(method));
+        }
+        assert_eq!(StopReason::MaxDuration.to_string(), "pinhole_max_duration");
+        assert_eq!(
+            CallStop::new(StopReason::ScriptStop).reason,
+            "sd_record_stop"
+        );
+        println!("  ok   stop reasons: BYE (request or 2xx), CANCEL (or 487), failure CODE, dialog timeout, pinhole_max_duration, sd_record_stop");
     }
 }

@@ -18,7 +18,7 @@ pub mod streams;
 pub use channel::{ChannelReceiver, ChannelSender, ReplayWindow};
 pub use message::{
     CallStart, CallStop, Codec, Direction, Endpoint, Event, KeyMessage, MediaStream, SdesValue,
-    StreamSet,
+    StopReason, StreamSet,
 };
 pub use sdes::{CryptoAttr, MasterKey, Mki, SdesError, SrtpSuite};
 pub use streams::streams_from_offer_answer;

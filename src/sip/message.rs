@@ -23,6 +23,10 @@ pub struct SipMessage<'a> {
     pub disclose_to: &'a [u8],
     /// The body, binary.
     pub body: &'a [u8],
+    /// The From URI (`sip:alice@example.org`, without display name, brackets or tag).
+    pub from_uri: &'a [u8],
+    /// The To URI, as `from_uri`.
+    pub to_uri: &'a [u8],
 }
 
 impl<'a> SipMessage<'a> {

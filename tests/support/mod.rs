@@ -18,7 +18,8 @@
 //! | `dialog` | a caller's dialog through P1: offer, in-dialog EncryptedData, rotation; P1's lines of a call |
 //! | `cache_ops` | the dialog key cache used as the proxy does: authenticated use, insert or proven rotation |
 //! | `fork` | `fork()` children that report through their exit status, pipes |
-//! | `fwbed` | the firewall agent's namespaces, P1's link to it, the agent started (pinhole tests) |
+//! | `fwbed` | the firewall agent's namespaces, P1's link to it, the agent started (pinhole tests); a recorder's namespace (`sipsd-rec`) the agent mirrors to |
+//! | `tone` | ffmpeg SRTP tone senders and the signal checks (dominant frequency, G.711 error), shared with sipsd-rec's tests |
 //! | `rng` | a deterministic test RNG |
 //! | `pcap` | UDP datagrams of a pcap capture, and the plaintext detector |
 //!
@@ -42,6 +43,7 @@ pub mod procs;
 pub mod rng;
 pub mod sip;
 pub mod sipp;
+pub mod tone;
 pub mod tools;
 pub mod vectors;
 pub mod work;

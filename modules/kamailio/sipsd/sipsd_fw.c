@@ -19,7 +19,9 @@
 #include "core/rpc.h"
 #include "core/timer_proc.h"
 #include "core/sr_module.h"
+#include "core/route.h"
 #include "core/parser/msg_parser.h"
+#include "modules/tm/tm_load.h"
 
 #include "sipsd.h"
 #include "sipsd_mod.h"
@@ -28,6 +30,9 @@
 str sipsd_pinhole_on_failure = str_init("forward");
 static int _sipsd_fw_reject = 0;
 static int _sipsd_fw_timer = 0;
+/* tm, for the final status of a failed INVITE in failure_route (a stop reason) */
+static struct tm_binds _sipsd_fw_tmb;
+static int _sipsd_fw_tm_loaded = 0;
 
 int sipsd_fw_init(void)
 {
@@ -53,6 +58,9 @@ int sipsd_fw_init(void)
 		return -1;
 	}
 	_sipsd_fw_timer = 1;
+	if(find_export("load_tm", NO_SCRIPT, 0) != NULL
+			&& load_tm_api(&_sipsd_fw_tmb) == 0)
+		_sipsd_fw_tm_loaded = 1;
 	LM_INFO("firewall pinholes on (failure policy: %.*s)\n",
 			sipsd_pinhole_on_failure.len, sipsd_pinhole_on_failure.s);
 	return 0;
@@ -78,14 +86,15 @@ int sipsd_fw_child_init(int rank)
 	return 0;
 }
 
-void sipsd_fw_dialog_end(str *call_id, str *caller_tag)
+void sipsd_fw_dialog_end(
+		str *call_id, str *caller_tag, str *method, unsigned int status)
 {
 	sd_result r;
 
 	if(_sipsd_ctx == NULL || !sd_pinhole_enabled(_sipsd_ctx))
 		return;
-	r = sd_pinhole_close_dialog(
-			_sipsd_ctx, sipsd_sdstr(call_id), sipsd_sdstr(caller_tag));
+	r = sd_pinhole_close_dialog(_sipsd_ctx, sipsd_sdstr(call_id),
+			sipsd_sdstr(caller_tag), sipsd_sdstr(method), status);
 	if(r != SD_OK)
 		LM_WARN("pinhole close at dialog end (call %.*s): %s (%u)\n",
 				call_id->len, call_id->s, sd_strerror(r), (unsigned)r);
@@ -136,6 +145,25 @@ int w_sd_pinhole_open(sip_msg_t *msg, char *p1, char *p2)
 	return ki_sd_pinhole_open(msg);
 }
 
+/* In failure_route the message is the request: the status of the final reply tm picked
+ * (0 elsewhere, or when there is none), so that the library names the failure */
+static unsigned int sipsd_fw_failure_status(sip_msg_t *msg)
+{
+	struct cell *t;
+	int b;
+
+	if(!_sipsd_fw_tm_loaded || msg->first_line.type != SIP_REQUEST
+			|| !is_route_type(FAILURE_ROUTE | BRANCH_FAILURE_ROUTE))
+		return 0;
+	t = _sipsd_fw_tmb.t_gett();
+	if(t == NULL || t == T_UNDEFINED)
+		return 0;
+	b = _sipsd_fw_tmb.t_get_picked_branch();
+	if(b < 0 || b >= (int)t->nr_of_outgoings || t->uac[b].last_received < 300)
+		return 0;
+	return (unsigned int)t->uac[b].last_received;
+}
+
 int ki_sd_pinhole_close(sip_msg_t *msg)
 {
 	sipsd_msg_t sm;
@@ -144,6 +172,8 @@ int ki_sd_pinhole_close(sip_msg_t *msg)
 
 	if(sipsd_msg_build(msg, &sm) < 0)
 		return SIPSD_RC_ERROR;
+	if(sm.m.status == 0)
+		sm.m.status = sipsd_fw_failure_status(msg);
 	r = sd_pinhole_close(_sipsd_ctx, &sm.m, &n);
 	if(r != SD_OK)
 		sipsd_log_failure("pinhole close", &sm.call_id, r);

@@ -25,8 +25,11 @@ int w_sd_pinhole_close(sip_msg_t *msg, char *p1, char *p2);
 int sipsd_fw_init(void);
 /* child_init of the main process: fork the refresh timer; 0 or -1 */
 int sipsd_fw_child_init(int rank);
-/* the dialog (Call-ID, caller's tag) ended: delete its pinholes */
-void sipsd_fw_dialog_end(str *call_id, str *caller_tag);
+/* the dialog (Call-ID, caller's tag) ended by method and status (the BYE, the failed
+ * INVITE and its final status; empty method: the dialog's timeout): delete its pinholes,
+ * stop its recording */
+void sipsd_fw_dialog_end(
+		str *call_id, str *caller_tag, str *method, unsigned int status);
 
 extern const char *sipsd_rpc_pinholes_doc[2];
 void sipsd_rpc_pinholes(rpc_t *rpc, void *ctx);

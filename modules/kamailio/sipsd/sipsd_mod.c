@@ -365,6 +365,7 @@ int sipsd_msg_build(sip_msg_t *msg, sipsd_msg_t *sm)
 		return -1;
 	}
 	sm->m.from_tag = sipsd_sdstr(&get_from(msg)->tag_value);
+	sm->m.from_uri = sipsd_sdstr(&get_from(msg)->uri);
 
 	if(msg->to == NULL) {
 		LM_ERR("message without To header (call %.*s)\n", sm->call_id.len,
@@ -372,8 +373,10 @@ int sipsd_msg_build(sip_msg_t *msg, sipsd_msg_t *sm)
 		return -1;
 	}
 	tb = get_to(msg);
-	if(tb != NULL)
+	if(tb != NULL) {
 		sm->m.to_tag = sipsd_sdstr(&tb->tag_value);
+		sm->m.to_uri = sipsd_sdstr(&tb->uri);
+	}
 
 	if(msg->first_line.type == SIP_REQUEST) {
 		sm->m.method = sipsd_sdstr(&msg->first_line.u.request.method);
@@ -554,6 +557,8 @@ static void sipsd_dlg_end_cb(
 		struct dlg_cell *dlg, int type, struct dlg_cb_params *params)
 {
 	sd_result r;
+	str method = STR_NULL;
+	unsigned int status = 0;
 
 	if(_sipsd_ctx == NULL || dlg == NULL)
 		return;
@@ -564,7 +569,19 @@ static void sipsd_dlg_end_cb(
 					|| params->rpl->first_line.u.reply.statuscode < 200
 					|| params->rpl->first_line.u.reply.statuscode >= 300))
 		return;
-	sipsd_fw_dialog_end(&dlg->callid, &dlg->tag[DLG_CALLER_LEG]);
+	/* what ended it, for a recording's stop reason: the BYE, the failed INVITE with
+	 * its final status, or (empty method) the dialog's own timeout */
+	if(params != NULL && params->rpl != NULL && params->rpl != FAKED_REPLY)
+		status = params->rpl->first_line.u.reply.statuscode;
+	if(type == DLGCB_TERMINATED_CONFIRMED) {
+		method.s = "BYE";
+		method.len = 3;
+	} else if(type == DLGCB_FAILED) {
+		method.s = "INVITE";
+		method.len = 6;
+	}
+	sipsd_fw_dialog_end(
+			&dlg->callid, &dlg->tag[DLG_CALLER_LEG], &method, status);
 	r = sd_dialog_end(_sipsd_ctx, sipsd_sdstr(&dlg->callid),
 			sipsd_sdstr(&dlg->tag[DLG_CALLER_LEG]));
 	sipsd_dmq_replicate();

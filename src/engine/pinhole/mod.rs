@@ -42,7 +42,7 @@ use crate::engine::cache::{now_secs, DialogKey};
 use crate::engine::proxy::{Counter, DisclosedPart, Proxy, SipMessage};
 use crate::engine::{Error, Result};
 use crate::pcp::{AuthKey, Client, ClientConfig, Exchange, Flow, FlowOutcome, Remote};
-use crate::record::{CallStart, CallStop, Event, StreamSet};
+use crate::record::{CallStart, CallStop, Event, StopReason, StreamSet};
 use record::Recorder;
 use table::{Addr, FlowRec, Slot, Stream, Table};
 pub use table::{RecordState, Stage, MAX_DIALOG_FLOWS, MAX_OFFER_SDP, MAX_STREAMS};
@@ -400,7 +400,9 @@ impl Pinholes {
                     let state = t.slots()[i].record();
                     if matches!(state, RecordState::Marked | RecordState::Active) {
                         let seq = (!kept.is_empty()).then(|| t.next_sequence());
-                        pending = Some((state, kept, seq));
+                        // the answer to the callee's re-INVITE has the callee in From
+                        let from_is_caller = t.slots()[i].tag() == msg.from_tag;
+                        pending = Some((state, kept, seq, from_is_caller));
                     }
                 }
             }
@@ -461,8 +463,14 @@ impl Pinholes {
         };
         // The recorder gets the keys before the agent starts copying packets to it.
         let (mut mirror, mut started, mut record_error) = (false, None, None);
-        if let Some((state, kept, seq)) = pending {
-            match self.send_keys(proxy, msg, parts, state, &kept, seq) {
+        if let Some((state, kept, seq, from_is_caller)) = pending {
+            let keys = Answer {
+                state,
+                offer: &kept,
+                seq,
+                from_is_caller,
+            };
+            match self.send_keys(proxy, msg, parts, keys) {
                 Ok(n) => (mirror, started) = (true, n),
                 Err(e) => {
                     proxy.count(Counter::RecordErrors);
@@ -532,12 +540,11 @@ impl Pinholes {
         proxy: &Proxy,
         msg: &SipMessage<'_>,
         parts: &[&DisclosedPart],
-        state: RecordState,
-        offer: &[u8],
-        seq: Option<u64>,
+        a: Answer<'_>,
     ) -> Result<Option<u8>> {
         let rec = self.recorder.as_ref().ok_or(Error::RecordingOff)?;
-        let Some(seq) = seq else {
+        let (state, offer) = (a.state, a.offer);
+        let Some(seq) = a.seq else {
             return match state {
                 RecordState::Active => Ok(None),
                 _ => Err(Error::Record(
@@ -551,30 +558,34 @@ impl Pinholes {
             .ok_or_else(|| Error::Record("the answer has no SDP".into()))?;
         let streams = record::streams(offer, &answer)?;
         let n = u8::try_from(streams.len()).unwrap_or(u8::MAX);
+        // From and To of a reply are those of its request: the caller's INVITE, or the
+        // callee's re-INVITE (then swapped)
+        let (caller, callee, tag) = if a.from_is_caller {
+            (msg.from_uri, msg.to_uri, msg.from_tag)
+        } else {
+            (msg.to_uri, msg.from_uri, msg.to_tag)
+        };
         let event = if state == RecordState::Active {
             Event::Update(StreamSet { streams })
         } else {
             Event::Start(CallStart {
                 call_id: String::from_utf8_lossy(msg.call_id).into_owned(),
-                caller: String::new(),
-                callee: String::new(),
+                caller: party(caller),
+                callee: party(callee),
                 streams,
             })
         };
-        // the caller's tag: From of the replies to the caller's INVITE
-        rec.send(seq, msg.call_id, msg.from_tag, event)?;
+        rec.send(seq, msg.call_id, tag, event)?;
         proxy.count(Counter::RecordKeyMessages);
         Ok(Some(n))
     }
 
     /// Sends the stop of a recording; counted (stopped, or an error).
-    fn send_stop(&self, proxy: &Proxy, slot: &Slot, seq: u64, reason: &str) {
+    fn send_stop(&self, proxy: &Proxy, slot: &Slot, seq: u64, reason: StopReason) {
         let Some(rec) = self.recorder.as_ref() else {
             return;
         };
-        let stop = Event::Stop(CallStop {
-            reason: reason.to_owned(),
-        });
+        let stop = Event::Stop(CallStop::new(reason));
         match rec.send(seq, slot.call_id(), slot.tag(), stop) {
             Ok(()) => {
                 proxy.count(Counter::RecordKeyMessages);
@@ -645,7 +656,7 @@ impl Pinholes {
                 _ => return Ok(false),
             }
         };
-        self.send_stop(proxy, &slot, seq, "sd_record_stop");
+        self.send_stop(proxy, &slot, seq, StopReason::ScriptStop);
         self.exchange(
             proxy,
             &dialog_id(&slot),
@@ -677,20 +688,17 @@ impl Pinholes {
             .collect())
     }
 
-    /// Deletes the pinholes of dialog `call_id` under any of `tags` (BYE, CANCEL, failed
-    /// INVITE). Returns how many the agent confirmed deleted; the dialog is forgotten here
-    /// either way (a pinhole the agent did not confirm expires by its lifetime). A recording
-    /// is stopped (the recorder gets the stop) and kept in the table as finished.
-    pub fn close(&self, proxy: &Proxy, call_id: &[u8], tags: &[&[u8]]) -> Result<usize> {
-        self.close_with(proxy, call_id, tags, "dialog end")
-    }
-
-    fn close_with(
+    /// Deletes the pinholes of dialog `call_id` under any of `tags`, ended for `reason`
+    /// (BYE, CANCEL, failed INVITE, the SIP server's dialog timeout). Returns how many the
+    /// agent confirmed deleted; the dialog is forgotten here either way (a pinhole the agent
+    /// did not confirm expires by its lifetime). A recording is stopped (the recorder gets
+    /// the stop with `reason`) and kept in the table as finished.
+    pub fn close(
         &self,
         proxy: &Proxy,
         call_id: &[u8],
         tags: &[&[u8]],
-        reason: &str,
+        reason: StopReason,
     ) -> Result<usize> {
         let (slot, stop) = {
             let mut t = self.table.lock()?;
@@ -716,19 +724,15 @@ impl Pinholes {
         self.exchange(proxy, &dialog_id(&slot), &flows, 0)
     }
 
-    /// [`Pinholes::close`] for the dialog of `msg` (tags From, then To).
+    /// [`Pinholes::close`] for the dialog of `msg` (tags From, then To), the reason named
+    /// by its method and status ([`StopReason::of`]).
     pub fn close_of(&self, proxy: &Proxy, msg: &SipMessage<'_>) -> Result<usize> {
         let tags: Vec<&[u8]> = [msg.from_tag, msg.to_tag]
             .into_iter()
             .filter(|t| !t.is_empty())
             .collect();
-        // BYE or CANCEL (the request or its 2xx), else the failed request and its status
-        let method = String::from_utf8_lossy(msg.method);
-        let reason = match msg.status {
-            0 | 200..=299 => method.into_owned(),
-            n => format!("{method} {n}"),
-        };
-        self.close_with(proxy, msg.call_id, &tags, &reason)
+        let reason = StopReason::of(msg.method, msg.status);
+        self.close(proxy, msg.call_id, &tags, reason)
     }
 
     /// Renews the pinholes due (less than three quarters of their lifetime left) of dialogs younger than
@@ -779,7 +783,7 @@ impl Pinholes {
         }
         proxy.count_n(Counter::PinholesExpired, expired as u64);
         for (slot, seq) in stops {
-            self.send_stop(proxy, &slot, seq, "pinhole_max_duration");
+            self.send_stop(proxy, &slot, seq, StopReason::MaxDuration);
         }
         let mut refreshed = 0;
         for s in due {
@@ -827,6 +831,34 @@ impl Pinholes {
     pub fn dialogs(&self) -> u64 {
         self.table.lock().map_or(0, |t| u64::from(t.in_use()))
     }
+}
+
+/// What [`Pinholes::send_keys`] needs of the table at an answer.
+struct Answer<'a> {
+    state: RecordState,
+    /// The kept offer's SDP.
+    offer: &'a [u8],
+    /// The message's sequence number; `None` when no offer was kept.
+    seq: Option<u64>,
+    /// Whether the answer's From is the caller (else the callee sent the offer).
+    from_is_caller: bool,
+}
+
+/// The longest caller or callee URI a start message carries (bytes; the message is one
+/// datagram).
+const MAX_PARTY: usize = 256;
+
+/// A From or To URI for the start message: text, at most [`MAX_PARTY`] bytes.
+fn party(uri: &[u8]) -> String {
+    let mut s = String::from_utf8_lossy(uri).into_owned();
+    if s.len() > MAX_PARTY {
+        let mut end = MAX_PARTY;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
 }
 
 fn pcp_error(e: crate::pcp::PcpError) -> Error {
@@ -1051,6 +1083,8 @@ mod record_tests {
             transfer_encoding: b"",
             disclose_to: b"",
             body: b"",
+            from_uri: b"sip:alice@a.example",
+            to_uri: b"sip:bob@b.example",
         }
     }
 
@@ -1170,6 +1204,10 @@ mod record_tests {
             panic!("a start, got {}", start.event.name())
         };
         assert_eq!(s.call_id, "rec-call-1@test");
+        assert_eq!(
+            (s.caller.as_str(), s.callee.as_str()),
+            ("sip:alice@a.example", "sip:bob@b.example")
+        );
         assert_eq!(start.sender, "proxy1");
         assert_eq!(
             start.dialog_id.as_bytes(),
@@ -1186,7 +1224,7 @@ mod record_tests {
             .as_str()
             .contains(K_ANSWER));
         assert_eq!(by(Direction::CallerToCallee).destination.port, 50000);
-        println!("  ok   marked dialog: one sealed start at the 2xx answer, caller key from the offer, callee key from the answer, dialog id = the cache's");
+        println!("  ok   marked dialog: one sealed start at the 2xx answer, caller/callee = From/To URIs, caller key from the offer, callee key from the answer, dialog id = the cache's");
         assert!(r.nothing_received(), "one message per answer");
         let l = r.pinholes.recordings().unwrap();
         assert_eq!((l.len(), l[0].state, l[0].streams), (1, "active", 2));
@@ -1256,14 +1294,55 @@ mod record_tests {
             .pinholes
             .record_stop(&r.proxy, &msg(0, b"callee-tag", b"INFO"))
             .unwrap_or(true));
-        assert_eq!(r.receive().event.name(), "stop");
+        let stop = r.receive();
+        assert!(matches!(&stop.event, Event::Stop(s) if s.reason == "sd_record_stop"));
         assert_eq!(r.pinholes.recordings().unwrap()[0].state, "stopped");
         let _ = r
             .pinholes
             .close_of(&r.proxy, &msg(0, b"callee-tag", b"BYE"));
         assert!(r.nothing_received(), "stopped already: no second stop");
         assert_eq!(r.count(Counter::RecordingsStopped), 1);
-        println!("  ok   record=1: start at the 183, update at the 200, nothing for a retransmission, sd_record_stop sends the one stop");
+        println!("  ok   record=1: start at the 183, update at the 200, nothing for a retransmission, sd_record_stop sends the one stop (reason sd_record_stop)");
+    }
+
+    #[test]
+    fn stop_reason_names_what_ended_the_dialog() {
+        // (the message that ended a call recorded from its 183, the reason the stop carries)
+        for (ender, want) in [
+            (msg(486, b"callee-tag", b"INVITE"), "failure 486"),
+            (msg(487, b"callee-tag", b"INVITE"), "CANCEL"),
+            (msg(0, b"", b"CANCEL"), "CANCEL"),
+            (msg(0, b"callee-tag", b"BYE"), "BYE"),
+        ] {
+            let mut r = rig(true);
+            r.call(183);
+            assert_eq!(r.receive().event.name(), "start");
+            let _ = r.pinholes.close_of(&r.proxy, &ender);
+            let stop = r.receive();
+            let Event::Stop(s) = &stop.event else {
+                panic!("a stop, got {}", stop.event.name())
+            };
+            assert_eq!(s.reason, want);
+            println!(
+                "  ok   {} {}: stop reason {want:?}",
+                String::from_utf8_lossy(ender.method),
+                ender.status
+            );
+        }
+        // the SIP server's own dialog end (sd_pinhole_close_dialog): method and status given
+        let mut r = rig(true);
+        r.call(200);
+        assert_eq!(r.receive().event.name(), "start");
+        let tags: [&[u8]; 1] = [b"caller-tag"];
+        let _ = r.pinholes.close(
+            &r.proxy,
+            b"rec-call-1@test",
+            &tags,
+            StopReason::DialogTimeout,
+        );
+        let stop = r.receive();
+        assert!(matches!(&stop.event, Event::Stop(s) if s.reason == "dialog timeout"));
+        println!("  ok   the dialog module's timeout: stop reason \"dialog timeout\"");
     }
 
     #[test]

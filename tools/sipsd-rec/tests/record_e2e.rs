@@ -72,45 +72,6 @@ fn ffmpeg_rx(sdp: &Path, out: &Path, secs: f64) -> Vec<String> {
     .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn ffmpeg_tx(
-    freq: u32,
-    secs: u32,
-    ssrc: u32,
-    seq: u16,
-    key: &str,
-    dst: &str,
-    dport: u16,
-    lport: u16,
-) -> Vec<String> {
-    vec![
-        "-hide_banner".into(),
-        "-nostdin".into(),
-        "-loglevel".into(),
-        "error".into(),
-        "-re".into(),
-        "-f".into(),
-        "lavfi".into(),
-        "-i".into(),
-        format!("sine=frequency={freq}:sample_rate=8000:duration={secs}"),
-        "-af".into(),
-        "asetnsamples=n=160".into(),
-        "-c:a".into(),
-        "pcm_mulaw".into(),
-        "-f".into(),
-        "rtp".into(),
-        "-ssrc".into(),
-        ssrc.to_string(),
-        "-seq".into(),
-        seq.to_string(),
-        "-srtp_out_suite".into(),
-        "AES_CM_128_HMAC_SHA1_80".into(),
-        "-srtp_out_params".into(),
-        key.into(),
-        format!("srtp://{dst}:{dport}?localport={lport}"),
-    ]
-}
-
 fn udp_bound(topo: &Topology, ns: &str, port: u16) -> bool {
     let out = topo.exec(ns, "ss").args(["-Hunl"]).output().unwrap();
     String::from_utf8_lossy(&out.stdout).contains(&format!(":{port} "))

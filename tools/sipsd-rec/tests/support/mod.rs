@@ -353,65 +353,10 @@ pub fn seal_to(sender: &ChannelSender, msg: &KeyMessage, path: &Path) {
     std::fs::write(path, sender.seal(msg).unwrap()).unwrap();
 }
 
-/// The power of `x` (first 2 s at 8 kHz) at frequency `f` (Goertzel).
-fn power_at(x: &[i16], f: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * f / 8000.0;
-    let c = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &v in &x[..x.len().min(16000)] {
-        let s = f64::from(v) + c * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    s1 * s1 + s2 * s2 - c * s1 * s2
-}
-
-/// The analysed frequencies: 100..3900 Hz in 10 Hz steps.
-fn grid() -> impl Iterator<Item = f64> {
-    (10..390).map(|f10| f64::from(f10 * 10))
-}
-
-/// The frequency with the most energy in `x` at 8 kHz.
-pub fn dominant_freq(x: &[i16]) -> f64 {
-    grid()
-        .map(|f| (f, power_at(x, f)))
-        .fold(
-            (0.0, 0.0),
-            |best, (f, p)| if p > best.1 { (f, p) } else { best },
-        )
-        .0
-}
-
-/// The energy share (0..1) of frequency `f` (± 20 Hz) among 100..3900 Hz.
-pub fn energy_share(x: &[i16], f: f64) -> f64 {
-    let (at, all) = grid().fold((0.0, 0.0), |(at, all), g| {
-        let p = power_at(x, g);
-        (if (g - f).abs() <= 20.0 { at + p } else { at }, all + p)
-    });
-    at / f64::max(all, 1e-9)
-}
-
-/// The largest mu-law reconstruction error for a 16-bit sample `x` (half the quantisation
-/// step of its segment, plus one for rounding): |x|/32 + 8, from G.711's 8 segments whose
-/// steps double from 8 (16-bit scale) at each segment.
-pub fn mulaw_tolerance(x: i16) -> i32 {
-    (i32::from(x).abs() + 132) / 16 + 2
-}
-
-/// The shift of `b` against `a` (in -max..=max samples) with the most equal samples, and that
-/// count.
-pub fn best_alignment(a: &[i16], b: &[i16], max: i64) -> (i64, usize) {
-    let mut best = (0, 0);
-    for shift in -max..=max {
-        let eq = (0..a.len() as i64)
-            .filter(|&i| {
-                let j = i + shift;
-                j >= 0 && (j as usize) < b.len() && a[i as usize] == b[j as usize]
-            })
-            .count();
-        if eq > best.1 {
-            best = (shift, eq);
-        }
-    }
-    best
-}
+/// The tone sender's ffmpeg arguments and the signal measurements (dominant frequency,
+/// energy share, G.711 error, alignment): the root package's test support, shared.
+#[path = "../../../../tests/support/tone.rs"]
+mod tone;
+// The benchmark uses none of them.
+#[allow(unused_imports)]
+pub use tone::*;
