@@ -31,7 +31,8 @@
 //!    it (its log and alice's own capture), nothing reaches p1;
 //! 6. the firewall (`nft -j list table inet sipsd` in fw, printed before, during and after the
 //!    call): no element before; during the call the call's flows between the two media
-//!    addresses under one nonce, p1's `sipsd.pinholes` lists the call, the `accepted` counter
+//!    addresses under one nonce, its mirror set the call's four destinations (copied to the
+//!    recorder), p1's `sipsd.pinholes` lists the call, the `accepted` counter
 //!    moves with the media, and datagrams alice sends to another port of bob move `dropped`;
 //!    after the BYE none of the call's elements is left and datagrams along the old flow
 //!    (alice's RTP port to bob's) are dropped, none accepted; the agent refused nothing;
