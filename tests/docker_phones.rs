@@ -31,10 +31,19 @@
 //!    it (its log and alice's own capture), nothing reaches p1;
 //! 6. the firewall (`nft -j list table inet sipsd` in fw, printed before, during and after the
 //!    call): no element before; during the call the call's flows between the two media
-//!    addresses under one nonce, p1's `sipsd.pinholes` lists the call, the `accepted` counter
+//!    addresses under one nonce, its mirror set the call's four destinations (copied to the
+//!    recorder), p1's `sipsd.pinholes` lists the call, the `accepted` counter
 //!    moves with the media, and datagrams alice sends to another port of bob move `dropped`;
 //!    after the BYE none of the call's elements is left and datagrams along the old flow
-//!    (alice's RTP port to bob's) are dropped, none accepted; the agent refused nothing.
+//!    (alice's RTP port to bob's) are dropped, none accepted; the agent refused nothing;
+//! 7. the recording (edge A marks alice's calls `X-Record: yes`, p1 runs WITH_RECORDING, fw
+//!    mirrors to `rec`, where sipsd-rec records): the start came from p1 (sender proxy1, both
+//!    directions, p1's `sipsd.recordings`), updates at the hold and the resume; the manifest
+//!    lists both streams (destination, packets, SSRCs, PCMU, no authentication failure);
+//!    the caller's WAV has 440 Hz and the callee's 660 Hz, also in their last seconds (after
+//!    the re-INVITEs); every RTP packet alice's capture saw while the call was up is
+//!    recorded; the recording ended with p1's stop at the BYE; no SRTP key in the recorder's
+//!    log or manifest.
 //!
 //! Needs what tests/docker_testbed.rs needs (Docker, docker-compose, `make`); the phone image
 //! installs baresip-core and sox from the Debian mirror. Without Docker: SKIPPED, unless
@@ -46,7 +55,7 @@ mod testbed;
 
 use std::fs;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use support::kamailio::edge_keys;
 use support::openssl::self_signed;
@@ -57,13 +66,14 @@ use support::sip::SipMsg;
 use support::vectors;
 use testbed::fw;
 use testbed::phones::{
-    dominant_hz, entropy, heard, phone, set_env, sip_of, srtp_keys, until, wait_log,
+    dominant_hz, entropy, heard, phone, plain_sdp, set_env, sip_of, srtp_keys, until, wait_log,
 };
-use testbed::{text, Testbed};
+use testbed::{rec, text, Testbed};
 
 const ALICE_CN: &str = "alice.example.net";
 const ROTATE_AFTER_S: u64 = 8;
 const PCP_KEY: [u8; 32] = *b"docker phones pinhole key, 32 B!";
+const REC_KEK: [u8; 32] = *b"docker phones recorder KEK 32 B!";
 
 /// The keys of this run: p1's (the vectors' plus alice's certificate, which p1 trusts for
 /// signatures) and each edge's key directory; removed on drop.
@@ -89,6 +99,8 @@ impl Keys {
         }
         // the MAC key p1 and the firewall agent share (PCP, key id 1)
         fw::write_key(&p1.join("pcp.key"), &PCP_KEY);
+        // the key channel's KEK p1 and the recorder share
+        fw::write_key(&p1.join(rec::KEK_FILE), &REC_KEK);
         let (alice_key, alice_crt) = self_signed(&dir, "alice", ALICE_CN);
         fs::copy(&alice_crt, p1.join("alice.crt")).expect("alice.crt for p1");
         let (bob_key, bob_crt) = (
@@ -167,7 +179,7 @@ fn docker_phones() {
         "SIPSD_TRUSTED_SIGNERS=/keys/alice.crt",
     );
     start(&tb);
-    let call = the_call(&tb);
+    let (call, hangup) = the_call(&tb);
     let carol = callee_without_certificate(&tb);
     let alice_pcap = fs::read(tb.work.join("alice.pcap")).expect("alice.pcap");
     let core_pcap = fs::read(tb.work.join("core.pcap")).expect("core.pcap");
@@ -177,6 +189,7 @@ fn docker_phones() {
     who_read_what(&tb, &call);
     reinvites_and_rotation(&tb, &call);
     carol_refused(&tb, &at_alice, &carol);
+    the_recording(&tb, &at_alice, &call, hangup);
     tb.down();
     println!("docker_phones: all checks passed in {:?}", t0.elapsed());
 }
@@ -185,7 +198,7 @@ fn start(tb: &Testbed) {
     tb.start_services(
         "compose.yml + compose.phones.yml",
         &[
-            "fw", "edgea", "alice", "p1", "p2", "tap", "edgeb", "bob", "tapa",
+            "fw", "rec", "edgea", "alice", "p1", "p2", "tap", "edgeb", "bob", "tapa",
         ],
     );
     tb.wait_ready(1);
@@ -198,22 +211,23 @@ fn start(tb: &Testbed) {
                 .all(|p| tb.logs(p).contains("baresip is ready"))
             && tb.logs("tapa").contains("listening on")
             && tb.logs("fw").contains("sipsd-fw: listening on")
+            && tb.logs("rec").contains(" ready: capture on ")
     });
     if !ready {
-        for s in ["fw", "edgea", "edgeb", "alice", "bob"] {
+        for s in ["fw", "rec", "edgea", "edgeb", "alice", "bob"] {
             println!("----- {s} -----\n{}", tb.logs(s));
         }
     }
     check!(
         ready,
-        "edge A, edge B (sipsd role edge), alice and bob (baresip, media on {n}.5.0/24 and {n}.6.0/24), fw's agent and alice's capture are up",
+        "edge A, edge B (sipsd role edge), alice and bob (baresip, media on {n}.5.0/24 and {n}.6.0/24), fw's agent, the recorder and alice's capture are up",
         n = tb.net
     );
 }
 
 /// alice calls bob: dial, hold at 5 s, resume at 10 s (after edge A's rotate_after), hang up
-/// at 17 s. Returns the Call-ID.
-fn the_call(tb: &Testbed) -> String {
+/// at 17 s. Returns the Call-ID and when alice hung up.
+fn the_call(tb: &Testbed) -> (String, SystemTime) {
     let before = tb.fw_table();
     println!("  fw before the call: {}", before.summary());
     let (a_media, b_media) = (tb.addr(5, 31), tb.addr(6, 32));
@@ -254,6 +268,7 @@ fn the_call(tb: &Testbed) -> String {
     });
     let flow = fw::during_call(tb, &call);
     until(dialled, 17.0);
+    let hangup = SystemTime::now();
     phone(tb, "alice", "hangup");
     let ended = wait_log(
         tb,
@@ -274,7 +289,7 @@ fn the_call(tb: &Testbed) -> String {
         "the hangup ended the call at both phones: bob's baresip says it lasted {duration} s"
     );
     fw::after_call(tb, &flow);
-    call
+    (call, hangup)
 }
 
 /// The Call-ID of the last INVITE edge A logged as `pred` says.
@@ -391,14 +406,8 @@ fn what_the_phones_heard(tb: &Testbed, at_alice: &[Datagram], call: &str) {
 }
 
 fn the_core(tb: &Testbed, core_pcap: &[u8], at_alice: &[Datagram], call: &str) {
-    let a_media = ip4(&tb.addr(5, 31));
-    let local = sip_of(at_alice, |g| g.src != a_media && g.dst != a_media);
-    let plain: Vec<&SipMsg> = local
-        .iter()
-        .map(|(_, m)| m)
-        .filter(|m| m.call_id() == call && m.header("content-type") == Some("application/sdp"))
-        .collect();
-    let keys = srtp_keys(&plain);
+    let plain = plain_sdp(at_alice, ip4(&tb.addr(5, 31)), call);
+    let keys = srtp_keys(&plain.iter().collect::<Vec<_>>());
     check!(
         plain.len() >= 6 && keys.len() >= 2,
         "alice and edge A exchanged plain SDP ({} bodies, {} distinct SRTP keys): the needles for the core",
@@ -606,4 +615,15 @@ fn carol_refused(tb: &Testbed, at_alice: &[Datagram], carol: &str) {
         "edge A logged it refused (code 149: {})",
         a.first().map(|l| l.get("error")).unwrap_or("")
     );
+}
+
+fn the_recording(tb: &Testbed, at_alice: &[Datagram], call: &str, hangup: SystemTime) {
+    let r = rec::finished(tb, call, Duration::from_secs(10));
+    rec::started_by_p1(tb, &r, call);
+    rec::manifest_streams(tb, &r);
+    rec::tones(&r);
+    rec::every_packet(tb, &r, at_alice, call);
+    rec::stopped_at_bye(tb, &r, hangup);
+    let plain = plain_sdp(at_alice, ip4(&tb.addr(5, 31)), call);
+    rec::no_key(tb, &r, &srtp_keys(&plain.iter().collect::<Vec<_>>()));
 }

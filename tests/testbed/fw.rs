@@ -1,7 +1,8 @@
 //! The firewall host `fw` of docker/compose.phones.yml: sipsd-fw's table `inet sipsd` read
 //! with `nft -j list table inet sipsd` in the container (its counters and set elements), and
 //! UDP datagrams sent from a phone's container, optionally from a given source port; the
-//! checks of tests/docker_phones.rs on the agent during and after the call.
+//! checks of tests/docker_phones.rs on the agent during and after the call (its pinholes, and
+//! the mirror set `mirror4` of `ip sipsd_mirror`: what it copies to the recorder).
 
 use std::time::Duration;
 
@@ -125,10 +126,20 @@ pub fn parse_table(json: &str) -> Table {
 impl Testbed {
     /// The agent's table in `fw`, parsed.
     pub fn fw_table(&self) -> Table {
-        let o = self.exec("fw", "nft -j list table inet sipsd");
+        self.nft_table("inet sipsd")
+    }
+
+    /// The agent's mirror table in `fw` (`ip sipsd_mirror`: the set `mirror4` of the
+    /// destinations whose packets are copied to the recorder), parsed.
+    pub fn fw_mirror(&self) -> Table {
+        self.nft_table("ip sipsd_mirror")
+    }
+
+    fn nft_table(&self, table: &str) -> Table {
+        let o = self.exec("fw", &format!("nft -j list table {table}"));
         assert!(
             o.status.success(),
-            "FAILED: fw: nft -j list table inet sipsd: {}",
+            "FAILED: fw: nft -j list table {table}: {}",
             text(&o)
         );
         parse_table(&String::from_utf8_lossy(&o.stdout))
@@ -241,6 +252,25 @@ pub fn during_call(tb: &Testbed, call: &str) -> Flow {
         t3.dropped
     );
     let nonce = nonces.into_iter().next().unwrap_or("").to_string();
+    // the recorded call's media goes to the recorder too: RTP and RTCP towards each phone
+    let mirror = tb.fw_mirror();
+    let copied: std::collections::BTreeSet<String> = mirror
+        .of_set("mirror4")
+        .iter()
+        .filter(|e| e.comment == nonce)
+        .map(|e| e.key.replace(" . ", ":"))
+        .collect();
+    let plus_one = |a: &str| {
+        let (h, p) = a.rsplit_once(':').unwrap_or((a, "0"));
+        format!("{h}:{}", p.parse::<u16>().unwrap_or(0) + 1)
+    };
+    let want: std::collections::BTreeSet<String> =
+        [alice.clone(), plus_one(&alice), bob.clone(), plus_one(&bob)].into();
+    check!(
+        copied == want && mirror.elements.len() == want.len(),
+        "fw: the agent mirrors the call to the recorder: mirror4 holds {copied:?} under the call's nonce ({} elements in all)",
+        mirror.elements.len()
+    );
     Flow { alice, bob, nonce }
 }
 
@@ -252,9 +282,10 @@ pub fn after_call(tb: &Testbed, flow: &Flow) {
         t.elements.iter().all(|e| e.comment != flow.nonce)
     });
     println!("  fw after the call: {}", t.summary());
+    let mirror = tb.fw_mirror();
     check!(
-        gone,
-        "fw: after the BYE the table holds none of the call's elements ({})",
+        gone && mirror.elements.is_empty(),
+        "fw: after the BYE the table holds none of the call's elements ({}), the mirror set none at all",
         flow.nonce
     );
     let from: u16 = flow

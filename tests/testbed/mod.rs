@@ -17,6 +17,7 @@ use crate::support::tools::skip;
 
 pub mod fw;
 pub mod phones;
+pub mod rec;
 
 pub const SIP_PORT: u16 = 5060;
 /// kamcmd on the containers' control socket
@@ -204,7 +205,7 @@ impl Drop for Testbed {
     fn drop(&mut self) {
         if std::thread::panicking() && self.up {
             for s in [
-                "p1", "p2", "lb", "p1a", "p1b", "edgea", "edgeb", "alice", "bob", "fw",
+                "p1", "p2", "lb", "p1a", "p1b", "edgea", "edgeb", "alice", "bob", "fw", "rec",
             ] {
                 let id = self.compose(&["ps", "-q", s]);
                 let id = String::from_utf8_lossy(&id.stdout).trim().to_string();
@@ -481,8 +482,10 @@ pub fn create(root: &Path, cli: &Path, keys: &Path, extra: &[&str]) -> Option<Te
         .arg("--env-file")
         .arg(work.join("images.env"))
         .env("SIPSD_CLI", cli);
-    if std::env::var_os("SIPSD_FW").is_none() {
-        build.env("SIPSD_FW", fw_agent(root, cli));
+    for (var, package) in [("SIPSD_FW", "sipsd-fw"), ("SIPSD_REC", "sipsd-rec")] {
+        if std::env::var_os(var).is_none() {
+            build.env(var, workspace_bin(root, cli, package));
+        }
     }
     let o = output(&mut build);
     check!(
@@ -515,18 +518,21 @@ pub fn create(root: &Path, cli: &Path, keys: &Path, extra: &[&str]) -> Option<Te
     })
 }
 
-/// The firewall agent beside the CLI (the same cargo profile), brought up to date by cargo
-/// (`cargo test` builds only this crate's binaries): the proxy image carries it (the `fw`
-/// host of docker/compose.phones.yml).
-pub fn fw_agent(root: &Path, cli: &Path) -> PathBuf {
-    let bin = cli.with_file_name("sipsd-fw");
+/// The binary of a workspace package beside the CLI (the same cargo profile), brought up to
+/// date by cargo (`cargo test` builds only this crate's binaries): the firewall agent
+/// `sipsd-fw`, which the proxy image carries (the `fw` host of docker/compose.phones.yml),
+/// and the recorder `sipsd-rec` of the recorder image (its `rec` host).
+pub fn workspace_bin(root: &Path, cli: &Path, package: &str) -> PathBuf {
+    let bin = cli.with_file_name(package);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut c = Command::new(cargo);
-    c.args(["build", "-q", "-p", "sipsd-fw"]).current_dir(root);
+    c.args(["build", "-q", "-p", package]).current_dir(root);
     if cli.parent().is_some_and(|d| d.ends_with("release")) {
         c.arg("--release");
     }
-    let st = c.status().expect("cargo build -p sipsd-fw");
+    let st = c
+        .status()
+        .unwrap_or_else(|e| panic!("cargo build -p {package}: {e}"));
     assert!(st.success() && bin.is_file(), "build {}", bin.display());
     bin
 }

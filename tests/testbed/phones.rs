@@ -31,6 +31,12 @@ pub fn phone(tb: &Testbed, who: &str, args: &str) -> String {
 /// at most), by a Goertzel scan from 100 Hz to 3900 Hz in 5 Hz steps; with the share of the
 /// scanned power at that frequency (±10 Hz) and the seconds of audio in the file.
 pub fn dominant_hz(wav: &[u8]) -> (u32, f64, f64) {
+    dominant_hz_in(wav, None)
+}
+
+/// [`dominant_hz`] of the part of the file from `from` to `to` seconds (`None`: the middle two
+/// seconds at most); the seconds are those of the whole file.
+pub fn dominant_hz_in(wav: &[u8], part: Option<(f64, f64)>) -> (u32, f64, f64) {
     assert!(
         wav.len() > 12 && &wav[..4] == b"RIFF" && &wav[8..12] == b"WAVE",
         "not a WAV file"
@@ -59,9 +65,17 @@ pub fn dominant_hz(wav: &[u8]) -> (u32, f64, f64) {
         .map(|f| f64::from(i16::from_le_bytes([f[0], f[1]])))
         .collect();
     let seconds = samples.len() as f64 / f64::from(rate);
-    let n = samples.len().min(2 * rate as usize);
-    let start = (samples.len() - n) / 2;
-    let block = &samples[start..start + n];
+    let block = match part {
+        Some((from, to)) => {
+            let at = |s: f64| ((s.max(0.0) * f64::from(rate)) as usize).min(samples.len());
+            &samples[at(from)..at(to).max(at(from))]
+        }
+        None => {
+            let n = samples.len().min(2 * rate as usize);
+            let start = (samples.len() - n) / 2;
+            &samples[start..start + n]
+        }
+    };
     let power = |f: f64| {
         let w = 2.0 * std::f64::consts::PI * f / f64::from(rate);
         let c = 2.0 * w.cos();
@@ -125,6 +139,16 @@ pub fn sip_of(grams: &[Datagram], is_sip: impl Fn(&Datagram) -> bool) -> Vec<(us
         .filter(|(_, g)| is_sip(g))
         .map(|(i, g)| (i, SipMsg::parse(false, &g.payload)))
         .filter(|(_, m)| !m.start.is_empty())
+        .collect()
+}
+
+/// The plain SDP bodies of `call` that alice exchanged with edge A (her capture's SIP: the
+/// datagrams not to or from her media address `a_media`).
+pub fn plain_sdp(at_alice: &[Datagram], a_media: [u8; 4], call: &str) -> Vec<SipMsg> {
+    sip_of(at_alice, |g| g.src != a_media && g.dst != a_media)
+        .into_iter()
+        .map(|(_, m)| m)
+        .filter(|m| m.call_id() == call && m.header("content-type") == Some("application/sdp"))
         .collect()
 }
 
