@@ -427,9 +427,25 @@ fn mirrored_srtp_call_through_kamailio_is_recorded() {
         tuple(&sb)
     );
     for (who, s) in [("caller", &sa), ("callee", &sb)] {
+        let codecs: Vec<String> = s["codecs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                format!(
+                    "{} {}/{}",
+                    c["payload_type"],
+                    c["name"].as_str().unwrap_or("?"),
+                    c["clock_rate"]
+                )
+            })
+            .collect();
         check!(
-            s["packets"] == PACKETS && s["lost"] == 0 && s["auth_failures"] == 0,
-            "manifest {who} stream: {} packets (= what its receiver got), {} lost, {} reordered, {} failed authentication",
+            s["packets"] == PACKETS
+                && s["lost"] == 0
+                && s["auth_failures"] == 0
+                && codecs == ["0 PCMU/8000"],
+            "manifest {who} stream: codecs {codecs:?} (the answer's), {} packets (= what its receiver got), {} lost, {} reordered, {} failed authentication",
             s["packets"],
             s["lost"],
             s["reordered"],

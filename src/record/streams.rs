@@ -5,10 +5,12 @@
 //! one `a=crypto` per media, whose tag names the offered attribute it accepted; the caller
 //! then sends with that offered key and the callee with the answered one. A stream is one
 //! direction of one `m=` line that both sides kept (port ≠ 0) with an SRTP profile (`SAVP`).
-//! Codecs are left empty (the SDP layer reads `a=rtpmap` now, `MediaInfo::rtpmaps`, but it
-//! is not used here yet): the recorder then knows the static G.711 payload types 0 and 8.
+//! The codecs are the answer's payload types (RFC 3264 §6.1: both sides send from the
+//! formats the answer kept), each named by its `a=rtpmap` in the answer, else in the offer,
+//! else by its static assignment (RFC 3551); a dynamic type mapped nowhere is left out. RTCP
+//! shares the RTP port when both sides asked for `a=rtcp-mux` (RFC 5761 §5.1.1).
 
-use super::message::{Direction, Endpoint, MediaStream, SdesValue};
+use super::message::{Codec, Direction, Endpoint, MediaStream, SdesValue};
 use super::sdes::CryptoAttr;
 use super::RecordError;
 use crate::sip::sdp::{MediaInfo, SdpInfo};
@@ -18,6 +20,28 @@ fn endpoint(m: &MediaInfo) -> Option<Endpoint> {
         address: m.addr()?.to_owned(),
         port: m.port,
     })
+}
+
+/// The payload types the answer kept, named (see the module comment).
+fn codecs(offer: &MediaInfo, answer: &MediaInfo) -> Vec<Codec> {
+    answer
+        .formats
+        .iter()
+        .filter_map(|f| f.parse::<u8>().ok().filter(|pt| *pt <= 127))
+        .filter_map(|pt| {
+            let map = answer
+                .rtpmap(pt)
+                .or_else(|| offer.rtpmap(pt))
+                .cloned()
+                .or_else(|| answer.payload(pt))?;
+            Some(Codec {
+                payload_type: pt,
+                name: map.encoding,
+                clock_rate: map.clock_rate,
+                channels: map.params.and_then(|c| u8::try_from(c).ok()).unwrap_or(1),
+            })
+        })
+        .collect()
 }
 
 /// Both directions of every SRTP stream the answer accepted. A media without `a=crypto` in the
@@ -47,6 +71,8 @@ pub fn streams_from_offer_answer(
         let (Some(caller), Some(callee)) = (endpoint(o), endpoint(a)) else {
             continue;
         };
+        let codecs = codecs(o, a);
+        let rtcp_mux = o.rtcp_mux && a.rtcp_mux;
         for (direction, src, dst, crypto) in [
             (Direction::CallerToCallee, &caller, &callee, offered),
             (Direction::CalleeToCaller, &callee, &caller, answered),
@@ -57,8 +83,8 @@ pub fn streams_from_offer_answer(
                 direction,
                 source: Some(src.clone()),
                 destination: dst.clone(),
-                rtcp_mux: false,
-                codecs: Vec::new(),
+                rtcp_mux,
+                codecs: codecs.clone(),
                 crypto: SdesValue::new(crypto.value())?,
             });
         }
@@ -108,6 +134,9 @@ mod tests {
             ("192.0.2.10", 49170)
         );
         assert!(s[1].crypto.as_str().contains(K3));
+        assert_eq!(s[0].codecs, vec![Codec::new(0, "PCMU", 8000)]);
+        assert_eq!(s[0].codecs, s[1].codecs);
+        assert!(!s[0].rtcp_mux);
         let bad = answer.replace("crypto:2 ", "crypto:9 ");
         assert!(matches!(
             streams_from_offer_answer(
@@ -116,6 +145,40 @@ mod tests {
             ),
             Err(RecordError::NoMatchingCrypto(0))
         ));
-        println!("  ok   offer/answer -> 2 streams (caller key = offered tag 2 the answer accepted, callee key = answered); disabled and RTP/AVP media left out; unknown tag refused");
+        println!("  ok   offer/answer -> 2 streams (caller key = offered tag 2 the answer accepted, callee key = answered), codecs = the answer's static PCMU; disabled and RTP/AVP media left out; unknown tag refused");
+    }
+
+    #[test]
+    fn codecs_and_rtcp_mux_from_offer_answer() {
+        let offer = format!(
+            "v=0\r\nc=IN IP4 192.0.2.10\r\nm=audio 49170 RTP/SAVP 96 8 101 97\r\n\
+             a=rtpmap:96 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\n\
+             a=rtcp-mux\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{K1}\r\n"
+        );
+        // the answer keeps 96 (mapped only in the offer), 8 (static), 101 (its own map) and a
+        // dynamic 97 mapped nowhere (left out)
+        let answer = format!(
+            "v=0\r\nc=IN IP4 198.51.100.20\r\nm=audio 50000 RTP/SAVP 96 8 101 97\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\n\
+             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{K3}\r\n"
+        );
+        let parse = |s: &str| SdpInfo::parse(s.as_bytes()).unwrap();
+        let s = streams_from_offer_answer(&parse(&offer), &parse(&answer)).unwrap();
+        assert_eq!(s.len(), 2);
+        let mut opus = Codec::new(96, "opus", 48000);
+        opus.channels = 2;
+        assert_eq!(
+            s[0].codecs,
+            vec![
+                opus,
+                Codec::new(8, "PCMA", 8000),
+                Codec::new(101, "telephone-event", 8000)
+            ]
+        );
+        assert!(s[0].rtcp_mux && s[1].rtcp_mux);
+        let no_mux = answer.replace("a=rtcp-mux\r\n", "");
+        let s = streams_from_offer_answer(&parse(&offer), &parse(&no_mux)).unwrap();
+        assert!(!s[0].rtcp_mux, "rtcp-mux only when the answer kept it");
+        println!("  ok   codecs: the answer's payload types named by the answer's rtpmap, else the offer's, else RFC 3551's static table; an unmapped dynamic type left out; rtcp-mux only when offered and answered");
     }
 }

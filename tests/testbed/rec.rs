@@ -153,10 +153,10 @@ pub fn manifest_streams(tb: &Testbed, rec: &Recording) {
                 && ssrcs.iter().all(|x| u(&x["packets"]) > 0)
                 && pts.iter().all(|p| p == "0")
                 && !pts.is_empty()
-                && codecs.iter().all(|c| *c == "PCMU")
+                && codecs.contains(&"PCMU")
                 && u(&st["auth_failures"]) == 0
                 && s(&st["suite"]) == "AES_CM_128_HMAC_SHA1_80",
-            "rec: manifest stream {sender} -> {}: {} packets, SSRCs {:?}, payload types {pts:?} (PCMU; codecs from the start message {codecs:?}), {}, {} lost, {} auth failures; SRTCP {} decrypted, {} refused",
+            "rec: manifest stream {sender} -> {}: {} packets, SSRCs {:?}, payload types {pts:?} (PCMU; the start message's codecs {codecs:?}), {}, {} lost, {} auth failures; SRTCP {} decrypted, {} refused",
             s(&st["destination"]),
             u(&st["packets"]),
             ssrcs.iter().map(|x| s(&x["ssrc"])).collect::<Vec<_>>(),

@@ -97,6 +97,49 @@ impl RtpMap {
     }
 }
 
+/// The static RTP payload types of RFC 3551 §6 (tables 4 and 5): type, encoding name, clock
+/// rate, channels (audio only).
+const STATIC_PAYLOAD_TYPES: &[(u8, &str, u32, Option<u32>)] = &[
+    (0, "PCMU", 8000, Some(1)),
+    (3, "GSM", 8000, Some(1)),
+    (4, "G723", 8000, Some(1)),
+    (5, "DVI4", 8000, Some(1)),
+    (6, "DVI4", 16000, Some(1)),
+    (7, "LPC", 8000, Some(1)),
+    (8, "PCMA", 8000, Some(1)),
+    (9, "G722", 8000, Some(1)),
+    (10, "L16", 44100, Some(2)),
+    (11, "L16", 44100, Some(1)),
+    (12, "QCELP", 8000, Some(1)),
+    (13, "CN", 8000, Some(1)),
+    (14, "MPA", 90000, None),
+    (15, "G728", 8000, Some(1)),
+    (16, "DVI4", 11025, Some(1)),
+    (17, "DVI4", 22050, Some(1)),
+    (18, "G729", 8000, Some(1)),
+    (25, "CelB", 90000, None),
+    (26, "JPEG", 90000, None),
+    (28, "nv", 90000, None),
+    (31, "H261", 90000, None),
+    (32, "MPV", 90000, None),
+    (33, "MP2T", 90000, None),
+    (34, "H263", 90000, None),
+];
+
+impl RtpMap {
+    /// The static assignment of payload type `pt` (RFC 3551 §6), if it has one.
+    pub fn static_type(pt: u8) -> Option<RtpMap> {
+        STATIC_PAYLOAD_TYPES.iter().find(|(t, ..)| *t == pt).map(
+            |&(payload_type, encoding, clock_rate, params)| RtpMap {
+                payload_type,
+                encoding: encoding.to_owned(),
+                clock_rate,
+                params,
+            },
+        )
+    }
+}
+
 impl std::fmt::Display for RtpMap {
     /// `PT ENCODING/RATE[/PARAMS]`, the attribute's value.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -168,6 +211,12 @@ impl MediaInfo {
     /// What payload type `pt` stands for: its `a=rtpmap`, if the stream has one.
     pub fn rtpmap(&self, pt: u8) -> Option<&RtpMap> {
         self.rtpmaps.iter().find(|r| r.payload_type == pt)
+    }
+
+    /// What payload type `pt` stands for in this stream: its `a=rtpmap`, else the static
+    /// assignment of RFC 3551 (§6, tables 4 and 5), else `None`.
+    pub fn payload(&self, pt: u8) -> Option<RtpMap> {
+        self.rtpmap(pt).cloned().or_else(|| RtpMap::static_type(pt))
     }
 
     /// The connection address (media-level, else session-level), if any.
