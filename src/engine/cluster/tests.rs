@@ -88,7 +88,7 @@ fn update(n: &Node, changes: &[Change]) -> String {
 
 fn recv(n: &Node, text: &str) -> Result<Received> {
     n.cluster
-        .receive(&n.cache, text.as_bytes(), "sip:peer:5090")
+        .receive(&n.cache, None, text.as_bytes(), "sip:peer:5090")
 }
 
 #[test]
@@ -294,7 +294,7 @@ fn dialog_ends_travel_and_a_full_sync_carries_every_live_key() {
     assert_eq!(recv(&a, &req).unwrap().kind, Kind::SyncRequest);
     let (mut cursor, mut parts, mut stored) = (0, 0, 0);
     let total = loop {
-        let (text, next) = a.cluster.seal_sync(&a.cache, cursor).unwrap();
+        let (text, next) = a.cluster.seal_sync(&a.cache, None, cursor).unwrap();
         let r = recv(&b2, &text).unwrap();
         parts += 1;
         stored += r.stored;
@@ -340,7 +340,7 @@ fn clocks_and_ttl_bound_what_is_accepted() {
         let at = u64::try_from(i64::try_from(now).unwrap() + off).unwrap();
         let e = b
             .cluster
-            .receive_at(&b.cache, text.as_bytes(), "", at)
+            .receive_at(&b.cache, None, text.as_bytes(), "", at)
             .unwrap_err();
         assert!(
             matches!(e, Error::Cluster(ClusterError::OutOfWindow(_))),
