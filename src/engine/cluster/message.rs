@@ -563,3 +563,162 @@ mod tests {
         println!("refused: key length vs algorithm, kind 9, version 2, 65-byte node, truncated, trailing byte, generation 0");
     }
 }
+
+#[cfg(test)]
+mod media_tests {
+    use super::*;
+
+    pub(crate) fn state(call: &str, version: u64) -> MediaState {
+        MediaState {
+            call_id: call.as_bytes().to_vec(),
+            tag: b"caller-tag".to_vec(),
+            version,
+            owner: "p1a".into(),
+            stage: MediaStage::Answered,
+            opened_at: 1_700_000_000,
+            expires_at: 1_700_000_120,
+            flows: vec![
+                MediaFlow {
+                    internal: "10.77.1.2".parse().unwrap(),
+                    port: 40000,
+                    remote: Some("10.77.2.2".parse().unwrap()),
+                    remote_port: 50000,
+                },
+                MediaFlow {
+                    internal: "2001:db8::7".parse().unwrap(),
+                    port: 40001,
+                    remote: None,
+                    remote_port: 0,
+                },
+            ],
+            recording: Some(MediaRecording {
+                state: 2,
+                streams: 2,
+                started: 1_700_000_001,
+                stopped: 0,
+                key_sequence: 1_700_000_000_000_042,
+            }),
+        }
+    }
+
+    fn message(media: Vec<MediaState>, records: Vec<Record<'_>>) -> Message<'_> {
+        Message {
+            node: "p1a",
+            counter: 5,
+            sent_at_ms: 6,
+            kind: Kind::Update,
+            records,
+            media,
+        }
+    }
+
+    /// The Record of a build without media states (what version-1 peers decode).
+    #[derive(Sequence)]
+    struct OldRecord<'a> {
+        dialog: &'a OctetStringRef,
+        #[asn1(context_specific = "0", optional = "true")]
+        key: Option<WireKeyState<'a>>,
+    }
+
+    #[derive(Sequence)]
+    struct OldMessage<'a> {
+        version: u8,
+        node: Utf8StringRef<'a>,
+        counter: u64,
+        sent_at: u64,
+        kind: u8,
+        records: Vec<OldRecord<'a>>,
+    }
+
+    #[test]
+    fn media_state_round_trip() {
+        let s = state("m-1@test", 77);
+        let der = message(vec![s.clone()], Vec::new()).encode().unwrap();
+        let m = Message::decode(&der).unwrap();
+        assert!(m.records.is_empty());
+        assert_eq!(m.media, vec![s]);
+        println!(
+            "  ok   a media state (2 flows, IPv4 and IPv6, any-source, an active recording): {} bytes of DER, decodes back equal",
+            der.len()
+        );
+    }
+
+    #[test]
+    fn media_state_refusals() {
+        let mut bad_dialog = message(vec![state("m-2@test", 1)], Vec::new());
+        let der = bad_dialog.encode().unwrap();
+        // the record's dialog id must be Call-ID and tag's: rewrite the tag inside
+        let mut wire = WireMessage::from_der(&der).unwrap();
+        let other = [9u8; 32];
+        wire.records[0].dialog = OctetStringRef::new(&other).unwrap();
+        assert!(Message::decode(&wire.to_der().unwrap()).is_err());
+        // a key and media in one record
+        let mut wire = WireMessage::from_der(&der).unwrap();
+        let cek = [1u8; 32];
+        wire.records[0].key = Some(WireKeyState {
+            alg: ContentAlg::Aes256Gcm.code(),
+            cek: OctetStringRef::new(&cek).unwrap(),
+            generation: 1,
+            created_at: 0,
+            last_used: 0,
+            uses: 0,
+        });
+        assert!(Message::decode(&wire.to_der().unwrap()).is_err());
+        // stage, version 0, port 0, owner, recording state
+        for f in [
+            |w: &mut WireMediaState<'_>| w.stage = 9,
+            |w: &mut WireMediaState<'_>| w.version = 0,
+            |w: &mut WireMediaState<'_>| w.flows[0].port = 0,
+            |w: &mut WireMediaState<'_>| w.owner = Utf8StringRef::new("").unwrap(),
+            |w: &mut WireMediaState<'_>| {
+                if let Some(r) = w.recording.as_mut() {
+                    r.state = 7
+                }
+            },
+        ] {
+            let mut wire = WireMessage::from_der(&der).unwrap();
+            f(wire.records[0].media.as_mut().unwrap());
+            assert!(Message::decode(&wire.to_der().unwrap()).is_err());
+        }
+        // an address of 5 bytes
+        let mut wire = WireMessage::from_der(&der).unwrap();
+        let five = [1u8; 5];
+        wire.records[0].media.as_mut().unwrap().flows[0].internal =
+            OctetStringRef::new(&five).unwrap();
+        assert!(Message::decode(&wire.to_der().unwrap()).is_err());
+        // too many flows
+        bad_dialog.media[0].flows = vec![bad_dialog.media[0].flows[0]; MAX_MEDIA_FLOWS + 1];
+        assert!(bad_dialog.encode().is_err());
+        println!("  ok   refused: a dialog id that is not Call-ID and tag's, key and media in one record, stage 9, version 0, port 0, empty owner, recording state 7, a 5-byte address, 33 flows");
+    }
+
+    #[test]
+    fn older_peers_and_keys_only_messages() {
+        // a keys-only message is byte for byte what a build without media states makes
+        let cek = [3u8; 32];
+        let key = Record::Key {
+            dialog: [4; 32],
+            state: KeyState {
+                alg: ContentAlg::Aes256Gcm,
+                cek: &cek,
+                generation: 1,
+                created_at: 1,
+                last_used: 2,
+                uses: 0,
+            },
+        };
+        let new = message(Vec::new(), vec![key, Record::End { dialog: [5; 32] }])
+            .encode()
+            .unwrap();
+        let old = OldMessage::from_der(&new).expect("an older build decodes it");
+        assert_eq!(old.records.len(), 2);
+        assert_eq!(&old.to_der().unwrap()[..], &new[..]);
+        // a media state: an older build refuses the message (hence media in messages of
+        // their own, never with keys)
+        let media = message(vec![state("m-3@test", 1)], Vec::new())
+            .encode()
+            .unwrap();
+        assert!(OldMessage::from_der(&media).is_err());
+        println!("  ok   keys-only messages encode exactly as before (an older build decodes them); a media record is refused by an older build, so media states travel alone");
+    }
+}

@@ -797,7 +797,7 @@ impl Pinholes {
                         matches!(state, RecordState::Active | RecordState::Stopped),
                     );
                     expired += 1;
-                } else if replica && !(!too_old && replica::overdue(&s, now, lifetime)) {
+                } else if replica && (too_old || !replica::overdue(&s, now, lifetime)) {
                     // its owner refreshes it
                 } else if !too_old && s.expires_at.saturating_sub(now) * 4 <= lifetime * 3 {
                     t.slots()[i].expires_at = now + lifetime;

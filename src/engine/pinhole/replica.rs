@@ -190,3 +190,234 @@ impl MediaStore for Pinholes {
         Ok((out, (i < slots.len()).then_some(i)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use zeroize::Zeroizing;
+
+    use super::*;
+    use crate::crypto::cms::CmsKind;
+    use crate::engine::cache::now_secs;
+    use crate::engine::pinhole::PinholeConfig;
+    use crate::engine::proxy::{DisclosedPart, KeySource, ProxyConfig, SipMessage};
+    use crate::engine::Error;
+
+    struct Node {
+        proxy: Proxy,
+        pinholes: Pinholes,
+    }
+
+    /// A node of a two-node cluster whose agent never answers (each exchange fails after
+    /// 20 ms: these tests are about the table, the agent is tests/cluster_pinholes.rs).
+    fn node(dir: &std::path::Path, name: &str, silent: &UdpSocket) -> Node {
+        let key = dir.join("cluster.key");
+        if !key.exists() {
+            std::fs::write(&key, "6b".repeat(32)).unwrap();
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let mut c = ProxyConfig::default();
+        c.set(
+            "cluster_key",
+            &format!("id=text:sipsd-cluster;key={}", key.display()),
+        )
+        .unwrap();
+        c.set("cluster_node", name).unwrap();
+        let mut p = PinholeConfig::default();
+        p.set("pinhole_agent", &silent.local_addr().unwrap().to_string())
+            .unwrap();
+        p.set("pinhole_timeout", "20").unwrap();
+        p.set("pinhole_retransmit", "10").unwrap();
+        Node {
+            proxy: Proxy::new(c).unwrap(),
+            pinholes: Pinholes::new(&p).unwrap().unwrap(),
+        }
+    }
+
+    fn part(addr: &str, port: u16) -> DisclosedPart {
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n"
+        );
+        DisclosedPart {
+            content_id: None,
+            kind: CmsKind::AuthEnvelopedData,
+            content_type: "application/sdp".into(),
+            body: Zeroizing::new(sdp.into_bytes()),
+            key_source: KeySource::Wrapped,
+            key_label: "p1".into(),
+            generation: 1,
+            signature: None,
+        }
+    }
+
+    fn msg<'a>(status: u32, to_tag: &'a [u8], method: &'a [u8]) -> SipMessage<'a> {
+        SipMessage {
+            call_id: b"replica-1@test",
+            from_tag: b"caller-tag",
+            to_tag,
+            method,
+            status,
+            content_type: b"",
+            transfer_encoding: b"",
+            disclose_to: b"",
+            body: b"",
+        }
+    }
+
+    /// Every message `from` has to send, applied on `to`; (stored, closed, not applied).
+    fn carry(from: &Node, to: &Node) -> (u32, u32, u32) {
+        let mut n = (0, 0, 0);
+        while let Some(text) = from.proxy.cluster_take().unwrap() {
+            let r = to
+                .proxy
+                .cluster_receive(text.as_bytes(), "sip:peer", Some(&to.pinholes))
+                .unwrap();
+            n.0 += r.media_stored;
+            n.1 += r.media_closed;
+            n.2 += r.media_stale;
+        }
+        n
+    }
+
+    fn count(n: &Node, c: Counter) -> u64 {
+        n.proxy.stats().unwrap().get(c)
+    }
+
+    #[test]
+    fn replicas_are_kept_refreshed_by_their_owner_taken_over_when_overdue_and_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let a = node(dir.path(), "p1a", &silent);
+        let b = node(dir.path(), "p1b", &silent);
+        let offer = part("10.77.1.2", 40000);
+        let answer = part("10.77.2.2", 50000);
+        a.pinholes
+            .on_message(&a.proxy, &msg(0, b"", b"INVITE"), &[&offer])
+            .unwrap();
+        assert_eq!(
+            carry(&a, &b),
+            (0, 0, 0),
+            "an offer kept for its answer travels not"
+        );
+        let r = a
+            .pinholes
+            .on_message(&a.proxy, &msg(200, b"callee-tag", b"INVITE"), &[&answer]);
+        assert!(
+            matches!(r, Err(Error::PinholeAgent(_))),
+            "the agent is silent"
+        );
+        assert_eq!(carry(&a, &b), (1, 0, 0));
+        let la = a.pinholes.list().unwrap();
+        let lb = b.pinholes.list().unwrap();
+        assert_eq!(
+            (lb.len(), lb[0].owner.as_str(), lb[0].replica),
+            (1, "p1a", true)
+        );
+        assert_eq!((la[0].owner.as_str(), la[0].replica), ("p1a", false));
+        assert_eq!(lb[0].flows, la[0].flows);
+        assert_eq!(lb[0].flows.len(), 4, "RTP and RTCP both ways");
+        assert_eq!(lb[0].stage, Stage::Answered);
+        println!(
+            "  ok   the answer's pinholes on p1a reach p1b as a replica owned by p1a: {}",
+            lb[0].flows.join(", ")
+        );
+
+        // not overdue: p1b leaves them to their owner
+        let (refreshed, _) = b.pinholes.refresh(&b.proxy).unwrap();
+        assert_eq!(refreshed, 0);
+        assert_eq!(count(&b, Counter::PinholeExchanges), 0);
+        // an older version changes nothing
+        let older = {
+            let mut t = a.pinholes.table.lock().unwrap();
+            let i = t.find(b"replica-1@test", &[b"caller-tag"]).unwrap();
+            let mut s = state_of(&t.slots()[i], 0, false).unwrap();
+            s.version -= 1;
+            s.flows.clear();
+            s
+        };
+        assert_eq!(
+            b.pinholes.apply_media(&older, "p1a").unwrap(),
+            MediaApplied::Stale
+        );
+        assert_eq!(b.pinholes.list().unwrap()[0].flows.len(), 4);
+        println!("  ok   p1b does not refresh a replica its owner keeps current; an older version changes nothing");
+
+        // the owner goes silent: less than half the lifetime left, p1b takes over
+        let mut overdue = older.clone();
+        overdue.version += 10;
+        overdue.flows = a
+            .pinholes
+            .table
+            .lock()
+            .map(|mut t| {
+                let i = t.find(b"replica-1@test", &[b"caller-tag"]).unwrap();
+                state_of(&t.slots()[i], 0, false).unwrap().flows
+            })
+            .unwrap();
+        overdue.expires_at = now_secs() + 10;
+        overdue.recording = Some(MediaRecording {
+            state: 2,
+            streams: 2,
+            started: 1,
+            stopped: 0,
+            key_sequence: u64::MAX / 4,
+        });
+        assert_eq!(
+            b.pinholes.apply_media(&overdue, "p1a").unwrap(),
+            MediaApplied::Stored
+        );
+        assert_eq!(b.pinholes.table.lock().unwrap().sequence(), u64::MAX / 4);
+        let _ = b.pinholes.refresh(&b.proxy);
+        assert_eq!(count(&b, Counter::PinholesTakenOver), 1);
+        assert!(
+            count(&b, Counter::PinholeExchanges) >= 1,
+            "p1b asked the agent"
+        );
+        let lb = b.pinholes.list().unwrap();
+        assert_eq!((lb[0].owner.as_str(), lb[0].replica), ("p1b", false));
+        println!("  ok   10 s of 120 left: p1b takes the dialog over and refreshes it (pinholes_taken_over=1); the key-channel sequence follows the replicated one");
+
+        // the take-over is not sent when the refresh failed; a re-INVITE answer through p1b is
+        let reoffer = part("10.77.1.2", 40100);
+        b.pinholes
+            .on_message(&b.proxy, &msg(0, b"callee-tag", b"INVITE"), &[&reoffer])
+            .unwrap();
+        let _ = b
+            .pinholes
+            .on_message(&b.proxy, &msg(200, b"callee-tag", b"INVITE"), &[&answer]);
+        let (stored, _, _) = carry(&b, &a);
+        assert_eq!(stored, 1);
+        let la = a.pinholes.list().unwrap();
+        assert_eq!((la[0].owner.as_str(), la[0].replica), ("p1b", true));
+        assert!(la[0].flows.iter().any(|f| f.starts_with("10.77.1.2:40100")));
+        println!("  ok   the re-INVITE's answer through p1b moves the pinholes; p1a now holds them as p1b's replica ({})", la[0].flows.join(", "));
+
+        // the BYE through p1b: closed there, and on p1a without asking the agent
+        let before = count(&a, Counter::PinholeExchanges);
+        let _ = b
+            .pinholes
+            .close_of(&b.proxy, &msg(200, b"callee-tag", b"BYE"));
+        assert_eq!(carry(&b, &a), (0, 1, 0));
+        assert!(a.pinholes.list().unwrap().is_empty());
+        assert_eq!(count(&a, Counter::PinholeExchanges), before);
+        // the same close again: nothing to close
+        let closed = {
+            let mut s = overdue.clone();
+            s.stage = MediaStage::Closed;
+            s.version = u64::MAX;
+            s
+        };
+        assert_eq!(
+            a.pinholes.apply_media(&closed, "p1b").unwrap(),
+            MediaApplied::Stale
+        );
+        assert_eq!(
+            count(&a, Counter::ClusterMediaApplied),
+            2,
+            "the re-INVITE and the close"
+        );
+        println!("  ok   the BYE through p1b closes the dialog on p1a too (no PCP from p1a); a close of a dialog not held is not applied");
+    }
+}
