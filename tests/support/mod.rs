@@ -18,6 +18,7 @@
 //! | `dialog` | a caller's dialog through P1: offer, in-dialog EncryptedData, rotation; P1's lines of a call |
 //! | `cache_ops` | the dialog key cache used as the proxy does: authenticated use, insert or proven rotation |
 //! | `fork` | `fork()` children that report through their exit status, pipes |
+//! | `cluster` | two Kamailio nodes of a cluster over DMQ: key file, RPC figures, a KDMQ request |
 //! | `fwbed` | the firewall agent's namespaces, P1's link to it, the agent started (pinhole tests) |
 //! | `rng` | a deterministic test RNG |
 //! | `pcap` | UDP datagrams of a pcap capture, and the plaintext detector |
@@ -30,6 +31,7 @@
 pub mod check;
 pub mod cache_ops;
 pub mod calls;
+pub mod cluster;
 pub mod dialog;
 pub mod fork;
 pub mod fwbed;

@@ -8,8 +8,10 @@
 //! the owner makes travels too (a new `expiresAt`). A node takes a replicated dialog over
 //! (becomes its owner, refreshes it and says so to the others)
 //!
-//! - when the owner's refresh is overdue: less than half the lifetime is left, where the
-//!   owner refreshes with three quarters left (`Pinholes::refresh`); or
+//! - when the owner's refresh is overdue: less than a third of the lifetime is left, where
+//!   the owner refreshes with three quarters left (`Pinholes::refresh`: with the default 120 s
+//!   the owner renews every 30 s, and a node takes over once it is 50 s late, 40 s before
+//!   the agent would drop the flows); or
 //! - when an in-dialog request of the dialog reaches it (a re-INVITE's answer moves the
 //!   pinholes here, a BYE closes them here and sends the recording's stop).
 //!
@@ -110,10 +112,10 @@ fn flow_rec(f: &MediaFlow) -> FlowRec {
     }
 }
 
-/// Whether a replica's owner is overdue: less than half the lifetime left (the owner renews
-/// with three quarters left).
+/// Whether a replica's owner is overdue: less than a third of the lifetime left (the owner
+/// renews with three quarters left).
 pub(super) fn overdue(s: &Slot, now: u64, lifetime: u64) -> bool {
-    s.expires_at.saturating_sub(now) * 2 <= lifetime
+    s.expires_at.saturating_sub(now) * 3 <= lifetime
 }
 
 impl Pinholes {
