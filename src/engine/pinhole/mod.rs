@@ -18,6 +18,10 @@
 //!   `pinhole_max_duration` after the first pinhole, so a dialog whose end the proxy never
 //!   saw loses its pinholes at the agent's expiry.
 //!
+//! In a cluster every change to a dialog's pinholes or recording is also noted for the other
+//! nodes, which keep it as a replica and take the dialog over when its owner stops
+//! refreshing it or an in-dialog request reaches them (`replica.rs`, docs/PROTOCOL.md §8.5).
+//!
 //! Each PCP exchange is bounded by `pinhole_timeout`; the table lock is never held across
 //! one. The PCP client (a UDP socket) is made per process, at its first use after the fork.
 //!
