@@ -17,7 +17,8 @@
 //! (p1a is dead: it comes from p1b, with a newer sequence than the start); replication
 //! messages sealed by the test as a third node: a replayed one cannot bring back a closed
 //! dialog, an overdue one under another key is refused and opens nothing while the same
-//! under the cluster key is taken over (so the takeover is what the refusal prevents).
+//! under the cluster key, for a dialog whose key p1b holds, is taken over (so the takeover is
+//! what the refusal prevents).
 //!
 //! Needs root (namespaces, nftables), kamailio, kamcmd and build/sipsd.so (make); otherwise
 //! SKIPPED unless SIPSD_REQUIRE_E2E=1. Run: `cargo test --test cluster_pinholes -- --nocapture`.
@@ -30,7 +31,10 @@ use std::time::{Duration, Instant};
 
 use sipsd::crypto::cms::{ContentAlg, IdKind, RsaPadding};
 use sipsd::crypto::keys::{KeyStore, PskSpec};
-use sipsd::engine::cluster::{Cluster, ClusterConfig, MediaFlow, MediaStage, MediaState};
+use sipsd::engine::cache::{CacheConfig, DialogKey, SharedCache};
+use sipsd::engine::cluster::{
+    key_tag, Change, Cluster, ClusterConfig, MediaFlow, MediaStage, MediaState,
+};
 use sipsd::record::channel::DEFAULT_MAX_SKEW;
 use sipsd::record::{ChannelReceiver, Event, KeyMessage};
 
@@ -356,12 +360,32 @@ fn pinholes_and_recording_follow_the_dialog_to_the_other_node() {
         answers(2, 403) && stat(&p1b, "cluster_bad_seal") == bad + 1,
         "an overdue state under another key: refused (403, cluster_bad_seal +1)"
     );
+    // the same overdue state under the cluster key, for a dialog whose key p1b holds (a
+    // takeover needs it: a replica of a dialog without a key is forgotten, not taken over)
+    let cache = SharedCache::create(CacheConfig {
+        capacity: 8,
+        ttl_secs: 600,
+    })
+    .expect("cache");
+    let dk = DialogKey::new(b"control@cluster", b"made-up");
+    cache
+        .insert(&dk, key_tag(ContentAlg::Aes256Gcm, false), &[0x42; 32])
+        .expect("insert");
+    let key = ours
+        .seal_update(&cache, &[Change::Key(dk)])
+        .expect("seal")
+        .expect("a message");
+    injector.send(dmq[1], &kdmq(dmq[1], injector.port(), 5, &key));
+    check!(
+        answers(3, 200),
+        "the made-up dialog's key, from p1t: accepted"
+    );
     let control = ours
         .seal_media(&made_up("control@cluster", 1, now_secs(), 40400))
         .unwrap();
-    injector.send(dmq[1], &kdmq(dmq[1], injector.port(), 5, &control));
+    injector.send(dmq[1], &kdmq(dmq[1], injector.port(), 6, &control));
     check!(
-        answers(3, 200)
+        answers(4, 200)
             && wait_for(Duration::from_secs(5), || stat(&p1b, "pinholes_taken_over")
                 == taken + 1),
         "the same overdue state under the cluster key: p1b takes it over (pinholes_taken_over +1)"

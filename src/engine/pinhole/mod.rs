@@ -803,6 +803,13 @@ impl Pinholes {
                     expired += 1;
                 } else if replica && (too_old || !replica::overdue(&s, now, lifetime)) {
                     // its owner refreshes it
+                } else if replica && !replica::dialog_lives(proxy, &s) {
+                    // overdue, but no key of the dialog here (it ended, or its key never
+                    // reached this node): not taken over, forgotten once expired
+                    if now >= s.expires_at {
+                        let keep = matches!(s.record(), RecordState::Active | RecordState::Stopped);
+                        t.remove(i, keep);
+                    }
                 } else if !too_old && s.expires_at.saturating_sub(now) * 4 <= lifetime * 3 {
                     t.slots()[i].expires_at = now + lifetime;
                     let noted = replica::claim_and_note(proxy, &mut t, i);

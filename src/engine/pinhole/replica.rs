@@ -8,7 +8,10 @@
 //! the owner makes travels too (a new `expiresAt`). A node takes a replicated dialog over
 //! (becomes its owner, refreshes it and says so to the others)
 //!
-//! - when the owner's refresh is overdue: less than a third of the lifetime is left, where
+//! - when the owner's refresh is overdue and the dialog's key is in this node's cache (it
+//!   replicates with the dialog and is removed at its end: a replica of a dialog that ended,
+//!   or one a replayed message brought back, is forgotten instead): less than a third of the
+//!   lifetime is left, where
 //!   the owner refreshes with three quarters left (`Pinholes::refresh`: with the default 120 s
 //!   the owner renews every 30 s, and a node takes over once it is 50 s late, 40 s before
 //!   the agent would drop the flows); or
@@ -20,6 +23,7 @@
 //! time, apart from the moment both decide at once (both then refresh the same mapping, which
 //! the agent treats as one: the PCP nonce is derived from the dialog, not from the node).
 
+use crate::engine::cache::DialogKey;
 use crate::engine::cluster::{
     MediaApplied, MediaFlow, MediaRecording, MediaStage, MediaState, MediaStore,
 };
@@ -110,6 +114,13 @@ fn flow_rec(f: &MediaFlow) -> FlowRec {
         remote: f.remote.map(Addr::of).unwrap_or_default(),
         remote_port: f.remote_port,
     }
+}
+
+/// Whether this node holds the dialog's key (replicated with it, removed at its end): the
+/// evidence that a replica whose owner went silent belongs to a live dialog.
+pub(super) fn dialog_lives(proxy: &Proxy, s: &Slot) -> bool {
+    let k = DialogKey::new(s.call_id(), s.tag());
+    proxy.cache().contains(&[k]).ok().flatten().is_some()
 }
 
 /// Whether a replica's owner is overdue: less than a third of the lifetime left (the owner
@@ -372,6 +383,20 @@ mod tests {
         );
         assert_eq!(b.pinholes.table.lock().unwrap().sequence(), u64::MAX / 4);
         let _ = b.pinholes.refresh(&b.proxy);
+        assert_eq!(
+            count(&b, Counter::PinholesTakenOver),
+            0,
+            "no key of the dialog on p1b: not taken over"
+        );
+        b.proxy
+            .cache()
+            .insert(
+                &DialogKey::new(b"replica-1@test", b"caller-tag"),
+                crate::engine::cluster::key_tag(crate::crypto::cms::ContentAlg::Aes256Gcm, true),
+                &[7; 32],
+            )
+            .unwrap();
+        let _ = b.pinholes.refresh(&b.proxy);
         assert_eq!(count(&b, Counter::PinholesTakenOver), 1);
         assert!(
             count(&b, Counter::PinholeExchanges) >= 1,
@@ -379,7 +404,7 @@ mod tests {
         );
         let lb = b.pinholes.list().unwrap();
         assert_eq!((lb[0].owner.as_str(), lb[0].replica), ("p1b", false));
-        println!("  ok   10 s of 120 left: p1b takes the dialog over and refreshes it (pinholes_taken_over=1); the key-channel sequence follows the replicated one");
+        println!("  ok   10 s of 120 left: without the dialog's key p1b leaves it; with the key it takes the dialog over and refreshes it (pinholes_taken_over=1); the key-channel sequence follows the replicated one");
 
         // the take-over is not sent when the refresh failed; a re-INVITE answer through p1b is
         let reoffer = part("10.77.1.2", 40100);
