@@ -583,6 +583,14 @@ enum sd_pinhole_field
    * Seconds since the dialog's first pinhole, decimal.
    */
   SD_PINHOLE_FIELD_AGE = 5,
+  /**
+   * The cluster node that refreshes them (empty without a cluster).
+   */
+  SD_PINHOLE_FIELD_OWNER = 6,
+  /**
+   * `local` (this node refreshes them) or `replica` (replicated from `owner`, which does).
+   */
+  SD_PINHOLE_FIELD_SOURCE = 7,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -629,6 +637,14 @@ enum sd_recording_field
    * Unix time of the stop, decimal (0: not stopped).
    */
   SD_RECORDING_FIELD_STOPPED = 6,
+  /**
+   * The cluster node that acted on the dialog last (empty without a cluster).
+   */
+  SD_RECORDING_FIELD_OWNER = 7,
+  /**
+   * `local` (this node acted on the dialog last) or `replica` (replicated from `owner`).
+   */
+  SD_RECORDING_FIELD_SOURCE = 8,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -725,6 +741,19 @@ typedef struct sd_cluster_rx {
    * On `SD_CLUSTER_SYNC_DONE`: the keys the whole sync stored here.
    */
   uint32_t sync_stored;
+  /**
+   * Pinhole/recording states stored here (a dialog not held here, or a newer version).
+   */
+  uint32_t media_stored;
+  /**
+   * Closed states that removed a dialog's pinholes here (the agent was not asked).
+   */
+  uint32_t media_closed;
+  /**
+   * Pinhole/recording states not applied (not newer, a close of nothing, a full table, or
+   * no `pinhole_agent` here).
+   */
+  uint32_t media_stale;
   /**
    * The sender's node name, NUL-terminated.
    */

@@ -23,9 +23,6 @@
 #[macro_use]
 mod support;
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -34,90 +31,18 @@ use sipsd::crypto::keys::{KeyStore, PskSpec};
 use sipsd::engine::cache::{CacheConfig, DialogKey, SharedCache};
 use sipsd::engine::cluster::{key_tag, Change, Cluster, ClusterConfig};
 
+use support::cluster::{cluster_view, kdmq, start_node, stat, write_key, KEY_ID, RR};
 use support::dialog::{last, sdp, through, Dialog};
-use support::kamailio::{next_hop, Kamailio, P1};
-use support::ports::{free_ports, ADDR};
+use support::kamailio::next_hop;
+use support::ports::free_ports;
 use support::procs::wait_for;
 use support::sip::{reply_with, Peer};
 use support::tools::kamailio_e2e;
 use support::vectors::cert_recipient;
 use support::work::WorkDir;
 
-/// hex of "sipsd-cluster", the example cfg's default CLUSTER_KEY_ID
-const KEY_ID: &str = "73697073642d636c7573746572";
-const RR: &str = "p1.cluster.test:5060";
-
 fn cert(who: &str) -> Recipient {
     cert_recipient(who, IdKind::IssuerSerial, RsaPadding::OaepSha256)
-}
-
-/// A 32-byte key file, mode 0600.
-fn write_key(path: &Path, byte: u8) {
-    fs::write(path, format!("{}\n", format!("{byte:02x}").repeat(32))).expect("write key");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod key");
-}
-
-/// A node: trusted-proxy.cfg with WITH_CLUSTER, its DMQ socket on `dmq`, the other's on `peer`.
-fn start_node(
-    t: &support::tools::Tools,
-    dir: &Path,
-    name: &str,
-    dmq: u16,
-    peer: u16,
-    hop: &str,
-) -> Kamailio {
-    let port = dmq.to_string();
-    let peer = format!("\"sip:{ADDR}:{peer}\"");
-    P1::start(
-        t,
-        dir,
-        &[
-            ("NEXT_HOP", Some(hop)),
-            ("WITH_DIALOG", None),
-            ("WITH_CLUSTER", None),
-            ("CLUSTER_ADDR", Some(ADDR)),
-            ("CLUSTER_PORT", Some(&port)),
-            ("CLUSTER_PEER", Some(&peer)),
-            ("CLUSTER_NODE", Some(name)),
-            ("CLUSTER_RR", Some(RR)),
-        ],
-    )
-}
-
-/// `sipsd.cluster` of a node: (its peers, syncs it completed from them).
-fn cluster_view(k: &Kamailio) -> (u64, u64) {
-    let f = k.rpc_fields(&["sipsd.cluster"]);
-    (
-        f.get("peers").copied().unwrap_or(0),
-        f.get("last_sync").copied().map_or(0, |t| u64::from(t > 0)),
-    )
-}
-
-fn stat(k: &Kamailio, name: &str) -> u64 {
-    k.rpc_fields(&["sipsd.stats"])
-        .get(name)
-        .copied()
-        .unwrap_or(0)
-}
-
-/// A KDMQ request to the sipsd DMQ peer of the node at `port`, carrying `body`.
-fn kdmq(to_port: u16, from_port: u16, n: u32, body: &str) -> Vec<u8> {
-    format!(
-        "KDMQ sip:sipsd@{ADDR}:{to_port} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {ADDR}:{from_port};branch=z9hG4bK-kdmq-{n}-{}\r\n\
-         From: <sip:sipsd@{ADDR}:{from_port}>;tag=t{n}\r\n\
-         To: <sip:sipsd@{ADDR}:{to_port}>\r\n\
-         Call-ID: kdmq-{n}-{}@test\r\n\
-         CSeq: {n} KDMQ\r\n\
-         Max-Forwards: 1\r\n\
-         Content-Type: {}\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        std::process::id(),
-        std::process::id(),
-        "application/pkcs7-mime; smime-type=authEnveloped-data; name=sipsd-cluster.p7m",
-        body.len()
-    )
-    .into_bytes()
 }
 
 #[test]
@@ -139,8 +64,8 @@ fn two_nodes_over_dmq_on_loopback() {
     let caller = Peer::bind();
     let hop = next_hop(ua.port());
     let dmq = free_ports(2);
-    let mut p1a = start_node(&t, dir.path(), "p1a", dmq[0], dmq[1], &hop);
-    let p1b = start_node(&t, dir.path(), "p1b", dmq[1], dmq[0], &hop);
+    let mut p1a = start_node(&t, dir.path(), "p1a", (dmq[0], dmq[1]), &hop, &[]);
+    let p1b = start_node(&t, dir.path(), "p1b", (dmq[1], dmq[0]), &hop, &[]);
     let up = wait_for(Duration::from_secs(20), || {
         cluster_view(&p1a) == (1, 1) && cluster_view(&p1b) == (1, 1)
     });
@@ -229,7 +154,7 @@ fn two_nodes_over_dmq_on_loopback() {
 
     // p1a restarts: it syncs from p1b and reads the dialog again
     p1a.stop();
-    let mut p1a = start_node(&t, dir.path(), "p1a", dmq[0], dmq[1], &hop);
+    let mut p1a = start_node(&t, dir.path(), "p1a", (dmq[0], dmq[1]), &hop, &[]);
     let synced = wait_for(Duration::from_secs(20), || {
         stat(&p1a, "cluster_syncs_done") >= 1 && stat(&p1a, "cache_entries") == 1
     });

@@ -101,7 +101,7 @@ fn read(p: &Proxy, m: &SipMessage<'_>) -> (KeySource, u32) {
 fn replicate(from: &Proxy, to: &Proxy) -> (u32, u32, u32) {
     let (mut stored, mut stale, mut ended) = (0, 0, 0);
     while let Some(text) = from.cluster_take().unwrap() {
-        let r = to.cluster_receive(text.as_bytes(), "test").unwrap();
+        let r = to.cluster_receive(text.as_bytes(), "test", None).unwrap();
         assert_eq!(r.kind, Kind::Update);
         stored += r.stored;
         stale += r.stale;
@@ -229,7 +229,7 @@ fn a_key_used_again_after_cluster_refresh_is_sent_again() {
         "a use 3 s after the last one sends the key again"
     );
     let r = b
-        .cluster_receive(text.unwrap_or_default().as_bytes(), "test")
+        .cluster_receive(text.unwrap_or_default().as_bytes(), "test", None)
         .unwrap();
     check!(
         (r.stored, r.refreshed) == (0, 1),

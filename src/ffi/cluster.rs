@@ -1,10 +1,11 @@
 //! `sd_cluster_*`: the dialog key cache replicated between the nodes of a cluster
-//! (docs/PROTOCOL.md §7). The library seals and opens the messages and applies them; the SIP
+//! (docs/PROTOCOL.md §8). The library seals and opens the messages and applies them; the SIP
 //! server's glue only carries them (Kamailio: DMQ, `sipsd_dmq.c`):
 //!
 //! - after every call that may change a dialog key (`sd_unwrap_body`, `sd_rotate`,
-//!   `sd_dialog_end`, `sd_dialog_end_msg`), the same process calls `sd_cluster_take` until it
-//!   gives nothing and broadcasts each message;
+//!   `sd_dialog_end`, `sd_dialog_end_msg`) or a dialog's pinholes or recording
+//!   (`sd_pinhole_open`, `sd_pinhole_close*`, `sd_pinhole_refresh`, `sd_record_stop`), the
+//!   same process calls `sd_cluster_take` until it gives nothing and broadcasts each message;
 //! - at start (and on rejoining) it broadcasts `sd_cluster_sync_request`;
 //! - every message from another node goes to `sd_cluster_receive`; a sync request is answered
 //!   with the parts of `sd_cluster_sync_next`, sent to that node only.
@@ -17,7 +18,7 @@ use std::ffi::c_char;
 use super::boundary::{ffi_boundary, sd_str, try_mut, try_ref, try_slice};
 use super::ctx::sd_ctx;
 use super::result::{fail, sd_result};
-use crate::engine::cluster::{self, Kind, PeerInfo};
+use crate::engine::cluster::{self, Kind, MediaStore, PeerInfo};
 use crate::engine::Error;
 
 /// Sizes of the cluster interface.
@@ -82,6 +83,13 @@ pub struct sd_cluster_rx {
     pub ended: u32,
     /// On `SD_CLUSTER_SYNC_DONE`: the keys the whole sync stored here.
     pub sync_stored: u32,
+    /// Pinhole/recording states stored here (a dialog not held here, or a newer version).
+    pub media_stored: u32,
+    /// Closed states that removed a dialog's pinholes here (the agent was not asked).
+    pub media_closed: u32,
+    /// Pinhole/recording states not applied (not newer, a close of nothing, a full table, or
+    /// no `pinhole_agent` here).
+    pub media_stale: u32,
     /// The sender's node name, NUL-terminated.
     pub node: [c_char; 65],
 }
@@ -122,6 +130,11 @@ pub struct sd_cluster_self_info {
     pub sync_served_ms: u64,
     /// Peers heard from.
     pub peers: u32,
+}
+
+/// The pinhole table, where replicated pinhole and recording states go (with `pinhole_agent`).
+fn media_store(ctx: &sd_ctx) -> Option<&dyn MediaStore> {
+    ctx.pinholes.as_ref().map(|p| p as &dyn MediaStore)
 }
 
 /// Copies `s` into a NUL-terminated C array (cut at its size).
@@ -284,7 +297,7 @@ pub unsafe extern "C" fn sd_cluster_sync_next(
         if let Err(r) = buffer_ok(buf, cap) {
             return r;
         }
-        let part = ctx.proxy.cluster_sync_next(*cursor).map(|(text, next)| {
+        let part = ctx.proxy.cluster_sync_next(*cursor, media_store(ctx)).map(|(text, next)| {
             *more = u32::from(next.is_some());
             *cursor = next.unwrap_or(0);
             Some(text)
@@ -319,13 +332,16 @@ pub unsafe extern "C" fn sd_cluster_receive(
             expired: 0,
             ended: 0,
             sync_stored: 0,
+            media_stored: 0,
+            media_closed: 0,
+            media_stale: 0,
             node: [0; 65],
         };
         let ctx = try_ref!(ctx);
         let body = try_slice!(body);
         let from = try_slice!(from);
         let from = String::from_utf8_lossy(from);
-        match ctx.proxy.cluster_receive(body, &from) {
+        match ctx.proxy.cluster_receive(body, &from, media_store(ctx)) {
             Ok(r) => {
                 out.kind = r.kind.into();
                 out.stored = r.stored;
@@ -334,6 +350,9 @@ pub unsafe extern "C" fn sd_cluster_receive(
                 out.expired = r.expired;
                 out.ended = r.ended;
                 out.sync_stored = r.sync_stored;
+                out.media_stored = r.media_stored;
+                out.media_closed = r.media_closed;
+                out.media_stale = r.media_stale;
                 fill(&mut out.node, &r.node);
                 sd_result::SD_OK
             }

@@ -179,6 +179,10 @@ pub enum sd_pinhole_field {
     SD_PINHOLE_FIELD_EXPIRES = 4,
     /// Seconds since the dialog's first pinhole, decimal.
     SD_PINHOLE_FIELD_AGE = 5,
+    /// The cluster node that refreshes them (empty without a cluster).
+    SD_PINHOLE_FIELD_OWNER = 6,
+    /// `local` (this node refreshes them) or `replica` (replicated from `owner`, which does).
+    SD_PINHOLE_FIELD_SOURCE = 7,
 }
 
 field_names!(sd_pinhole_field {
@@ -188,15 +192,17 @@ field_names!(sd_pinhole_field {
     SD_PINHOLE_FIELD_FLOWS => "flows",
     SD_PINHOLE_FIELD_EXPIRES => "expires",
     SD_PINHOLE_FIELD_AGE => "age",
+    SD_PINHOLE_FIELD_OWNER => "owner",
+    SD_PINHOLE_FIELD_SOURCE => "source",
 });
 
 /// A copy of the pinhole table at one moment. Owned by C (a `Box`) from
 /// `sd_pinholes_snapshot` until `sd_pinholes_free`.
 pub struct sd_pinholes {
-    rows: Vec<[String; 6]>,
+    rows: Vec<[String; 8]>,
 }
 
-fn row(d: DialogPinholes) -> [String; 6] {
+fn row(d: DialogPinholes) -> [String; 8] {
     [
         d.call_id,
         d.tag,
@@ -204,6 +210,8 @@ fn row(d: DialogPinholes) -> [String; 6] {
         d.flows.join(", "),
         d.expires_in.to_string(),
         d.age.to_string(),
+        d.owner,
+        if d.replica { "replica" } else { "local" }.to_string(),
     ]
 }
 

@@ -94,6 +94,10 @@ pub enum sd_recording_field {
     SD_RECORDING_FIELD_STARTED = 5,
     /// Unix time of the stop, decimal (0: not stopped).
     SD_RECORDING_FIELD_STOPPED = 6,
+    /// The cluster node that acted on the dialog last (empty without a cluster).
+    SD_RECORDING_FIELD_OWNER = 7,
+    /// `local` (this node acted on the dialog last) or `replica` (replicated from `owner`).
+    SD_RECORDING_FIELD_SOURCE = 8,
 }
 
 field_names!(sd_recording_field {
@@ -104,15 +108,17 @@ field_names!(sd_recording_field {
     SD_RECORDING_FIELD_STREAMS => "streams",
     SD_RECORDING_FIELD_STARTED => "started",
     SD_RECORDING_FIELD_STOPPED => "stopped",
+    SD_RECORDING_FIELD_OWNER => "owner",
+    SD_RECORDING_FIELD_SOURCE => "source",
 });
 
 /// A copy of the recordings at one moment. Owned by C (a `Box`) from
 /// `sd_recordings_snapshot` until `sd_recordings_free`.
 pub struct sd_recordings {
-    rows: Vec<[String; 7]>,
+    rows: Vec<[String; 9]>,
 }
 
-fn row(d: DialogRecording) -> [String; 7] {
+fn row(d: DialogRecording) -> [String; 9] {
     [
         d.call_id,
         d.tag,
@@ -121,6 +127,8 @@ fn row(d: DialogRecording) -> [String; 7] {
         d.streams.to_string(),
         d.started.to_string(),
         d.stopped.to_string(),
+        d.owner,
+        if d.replica { "replica" } else { "local" }.to_string(),
     ]
 }
 

@@ -608,10 +608,11 @@ int main(int argc, char **argv)
 				"sd_pinhole_close / _refresh / sd_pinholes_snapshot: SD_ERR_PINHOLES_OFF");
 		CHECK(sd_pinhole_open(ctx, &m_after, NULL, NULL) == SD_ERR_NULL_PARAMETER,
 				"sd_pinhole_open with a NULL out pointer refused");
-		CHECK(sd_pinhole_field_count() == 6
+		CHECK(sd_pinhole_field_count() == 8
 						&& strcmp(sd_pinhole_field_name(SD_PINHOLE_FIELD_FLOWS), "flows") == 0
-						&& sd_pinhole_field_name(6) == NULL && sd_pinholes_count(NULL) == 0,
-				"sd_pinhole_field names (6, 'flows'), NULL past the end");
+						&& strcmp(sd_pinhole_field_name(SD_PINHOLE_FIELD_SOURCE), "source") == 0
+						&& sd_pinhole_field_name(8) == NULL && sd_pinholes_count(NULL) == 0,
+				"sd_pinhole_field names (8, 'flows', 'source'), NULL past the end");
 		sd_pinholes_free(NULL);
 		sd_config *pc = sd_config_new();
 		CHECK(sd_config_set(pc, "pinhole_agent", "not an address") == SD_ERR_CONFIG
@@ -633,10 +634,11 @@ int main(int argc, char **argv)
 				"sd_record_start / _stop / sd_recordings_snapshot: SD_ERR_RECORDING_OFF");
 		CHECK(sd_record_start(NULL, &m_after) == SD_ERR_NULL_PARAMETER,
 				"sd_record_start with a NULL context refused");
-		CHECK(sd_recording_field_count() == 7
+		CHECK(sd_recording_field_count() == 9
 						&& strcmp(sd_recording_field_name(SD_RECORDING_FIELD_DIALOG), "dialog") == 0
-						&& sd_recording_field_name(7) == NULL && sd_recordings_count(NULL) == 0,
-				"sd_recording_field names (7, 'dialog'), NULL past the end");
+						&& strcmp(sd_recording_field_name(SD_RECORDING_FIELD_OWNER), "owner") == 0
+						&& sd_recording_field_name(9) == NULL && sd_recordings_count(NULL) == 0,
+				"sd_recording_field names (9, 'dialog', 'owner'), NULL past the end");
 		sd_recordings_free(NULL);
 		sd_config *rc = sd_config_new();
 		CHECK(sd_config_set(rc, "record_recorder", "nowhere") == SD_ERR_CONFIG

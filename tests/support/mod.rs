@@ -18,6 +18,7 @@
 //! | `dialog` | a caller's dialog through P1: offer, in-dialog EncryptedData, rotation; P1's lines of a call |
 //! | `cache_ops` | the dialog key cache used as the proxy does: authenticated use, insert or proven rotation |
 //! | `fork` | `fork()` children that report through their exit status, pipes |
+//! | `cluster` | two Kamailio nodes of a cluster over DMQ: key file, RPC figures, a KDMQ request |
 //! | `fwbed` | the firewall agent's namespaces, P1's link to it, the agent started (pinhole tests); a recorder's namespace (`sipsd-rec`) the agent mirrors to |
 //! | `tone` | ffmpeg SRTP tone senders and the signal checks (dominant frequency, G.711 error), shared with sipsd-rec's tests |
 //! | `rng` | a deterministic test RNG |
@@ -31,6 +32,7 @@
 pub mod check;
 pub mod cache_ops;
 pub mod calls;
+pub mod cluster;
 pub mod dialog;
 pub mod fork;
 pub mod fwbed;

@@ -1,5 +1,6 @@
 /**
- * sipsd - cluster replication of the dialog keys over Kamailio's DMQ (see sipsd_dmq.h)
+ * sipsd - cluster replication of the dialog keys, pinholes and recordings over Kamailio's
+ * DMQ (see sipsd_dmq.h)
  *
  * Sending: dmq's send_message/bcast_message hand the KDMQ request to tm (t_request) in the
  * calling process; over UDP that is one sendto() per node and tm's timers do the rest, so a
@@ -257,6 +258,13 @@ static int sipsd_dmq_handle(
 				LM_INFO("cluster: %s from %s: %u key(s) not applied (an older "
 						"generation, or another key of the same one)\n",
 						sipsd_dmq_kind(rx.kind), rx.node, rx.stale);
+			if(rx.media_stale > 0)
+				LM_INFO("cluster: %s from %s: %u pinhole state(s) not applied (not "
+						"newer, or no such dialog here)\n",
+						sipsd_dmq_kind(rx.kind), rx.node, rx.media_stale);
+			LM_DBG("cluster: %s from %s: pinhole states %u stored, %u closed\n",
+					sipsd_dmq_kind(rx.kind), rx.node, rx.media_stored,
+					rx.media_closed);
 			LM_DBG("cluster: %s from %s: %u key(s) stored, %u refreshed, %u stale, "
 				   "%u expired, %u dialog(s) ended\n",
 					sipsd_dmq_kind(rx.kind), rx.node, rx.stored, rx.refreshed,

@@ -26,6 +26,7 @@
 #include "sipsd.h"
 #include "sipsd_mod.h"
 #include "sipsd_fw.h"
+#include "sipsd_dmq.h"
 
 str sipsd_pinhole_on_failure = str_init("forward");
 static int _sipsd_fw_reject = 0;
@@ -69,6 +70,8 @@ int sipsd_fw_init(void)
 static void sipsd_fw_refresh(unsigned int ticks, void *param)
 {
 	sd_result r = sd_pinhole_refresh(_sipsd_ctx);
+	/* renewed (or taken over) pinholes, to the other nodes of a cluster */
+	sipsd_dmq_replicate();
 	if(r != SD_OK)
 		LM_WARN("pinhole refresh: %s (%u)\n", sd_strerror(r), (unsigned)r);
 }
@@ -95,6 +98,7 @@ void sipsd_fw_dialog_end(
 		return;
 	r = sd_pinhole_close_dialog(_sipsd_ctx, sipsd_sdstr(call_id),
 			sipsd_sdstr(caller_tag), sipsd_sdstr(method), status);
+	sipsd_dmq_replicate();
 	if(r != SD_OK)
 		LM_WARN("pinhole close at dialog end (call %.*s): %s (%u)\n",
 				call_id->len, call_id->s, sd_strerror(r), (unsigned)r);
@@ -125,6 +129,7 @@ int ki_sd_pinhole_open(sip_msg_t *msg)
 		return SIPSD_RC_ERROR;
 	/* only what sd_decrypt() disclosed for this message: a refused key has no plain */
 	r = sd_pinhole_open(_sipsd_ctx, &sm.m, (l != NULL) ? l->plain : NULL, &n);
+	sipsd_dmq_replicate(); /* the dialog's pinholes, to the other nodes */
 	l = sipsd_last_for(msg);
 	l->pinhole_code = r;
 	l->pinholes = n;
@@ -175,6 +180,7 @@ int ki_sd_pinhole_close(sip_msg_t *msg)
 	if(sm.m.status == 0)
 		sm.m.status = sipsd_fw_failure_status(msg);
 	r = sd_pinhole_close(_sipsd_ctx, &sm.m, &n);
+	sipsd_dmq_replicate();
 	if(r != SD_OK)
 		sipsd_log_failure("pinhole close", &sm.call_id, r);
 	else

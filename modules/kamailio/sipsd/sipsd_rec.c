@@ -11,6 +11,7 @@
 #include "sipsd.h"
 #include "sipsd_mod.h"
 #include "sipsd_rec.h"
+#include "sipsd_dmq.h"
 
 int ki_sd_record_start(sip_msg_t *msg)
 {
@@ -39,6 +40,7 @@ int ki_sd_record_stop(sip_msg_t *msg)
 	if(sipsd_msg_build(msg, &sm) < 0)
 		return SIPSD_RC_ERROR;
 	r = sd_record_stop(_sipsd_ctx, &sm.m);
+	sipsd_dmq_replicate(); /* the stopped recording, to the other nodes */
 	if(r != SD_OK && r != SD_NOT_FOR_ME)
 		sipsd_log_failure("record stop", &sm.call_id, r);
 	sipsd_msg_free(&sm);

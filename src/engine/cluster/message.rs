@@ -11,7 +11,8 @@
 //!
 //! Record ::= SEQUENCE {
 //!   dialog     OCTET STRING (SIZE (32)),   -- SHA-256 dialog id (PROTOCOL.md §6.2)
-//!   key        [0] EXPLICIT DialogKeyState OPTIONAL }  -- absent: the dialog ended
+//!   key        [0] EXPLICIT DialogKeyState OPTIONAL,  -- key and media absent: the dialog ended
+//!   media      [1] EXPLICIT MediaState OPTIONAL }     -- pinholes and recording, never with key
 //!
 //! DialogKeyState ::= SEQUENCE {
 //!   alg        INTEGER (1..4),             -- content-encryption algorithm code
@@ -20,17 +21,47 @@
 //!   createdAt  INTEGER,                    -- Unix seconds this generation was stored
 //!   lastUsed   INTEGER,                    -- Unix seconds of its last use
 //!   uses       INTEGER (0..2^32-1) }
+//!
+//! MediaState ::= SEQUENCE {
+//!   callId     OCTET STRING (SIZE (1..128)),
+//!   tag        OCTET STRING (SIZE (1..64)),  -- SHA-256 of both must be the record's dialog
+//!   version    INTEGER (1..2^64-1),          -- applied only above the receiver's
+//!   owner      UTF8String (SIZE (1..64)),    -- the node that refreshes the pinholes
+//!   stage      INTEGER { offered(1), answered(2), closed(3) },
+//!   openedAt   INTEGER,                      -- Unix seconds of the first pinhole
+//!   expiresAt  INTEGER,                      -- Unix seconds the agent's lifetime ends
+//!   flows      SEQUENCE (SIZE (0..32)) OF Flow,
+//!   recording  [0] EXPLICIT RecordingState OPTIONAL }
+//!
+//! Flow ::= SEQUENCE {
+//!   internal   OCTET STRING (SIZE (4 | 16)),     -- the media address (PCP THIRD_PARTY)
+//!   port       INTEGER (1..65535),
+//!   remote     OCTET STRING (SIZE (0 | 4 | 16)), -- the FILTER peer; empty: any source
+//!   remotePort INTEGER (0..65535) }
+//!
+//! RecordingState ::= SEQUENCE {
+//!   state      INTEGER { marked(1), active(2), stopped(3) },
+//!   streams    INTEGER (0..255),
+//!   startedAt  INTEGER,
+//!   stoppedAt  INTEGER,
+//!   keySequence INTEGER (0..2^64-1) }     -- the last key-channel sequence number used
 //! ```
+//! A receiver of an older build decodes a record with `media` as malformed and refuses its
+//! whole message: media states therefore travel in messages of their own, never with keys.
 //!
 //! Decoding borrows every byte string from the (zeroizing) plaintext: no key is copied.
 
 use der::asn1::{OctetStringRef, Utf8StringRef};
+use std::net::IpAddr;
+
 use der::{Decode, Encode, Sequence};
 use zeroize::Zeroizing;
 
-use crate::crypto::cms::ContentAlg;
-
+use super::media::{
+    MediaFlow, MediaRecording, MediaStage, MediaState, MAX_CALL_ID, MAX_MEDIA_FLOWS, MAX_TAG,
+};
 use super::ClusterError;
+use crate::crypto::cms::ContentAlg;
 
 /// The only version there is.
 pub(crate) const VERSION: u8 = 1;
@@ -99,6 +130,55 @@ struct WireRecord<'a> {
     dialog: &'a OctetStringRef,
     #[asn1(context_specific = "0", optional = "true")]
     key: Option<WireKeyState<'a>>,
+    #[asn1(context_specific = "1", optional = "true")]
+    media: Option<WireMediaState<'a>>,
+}
+
+#[derive(Sequence)]
+struct WireMediaState<'a> {
+    call_id: &'a OctetStringRef,
+    tag: &'a OctetStringRef,
+    version: u64,
+    owner: Utf8StringRef<'a>,
+    stage: u8,
+    opened_at: u64,
+    expires_at: u64,
+    flows: Vec<WireFlow<'a>>,
+    #[asn1(context_specific = "0", optional = "true")]
+    recording: Option<WireRecording>,
+}
+
+#[derive(Sequence)]
+struct WireFlow<'a> {
+    internal: &'a OctetStringRef,
+    port: u16,
+    remote: &'a OctetStringRef,
+    remote_port: u16,
+}
+
+#[derive(Sequence)]
+struct WireRecording {
+    state: u8,
+    streams: u8,
+    started: u64,
+    stopped: u64,
+    key_sequence: u64,
+}
+
+/// An address as its 4 or 16 bytes.
+fn ip_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v) => v.octets().to_vec(),
+        IpAddr::V6(v) => v.octets().to_vec(),
+    }
+}
+
+fn ip_of(b: &[u8]) -> Option<IpAddr> {
+    match b.len() {
+        4 => <[u8; 4]>::try_from(b).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(b).ok().map(IpAddr::from),
+        _ => None,
+    }
 }
 
 #[derive(Sequence)]
@@ -134,13 +214,40 @@ pub(crate) enum Record<'a> {
     },
 }
 
-/// A decoded (or to-be-encoded) message.
+/// A decoded (or to-be-encoded) message. On the wire `media` are records too (after the
+/// others); they are kept apart here because they are owned, not borrowed.
 pub(crate) struct Message<'a> {
     pub(crate) node: &'a str,
     pub(crate) counter: u64,
     pub(crate) sent_at_ms: u64,
     pub(crate) kind: Kind,
     pub(crate) records: Vec<Record<'a>>,
+    pub(crate) media: Vec<MediaState>,
+}
+
+fn check_media(m: &MediaState) -> Result<(), ClusterError> {
+    if m.call_id.is_empty() || m.call_id.len() > MAX_CALL_ID {
+        return Err(malformed("media: Call-ID of 1 to 128 bytes"));
+    }
+    if m.tag.is_empty() || m.tag.len() > MAX_TAG {
+        return Err(malformed("media: tag of 1 to 64 bytes"));
+    }
+    if m.owner.is_empty() || m.owner.len() > MAX_NODE_LEN {
+        return Err(malformed("media: owner of 1 to 64 bytes"));
+    }
+    if m.version == 0 {
+        return Err(malformed("media: version 0"));
+    }
+    if m.flows.len() > MAX_MEDIA_FLOWS {
+        return Err(malformed("media: too many flows"));
+    }
+    if m.flows.iter().any(|f| f.port == 0) {
+        return Err(malformed("media: a flow to port 0"));
+    }
+    if m.recording.is_some_and(|r| !(1..=3).contains(&r.state)) {
+        return Err(malformed("media: unknown recording state"));
+    }
+    Ok(())
 }
 
 fn malformed(what: &str) -> ClusterError {
@@ -153,11 +260,30 @@ impl<'a> Message<'a> {
         if self.node.is_empty() || self.node.len() > MAX_NODE_LEN {
             return Err(malformed("node name must be 1 to 64 bytes"));
         }
-        if self.records.len() > MAX_RECORDS {
+        if self.records.len() + self.media.len() > MAX_RECORDS {
             return Err(malformed("too many records"));
         }
+        for m in &self.media {
+            check_media(m)?;
+        }
         let der_err = |e: der::Error| ClusterError::Malformed(format!("encoding: {e}"));
-        let mut records = Vec::with_capacity(self.records.len());
+        let dialogs: Vec<[u8; 32]> = self.media.iter().map(|m| *m.dialog().as_bytes()).collect();
+        let addrs: Vec<Vec<(Vec<u8>, Vec<u8>)>> = self
+            .media
+            .iter()
+            .map(|m| {
+                m.flows
+                    .iter()
+                    .map(|f| {
+                        (
+                            ip_bytes(f.internal),
+                            f.remote.map(ip_bytes).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut records = Vec::with_capacity(self.records.len() + self.media.len());
         for r in &self.records {
             records.push(match r {
                 Record::Key { dialog, state } => WireRecord {
@@ -170,11 +296,45 @@ impl<'a> Message<'a> {
                         last_used: state.last_used,
                         uses: state.uses,
                     }),
+                    media: None,
                 },
                 Record::End { dialog } => WireRecord {
                     dialog: OctetStringRef::new(dialog).map_err(der_err)?,
                     key: None,
+                    media: None,
                 },
+            });
+        }
+        for ((m, dialog), addrs) in self.media.iter().zip(&dialogs).zip(&addrs) {
+            let mut flows = Vec::with_capacity(m.flows.len());
+            for (f, (internal, remote)) in m.flows.iter().zip(addrs) {
+                flows.push(WireFlow {
+                    internal: OctetStringRef::new(internal).map_err(der_err)?,
+                    port: f.port,
+                    remote: OctetStringRef::new(remote).map_err(der_err)?,
+                    remote_port: f.remote_port,
+                });
+            }
+            records.push(WireRecord {
+                dialog: OctetStringRef::new(dialog).map_err(der_err)?,
+                key: None,
+                media: Some(WireMediaState {
+                    call_id: OctetStringRef::new(&m.call_id).map_err(der_err)?,
+                    tag: OctetStringRef::new(&m.tag).map_err(der_err)?,
+                    version: m.version,
+                    owner: Utf8StringRef::new(&m.owner).map_err(der_err)?,
+                    stage: m.stage.code(),
+                    opened_at: m.opened_at,
+                    expires_at: m.expires_at,
+                    flows,
+                    recording: m.recording.map(|r| WireRecording {
+                        state: r.state,
+                        streams: r.streams,
+                        started: r.started,
+                        stopped: r.stopped,
+                        key_sequence: r.key_sequence,
+                    }),
+                }),
             });
         }
         let wire = WireMessage {
@@ -212,12 +372,24 @@ impl<'a> Message<'a> {
             return Err(malformed("too many records"));
         }
         let mut records = Vec::with_capacity(wire.records.len());
+        let mut media = Vec::new();
         for r in wire.records {
             let dialog: [u8; 32] = r
                 .dialog
                 .as_bytes()
                 .try_into()
                 .map_err(|_| malformed("dialog id is not 32 bytes"))?;
+            if let Some(m) = r.media {
+                if r.key.is_some() {
+                    return Err(malformed("a record with both a key and media"));
+                }
+                let state = media_of(m)?;
+                if state.dialog().as_bytes() != &dialog {
+                    return Err(malformed("media: the dialog id is not Call-ID and tag's"));
+                }
+                media.push(state);
+                continue;
+            }
             records.push(match r.key {
                 None => Record::End { dialog },
                 Some(k) => {
@@ -250,8 +422,47 @@ impl<'a> Message<'a> {
             sent_at_ms: wire.sent_at,
             kind,
             records,
+            media,
         })
     }
+}
+
+fn media_of(m: WireMediaState<'_>) -> Result<MediaState, ClusterError> {
+    let stage = MediaStage::from_code(m.stage).ok_or_else(|| malformed("media: unknown stage"))?;
+    let mut flows = Vec::with_capacity(m.flows.len().min(MAX_MEDIA_FLOWS));
+    for f in m.flows.iter().take(MAX_MEDIA_FLOWS + 1) {
+        let internal =
+            ip_of(f.internal.as_bytes()).ok_or_else(|| malformed("media: flow address"))?;
+        let remote = match f.remote.as_bytes() {
+            [] => None,
+            b => Some(ip_of(b).ok_or_else(|| malformed("media: flow peer address"))?),
+        };
+        flows.push(MediaFlow {
+            internal,
+            port: f.port,
+            remote,
+            remote_port: f.remote_port,
+        });
+    }
+    let state = MediaState {
+        call_id: m.call_id.as_bytes().to_vec(),
+        tag: m.tag.as_bytes().to_vec(),
+        version: m.version,
+        owner: m.owner.as_str().to_string(),
+        stage,
+        opened_at: m.opened_at,
+        expires_at: m.expires_at,
+        flows,
+        recording: m.recording.map(|r| MediaRecording {
+            state: r.state,
+            streams: r.streams,
+            started: r.started,
+            stopped: r.stopped,
+            key_sequence: r.key_sequence,
+        }),
+    };
+    check_media(&state)?;
+    Ok(state)
 }
 
 #[cfg(test)]
@@ -278,6 +489,7 @@ mod tests {
                 },
                 Record::End { dialog: [8; 32] },
             ],
+            media: Vec::new(),
         }
     }
 
@@ -349,5 +561,164 @@ mod tests {
         }
         assert!(Message::decode(&wire.to_der().unwrap()).is_err());
         println!("refused: key length vs algorithm, kind 9, version 2, 65-byte node, truncated, trailing byte, generation 0");
+    }
+}
+
+#[cfg(test)]
+mod media_tests {
+    use super::*;
+
+    pub(crate) fn state(call: &str, version: u64) -> MediaState {
+        MediaState {
+            call_id: call.as_bytes().to_vec(),
+            tag: b"caller-tag".to_vec(),
+            version,
+            owner: "p1a".into(),
+            stage: MediaStage::Answered,
+            opened_at: 1_700_000_000,
+            expires_at: 1_700_000_120,
+            flows: vec![
+                MediaFlow {
+                    internal: "10.77.1.2".parse().unwrap(),
+                    port: 40000,
+                    remote: Some("10.77.2.2".parse().unwrap()),
+                    remote_port: 50000,
+                },
+                MediaFlow {
+                    internal: "2001:db8::7".parse().unwrap(),
+                    port: 40001,
+                    remote: None,
+                    remote_port: 0,
+                },
+            ],
+            recording: Some(MediaRecording {
+                state: 2,
+                streams: 2,
+                started: 1_700_000_001,
+                stopped: 0,
+                key_sequence: 1_700_000_000_000_042,
+            }),
+        }
+    }
+
+    fn message(media: Vec<MediaState>, records: Vec<Record<'_>>) -> Message<'_> {
+        Message {
+            node: "p1a",
+            counter: 5,
+            sent_at_ms: 6,
+            kind: Kind::Update,
+            records,
+            media,
+        }
+    }
+
+    /// The Record of a build without media states (what version-1 peers decode).
+    #[derive(Sequence)]
+    struct OldRecord<'a> {
+        dialog: &'a OctetStringRef,
+        #[asn1(context_specific = "0", optional = "true")]
+        key: Option<WireKeyState<'a>>,
+    }
+
+    #[derive(Sequence)]
+    struct OldMessage<'a> {
+        version: u8,
+        node: Utf8StringRef<'a>,
+        counter: u64,
+        sent_at: u64,
+        kind: u8,
+        records: Vec<OldRecord<'a>>,
+    }
+
+    #[test]
+    fn media_state_round_trip() {
+        let s = state("m-1@test", 77);
+        let der = message(vec![s.clone()], Vec::new()).encode().unwrap();
+        let m = Message::decode(&der).unwrap();
+        assert!(m.records.is_empty());
+        assert_eq!(m.media, vec![s]);
+        println!(
+            "  ok   a media state (2 flows, IPv4 and IPv6, any-source, an active recording): {} bytes of DER, decodes back equal",
+            der.len()
+        );
+    }
+
+    #[test]
+    fn media_state_refusals() {
+        let mut bad_dialog = message(vec![state("m-2@test", 1)], Vec::new());
+        let der = bad_dialog.encode().unwrap();
+        // the record's dialog id must be Call-ID and tag's: rewrite the tag inside
+        let mut wire = WireMessage::from_der(&der).unwrap();
+        let other = [9u8; 32];
+        wire.records[0].dialog = OctetStringRef::new(&other).unwrap();
+        assert!(Message::decode(&wire.to_der().unwrap()).is_err());
+        // a key and media in one record
+        let mut wire = WireMessage::from_der(&der).unwrap();
+        let cek = [1u8; 32];
+        wire.records[0].key = Some(WireKeyState {
+            alg: ContentAlg::Aes256Gcm.code(),
+            cek: OctetStringRef::new(&cek).unwrap(),
+            generation: 1,
+            created_at: 0,
+            last_used: 0,
+            uses: 0,
+        });
+        assert!(Message::decode(&wire.to_der().unwrap()).is_err());
+        // stage, version 0, port 0, owner, recording state
+        for f in [
+            |w: &mut WireMediaState<'_>| w.stage = 9,
+            |w: &mut WireMediaState<'_>| w.version = 0,
+            |w: &mut WireMediaState<'_>| w.flows[0].port = 0,
+            |w: &mut WireMediaState<'_>| w.owner = Utf8StringRef::new("").unwrap(),
+            |w: &mut WireMediaState<'_>| {
+                if let Some(r) = w.recording.as_mut() {
+                    r.state = 7
+                }
+            },
+        ] {
+            let mut wire = WireMessage::from_der(&der).unwrap();
+            f(wire.records[0].media.as_mut().unwrap());
+            assert!(Message::decode(&wire.to_der().unwrap()).is_err());
+        }
+        // an address of 5 bytes
+        let mut wire = WireMessage::from_der(&der).unwrap();
+        let five = [1u8; 5];
+        wire.records[0].media.as_mut().unwrap().flows[0].internal =
+            OctetStringRef::new(&five).unwrap();
+        assert!(Message::decode(&wire.to_der().unwrap()).is_err());
+        // too many flows
+        bad_dialog.media[0].flows = vec![bad_dialog.media[0].flows[0]; MAX_MEDIA_FLOWS + 1];
+        assert!(bad_dialog.encode().is_err());
+        println!("  ok   refused: a dialog id that is not Call-ID and tag's, key and media in one record, stage 9, version 0, port 0, empty owner, recording state 7, a 5-byte address, 33 flows");
+    }
+
+    #[test]
+    fn older_peers_and_keys_only_messages() {
+        // a keys-only message is byte for byte what a build without media states makes
+        let cek = [3u8; 32];
+        let key = Record::Key {
+            dialog: [4; 32],
+            state: KeyState {
+                alg: ContentAlg::Aes256Gcm,
+                cek: &cek,
+                generation: 1,
+                created_at: 1,
+                last_used: 2,
+                uses: 0,
+            },
+        };
+        let new = message(Vec::new(), vec![key, Record::End { dialog: [5; 32] }])
+            .encode()
+            .unwrap();
+        let old = OldMessage::from_der(&new).expect("an older build decodes it");
+        assert_eq!(old.records.len(), 2);
+        assert_eq!(&old.to_der().unwrap()[..], &new[..]);
+        // a media state: an older build refuses the message (hence media in messages of
+        // their own, never with keys)
+        let media = message(vec![state("m-3@test", 1)], Vec::new())
+            .encode()
+            .unwrap();
+        assert!(OldMessage::from_der(&media).is_err());
+        println!("  ok   keys-only messages encode exactly as before (an older build decodes them); a media record is refused by an older build, so media states travel alone");
     }
 }

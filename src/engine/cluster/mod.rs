@@ -27,6 +27,7 @@
 //! replicated (`key_source=replica`). Keys never come from SIP here: only from an
 //! authenticated cluster message.
 
+mod media;
 mod message;
 mod seal;
 mod shared;
@@ -41,6 +42,10 @@ use crate::crypto::keys::{KeyStore, PskSpec};
 use crate::engine::cache::{Apply, CachedKey, DialogKey, Entry, SharedCache};
 use crate::engine::{Error, Result};
 
+pub use media::{
+    MediaApplied, MediaFlow, MediaRecording, MediaStage, MediaState, MediaStore, MAX_CALL_ID,
+    MAX_MEDIA_FLOWS, MAX_TAG,
+};
 use message::{KeyState, Message, Record};
 pub use message::{Kind, MAX_NODE_LEN};
 use seal::ClusterKeys;
@@ -52,6 +57,8 @@ pub use shared::{PeerInfo, MAX_ADDR_LEN, MAX_PEERS, WINDOW};
 pub const BATCH: usize = 4;
 /// The longest sealed message (base64 text) this node makes: a buffer this size always fits.
 pub const MAX_MESSAGE_LEN: usize = 2048;
+/// Where the media part of a full sync's cursor starts (below it: cache slots).
+const MEDIA_CURSOR: usize = 1 << 40;
 
 /// The replica bit of the cache's algorithm tag (the low bits are the [`ContentAlg`] code).
 const REPLICA_TAG: u8 = 0x80;
@@ -149,6 +156,13 @@ pub struct Received {
     pub ended: u32,
     /// On the last part of a sync (`SyncDone`): the keys the whole sync stored here.
     pub sync_stored: u32,
+    /// Pinhole/recording states stored here (a dialog not held here, or a newer version).
+    pub media_stored: u32,
+    /// Closed states that removed a dialog's pinholes here.
+    pub media_closed: u32,
+    /// States not applied: not newer than the one held, a close of nothing, a full table, or
+    /// no pinhole table here.
+    pub media_stale: u32,
 }
 
 /// This node, for the RPC.
@@ -257,16 +271,23 @@ impl Cluster {
     }
 
     fn seal(&self, kind: Kind, records: Vec<Record<'_>>) -> Result<String> {
-        self.seal_at(kind, records, now_ms())
+        self.seal_at(kind, records, &[], now_ms())
     }
 
-    fn seal_at(&self, kind: Kind, records: Vec<Record<'_>>, now_ms: u64) -> Result<String> {
+    fn seal_at(
+        &self,
+        kind: Kind,
+        records: Vec<Record<'_>>,
+        media: &[MediaState],
+        now_ms: u64,
+    ) -> Result<String> {
         let der = Message {
             node: &self.node,
             counter: self.shared.next_counter(),
             sent_at_ms: now_ms,
             kind,
             records,
+            media: media.to_vec(),
         }
         .encode()?;
         let text = self.keys.seal(&der)?;
@@ -314,10 +335,21 @@ impl Cluster {
         self.seal(Kind::Update, records).map(Some)
     }
 
+    /// One update message for a dialog's pinhole and recording state (one state per
+    /// message, and never with keys: module doc of `message`).
+    pub fn seal_media(&self, state: &MediaState) -> Result<String> {
+        self.seal_at(
+            Kind::Update,
+            Vec::new(),
+            std::slice::from_ref(state),
+            now_ms(),
+        )
+    }
+
     /// The sync request a node sends when it starts or rejoins.
     pub fn seal_sync_request(&self) -> Result<String> {
         let now = now_ms();
-        let text = self.seal_at(Kind::SyncRequest, Vec::new(), now)?;
+        let text = self.seal_at(Kind::SyncRequest, Vec::new(), &[], now)?;
         self.shared.note_sync_requested(now);
         Ok(text)
     }
@@ -325,7 +357,28 @@ impl Cluster {
     /// The next part of a full sync, from cache slot `cursor` (0 to start): a message with up
     /// to [`BATCH`] live entries, and the cursor of the next part, `None` after the last
     /// part (which is a `sync-done` message, possibly without records).
-    pub fn seal_sync(&self, cache: &SharedCache, cursor: usize) -> Result<(String, Option<usize>)> {
+    /// With `media`, the pinhole states follow the keys, one per part.
+    pub fn seal_sync(
+        &self,
+        cache: &SharedCache,
+        media: Option<&dyn MediaStore>,
+        cursor: usize,
+    ) -> Result<(String, Option<usize>)> {
+        if cursor >= MEDIA_CURSOR {
+            let store = media.ok_or(ClusterError::Malformed("no pinhole table".into()))?;
+            let (states, next) = store.export_media(cursor - MEDIA_CURSOR, 1)?;
+            let next = next.map(|n| n + MEDIA_CURSOR);
+            let kind = if next.is_some() {
+                Kind::SyncData
+            } else {
+                Kind::SyncDone
+            };
+            let text = self.seal_at(kind, Vec::new(), &states, now_ms())?;
+            if next.is_none() {
+                self.shared.note_sync_served(now_ms());
+            }
+            return Ok((text, next));
+        }
         let mut copies: Vec<(DialogKey, CachedKey)> = Vec::new();
         let mut next = Some(cursor);
         while let Some(from) = next {
@@ -340,6 +393,7 @@ impl Cluster {
             .iter()
             .filter_map(|(k, copy)| key_record(k, copy))
             .collect();
+        let next = next.or(media.map(|_| MEDIA_CURSOR));
         let kind = if next.is_some() {
             Kind::SyncData
         } else {
@@ -353,13 +407,21 @@ impl Cluster {
     }
 
     /// Opens, checks and applies a message from `from` (the peer's address, for the RPC).
-    pub fn receive(&self, cache: &SharedCache, text: &[u8], from: &str) -> Result<Received> {
-        self.receive_at(cache, text, from, now_ms())
+    /// Pinhole and recording states go to `media` (counted stale without one).
+    pub fn receive(
+        &self,
+        cache: &SharedCache,
+        media: Option<&dyn MediaStore>,
+        text: &[u8],
+        from: &str,
+    ) -> Result<Received> {
+        self.receive_at(cache, media, text, from, now_ms())
     }
 
     pub(crate) fn receive_at(
         &self,
         cache: &SharedCache,
+        media: Option<&dyn MediaStore>,
         text: &[u8],
         from: &str,
         now_ms: u64,
@@ -398,8 +460,22 @@ impl Cluster {
             expired: 0,
             ended: 0,
             sync_stored: 0,
+            media_stored: 0,
+            media_closed: 0,
+            media_stale: 0,
         };
         if msg.kind != Kind::SyncRequest {
+            for m in &msg.media {
+                let applied = match media {
+                    Some(store) => store.apply_media(m, msg.node)?,
+                    None => MediaApplied::Stale,
+                };
+                match applied {
+                    MediaApplied::Stored => r.media_stored += 1,
+                    MediaApplied::Closed => r.media_closed += 1,
+                    MediaApplied::Stale | MediaApplied::Full => r.media_stale += 1,
+                }
+            }
             for rec in &msg.records {
                 match rec {
                     Record::Key { dialog, state } => match apply_key(cache, dialog, state)? {

@@ -88,7 +88,7 @@ fn update(n: &Node, changes: &[Change]) -> String {
 
 fn recv(n: &Node, text: &str) -> Result<Received> {
     n.cluster
-        .receive(&n.cache, text.as_bytes(), "sip:peer:5090")
+        .receive(&n.cache, None, text.as_bytes(), "sip:peer:5090")
 }
 
 #[test]
@@ -166,6 +166,7 @@ fn replayed_forged_and_foreign_messages_change_nothing() {
         sent_at_ms: now_ms(),
         kind: Kind::Update,
         records: vec![],
+        media: vec![],
     }
     .encode()
     .unwrap();
@@ -294,7 +295,7 @@ fn dialog_ends_travel_and_a_full_sync_carries_every_live_key() {
     assert_eq!(recv(&a, &req).unwrap().kind, Kind::SyncRequest);
     let (mut cursor, mut parts, mut stored) = (0, 0, 0);
     let total = loop {
-        let (text, next) = a.cluster.seal_sync(&a.cache, cursor).unwrap();
+        let (text, next) = a.cluster.seal_sync(&a.cache, None, cursor).unwrap();
         let r = recv(&b2, &text).unwrap();
         parts += 1;
         stored += r.stored;
@@ -340,7 +341,7 @@ fn clocks_and_ttl_bound_what_is_accepted() {
         let at = u64::try_from(i64::try_from(now).unwrap() + off).unwrap();
         let e = b
             .cluster
-            .receive_at(&b.cache, text.as_bytes(), "", at)
+            .receive_at(&b.cache, None, text.as_bytes(), "", at)
             .unwrap_err();
         assert!(
             matches!(e, Error::Cluster(ClusterError::OutOfWindow(_))),
@@ -403,4 +404,142 @@ fn a_cluster_key_must_not_be_a_sip_psk() {
     );
     assert!(check_key_id(crate::crypto::cms::ROTATION_KEK_ID).is_err());
     println!("refused: {e}");
+}
+
+/// A media store that keeps what it is given (the pinhole table's rules are tested in
+/// `engine::pinhole::replica`).
+#[derive(Default)]
+struct Store {
+    applied: parking_lot::Mutex<Vec<(MediaState, String)>>,
+    held: Vec<MediaState>,
+}
+
+impl MediaStore for Store {
+    fn apply_media(&self, state: &MediaState, from: &str) -> Result<MediaApplied> {
+        self.applied.lock().push((state.clone(), from.to_string()));
+        Ok(MediaApplied::Stored)
+    }
+
+    fn export_media(&self, cursor: usize, max: usize) -> Result<(Vec<MediaState>, Option<usize>)> {
+        let end = (cursor + max).min(self.held.len());
+        let out = self.held.get(cursor..end).unwrap_or_default().to_vec();
+        Ok((out, (end < self.held.len()).then_some(end)))
+    }
+}
+
+fn media(call: &str, version: u64) -> MediaState {
+    MediaState {
+        call_id: call.as_bytes().to_vec(),
+        tag: b"caller-tag".to_vec(),
+        version,
+        owner: "p1a".into(),
+        stage: MediaStage::Answered,
+        opened_at: 1,
+        expires_at: 2,
+        flows: vec![MediaFlow {
+            internal: "10.77.1.2".parse().unwrap(),
+            port: 40000,
+            remote: Some("10.77.2.2".parse().unwrap()),
+            remote_port: 50000,
+        }],
+        recording: None,
+    }
+}
+
+#[test]
+fn media_states_travel_sealed_once_and_follow_the_keys_in_a_sync() {
+    let (_d, a, b) = pair();
+    let store = Store::default();
+    let s = media("media-1@example.com", 10);
+    let text = a.cluster.seal_media(&s).unwrap();
+    assert!(text.len() <= MAX_MESSAGE_LEN);
+    let plain = base64::engine::general_purpose::STANDARD
+        .decode(&text)
+        .unwrap();
+    assert!(
+        !plain.windows(4).any(|w| w == [10, 77, 1, 2]),
+        "no media address in clear"
+    );
+    let r = b
+        .cluster
+        .receive(&b.cache, Some(&store), text.as_bytes(), "sip:p1a")
+        .unwrap();
+    assert_eq!((r.media_stored, r.stored), (1, 0));
+    assert_eq!(store.applied.lock()[0].0, s);
+    assert_eq!(store.applied.lock()[0].1, "p1a", "the sender's node name");
+    // the same message again: refused before the store sees it
+    let again = b
+        .cluster
+        .receive(&b.cache, Some(&store), text.as_bytes(), "sip:p1a");
+    assert!(matches!(
+        again,
+        Err(Error::Cluster(ClusterError::Replay { .. }))
+    ));
+    // one flipped byte: not sealed for the cluster
+    let mut raw = plain.clone();
+    let n = raw.len() - 3;
+    raw[n] ^= 1;
+    let forged = base64::engine::general_purpose::STANDARD.encode(&raw);
+    assert!(b
+        .cluster
+        .receive(&b.cache, Some(&store), forged.as_bytes(), "sip:p1a")
+        .is_err());
+    assert_eq!(store.applied.lock().len(), 1);
+    // without a pinhole table: counted as not applied
+    let r = b
+        .cluster
+        .receive(
+            &b.cache,
+            None,
+            a.cluster.seal_media(&s).unwrap().as_bytes(),
+            "sip:p1a",
+        )
+        .unwrap();
+    assert_eq!((r.media_stored, r.media_stale), (0, 1));
+    println!("  ok   a media state: sealed (no address in clear), applied once with the sender's name; the replay and a flipped byte never reach the table; without a pinhole table it counts as not applied");
+
+    // a full sync: keys first, then one media state per part
+    store_key(&a, 1);
+    let held = Store {
+        held: vec![media("m-a@x", 1), media("m-b@x", 2), media("m-c@x", 3)],
+        ..Store::default()
+    };
+    let (_d2, b2) = {
+        let d = tempfile::tempdir().unwrap();
+        let n = node(d.path(), "p1b", 0x11, 3600);
+        (d, n)
+    };
+    let got = Store::default();
+    let (mut cursor, mut parts, mut keys) = (0, 0, 0);
+    loop {
+        let (text, next) = a.cluster.seal_sync(&a.cache, Some(&held), cursor).unwrap();
+        let r = b2
+            .cluster
+            .receive(&b2.cache, Some(&got), text.as_bytes(), "sip:p1a")
+            .unwrap();
+        parts += 1;
+        keys += r.stored;
+        match next {
+            Some(n) => cursor = n,
+            None => {
+                assert_eq!(r.kind, Kind::SyncDone);
+                break;
+            }
+        }
+    }
+    let names: Vec<Vec<u8>> = got
+        .applied
+        .lock()
+        .iter()
+        .map(|(m, _)| m.call_id.clone())
+        .collect();
+    assert_eq!(keys, 1);
+    assert_eq!(names, [&b"m-a@x"[..], b"m-b@x", b"m-c@x"]);
+    println!(
+        "  ok   full sync in {parts} parts: the key, then the 3 pinhole states, sync-done last"
+    );
+}
+
+fn store_key(n: &Node, i: u32) {
+    store(n, &dk(i), &[i as u8; 32]);
 }

@@ -18,6 +18,10 @@
 //!   `pinhole_max_duration` after the first pinhole, so a dialog whose end the proxy never
 //!   saw loses its pinholes at the agent's expiry.
 //!
+//! In a cluster every change to a dialog's pinholes or recording is also noted for the other
+//! nodes, which keep it as a replica and take the dialog over when its owner stops
+//! refreshing it or an in-dialog request reaches them (`replica.rs`, docs/PROTOCOL.md §8.5).
+//!
 //! Each PCP exchange is bounded by `pinhole_timeout`; the table lock is never held across
 //! one. The PCP client (a UDP socket) is made per process, at its first use after the fork.
 //!
@@ -29,6 +33,7 @@
 //! [`Pinholes::record_stop`]) the recorder gets a stop and the mirroring ends.
 
 mod record;
+mod replica;
 mod table;
 
 use std::net::{IpAddr, SocketAddr};
@@ -193,6 +198,10 @@ pub struct DialogRecording {
     pub started: u64,
     /// See `started`.
     pub stopped: u64,
+    /// The cluster node that acted on the dialog last (empty without a cluster).
+    pub owner: String,
+    /// Whether the state came from another node (`owner`).
+    pub replica: bool,
 }
 
 /// One dialog's pinholes, for the RPC.
@@ -210,6 +219,10 @@ pub struct DialogPinholes {
     pub expires_in: u64,
     /// Seconds since the first.
     pub age: u64,
+    /// The cluster node that refreshes them (empty without a cluster).
+    pub owner: String,
+    /// Whether the state came from another node (`owner`), which refreshes it.
+    pub replica: bool,
 }
 
 /// The pinholes of every dialog through this proxy; see the module doc.
@@ -495,6 +508,7 @@ impl Pinholes {
         // Record what the agent holds (after a failed answer too: the refresh retries it, and
         // close deletes it all).
         let mut recording = None;
+        let mut noted = None;
         {
             let mut t = self.table.lock()?;
             if let Some(i) = t.find(msg.call_id, &tags) {
@@ -519,8 +533,10 @@ impl Pinholes {
                     slot.record_streams = n;
                 }
                 recording = Some(slot.record());
+                noted = replica::claim_and_note(proxy, &mut t, i);
             }
         }
+        Self::send_noted(proxy, noted);
         let flows = opened?;
         Ok(Opened {
             flows,
@@ -647,7 +663,9 @@ impl Pinholes {
                     let s = &mut t.slots()[i];
                     s.record = 3;
                     s.record_stopped = now_secs();
-                    (*s, seq)
+                    let s = *s;
+                    Self::send_noted(proxy, replica::claim_and_note(proxy, &mut t, i));
+                    (s, seq)
                 }
                 RecordState::Marked => {
                     t.slots()[i].record = 0;
@@ -684,6 +702,8 @@ impl Pinholes {
                 streams: s.record_streams,
                 started: s.record_started,
                 stopped: s.record_stopped,
+                owner: String::from_utf8_lossy(s.owner()).into_owned(),
+                replica: s.replica == 1,
             })
             .collect())
     }
@@ -715,7 +735,15 @@ impl Pinholes {
                 s.record = 3;
             }
             let keep = matches!(state, RecordState::Active | RecordState::Stopped);
-            (t.remove(i, keep), stop)
+            let mut gone = t.remove(i, keep);
+            // the other nodes hold it only if it was replicated
+            let held_elsewhere = gone.version > 0;
+            replica::claim(proxy, &mut gone);
+            if held_elsewhere {
+                let seq = t.sequence();
+                Self::send_noted(proxy, replica::state_of(&gone, seq, true));
+            }
+            (gone, stop)
         };
         if let Some(seq) = stop {
             self.send_stop(proxy, &slot, seq, reason);
@@ -760,10 +788,12 @@ impl Pinholes {
                     }
                     continue;
                 }
+                let replica = s.replica == 1;
                 if too_old && now >= s.expires_at {
                     // a recording whose end this proxy never saw: the recorder gets a stop
+                    // (from the dialog's owner)
                     let state = s.record();
-                    if state == RecordState::Active {
+                    if state == RecordState::Active && !replica {
                         let seq = t.next_sequence();
                         let f = &mut t.slots()[i];
                         f.record = 3;
@@ -775,9 +805,19 @@ impl Pinholes {
                         matches!(state, RecordState::Active | RecordState::Stopped),
                     );
                     expired += 1;
+                } else if replica && (too_old || !replica::overdue(&s, now, lifetime)) {
+                    // its owner refreshes it
+                } else if replica && !replica::dialog_lives(proxy, &s) {
+                    // overdue, but no key of the dialog here (it ended, or its key never
+                    // reached this node): not taken over, forgotten once expired
+                    if now >= s.expires_at {
+                        let keep = matches!(s.record(), RecordState::Active | RecordState::Stopped);
+                        t.remove(i, keep);
+                    }
                 } else if !too_old && s.expires_at.saturating_sub(now) * 4 <= lifetime * 3 {
                     t.slots()[i].expires_at = now + lifetime;
-                    due.push(s);
+                    let noted = replica::claim_and_note(proxy, &mut t, i);
+                    due.push((s, noted));
                 }
             }
         }
@@ -786,7 +826,7 @@ impl Pinholes {
             self.send_stop(proxy, &slot, seq, StopReason::MaxDuration);
         }
         let mut refreshed = 0;
-        for s in due {
+        for (s, noted) in due {
             if self
                 .exchange(
                     proxy,
@@ -797,6 +837,7 @@ impl Pinholes {
                 .is_ok()
             {
                 refreshed += 1;
+                Self::send_noted(proxy, noted);
             } else if let Ok(mut t) = self.table.lock() {
                 // not renewed: due again at the next call
                 let tags: [&[u8]; 1] = [s.tag()];
@@ -823,6 +864,8 @@ impl Pinholes {
                 flows: s.flows().iter().map(describe).collect(),
                 expires_in: s.expires_at.saturating_sub(now),
                 age: now.saturating_sub(s.opened_at),
+                owner: String::from_utf8_lossy(s.owner()).into_owned(),
+                replica: s.replica == 1,
             })
             .collect())
     }

@@ -180,7 +180,19 @@ pub(crate) struct Slot {
     pub(crate) offer: [Stream; MAX_STREAMS],
     /// What the agent holds for the dialog now.
     pub(crate) flows: [FlowRec; MAX_DIALOG_FLOWS],
+    /// 1: the state came from another node of the cluster, which refreshes it
+    /// (`replica.rs`); 0: this node acted on the dialog last.
+    pub(crate) replica: u8,
+    pub(crate) owner_len: u8,
+    /// The node that refreshes the pinholes (`cluster_node`; empty without a cluster).
+    pub(crate) owner: [u8; crate::engine::cluster::MAX_NODE_LEN],
+    /// The version of this state replicated last (0: never).
+    pub(crate) version: u64,
 }
+
+const _: () = assert!(MAX_CALL_ID == crate::engine::cluster::MAX_CALL_ID);
+const _: () = assert!(MAX_TAG == crate::engine::cluster::MAX_TAG);
+const _: () = assert!(MAX_DIALOG_FLOWS == crate::engine::cluster::MAX_MEDIA_FLOWS);
 
 impl Slot {
     pub(crate) fn is(&self, call_id: &[u8], tag: &[u8]) -> bool {
@@ -223,6 +235,17 @@ impl Slot {
         let n = s.len().min(MAX_STREAMS);
         self.offer[..n].copy_from_slice(&s[..n]);
         self.n_offer = n as u8;
+    }
+
+    pub(crate) fn owner(&self) -> &[u8] {
+        &self.owner[..usize::from(self.owner_len).min(self.owner.len())]
+    }
+
+    pub(crate) fn set_owner(&mut self, name: &str) {
+        let n = name.len().min(self.owner.len());
+        self.owner = [0; crate::engine::cluster::MAX_NODE_LEN];
+        self.owner[..n].copy_from_slice(&name.as_bytes()[..n]);
+        self.owner_len = n as u8;
     }
 
     pub(crate) fn set_flows(&mut self, f: &[FlowRec]) {
@@ -403,6 +426,20 @@ impl Locked<'_> {
             .max(crate::record::channel::initial_sequence())
             .saturating_add(1);
         h.sequence
+    }
+
+    /// The last key-message sequence number (0: none yet).
+    pub(crate) fn sequence(&self) -> u64 {
+        // SAFETY: the header is initialised and the lock is held.
+        unsafe { (*self.table.header()).sequence }
+    }
+
+    /// Raises the key-message sequence to at least `seq` (another node's, so that the stop
+    /// this node sends for its recording is newer for the recorder).
+    pub(crate) fn raise_sequence(&mut self, seq: u64) {
+        // SAFETY: the header is initialised and the lock is held.
+        let h = unsafe { &mut *self.table.header() };
+        h.sequence = h.sequence.max(seq);
     }
 
     /// The slot of a dialog, if it has one.

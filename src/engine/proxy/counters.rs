@@ -82,8 +82,14 @@ counters! {
     ClusterSyncServed = "cluster_sync_served",
     /// Full syncs received to their end.
     ClusterSyncsDone = "cluster_syncs_done",
-    /// Changes not replicated because too many were waiting in one process.
+    /// Changes not replicated because too many were waiting in one process, or a pinhole state too large for one message.
     ClusterDropped = "cluster_dropped",
+    /// Pinhole/recording states of dialogs sealed for the other nodes (each its own message, also counted in cluster_out).
+    ClusterMediaOut = "cluster_media_out",
+    /// Replicated pinhole/recording states applied here: stored (a dialog not held, or a newer version) or closed.
+    ClusterMediaApplied = "cluster_media_applied",
+    /// Replicated pinhole/recording states not applied: not newer than the one held, a close of nothing, a full table, or no pinhole table.
+    ClusterMediaStale = "cluster_media_stale",
     /// Signatures inside decrypted bodies that verified with a trusted signer's certificate.
     SignaturesValid = "signatures_valid",
     /// Signatures that did not verify or named no trusted signer, and unsigned bodies refused.
@@ -112,6 +118,8 @@ counters! {
     PinholesExpired = "pinholes_expired",
     /// Dialogs whose pinhole lifetimes were renewed.
     PinholesRefreshed = "pinholes_refreshed",
+    /// Replicated dialogs this node took over: their owner's refresh was overdue, or an in-dialog request reached this node.
+    PinholesTakenOver = "pinholes_taken_over",
     /// Exchanges with the firewall agent that failed: no answer in pinhole_timeout, no valid MAC, socket errors.
     PinholeAgentErrors = "pinhole_agent_errors",
     /// Exchanges with the firewall agent (open, narrow, refresh, delete).

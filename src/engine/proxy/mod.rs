@@ -160,6 +160,8 @@ pub struct Proxy {
     cluster: Option<Cluster>,
     /// The changes this process made that are not sent yet (`replication.rs`).
     pending: parking_lot::Mutex<Vec<Change>>,
+    /// The pinhole/recording states this process changed, not sent yet.
+    pending_media: parking_lot::Mutex<Vec<crate::engine::cluster::MediaState>>,
 }
 
 /// One message being handled: what is worked out once and shared by its parts.
@@ -261,6 +263,7 @@ impl Proxy {
             counters,
             cluster,
             pending: parking_lot::Mutex::new(Vec::new()),
+            pending_media: parking_lot::Mutex::new(Vec::new()),
         })
     }
 
