@@ -276,6 +276,8 @@ mod tests {
             transfer_encoding: b"",
             disclose_to: b"",
             body: b"",
+            from_uri: b"sip:alice@a.example",
+            to_uri: b"sip:bob@b.example",
         }
     }
 
