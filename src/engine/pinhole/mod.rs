@@ -433,31 +433,10 @@ impl Pinholes {
                         ..Opened::default()
                     });
                 }
-                let flows: Vec<FlowRec> = dedup(streams.iter().flat_map(|s| {
-                    [
-                        any_source(s.rtp, s.rtp_port),
-                        any_source(s.rtcp, s.rtcp_port),
-                    ]
-                }));
+                let flows = offered_flows(&streams);
                 (dialog, flows, Vec::new(), Stage::Offered, None)
             } else {
-                let flows = dedup(
-                    slot.offer()
-                        .iter()
-                        .zip(&streams)
-                        .filter(|(o, a)| o.rtp.ip().is_some() && a.rtp.ip().is_some())
-                        .filter(|(o, a)| {
-                            o.rtp.ip().map(|i| i.is_ipv4()) == a.rtp.ip().map(|i| i.is_ipv4())
-                        })
-                        .flat_map(|(o, a)| {
-                            [
-                                between(o.rtp, o.rtp_port, a.rtp, a.rtp_port),
-                                between(a.rtp, a.rtp_port, o.rtp, o.rtp_port),
-                                between(o.rtcp, o.rtcp_port, a.rtcp, a.rtcp_port),
-                                between(a.rtcp, a.rtcp_port, o.rtcp, o.rtcp_port),
-                            ]
-                        }),
-                );
+                let flows = answered_flows(slot.offer(), &streams);
                 if slot.offer().is_empty() {
                     return Ok(Opened::default());
                 }
@@ -937,16 +916,57 @@ fn streams_of(parts: &[&DisclosedPart]) -> Option<Vec<Stream>> {
         sdp.media
             .iter()
             .take(MAX_STREAMS)
-            .map(|m| match (ip(m.addr()), ip(m.rtcp_addr()), m.rtcp_port()) {
-                (Some(rtp), Some(rtcp), Some(rtcp_port)) if !m.is_disabled() => Stream {
-                    rtp: Addr::of(rtp),
-                    rtp_port: m.port,
-                    rtcp: Addr::of(rtcp),
-                    rtcp_port,
-                },
-                _ => Stream::default(),
+            .map(|m| {
+                // RTCP without multiplexing: a=rtcp, else port + 1 (none past port 65535, then
+                // only multiplexed RTCP has somewhere to go)
+                let rtcp = ip(m.rtcp_addr_with(false)).zip(m.rtcp_port_with(false));
+                match (ip(m.addr()), rtcp) {
+                    (Some(rtp), rtcp) if !m.is_disabled() && (rtcp.is_some() || m.rtcp_mux) => {
+                        let (rtcp, rtcp_port) = rtcp.unwrap_or((rtp, m.port));
+                        Stream {
+                            rtp: Addr::of(rtp),
+                            rtp_port: m.port,
+                            rtcp: Addr::of(rtcp),
+                            rtcp_port,
+                            mux: m.rtcp_mux,
+                        }
+                    }
+                    _ => Stream::default(),
+                }
             })
             .collect(),
+    )
+}
+
+/// The early pinholes of an offer (`pinhole_on_offer`): each stream's RTP and RTCP from
+/// anywhere, RTCP where the offerer's own `a=rtcp-mux` puts it.
+fn offered_flows(offer: &[Stream]) -> Vec<FlowRec> {
+    dedup(offer.iter().flat_map(|s| {
+        let (rtcp, rtcp_port) = s.rtcp_at(s.mux);
+        [any_source(s.rtp, s.rtp_port), any_source(rtcp, rtcp_port)]
+    }))
+}
+
+/// The pinholes of an answered offer: per stream both sides kept (same address family),
+/// RTP and RTCP each way between the two endpoints; RTCP shares the RTP port only when both
+/// sides asked for `a=rtcp-mux` (RFC 5761 §5.1.1), else it goes to `a=rtcp` or port + 1.
+fn answered_flows(offer: &[Stream], answer: &[Stream]) -> Vec<FlowRec> {
+    dedup(
+        offer
+            .iter()
+            .zip(answer)
+            .filter(|(o, a)| o.rtp.ip().is_some() && a.rtp.ip().is_some())
+            .filter(|(o, a)| o.rtp.ip().map(|i| i.is_ipv4()) == a.rtp.ip().map(|i| i.is_ipv4()))
+            .flat_map(|(o, a)| {
+                let mux = o.mux && a.mux;
+                let ((orc, orp), (arc, arp)) = (o.rtcp_at(mux), a.rtcp_at(mux));
+                [
+                    between(o.rtp, o.rtp_port, a.rtp, a.rtp_port),
+                    between(a.rtp, a.rtp_port, o.rtp, o.rtp_port),
+                    between(orc, orp, arc, arp),
+                    between(arc, arp, orc, orp),
+                ]
+            }),
     )
 }
 
@@ -1231,6 +1251,59 @@ mod record_tests {
             );
             assert!(matches!(a, Err(Error::PinholeAgent(_))), "{a:?}");
         }
+    }
+
+    #[test]
+    fn rtcp_mux_only_when_offer_and_answer_ask() {
+        let streams = |sdp: &str| streams_of(&[&part(sdp)]).unwrap();
+        let sdp = |addr: &str, port: u16, extra: &str| {
+            format!(
+                "v=0\r\no=- 1 1 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n\
+                 m=audio {port} RTP/AVP 0\r\n{extra}"
+            )
+        };
+        let flows = |o: &str, a: &str| -> Vec<String> {
+            answered_flows(&streams(o), &streams(a))
+                .iter()
+                .map(describe)
+                .collect()
+        };
+        let offer_mux = sdp("192.0.2.10", 40000, "a=rtcp-mux\r\na=rtcp:40009\r\n");
+        let answer_mux = sdp("198.51.100.20", 50000, "a=rtcp-mux\r\n");
+        let answer_plain = sdp("198.51.100.20", 50000, "");
+        assert_eq!(
+            flows(&offer_mux, &answer_mux),
+            [
+                "192.0.2.10:40000 <- 198.51.100.20:50000",
+                "198.51.100.20:50000 <- 192.0.2.10:40000"
+            ],
+            "both asked: RTCP on the RTP ports, no other port opens"
+        );
+        assert_eq!(
+            flows(&offer_mux, &answer_plain),
+            [
+                "192.0.2.10:40000 <- 198.51.100.20:50000",
+                "198.51.100.20:50000 <- 192.0.2.10:40000",
+                "192.0.2.10:40009 <- 198.51.100.20:50001",
+                "198.51.100.20:50001 <- 192.0.2.10:40009"
+            ],
+            "the answer declined: the offerer's RTCP at its a=rtcp fallback, the answerer's at port + 1"
+        );
+        assert_eq!(
+            offered_flows(&streams(&offer_mux))
+                .iter()
+                .map(describe)
+                .collect::<Vec<_>>(),
+            ["192.0.2.10:40000 <- *"],
+            "early pinholes: the offerer's own rtcp-mux"
+        );
+        let top = sdp("192.0.2.10", 65535, "a=rtcp-mux\r\n");
+        assert_eq!(
+            flows(&top, &answer_mux).len(),
+            2,
+            "port 65535 with rtcp-mux still opens (RTCP needs no port + 1)"
+        );
+        println!("  ok   rtcp-mux: RTP ports only when offer and answer both ask; a declined mux opens the a=rtcp / port + 1 RTCP flows; early pinholes follow the offer");
     }
 
     #[test]

@@ -77,7 +77,9 @@ impl Addr {
     }
 }
 
-/// One media stream of an offer or answer: where its RTP and RTCP arrive.
+/// One media stream of an offer or answer: where its RTP arrives, where its RTCP arrives
+/// when it is not multiplexed (`a=rtcp`, else port + 1), and whether this side asked for
+/// `a=rtcp-mux` (RTCP on the RTP port once both sides did).
 #[repr(C)]
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Stream {
@@ -85,6 +87,18 @@ pub(crate) struct Stream {
     pub(crate) rtp_port: u16,
     pub(crate) rtcp: Addr,
     pub(crate) rtcp_port: u16,
+    pub(crate) mux: bool,
+}
+
+impl Stream {
+    /// Where this side's RTCP arrives: on the RTP port when RTCP is multiplexed.
+    pub(crate) fn rtcp_at(&self, mux: bool) -> (Addr, u16) {
+        if mux {
+            (self.rtp, self.rtp_port)
+        } else {
+            (self.rtcp, self.rtcp_port)
+        }
+    }
 }
 
 /// One pinhole as the agent holds it: media to `internal:port`, from `remote` (any source

@@ -229,10 +229,18 @@ impl MediaInfo {
     /// rtcp-mux), else the `a=rtcp` port (RFC 3605), else the RTP port + 1 (RFC 3550 §11).
     /// `None` for a disabled stream or when port + 1 does not exist.
     pub fn rtcp_port(&self) -> Option<u16> {
+        self.rtcp_port_with(self.rtcp_mux)
+    }
+
+    /// [`MediaInfo::rtcp_port`] as it is once the offer/answer has settled whether RTCP is
+    /// multiplexed: `mux` is true only when offer and answer both have `a=rtcp-mux` (RFC 5761
+    /// §5.1.1), and an offerer whose answer declined it receives RTCP at its `a=rtcp` port,
+    /// else at port + 1.
+    pub fn rtcp_port_with(&self, mux: bool) -> Option<u16> {
         if self.is_disabled() {
             return None;
         }
-        match (&self.rtcp, self.rtcp_mux) {
+        match (&self.rtcp, mux) {
             (_, true) => Some(self.port),
             (Some(a), false) => Some(a.port),
             (None, false) => self.port.checked_add(1),
@@ -242,8 +250,14 @@ impl MediaInfo {
     /// The RTCP address: the `a=rtcp` address when it names one (and rtcp-mux is not
     /// asked), else the connection address.
     pub fn rtcp_addr(&self) -> Option<&str> {
-        self.rtcp_port()?;
-        match (&self.rtcp, self.rtcp_mux) {
+        self.rtcp_addr_with(self.rtcp_mux)
+    }
+
+    /// [`MediaInfo::rtcp_addr`] once the offer/answer has settled `mux` (see
+    /// [`MediaInfo::rtcp_port_with`]).
+    pub fn rtcp_addr_with(&self, mux: bool) -> Option<&str> {
+        self.rtcp_port_with(mux)?;
+        match (&self.rtcp, mux) {
             (
                 Some(RtcpAttr {
                     connection: Some(c),
