@@ -28,10 +28,11 @@ use std::time::Duration;
 use base64::Engine as _;
 use sipsd::crypto::cms::{ContentAlg, IdKind, Recipient, RsaPadding};
 use sipsd::crypto::keys::{KeyStore, PskSpec};
-use sipsd::engine::cache::{CacheConfig, DialogKey, SharedCache};
-use sipsd::engine::cluster::{key_tag, Change, Cluster, ClusterConfig};
+use sipsd::engine::cluster::{Cluster, ClusterConfig};
 
-use support::cluster::{cluster_view, kdmq, start_node, stat, write_key, KEY_ID, RR};
+use support::cluster::{
+    answered, cluster_view, kdmq, sealed_key_update, start_node, stat, write_key, KEY_ID, RR,
+};
 use support::dialog::{last, sdp, through, Dialog};
 use support::kamailio::next_hop;
 use support::ports::free_ports;
@@ -202,29 +203,9 @@ fn two_nodes_over_dmq_on_loopback() {
     let ours = Cluster::new(&cfg, true, &[], &KeyStore::default())
         .expect("cluster")
         .expect("configured");
-    let cache = SharedCache::create(CacheConfig {
-        capacity: 8,
-        ttl_secs: 600,
-    })
-    .expect("cache");
-    let dialog = DialogKey::new(b"injected@cluster", b"tag");
-    cache
-        .insert(&dialog, key_tag(ContentAlg::Aes256Gcm, false), &[0x42; 32])
-        .expect("insert");
-    let text = ours
-        .seal_update(&cache, &[Change::Key(dialog)])
-        .expect("seal")
-        .expect("a message");
+    let text = sealed_key_update(&ours, b"injected@cluster", b"tag");
     let injector = Peer::bind();
-    let answers = |n: usize, code: u16| {
-        injector.wait_until(Duration::from_secs(5), |l| {
-            l.all
-                .iter()
-                .filter(|r| r.msg.status() == Some(code))
-                .count()
-                >= n
-        })
-    };
+    let answers = |n: usize, code: u16| answered(&injector, n, code);
     let (in0, replays0, bad0) = (
         stat(&p1b, "cluster_in"),
         stat(&p1b, "cluster_replays"),
@@ -268,10 +249,7 @@ fn two_nodes_over_dmq_on_loopback() {
     )
     .expect("cluster")
     .expect("configured");
-    let stranger = other
-        .seal_update(&cache, &[Change::Key(dialog)])
-        .expect("seal")
-        .expect("a message");
+    let stranger = sealed_key_update(&other, b"injected@cluster", b"tag");
     injector.send(dmq[1], &kdmq(dmq[1], injector.port(), 4, &stranger));
     check!(
         answers(3, 403) && stat(&p1b, "cluster_bad_seal") == bad0 + 2,

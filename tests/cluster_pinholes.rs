@@ -31,14 +31,13 @@ use std::time::{Duration, Instant};
 
 use sipsd::crypto::cms::{ContentAlg, IdKind, RsaPadding};
 use sipsd::crypto::keys::{KeyStore, PskSpec};
-use sipsd::engine::cache::{CacheConfig, DialogKey, SharedCache};
-use sipsd::engine::cluster::{
-    key_tag, Change, Cluster, ClusterConfig, MediaFlow, MediaStage, MediaState,
-};
+use sipsd::engine::cluster::{Cluster, ClusterConfig, MediaFlow, MediaStage, MediaState};
 use sipsd::record::channel::DEFAULT_MAX_SKEW;
 use sipsd::record::{ChannelReceiver, Event, KeyMessage};
 
-use support::cluster::{cluster_view, kdmq, start_node, stat, write_key, KEY_ID};
+use support::cluster::{
+    cluster_view, kdmq, sealed_key_update, start_node, stat, write_key, KEY_ID,
+};
 use support::dialog::{received, Dialog};
 use support::fwbed::netns::{self, CALLEE, CALLER};
 use support::fwbed::{sa, sdp, Bed, FW_LINK, TABLE};
@@ -307,15 +306,7 @@ fn pinholes_and_recording_follow_the_dialog_to_the_other_node() {
     };
     let ours = third(spec.clone(), "p1t");
     let injector = Peer::bind();
-    let answers = |n: usize, code: u16| {
-        injector.wait_until(Duration::from_secs(5), |l| {
-            l.all
-                .iter()
-                .filter(|r| r.msg.status() == Some(code))
-                .count()
-                >= n
-        })
-    };
+    let answers = |n: usize, code: u16| support::cluster::answered(&injector, n, code);
     let far = now_secs() + 600;
     let ghost = ours
         .seal_media(&made_up("ghost@cluster", 1, far, 40200))
@@ -362,19 +353,7 @@ fn pinholes_and_recording_follow_the_dialog_to_the_other_node() {
     );
     // the same overdue state under the cluster key, for a dialog whose key p1b holds (a
     // takeover needs it: a replica of a dialog without a key is forgotten, not taken over)
-    let cache = SharedCache::create(CacheConfig {
-        capacity: 8,
-        ttl_secs: 600,
-    })
-    .expect("cache");
-    let dk = DialogKey::new(b"control@cluster", b"made-up");
-    cache
-        .insert(&dk, key_tag(ContentAlg::Aes256Gcm, false), &[0x42; 32])
-        .expect("insert");
-    let key = ours
-        .seal_update(&cache, &[Change::Key(dk)])
-        .expect("seal")
-        .expect("a message");
+    let key = sealed_key_update(&ours, b"control@cluster", b"made-up");
     injector.send(dmq[1], &kdmq(dmq[1], injector.port(), 5, &key));
     check!(
         answers(3, 200),

@@ -6,9 +6,15 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
+use std::time::Duration;
+
+use sipsd::crypto::cms::ContentAlg;
+use sipsd::engine::cache::{CacheConfig, DialogKey, SharedCache};
+use sipsd::engine::cluster::{key_tag, Change, Cluster};
 
 use super::kamailio::{Kamailio, P1};
 use super::ports::ADDR;
+use super::sip::Peer;
 use super::tools::Tools;
 
 /// hex of "sipsd-cluster", the example cfg's default CLUSTER_KEY_ID
@@ -83,4 +89,33 @@ pub fn kdmq(to_port: u16, from_port: u16, n: u32, body: &str) -> Vec<u8> {
         body.len()
     )
     .into_bytes()
+}
+
+/// A replication update carrying one made-up dialog key (`call_id`, `tag`; 32 bytes of 0x42,
+/// AES-256-GCM), sealed by `cluster` as a third node would send it.
+pub fn sealed_key_update(cluster: &Cluster, call_id: &[u8], tag: &[u8]) -> String {
+    let cache = SharedCache::create(CacheConfig {
+        capacity: 8,
+        ttl_secs: 600,
+    })
+    .expect("cache");
+    let dialog = DialogKey::new(call_id, tag);
+    cache
+        .insert(&dialog, key_tag(ContentAlg::Aes256Gcm, false), &[0x42; 32])
+        .expect("insert");
+    cluster
+        .seal_update(&cache, &[Change::Key(dialog)])
+        .expect("seal")
+        .expect("a message")
+}
+
+/// Whether `peer` received at least `n` replies with status `code` within 5 s.
+pub fn answered(peer: &Peer, n: usize, code: u16) -> bool {
+    peer.wait_until(Duration::from_secs(5), |l| {
+        l.all
+            .iter()
+            .filter(|r| r.msg.status() == Some(code))
+            .count()
+            >= n
+    })
 }
