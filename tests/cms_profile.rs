@@ -11,6 +11,8 @@
 #[macro_use]
 mod support;
 
+// only `profile_agrees` of the fuzz targets' bodies is used here
+#[allow(dead_code)]
 #[path = "../fuzz/common/lib.rs"]
 mod fuzz_common;
 

@@ -71,6 +71,12 @@ pub struct Plaintext {
 }
 
 impl Plaintext {
+    /// A plaintext that is its whole buffer.
+    pub fn whole(buf: Zeroizing<Vec<u8>>) -> Plaintext {
+        let range = 0..buf.len();
+        Plaintext { buf, range }
+    }
+
     /// The plaintext.
     pub fn as_bytes(&self) -> &[u8] {
         self.buf.get(self.range.clone()).unwrap_or_default()
@@ -240,9 +246,7 @@ impl CmsMessage {
             return Err(CmsError::CekAlgMismatch);
         }
         let Message::Profile(p) = self.0 else {
-            let buf = decrypt_content(&self.0, &params, cek)?;
-            let range = 0..buf.len();
-            return Ok(Plaintext { buf, range });
+            return decrypt_content(&self.0, &params, cek).map(Plaintext::whole);
         };
         let content = p.content;
         // from here on the buffer holds plaintext: zeroized on every way out
