@@ -173,8 +173,21 @@ fn cms_outcome(
 /// general decoder; `Err` says what differs.
 pub fn profile_agrees(der: &[u8], ceks: &[Cek]) -> Result<bool, String> {
     let in_place = CmsMessage::parse(der).is_ok_and(|m| m.read_in_place());
-    let fast = cms_outcome(der, |d| CmsMessage::parse_owned(d.to_vec()), ceks);
-    let general = cms_outcome(der, CmsMessage::parse_general_only, ceks);
+    let mut fast = cms_outcome(der, |d| CmsMessage::parse_owned(d.to_vec()), ceks);
+    let mut general = cms_outcome(der, CmsMessage::parse_general_only, ceks);
+    // and `cms::open_with_cek`, which decrypts the profile straight from `der`
+    fn show<P: std::ops::Deref<Target = Vec<u8>>>(
+        r: Result<P, cms::CmsError>,
+    ) -> Result<Vec<u8>, String> {
+        r.map(|p| p.to_vec())
+            .map_err(|e| format!("cms::open_with_cek: {e}"))
+    }
+    for cek in ceks {
+        fast.push(show(cms::open_with_cek(der, cek)));
+        general.push(show(
+            CmsMessage::parse_general_only(der).and_then(|m| m.open_with_cek(cek)),
+        ));
+    }
     if fast == general {
         return Ok(in_place);
     }

@@ -8,6 +8,7 @@ use super::content::{self, ContentParams};
 use super::error::CmsError;
 use super::lookup::{KeyLookup, RecipientKey};
 use super::message::{CmsMessage, Message};
+use super::profile;
 use super::recipient::{kekri_unwrap, ktri_unwrap, RecipientKeyId};
 use super::{Cek, CmsKind};
 
@@ -136,13 +137,24 @@ pub(crate) fn decrypt_content(
     cek: &Cek,
 ) -> Result<Zeroizing<Vec<u8>>, CmsError> {
     let ct = msg.ciphertext()?;
-    match (msg, params) {
-        // sipsd's GCM EncryptedData profile: encryptedContent = ciphertext || tag.
-        (Message::Encrypted(_) | Message::Profile(_), ContentParams::Gcm { tag_len, .. }) => {
-            let (body, tag) = split_tag(ct, *tag_len)?;
+    match msg {
+        Message::Encrypted(_) | Message::Profile(_) => decrypt_encrypted_data(params, ct, cek),
+        _ => content::decrypt(cek, params, ct, msg.mac(), &msg.aad()?),
+    }
+}
+
+/// EncryptedData's content under `cek`: sipsd's GCM profile appends the tag to the ciphertext.
+fn decrypt_encrypted_data(
+    params: &ContentParams,
+    content: &[u8],
+    cek: &Cek,
+) -> Result<Zeroizing<Vec<u8>>, CmsError> {
+    match params {
+        ContentParams::Gcm { tag_len, .. } => {
+            let (body, tag) = split_tag(content, *tag_len)?;
             content::decrypt(cek, params, body, Some(tag), &[])
         }
-        _ => content::decrypt(cek, params, ct, msg.mac(), &msg.aad()?),
+        ContentParams::Cbc { .. } => content::decrypt(cek, params, content, None, &[]),
     }
 }
 
@@ -162,8 +174,17 @@ pub fn open(der: &[u8], keys: &dyn KeyLookup) -> Result<Opened, CmsError> {
 }
 
 /// Decrypts with a given content-encryption key (parse + [`CmsMessage::open_with_cek`]).
+/// sipsd's EncryptedData profile is decrypted straight from `der`: its content copied once,
+/// into the buffer that becomes the plaintext.
 pub fn open_with_cek(der: &[u8], cek: &Cek) -> Result<Zeroizing<Vec<u8>>, CmsError> {
-    CmsMessage::parse(der)?.open_with_cek(cek)
+    let Some(p) = profile::read(der) else {
+        return CmsMessage::parse(der)?.open_with_cek(cek);
+    };
+    if p.params.alg() != cek.alg() {
+        return Err(CmsError::CekAlgMismatch);
+    }
+    let content = der.get(p.content).ok_or(CmsError::Decrypt)?;
+    decrypt_encrypted_data(&p.params, content, cek)
 }
 
 impl CmsMessage {

@@ -17,6 +17,7 @@ mod next_hop;
 mod replication;
 mod stats;
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -80,8 +81,9 @@ pub struct DisclosedPart {
     pub body: Zeroizing<Vec<u8>>,
     /// See [`KeySource`].
     pub key_source: KeySource,
-    /// Label of the proxy key that unwrapped the CEK, or `dialog` for the dialog key.
-    pub key_label: String,
+    /// Label of the proxy key that unwrapped the CEK, or `dialog` for the dialog key (static:
+    /// no allocation for an in-dialog body).
+    pub key_label: Cow<'static, str>,
     /// Generation of the dialog key after this message.
     pub generation: u32,
     /// What the signature inside the plaintext said (docs/PROTOCOL.md §9); `None`: unsigned.
@@ -145,6 +147,8 @@ pub struct Selected {
     required: bool,
     /// A RecipientInfo names one of our keys (else it opens only with the dialog's key).
     ours: bool,
+    /// A KEKRecipientInfo carries the rotation proof's identifier.
+    rotation_proof: bool,
 }
 
 impl Selected {
@@ -267,7 +271,7 @@ enum Look {
 struct Opening {
     plaintext: cms::Plaintext,
     key_source: KeySource,
-    key_label: String,
+    key_label: Cow<'static, str>,
     generation: u32,
 }
 
@@ -291,7 +295,7 @@ impl Opening {
         Opening {
             plaintext: cms::Plaintext::whole(opened.plaintext),
             key_source: KeySource::Wrapped,
-            key_label: opened.key_label,
+            key_label: Cow::Owned(opened.key_label),
             generation,
         }
     }
@@ -574,13 +578,13 @@ impl Proxy {
             }
             let ours = insp.kind != CmsKind::EncryptedData
                 && cms::matching_recipient(&insp, &*ctx.keys).is_some();
-            let selected = Selected {
+            parsed.push(Selected {
                 part,
                 cms,
                 required: false,
                 ours,
-            };
-            parsed.push((selected, insp));
+                rotation_proof: insp.has_rotation_proof(),
+            });
         }
         let header = std::str::from_utf8(msg.disclose_to)
             .map_err(|_| DiscloseError::NotUtf8)?
@@ -594,37 +598,46 @@ impl Proxy {
             (None, Mode::Explicit) => Some(Selection::NotNamed),
             (None, _) => None,
         };
-        let mut selected = Vec::new();
-        match explicit {
+        let selected = match explicit {
             Some(Selection::NotNamed) => return Ok(Decision::NotForMe),
             Some(Selection::AllParts) => {
-                for (mut s, insp) in parsed {
+                for s in &mut parsed {
                     s.required = true;
-                    self.admit(ctx, &s, &insp, look)?;
-                    selected.push(s);
+                    self.admit(ctx, s, look)?;
                 }
+                parsed
             }
             Some(Selection::Parts(cids)) => {
+                let mut selected = Vec::with_capacity(cids.len());
                 for cid in cids {
                     let pos = parsed
                         .iter()
-                        .position(|(s, _)| s.part.has_content_id(&cid))
+                        .position(|s| s.part.has_content_id(&cid))
                         .ok_or_else(|| Error::ContentIdNotFound(cid.clone()))?;
-                    let (mut s, insp) = parsed.swap_remove(pos);
+                    let mut s = parsed.swap_remove(pos);
                     s.required = true;
-                    self.admit(ctx, &s, &insp, look)?;
+                    self.admit(ctx, &s, look)?;
                     selected.push(s);
                 }
                 selected.sort_by_key(|s| s.part.range.start);
+                selected
             }
             None => {
-                for (s, insp) in parsed {
-                    if self.admit(ctx, &s, &insp, look)? {
-                        selected.push(s);
-                    }
+                // the parts admitted, in body order, in the same vector; the first error wins
+                let mut failed = None;
+                parsed.retain(|s| {
+                    failed.is_none()
+                        && self.admit(ctx, s, look).unwrap_or_else(|e| {
+                            failed = Some(e);
+                            false
+                        })
+                });
+                if let Some(e) = failed {
+                    return Err(e);
                 }
+                parsed
             }
-        }
+        };
         Ok(if selected.is_empty() {
             Decision::NotForMe
         } else {
@@ -636,15 +649,9 @@ impl Proxy {
     /// opens only with the dialog's key (EncryptedData, or a rotation proof) and the key is
     /// cached — looked up now, or left to the opening under its lock (`Look::AtOpen`). A
     /// required part that cannot be opened is an error naming why.
-    fn admit(
-        &self,
-        ctx: &mut MessageCtx<'_>,
-        s: &Selected,
-        insp: &cms::Inspection,
-        look: Look,
-    ) -> Result<bool> {
-        let encrypted = insp.kind == CmsKind::EncryptedData;
-        let by_dialog = encrypted || (!s.ours && insp.has_rotation_proof());
+    fn admit(&self, ctx: &mut MessageCtx<'_>, s: &Selected, look: Look) -> Result<bool> {
+        let encrypted = s.kind() == CmsKind::EncryptedData;
+        let by_dialog = encrypted || (!s.ours && s.rotation_proof);
         let refuse = |required: bool| -> Result<bool> {
             match (required, encrypted) {
                 (false, _) => Ok(false),
