@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use sipsd::crypto::cms::{self, Cek, ContentAlg};
+use sipsd::crypto::cms::{self, Cek, CmsMessage, ContentAlg};
 use sipsd::crypto::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
 use sipsd::engine::signature::{self, SignaturePolicy};
 use sipsd::ffi::{
@@ -100,6 +100,8 @@ pub fn cms_open(data: &[u8]) {
 
 /// `cms::open_with_cek`: byte 0 picks the algorithm, the next key-length bytes are the key,
 /// the rest is the message; the same message is also tried with the vectors' dialog key.
+/// Checks: the profile reader (sipsd's EncryptedData read in place) and the general decoder
+/// agree on the message ([`profile_agrees`]).
 pub fn cms_open_with_cek(data: &[u8]) {
     // tests/data/vectors/keys/dialog-cek.hex, the key of encrypteddata-cbc256.der.
     const DIALOG_CEK: [u8; 32] = [
@@ -121,10 +123,88 @@ pub fn cms_open_with_cek(data: &[u8]) {
         let (key, der) = rest.split_at(alg.key_len());
         let cek = Cek::from_bytes(alg, key).expect("key of the algorithm's length");
         let _ = cms::open_with_cek(der, &cek);
+        if let Err(e) = profile_agrees(der, &[cek]) {
+            panic!("profile reader and general decoder differ: {e}");
+        }
     } else {
         let cek = Cek::from_bytes(ContentAlg::Aes256Cbc, &DIALOG_CEK).expect("32-byte key");
         let _ = cms::open_with_cek(rest, &cek);
+        if let Err(e) = profile_agrees(rest, &[cek]) {
+            panic!("profile reader and general decoder differ: {e}");
+        }
     }
+}
+
+/// Everything a caller can learn from a parsed message: its inspection, and for each key what
+/// `open_with_cek` and `into_plaintext` give (plaintext or error text).
+fn cms_outcome(
+    der: &[u8],
+    parse: fn(&[u8]) -> Result<CmsMessage, cms::CmsError>,
+    ceks: &[Cek],
+) -> Vec<Result<Vec<u8>, String>> {
+    let mut out = Vec::new();
+    let parsed = match parse(der) {
+        Ok(m) => m,
+        Err(e) => return vec![Err(format!("parse: {e}"))],
+    };
+    out.push(Ok(format!("{:?}", parsed.inspect()).into_bytes()));
+    for cek in ceks {
+        out.push(
+            parsed
+                .open_with_cek(cek)
+                .map(|p| p.to_vec())
+                .map_err(|e| format!("open_with_cek: {e}")),
+        );
+        let again = parse(der).expect("parses as it did");
+        out.push(
+            again
+                .into_plaintext(cek)
+                .map(|p| p.as_bytes().to_vec())
+                .map_err(|e| format!("into_plaintext: {e}")),
+        );
+    }
+    out
+}
+
+/// The profile reader against the general decoder on `der` (`CmsMessage::parse_owned`, which
+/// reads sipsd's EncryptedData profile in place, vs `CmsMessage::parse_general_only`): both
+/// accept or both refuse it, with the same error, inspection and plaintext under each of
+/// `ceks`. `Ok(true)` when the profile reader read it, `Ok(false)` when it left it to the
+/// general decoder; `Err` says what differs.
+pub fn profile_agrees(der: &[u8], ceks: &[Cek]) -> Result<bool, String> {
+    let in_place = CmsMessage::parse(der).is_ok_and(|m| m.read_in_place());
+    let mut fast = cms_outcome(der, |d| CmsMessage::parse_owned(d.to_vec()), ceks);
+    let mut general = cms_outcome(der, CmsMessage::parse_general_only, ceks);
+    // and `cms::open_with_cek`, which decrypts the profile straight from `der`
+    fn show<P: std::ops::Deref<Target = Vec<u8>>>(
+        r: Result<P, cms::CmsError>,
+    ) -> Result<Vec<u8>, String> {
+        r.map(|p| p.to_vec())
+            .map_err(|e| format!("cms::open_with_cek: {e}"))
+    }
+    for cek in ceks {
+        fast.push(show(cms::open_with_cek(der, cek)));
+        general.push(show(
+            CmsMessage::parse_general_only(der).and_then(|m| m.open_with_cek(cek)),
+        ));
+    }
+    if fast == general {
+        return Ok(in_place);
+    }
+    let show = |o: &[Result<Vec<u8>, String>]| {
+        o.iter()
+            .map(|r| match r {
+                Ok(b) => format!("Ok({} bytes: {:?})", b.len(), String::from_utf8_lossy(b)),
+                Err(e) => format!("Err({e})"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Err(format!(
+        "read in place: {in_place}; profile: {}; general: {}",
+        show(&fast),
+        show(&general)
+    ))
 }
 
 /// Splits `line1 \n line2 \n rest` (CR before LF dropped).

@@ -7,6 +7,7 @@
 use zeroize::Zeroizing;
 
 use crate::crypto::cms::signed::{self, SignatureCheck, SignerKey, TrustedSigner};
+use crate::crypto::cms::Plaintext;
 use crate::engine::{Error, Result};
 use crate::sip::body::signed::{multipart_signed, signed_parts};
 use crate::sip::body::{self, mime_entity};
@@ -87,20 +88,24 @@ pub fn read_inner(
     })
 }
 
-/// [`read_inner`] on a plaintext it may keep: the body is the plaintext's own buffer with the
-/// inner headers cut off in place (no second copy of the plaintext; the buffer, spare
-/// capacity included, is zeroized on drop).
+/// [`read_inner`] on a plaintext it may keep: the body is the plaintext's own buffer (for a
+/// message decrypted in place, the buffer its DER came in) cut once to the body, in place: no
+/// second copy of the plaintext; the buffer, spare capacity included, is zeroized on drop.
 pub fn read_inner_owned(
-    mut plaintext: Zeroizing<Vec<u8>>,
+    plaintext: Plaintext,
     trusted: &[TrustedSigner],
     policy: SignaturePolicy,
 ) -> Result<Inner> {
-    let (content_type, range, signature) = locate_inner(&plaintext, trusted, policy)?;
-    plaintext.truncate(range.end);
-    plaintext.drain(..range.start);
+    let (content_type, range, signature) = locate_inner(plaintext.as_bytes(), trusted, policy)?;
+    let Plaintext {
+        buf: mut body,
+        range: within,
+    } = plaintext;
+    body.truncate(within.start + range.end);
+    body.drain(..within.start + range.start);
     Ok(Inner {
         content_type,
-        body: plaintext,
+        body,
         signature,
     })
 }

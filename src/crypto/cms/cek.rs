@@ -97,20 +97,26 @@ impl fmt::Display for ContentAlg {
     }
 }
 
+/// The longest content-encryption key (AES-256).
+const MAX_KEY_LEN: usize = 32;
+
 /// A content-encryption key: its algorithm and the key bytes.
 ///
-/// The bytes are zeroized on drop and never shown by `Debug`.
+/// The bytes are held inline (no heap allocation: a proxy makes one from the cached dialog
+/// key for every in-dialog body), zeroized on drop and never shown by `Debug`.
 #[derive(Clone)]
 pub struct Cek {
     alg: ContentAlg,
-    key: Zeroizing<Vec<u8>>,
+    /// The key in the first `alg.key_len()` bytes, zeros after.
+    key: Zeroizing<[u8; MAX_KEY_LEN]>,
 }
 
 impl Cek {
     /// A fresh random key for `alg` from the operating system's RNG.
     pub fn generate(alg: ContentAlg) -> Result<Cek, CmsError> {
-        let mut key = Zeroizing::new(vec![0u8; alg.key_len()]);
-        getrandom::fill(&mut key).map_err(|_| CmsError::Rng)?;
+        let mut key = Zeroizing::new([0u8; MAX_KEY_LEN]);
+        let bytes = key.get_mut(..alg.key_len()).ok_or(CmsError::BadKeyLength)?;
+        getrandom::fill(bytes).map_err(|_| CmsError::Rng)?;
         Ok(Cek { alg, key })
     }
 
@@ -119,21 +125,21 @@ impl Cek {
         if key.len() != alg.key_len() {
             return Err(CmsError::BadKeyLength);
         }
-        Ok(Cek {
-            alg,
-            key: Zeroizing::new(key.to_vec()),
-        })
+        let mut inline = Zeroizing::new([0u8; MAX_KEY_LEN]);
+        inline
+            .get_mut(..key.len())
+            .ok_or(CmsError::BadKeyLength)?
+            .copy_from_slice(key);
+        Ok(Cek { alg, key: inline })
     }
 
-    /// Takes ownership of already-zeroizing key bytes (length checked).
+    /// The key from already-zeroizing key bytes (length checked; `key` is dropped, and so
+    /// zeroized, here).
     pub(crate) fn from_zeroizing(
         alg: ContentAlg,
         key: Zeroizing<Vec<u8>>,
     ) -> Result<Cek, CmsError> {
-        if key.len() != alg.key_len() {
-            return Err(CmsError::BadKeyLength);
-        }
-        Ok(Cek { alg, key })
+        Cek::from_bytes(alg, &key)
     }
 
     /// The key's algorithm.
@@ -143,7 +149,7 @@ impl Cek {
 
     /// The key bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.key
+        self.key.get(..self.alg.key_len()).unwrap_or_default()
     }
 }
 

@@ -18,7 +18,7 @@ pub(crate) const GCM_NONCE_LEN: usize = 12;
 /// GCM tag length sipsd writes.
 pub(crate) const GCM_TAG_LEN: usize = 16;
 /// AES block (and CBC IV) length.
-const AES_BLOCK: usize = 16;
+pub(crate) const AES_BLOCK: usize = 16;
 
 /// `GCMParameters` (RFC 5084 §3.2).
 ///
@@ -42,16 +42,16 @@ fn default_icv_len() -> u8 {
 }
 
 /// The decoded content-encryption algorithm and its parameters.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum ContentParams {
     Gcm {
         alg: ContentAlg,
-        nonce: Vec<u8>,
+        nonce: [u8; GCM_NONCE_LEN],
         tag_len: usize,
     },
     Cbc {
         alg: ContentAlg,
-        iv: Vec<u8>,
+        iv: [u8; AES_BLOCK],
     },
 }
 
@@ -77,15 +77,17 @@ pub(crate) fn parse_params(ai: &AlgorithmIdentifierOwned) -> Result<ContentParam
         let gp: GcmParameters = p
             .decode_as()
             .map_err(|_| CmsError::BadAlgParams("GCM parameters malformed"))?;
-        if gp.nonce.as_bytes().len() != GCM_NONCE_LEN {
-            return Err(CmsError::BadAlgParams("GCM nonce must be 12 bytes"));
-        }
+        let nonce = gp
+            .nonce
+            .as_bytes()
+            .try_into()
+            .map_err(|_| CmsError::BadAlgParams("GCM nonce must be 12 bytes"))?;
         if !(12..=16).contains(&gp.icv_len) {
             return Err(CmsError::BadAlgParams("GCM ICV length must be 12 to 16"));
         }
         Ok(ContentParams::Gcm {
             alg,
-            nonce: gp.nonce.as_bytes().to_vec(),
+            nonce,
             tag_len: usize::from(gp.icv_len),
         })
     } else {
@@ -93,13 +95,11 @@ pub(crate) fn parse_params(ai: &AlgorithmIdentifierOwned) -> Result<ContentParam
         let iv: OctetString = p
             .decode_as()
             .map_err(|_| CmsError::BadAlgParams("CBC IV must be an OCTET STRING"))?;
-        if iv.as_bytes().len() != AES_BLOCK {
-            return Err(CmsError::BadAlgParams("CBC IV must be 16 bytes"));
-        }
-        Ok(ContentParams::Cbc {
-            alg,
-            iv: iv.as_bytes().to_vec(),
-        })
+        let iv = iv
+            .as_bytes()
+            .try_into()
+            .map_err(|_| CmsError::BadAlgParams("CBC IV must be 16 bytes"))?;
+        Ok(ContentParams::Cbc { alg, iv })
     }
 }
 
@@ -128,7 +128,7 @@ macro_rules! gcm_open_tag {
     };
 }
 
-/// Decrypts (and for GCM authenticates) `ciphertext` under `cek`.
+/// Decrypts (and for GCM authenticates) `ciphertext` under `cek` into a new buffer.
 ///
 /// For GCM, `tag` is the authentication tag (AuthEnvelopedData's `mac`) and `aad` the DER of
 /// the `authAttrs`, if any. For CBC both are ignored (`tag` must be `None`).
@@ -139,6 +139,23 @@ pub(crate) fn decrypt(
     tag: Option<&[u8]>,
     aad: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, CmsError> {
+    let mut buf = Zeroizing::new(ciphertext.to_vec());
+    let len = decrypt_in_place(cek, params, &mut buf, tag, aad)?;
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// [`decrypt`] in place: `buf` holds the ciphertext and gets the plaintext, which is its first
+/// bytes; returns the plaintext's length (CBC padding removed). On an error `buf` holds the
+/// ciphertext still (GCM checks the tag before decrypting) or a partial CBC decryption: the
+/// caller zeroizes it either way.
+pub(crate) fn decrypt_in_place(
+    cek: &Cek,
+    params: &ContentParams,
+    buf: &mut [u8],
+    tag: Option<&[u8]>,
+    aad: &[u8],
+) -> Result<usize, CmsError> {
     if cek.alg() != params.alg() {
         return Err(CmsError::CekAlgMismatch);
     }
@@ -153,35 +170,33 @@ pub(crate) fn decrypt(
             if tag.len() != *tag_len {
                 return Err(CmsError::Decrypt);
             }
-            let mut buf = Zeroizing::new(ciphertext.to_vec());
-            let buf_ref: &mut [u8] = buf.as_mut_slice();
+            let len = buf.len();
+            let nonce = nonce.as_slice();
             match alg {
                 ContentAlg::Aes128Gcm => {
-                    gcm_open_tag!(Aes128, *tag_len, key, nonce.as_slice(), aad, buf_ref, tag)?
+                    gcm_open_tag!(Aes128, *tag_len, key, nonce, aad, &mut *buf, tag)?
                 }
-                _ => gcm_open_tag!(Aes256, *tag_len, key, nonce.as_slice(), aad, buf_ref, tag)?,
+                _ => gcm_open_tag!(Aes256, *tag_len, key, nonce, aad, &mut *buf, tag)?,
             }
-            Ok(buf)
+            Ok(len)
         }
         ContentParams::Cbc { alg, iv } => {
-            if ciphertext.is_empty() || ciphertext.len() % AES_BLOCK != 0 {
+            if buf.is_empty() || buf.len() % AES_BLOCK != 0 {
                 return Err(CmsError::Decrypt);
             }
-            let mut buf = Zeroizing::new(ciphertext.to_vec());
             let len = match alg {
                 ContentAlg::Aes128Cbc => cbc::Decryptor::<Aes128>::new_from_slices(key, iv)
                     .map_err(|_| CmsError::BadKeyLength)?
-                    .decrypt_padded::<Pkcs7>(&mut buf)
+                    .decrypt_padded::<Pkcs7>(buf)
                     .map_err(|_| CmsError::Decrypt)?
                     .len(),
                 _ => cbc::Decryptor::<Aes256>::new_from_slices(key, iv)
                     .map_err(|_| CmsError::BadKeyLength)?
-                    .decrypt_padded::<Pkcs7>(&mut buf)
+                    .decrypt_padded::<Pkcs7>(buf)
                     .map_err(|_| CmsError::Decrypt)?
                     .len(),
             };
-            buf.truncate(len);
-            Ok(buf)
+            Ok(len)
         }
     }
 }

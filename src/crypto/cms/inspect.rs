@@ -32,15 +32,19 @@ impl CmsMessage {
     }
 }
 
-fn inspect_message(msg: &CmsMessage) -> Result<Inspection, CmsError> {
-    let msg = &msg.0;
+fn inspect_message(cms: &CmsMessage) -> Result<Inspection, CmsError> {
+    let msg = &cms.0;
     let recipients = msg
         .recipients()
         .iter()
         .map(RecipientSummary::of)
         .collect::<Result<Vec<_>, _>>()?;
-    let content_alg = content::content_alg(&msg.content_info().content_enc_alg)
-        .map_err(|_| msg.content_info().content_enc_alg.oid.to_string());
+    let content_alg = match (cms.1.get(), msg.content_info()) {
+        (Some(params), _) => Ok(params.alg()),
+        (None, Some(ci)) => content::content_alg(&ci.content_enc_alg)
+            .map_err(|_| ci.content_enc_alg.oid.to_string()),
+        (None, None) => return Err(CmsError::Der("no EncryptedContentInfo".into())),
+    };
     Ok(Inspection {
         kind: msg.kind(),
         content_alg,

@@ -7,15 +7,23 @@ use cms::enveloped_data::{EncryptedContentInfo, EnvelopedData, RecipientInfo};
 use der::asn1::{AnyRef, ObjectIdentifier};
 use der::{Decode, EncodingRules};
 
+use std::ops::Range;
+
 use super::der_set;
 use super::error::CmsError;
 use super::oids;
+use super::profile;
 use super::CmsKind;
 
 /// A CMS message decoded once: what [`inspect`](super::inspect), [`open`](super::open) and
 /// the other openers work on, so that a message is parsed a single time however many
 /// questions are asked of it. Its content-encryption parameters are decoded the first time
 /// they are needed and kept (`content_params`).
+///
+/// sipsd's own in-dialog EncryptedData is read in place (`profile`: no copy of the content,
+/// no allocation), and [`CmsMessage::parse_owned`] keeps the buffer it is given, so that
+/// [`CmsMessage::into_plaintext`] decrypts the content where it lies; every other input goes
+/// through the general decoder of the `der` and `cms` crates.
 pub struct CmsMessage(
     pub(crate) Message,
     pub(crate) std::cell::OnceCell<super::content::ContentParams>,
@@ -25,7 +33,47 @@ impl CmsMessage {
     /// Decodes a ContentInfo (DER, else BER) holding EnvelopedData, AuthEnvelopedData or
     /// EncryptedData.
     pub fn parse(bytes: &[u8]) -> Result<CmsMessage, CmsError> {
+        match profile::read(bytes) {
+            Some(p) => Ok(CmsMessage::profiled(bytes.to_vec(), p)),
+            None => CmsMessage::parse_general(bytes),
+        }
+    }
+
+    /// [`CmsMessage::parse`] of a buffer it may keep: sipsd's EncryptedData profile keeps it,
+    /// and [`CmsMessage::into_plaintext`] decrypts the content in it.
+    pub fn parse_owned(der: Vec<u8>) -> Result<CmsMessage, CmsError> {
+        match profile::read(&der) {
+            Some(p) => Ok(CmsMessage::profiled(der, p)),
+            None => CmsMessage::parse_general(&der),
+        }
+    }
+
+    /// The general decoder alone (the `der` and `cms` crates), without the profile reader:
+    /// what tests compare the profile reader with.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn parse_general_only(bytes: &[u8]) -> Result<CmsMessage, CmsError> {
+        CmsMessage::parse_general(bytes)
+    }
+
+    /// Whether the profile reader read it (test support, like
+    /// [`CmsMessage::parse_general_only`]).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn read_in_place(&self) -> bool {
+        matches!(self.0, Message::Profile(_))
+    }
+
+    fn parse_general(bytes: &[u8]) -> Result<CmsMessage, CmsError> {
         Message::parse(bytes).map(|m| CmsMessage(m, std::cell::OnceCell::new()))
+    }
+
+    fn profiled(der: Vec<u8>, p: profile::Profile) -> CmsMessage {
+        CmsMessage(
+            Message::Profile(InPlace {
+                der,
+                content: p.content,
+            }),
+            std::cell::OnceCell::from(p.params),
+        )
     }
 
     /// The structure it is.
@@ -42,6 +90,12 @@ impl std::fmt::Debug for CmsMessage {
     }
 }
 
+/// An EncryptedData in sipsd's profile: the whole DER, and where `encryptedContent` lies in it.
+pub(crate) struct InPlace {
+    pub(crate) der: Vec<u8>,
+    pub(crate) content: Range<usize>,
+}
+
 /// RFC 5652 `ContentInfo` with its content borrowed from the input (the `cms` crate's
 /// `ContentInfo` copies it into an `Any`).
 #[derive(der::Sequence)]
@@ -56,6 +110,9 @@ pub(crate) enum Message {
     Enveloped(EnvelopedData),
     AuthEnveloped(AuthEnvelopedData),
     Encrypted(EncryptedData),
+    /// EncryptedData in sipsd's profile, read in place (its parameters are in the
+    /// `CmsMessage`'s cell from the start).
+    Profile(InPlace),
 }
 
 impl Message {
@@ -96,7 +153,7 @@ impl Message {
         match self {
             Message::Enveloped(_) => CmsKind::EnvelopedData,
             Message::AuthEnveloped(_) => CmsKind::AuthEnvelopedData,
-            Message::Encrypted(_) => CmsKind::EncryptedData,
+            Message::Encrypted(_) | Message::Profile(_) => CmsKind::EncryptedData,
         }
     }
 
@@ -106,25 +163,31 @@ impl Message {
         match self {
             Message::Enveloped(e) => e.recip_infos.0.as_slice(),
             Message::AuthEnveloped(a) => a.recip_infos.0.as_slice(),
-            Message::Encrypted(_) => &[],
+            Message::Encrypted(_) | Message::Profile(_) => &[],
         }
     }
 
-    pub(crate) fn content_info(&self) -> &EncryptedContentInfo {
+    /// The decoded EncryptedContentInfo (`None` for the profile read in place, whose
+    /// parameters are decoded already).
+    pub(crate) fn content_info(&self) -> Option<&EncryptedContentInfo> {
         match self {
-            Message::Enveloped(e) => &e.encrypted_content,
-            Message::AuthEnveloped(a) => &a.auth_encrypted_content_info,
-            Message::Encrypted(d) => &d.enc_content_info,
+            Message::Enveloped(e) => Some(&e.encrypted_content),
+            Message::AuthEnveloped(a) => Some(&a.auth_encrypted_content_info),
+            Message::Encrypted(d) => Some(&d.enc_content_info),
+            Message::Profile(_) => None,
         }
     }
 
     /// The encrypted content (detached content is not supported).
     pub(crate) fn ciphertext(&self) -> Result<&[u8], CmsError> {
-        self.content_info()
-            .encrypted_content
-            .as_ref()
-            .map(|c| c.as_bytes())
-            .ok_or_else(|| CmsError::Der("encryptedContent absent (detached content)".into()))
+        let content = match self {
+            Message::Profile(p) => p.der.get(p.content.clone()),
+            other => other
+                .content_info()
+                .and_then(|ci| ci.encrypted_content.as_ref())
+                .map(|c| c.as_bytes()),
+        };
+        content.ok_or_else(|| CmsError::Der("encryptedContent absent (detached content)".into()))
     }
 
     /// AuthEnvelopedData's `mac` (the GCM tag).

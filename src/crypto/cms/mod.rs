@@ -11,7 +11,8 @@
 //! names ([`open`]); nothing is tried with keys that are not named.
 //!
 //! Files: [`cek`] (algorithms and keys), `content` (AES-GCM/CBC), `recipient` (RecipientInfos,
-//! key transport and wrap), `message` (decoding), [`inspect()`], [`open()`], [`seal()`], `oids`,
+//! key transport and wrap), `message` (decoding), `profile` (sipsd's in-dialog EncryptedData
+//! read in place), [`inspect()`], [`open()`], [`seal()`], `oids`,
 //! `error`, and [`signed`]: SignedData, the optional signature inside the envelope (RFC 8551
 //! sign-then-encrypt).
 
@@ -25,6 +26,7 @@ mod lookup;
 mod message;
 pub mod oids;
 mod open;
+mod profile;
 mod recipient;
 mod rotation;
 /// The RSA backend: the `rsa` crate, or AWS-LC for RSAES-OAEP with feature `aws-lc`.
@@ -39,7 +41,7 @@ pub use error::CmsError;
 pub use inspect::{inspect, matching_recipient, Inspection};
 pub use lookup::{KeyLookup, RecipientKey};
 pub use message::CmsMessage;
-pub use open::{open, open_with_cek, Opened, RsaBudget};
+pub use open::{open, open_with_cek, Opened, Plaintext, RsaBudget};
 pub use recipient::{IdKind, Recipient, RecipientKeyId, RecipientSummary, RsaPadding};
 pub use rotation::{proof_recipient, rotation_kek, ROTATION_KEK_ID};
 pub use seal::{seal, seal_encrypted, seal_encrypted_synthetic};

@@ -8,6 +8,7 @@ use super::content::{self, ContentParams};
 use super::error::CmsError;
 use super::lookup::{KeyLookup, RecipientKey};
 use super::message::{CmsMessage, Message};
+use super::profile;
 use super::recipient::{kekri_unwrap, ktri_unwrap, RecipientKeyId};
 use super::{Cek, CmsKind};
 
@@ -61,6 +62,36 @@ impl RsaBudget {
     }
 }
 
+/// A decrypted content in the buffer it was decrypted in: the plaintext is `buf[range]`; the
+/// whole buffer is zeroized on drop. `Debug` shows the plaintext's length only.
+pub struct Plaintext {
+    /// The buffer (for a message read in place: its DER, the content decrypted in it).
+    pub buf: Zeroizing<Vec<u8>>,
+    /// Where the plaintext sits in `buf`.
+    pub range: std::ops::Range<usize>,
+}
+
+impl Plaintext {
+    /// A plaintext that is its whole buffer.
+    pub fn whole(buf: Zeroizing<Vec<u8>>) -> Plaintext {
+        let range = 0..buf.len();
+        Plaintext { buf, range }
+    }
+
+    /// The plaintext.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(self.range.clone()).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Plaintext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plaintext")
+            .field("len", &self.range.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// An opened message. `Debug` shows the plaintext's length only.
 pub struct Opened {
     /// The structure it was.
@@ -106,17 +137,34 @@ pub(crate) fn decrypt_content(
     cek: &Cek,
 ) -> Result<Zeroizing<Vec<u8>>, CmsError> {
     let ct = msg.ciphertext()?;
-    match (msg, params) {
-        // sipsd's GCM EncryptedData profile: encryptedContent = ciphertext || tag.
-        (Message::Encrypted(_), ContentParams::Gcm { tag_len, .. }) => {
-            if ct.len() < *tag_len {
-                return Err(CmsError::Decrypt);
-            }
-            let (body, tag) = ct.split_at(ct.len() - tag_len);
-            content::decrypt(cek, params, body, Some(tag), &[])
-        }
+    match msg {
+        Message::Encrypted(_) | Message::Profile(_) => decrypt_encrypted_data(params, ct, cek),
         _ => content::decrypt(cek, params, ct, msg.mac(), &msg.aad()?),
     }
+}
+
+/// EncryptedData's content under `cek`: sipsd's GCM profile appends the tag to the ciphertext.
+fn decrypt_encrypted_data(
+    params: &ContentParams,
+    content: &[u8],
+    cek: &Cek,
+) -> Result<Zeroizing<Vec<u8>>, CmsError> {
+    match params {
+        ContentParams::Gcm { tag_len, .. } => {
+            let (body, tag) = split_tag(content, *tag_len)?;
+            content::decrypt(cek, params, body, Some(tag), &[])
+        }
+        ContentParams::Cbc { .. } => content::decrypt(cek, params, content, None, &[]),
+    }
+}
+
+/// EncryptedData's GCM content: (ciphertext, tag).
+fn split_tag(content: &[u8], tag_len: usize) -> Result<(&[u8], &[u8]), CmsError> {
+    let body_len = content
+        .len()
+        .checked_sub(tag_len)
+        .ok_or(CmsError::Decrypt)?;
+    Ok(content.split_at(body_len))
 }
 
 /// Opens an EnvelopedData or AuthEnvelopedData with one of our keys (parse + [`CmsMessage::open`]
@@ -126,8 +174,17 @@ pub fn open(der: &[u8], keys: &dyn KeyLookup) -> Result<Opened, CmsError> {
 }
 
 /// Decrypts with a given content-encryption key (parse + [`CmsMessage::open_with_cek`]).
+/// sipsd's EncryptedData profile is decrypted straight from `der`: its content copied once,
+/// into the buffer that becomes the plaintext.
 pub fn open_with_cek(der: &[u8], cek: &Cek) -> Result<Zeroizing<Vec<u8>>, CmsError> {
-    CmsMessage::parse(der)?.open_with_cek(cek)
+    let Some(p) = profile::read(der) else {
+        return CmsMessage::parse(der)?.open_with_cek(cek);
+    };
+    if p.params.alg() != cek.alg() {
+        return Err(CmsError::CekAlgMismatch);
+    }
+    let content = der.get(p.content).ok_or(CmsError::Decrypt)?;
+    decrypt_encrypted_data(&p.params, content, cek)
 }
 
 impl CmsMessage {
@@ -200,6 +257,36 @@ impl CmsMessage {
         decrypt_content(msg, params, cek)
     }
 
+    /// [`CmsMessage::open_with_cek`] consuming the message: sipsd's EncryptedData profile read
+    /// from [`CmsMessage::parse_owned`]'s buffer is decrypted where it lies, and that buffer
+    /// is the result (zeroized on drop; `range` is where the plaintext sits in it). Other
+    /// messages are decrypted as by `open_with_cek`.
+    pub fn into_plaintext(self, cek: &Cek) -> Result<Plaintext, CmsError> {
+        let params = self.content_params()?.clone();
+        if params.alg() != cek.alg() {
+            return Err(CmsError::CekAlgMismatch);
+        }
+        let Message::Profile(p) = self.0 else {
+            return decrypt_content(&self.0, &params, cek).map(Plaintext::whole);
+        };
+        let content = p.content;
+        // from here on the buffer holds plaintext: zeroized on every way out
+        let mut buf = Zeroizing::new(p.der);
+        let whole = buf.get_mut(content.clone()).ok_or(CmsError::Decrypt)?;
+        let len = match params {
+            ContentParams::Gcm { tag_len, .. } => {
+                let body_len = whole.len().checked_sub(tag_len).ok_or(CmsError::Decrypt)?;
+                let (body, tag) = whole.split_at_mut(body_len);
+                content::decrypt_in_place(cek, &params, body, Some(tag), &[])?
+            }
+            ContentParams::Cbc { .. } => content::decrypt_in_place(cek, &params, whole, None, &[])?,
+        };
+        Ok(Plaintext {
+            buf,
+            range: content.start..content.start + len,
+        })
+    }
+
     /// Whether the content is authenticated (AES-GCM): a key that decrypts it is proven to
     /// be the sender's. CBC content is not: a receiver that answers differently to good and
     /// bad padding is a padding oracle (docs/SECURITY.md).
@@ -214,7 +301,10 @@ impl CmsMessage {
             return Ok(p);
         }
         let msg = &self.0;
-        let params = content::parse_params(&msg.content_info().content_enc_alg)?;
+        let ci = msg
+            .content_info()
+            .ok_or_else(|| CmsError::Der("no EncryptedContentInfo".into()))?;
+        let params = content::parse_params(&ci.content_enc_alg)?;
         check_kind(msg.kind(), &params)?;
         Ok(self.1.get_or_init(|| params))
     }

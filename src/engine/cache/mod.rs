@@ -85,6 +85,34 @@ impl DialogKey {
     }
 }
 
+/// The ids a dialog may be cached under, tried in order by the lookups that take several
+/// ([`SharedCache::with_entry`], [`SharedCache::contains`], [`SharedCache::remove_any`]):
+/// id `i`, or `None` past the last. An implementation may work an id out only when it is
+/// asked for (`engine::proxy` hashes a message's To-tag id only when its From-tag id has no
+/// entry); that then happens with the lock held, so it must be as cheap as one SHA-256.
+pub trait DialogIds {
+    /// Id `i` (0 first), or `None` when there are no more.
+    fn id(&self, i: usize) -> Option<DialogKey>;
+}
+
+impl DialogIds for [DialogKey] {
+    fn id(&self, i: usize) -> Option<DialogKey> {
+        self.get(i).copied()
+    }
+}
+
+impl<const N: usize> DialogIds for [DialogKey; N] {
+    fn id(&self, i: usize) -> Option<DialogKey> {
+        self.get(i).copied()
+    }
+}
+
+impl DialogIds for Vec<DialogKey> {
+    fn id(&self, i: usize) -> Option<DialogKey> {
+        self.get(i).copied()
+    }
+}
+
 /// Sizing of the cache, fixed at creation.
 #[derive(Clone, Copy, Debug)]
 pub struct CacheConfig {
@@ -259,18 +287,18 @@ impl SharedCache {
     ///
     /// The check runs with every other process of the server waiting for the lock: keep it to
     /// symmetric cryptography over one body, never an RSA operation or I/O.
-    pub fn with_entry<R>(
+    pub fn with_entry<K: DialogIds + ?Sized, R>(
         &self,
-        keys: &[DialogKey],
+        keys: &K,
         on_miss: OnMiss,
         check: impl FnOnce(Found<'_>) -> (Verdict, R),
     ) -> Result<Option<R>, CacheError> {
         self.with_entry_at(keys, on_miss, now_secs(), check)
     }
 
-    pub(crate) fn with_entry_at<R>(
+    pub(crate) fn with_entry_at<K: DialogIds + ?Sized, R>(
         &self,
-        keys: &[DialogKey],
+        keys: &K,
         on_miss: OnMiss,
         now: u64,
         check: impl FnOnce(Found<'_>) -> (Verdict, R),
@@ -301,7 +329,7 @@ impl SharedCache {
 
     /// Which of `keys` (its position) has a live entry, if any. Copies nothing and changes
     /// nothing but removing expired entries.
-    pub fn contains(&self, keys: &[DialogKey]) -> Result<Option<usize>, CacheError> {
+    pub fn contains<K: DialogIds + ?Sized>(&self, keys: &K) -> Result<Option<usize>, CacheError> {
         Ok(self
             .locked()?
             .find_any(keys, now_secs())
@@ -350,12 +378,15 @@ impl SharedCache {
 
     /// Removes (and zeroizes) the live entry of the first of `keys` that has one, under one
     /// lock: which of `keys` it was, or `None` when none had a live entry.
-    pub fn remove_any(&self, keys: &[DialogKey]) -> Result<Option<usize>, CacheError> {
+    pub fn remove_any<K: DialogIds + ?Sized>(&self, keys: &K) -> Result<Option<usize>, CacheError> {
         let mut table = self.locked()?;
         let Some((which, _)) = table.find_any(keys, now_secs()) else {
             return Ok(None);
         };
-        Ok(table.remove(&keys[which]).then_some(which))
+        let Some(key) = keys.id(which) else {
+            return Ok(None);
+        };
+        Ok(table.remove(&key).then_some(which))
     }
 
     pub fn stats(&self) -> Result<CacheStats, CacheError> {

@@ -15,7 +15,9 @@ use std::sync::atomic::{fence, AtomicU32, Ordering};
 use siphasher::sip::SipHasher13;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{Apply, CacheError, CacheStats, CachedKey, DialogKey, Entry, Stored, MAX_CEK_LEN};
+use super::{
+    Apply, CacheError, CacheStats, CachedKey, DialogIds, DialogKey, Entry, Stored, MAX_CEK_LEN,
+};
 
 /// A slot index plus one; 0 means "none". All-zero memory is therefore an empty table.
 #[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
@@ -527,10 +529,19 @@ impl<'a> Table<'a> {
 
     /// The live entry of the first of `keys` that has one: (position in `keys`, slot).
     /// Expired entries met on the way are removed (zeroized).
-    pub(crate) fn find_any(&mut self, keys: &[DialogKey], now: u64) -> Option<(usize, usize)> {
-        keys.iter()
-            .enumerate()
-            .find_map(|(pos, key)| self.find_live(key, now).map(|idx| (pos, idx)))
+    pub(crate) fn find_any<K: DialogIds + ?Sized>(
+        &mut self,
+        keys: &K,
+        now: u64,
+    ) -> Option<(usize, usize)> {
+        let mut pos = 0;
+        while let Some(key) = keys.id(pos) {
+            if let Some(idx) = self.find_live(&key, now) {
+                return Some((pos, idx));
+            }
+            pos += 1;
+        }
+        None
     }
 
     /// A borrowed view of a live slot (the caller holds the lock for the borrow's lifetime).

@@ -17,6 +17,8 @@ mod next_hop;
 mod replication;
 mod stats;
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -32,7 +34,9 @@ pub use stats::{stat, stat_count, stats, ProxyStats, Stat};
 use crate::crypto::cms::signed::SignatureCheck;
 use crate::crypto::cms::{self, Cek, CmsError, CmsKind, CmsMessage, RsaBudget};
 use crate::crypto::keys::KeyStore;
-use crate::engine::cache::{now_secs, DialogKey, Entry, OnMiss, SharedCache, Stored, Verdict};
+use crate::engine::cache::{
+    now_secs, DialogIds, DialogKey, Entry, OnMiss, SharedCache, Stored, Verdict,
+};
 use crate::engine::cluster::{key_of_tag, key_tag, Change, Cluster};
 use crate::engine::signature::{self, Signature};
 use crate::engine::{Error, Result};
@@ -77,8 +81,9 @@ pub struct DisclosedPart {
     pub body: Zeroizing<Vec<u8>>,
     /// See [`KeySource`].
     pub key_source: KeySource,
-    /// Label of the proxy key that unwrapped the CEK, or `dialog` for the dialog key.
-    pub key_label: String,
+    /// Label of the proxy key that unwrapped the CEK, or `dialog` for the dialog key (static:
+    /// no allocation for an in-dialog body).
+    pub key_label: Cow<'static, str>,
     /// Generation of the dialog key after this message.
     pub generation: u32,
     /// What the signature inside the plaintext said (docs/PROTOCOL.md §9); `None`: unsigned.
@@ -93,6 +98,18 @@ impl DisclosedPart {
         // parse_inner gives the canonical, lower-case media type first.
         let media = self.content_type.split(';').next().unwrap_or("").trim();
         (media == "application/sdp").then(|| SdpInfo::parse(&self.body))
+    }
+}
+
+impl Drop for DisclosedPart {
+    fn drop(&mut self) {
+        // `Zeroizing<Vec<u8>>` wipes a Vec's bytes one volatile write at a time (zeroize's Vec
+        // impl goes through an iterator); a slice is wiped with one fill and a barrier. So the
+        // body is wiped here as a slice and emptied, and Zeroizing's own drop then wipes the
+        // allocation, which is all spare capacity by then, in bulk too.
+        use zeroize::Zeroize;
+        self.body.as_mut_slice().zeroize();
+        self.body.clear();
     }
 }
 
@@ -130,6 +147,8 @@ pub struct Selected {
     required: bool,
     /// A RecipientInfo names one of our keys (else it opens only with the dialog's key).
     ours: bool,
+    /// A KEKRecipientInfo carries the rotation proof's identifier.
+    rotation_proof: bool,
 }
 
 impl Selected {
@@ -172,19 +191,71 @@ struct MessageCtx<'m> {
     mode: Mode,
     /// The dialog ids to look the key up under, the caller's tag first (From, then To);
     /// worked out when first needed (a message without a body needs none).
-    dialogs: Option<Vec<DialogKey>>,
+    dialogs: Option<MessageDialogs<'m>>,
     budget: RsaBudget,
     /// The last key that opened a part of this message: tried on the next part before any
     /// RSA work.
     last_cek: Option<Cek>,
 }
 
-impl MessageCtx<'_> {
-    fn dialogs(&mut self) -> Result<&[DialogKey]> {
+impl<'m> MessageCtx<'m> {
+    fn dialogs(&mut self) -> Result<&MessageDialogs<'m>> {
         if self.dialogs.is_none() {
-            self.dialogs = Some(dialog_ids(self.msg)?);
+            self.dialogs = Some(MessageDialogs::of(self.msg)?);
         }
-        Ok(self.dialogs.as_deref().unwrap_or_default())
+        self.dialogs
+            .as_ref()
+            .ok_or(Error::InvalidMessage("no dialog ids"))
+    }
+}
+
+/// The dialog ids of one message, caller's tag candidates in order: From (the caller's
+/// requests and every reply), then To (requests the callee sends inside the dialog). Each is
+/// a SHA-256 ([`DialogKey::new`]): the From-tag id at once (every lookup needs it, and it is
+/// not worked out under the cache's lock), the To-tag id the first time it is asked for, so a
+/// lookup that finds the From-tag id's entry never hashes the To tag.
+#[derive(Clone)]
+pub(crate) struct MessageDialogs<'m> {
+    call_id: &'m [u8],
+    from: DialogKey,
+    to_tag: &'m [u8],
+    to: OnceCell<DialogKey>,
+}
+
+impl<'m> MessageDialogs<'m> {
+    /// The ids of `msg`, which must have a Call-ID and a From tag.
+    pub(crate) fn of(msg: &SipMessage<'m>) -> Result<MessageDialogs<'m>> {
+        if msg.call_id.is_empty() {
+            return Err(Error::InvalidMessage("no Call-ID"));
+        }
+        if msg.from_tag.is_empty() {
+            return Err(Error::InvalidMessage("no From tag"));
+        }
+        Ok(MessageDialogs {
+            call_id: msg.call_id,
+            from: DialogKey::new(msg.call_id, msg.from_tag),
+            to_tag: msg.to_tag,
+            to: OnceCell::new(),
+        })
+    }
+
+    /// Every id (the To-tag one only with a To tag).
+    fn all(&self) -> Vec<DialogKey> {
+        (0..2).map_while(|i| self.id(i)).collect()
+    }
+}
+
+impl DialogIds for MessageDialogs<'_> {
+    fn id(&self, i: usize) -> Option<DialogKey> {
+        match i {
+            0 => Some(self.from),
+            1 if !self.to_tag.is_empty() => Some(
+                *self
+                    .to
+                    .get_or_init(|| DialogKey::new(self.call_id, self.to_tag)),
+            ),
+            _ => None,
+        }
     }
 }
 
@@ -200,15 +271,15 @@ enum Look {
 
 /// A part opened: its plaintext (with inner MIME headers), and where its key came from.
 struct Opening {
-    plaintext: Zeroizing<Vec<u8>>,
+    plaintext: cms::Plaintext,
     key_source: KeySource,
-    key_label: String,
+    key_label: Cow<'static, str>,
     generation: u32,
 }
 
 impl Opening {
     /// Opened with the cached entry `e` (a key replicated from another node says so).
-    fn from_dialog(plaintext: Zeroizing<Vec<u8>>, e: &Entry<'_>) -> Opening {
+    fn from_dialog(plaintext: cms::Plaintext, e: &Entry<'_>) -> Opening {
         let replica = key_of_tag(e.alg).is_some_and(|(_, replica)| replica);
         Opening {
             plaintext,
@@ -224,9 +295,9 @@ impl Opening {
 
     fn unwrapped(opened: cms::Opened, generation: u32) -> Opening {
         Opening {
-            plaintext: opened.plaintext,
+            plaintext: cms::Plaintext::whole(opened.plaintext),
             key_source: KeySource::Wrapped,
-            key_label: opened.key_label,
+            key_label: Cow::Owned(opened.key_label),
             generation,
         }
     }
@@ -366,7 +437,7 @@ impl Proxy {
                 "the message is not inside the dialog",
             ));
         }
-        if self.cache.contains(&dialog_ids(msg)?)?.is_none() {
+        if self.cache.contains(&MessageDialogs::of(msg)?)?.is_none() {
             return Err(Error::RotationRejected("the dialog has no cached key"));
         }
         let mut ctx = self.context(msg, self.config.mode)?;
@@ -401,13 +472,15 @@ impl Proxy {
     /// Forgets the key of the dialog `msg` belongs to (the reply to a BYE from either side, or
     /// a failed INVITE's reply). True if it was cached.
     pub fn dialog_end_of(&self, msg: &SipMessage<'_>) -> Result<bool> {
-        let dialogs = dialog_ids(msg)?;
+        let dialogs = MessageDialogs::of(msg)?;
         // one lock: find the caller's tag (From or To) and remove its entry
         let Some(which) = self.cache.remove_any(&dialogs)? else {
             return Ok(false);
         };
         self.counters.bump(Counter::DialogsEnded);
-        self.note(Change::End(dialogs[which]));
+        if let Some(dialog) = dialogs.id(which) {
+            self.note(Change::End(dialog));
+        }
         Ok(true)
     }
 
@@ -496,8 +569,9 @@ impl Proxy {
             return Ok(Decision::NotEncrypted);
         }
         let mut parsed = Vec::with_capacity(parts.len());
-        for part in parts {
-            let cms = CmsMessage::parse(&part.der)?;
+        for mut part in parts {
+            // the part's own copy of the DER: an in-dialog body is decrypted in it
+            let cms = CmsMessage::parse_owned(std::mem::take(&mut part.der))?;
             let insp = cms.inspect()?;
             if insp.recipients.len() > self.config.max_recipients {
                 return Err(Error::TooManyRecipients {
@@ -507,13 +581,13 @@ impl Proxy {
             }
             let ours = insp.kind != CmsKind::EncryptedData
                 && cms::matching_recipient(&insp, &*ctx.keys).is_some();
-            let selected = Selected {
+            parsed.push(Selected {
                 part,
                 cms,
                 required: false,
                 ours,
-            };
-            parsed.push((selected, insp));
+                rotation_proof: insp.has_rotation_proof(),
+            });
         }
         let header = std::str::from_utf8(msg.disclose_to)
             .map_err(|_| DiscloseError::NotUtf8)?
@@ -527,37 +601,46 @@ impl Proxy {
             (None, Mode::Explicit) => Some(Selection::NotNamed),
             (None, _) => None,
         };
-        let mut selected = Vec::new();
-        match explicit {
+        let selected = match explicit {
             Some(Selection::NotNamed) => return Ok(Decision::NotForMe),
             Some(Selection::AllParts) => {
-                for (mut s, insp) in parsed {
+                for s in &mut parsed {
                     s.required = true;
-                    self.admit(ctx, &s, &insp, look)?;
-                    selected.push(s);
+                    self.admit(ctx, s, look)?;
                 }
+                parsed
             }
             Some(Selection::Parts(cids)) => {
+                let mut selected = Vec::with_capacity(cids.len());
                 for cid in cids {
                     let pos = parsed
                         .iter()
-                        .position(|(s, _)| s.part.has_content_id(&cid))
+                        .position(|s| s.part.has_content_id(&cid))
                         .ok_or_else(|| Error::ContentIdNotFound(cid.clone()))?;
-                    let (mut s, insp) = parsed.swap_remove(pos);
+                    let mut s = parsed.swap_remove(pos);
                     s.required = true;
-                    self.admit(ctx, &s, &insp, look)?;
+                    self.admit(ctx, &s, look)?;
                     selected.push(s);
                 }
                 selected.sort_by_key(|s| s.part.range.start);
+                selected
             }
             None => {
-                for (s, insp) in parsed {
-                    if self.admit(ctx, &s, &insp, look)? {
-                        selected.push(s);
-                    }
+                // the parts admitted, in body order, in the same vector; the first error wins
+                let mut failed = None;
+                parsed.retain(|s| {
+                    failed.is_none()
+                        && self.admit(ctx, s, look).unwrap_or_else(|e| {
+                            failed = Some(e);
+                            false
+                        })
+                });
+                if let Some(e) = failed {
+                    return Err(e);
                 }
+                parsed
             }
-        }
+        };
         Ok(if selected.is_empty() {
             Decision::NotForMe
         } else {
@@ -569,15 +652,9 @@ impl Proxy {
     /// opens only with the dialog's key (EncryptedData, or a rotation proof) and the key is
     /// cached — looked up now, or left to the opening under its lock (`Look::AtOpen`). A
     /// required part that cannot be opened is an error naming why.
-    fn admit(
-        &self,
-        ctx: &mut MessageCtx<'_>,
-        s: &Selected,
-        insp: &cms::Inspection,
-        look: Look,
-    ) -> Result<bool> {
-        let encrypted = insp.kind == CmsKind::EncryptedData;
-        let by_dialog = encrypted || (!s.ours && insp.has_rotation_proof());
+    fn admit(&self, ctx: &mut MessageCtx<'_>, s: &Selected, look: Look) -> Result<bool> {
+        let encrypted = s.kind() == CmsKind::EncryptedData;
+        let by_dialog = encrypted || (!s.ours && s.rotation_proof);
         let refuse = |required: bool| -> Result<bool> {
             match (required, encrypted) {
                 (false, _) => Ok(false),
@@ -591,11 +668,8 @@ impl Proxy {
         if !by_dialog {
             return refuse(s.required);
         }
-        if look == Look::Now {
-            let dialogs = ctx.dialogs()?.to_vec();
-            if self.cache.contains(&dialogs)?.is_none() {
-                return refuse(s.required);
-            }
+        if look == Look::Now && self.cache.contains(ctx.dialogs()?)?.is_none() {
+            return refuse(s.required);
         }
         Ok(true)
     }
@@ -607,12 +681,13 @@ impl Proxy {
         ctx: &mut MessageCtx<'_>,
         selected: Selected,
     ) -> Result<Option<DisclosedPart>> {
-        let opened = match selected.kind() {
-            CmsKind::EncryptedData => self.open_in_dialog(ctx, &selected.cms)?,
+        let kind = selected.kind();
+        let opened = match kind {
+            CmsKind::EncryptedData => self.open_in_dialog(ctx, selected.cms)?,
             _ => self.open_enveloped(ctx, &selected)?,
         };
         let Some(opening) = opened else {
-            return match (selected.required, selected.kind()) {
+            return match (selected.required, kind) {
                 (false, _) => Ok(None),
                 (true, CmsKind::EncryptedData) => Err(Error::NoDialogKey),
                 (true, _) => Err(Error::Cms(CmsError::NotRecipient)),
@@ -628,7 +703,7 @@ impl Proxy {
         }
         let inner = inner?;
         Ok(Some(DisclosedPart {
-            kind: selected.kind(),
+            kind,
             content_id: selected.part.content_id,
             content_type: inner.content_type,
             body: inner.body,
@@ -643,11 +718,7 @@ impl Proxy {
     /// as a use of it. Unauthenticated (CBC) content is refused before any decryption unless
     /// the operator allows it (`allow_cbc_in_dialog`): good and bad padding must not answer
     /// differently.
-    fn open_in_dialog(
-        &self,
-        ctx: &mut MessageCtx<'_>,
-        cms: &CmsMessage,
-    ) -> Result<Option<Opening>> {
+    fn open_in_dialog(&self, ctx: &mut MessageCtx<'_>, cms: CmsMessage) -> Result<Option<Opening>> {
         let refuse_cbc = !cms.is_authenticated()? && !self.config.allow_cbc_in_dialog;
         let dialogs = ctx.dialogs()?;
         let outcome = self.cache.with_entry(dialogs, OnMiss::Count, |found| {
@@ -658,7 +729,7 @@ impl Proxy {
             let opened = self
                 .check_rotation_policy(&e)
                 .and_then(|()| cek_of(&e))
-                .and_then(|cek| Ok(cms.open_with_cek(&cek)?));
+                .and_then(|cek| Ok(cms.into_plaintext(&cek)?));
             // a key used again after a while is sent again: the other nodes keep its TTL
             let refresh = self
                 .cluster
@@ -669,7 +740,7 @@ impl Proxy {
                     Verdict::Used,
                     Ok((
                         Opening::from_dialog(plain, &e),
-                        refresh.then(|| dialogs[found.which]),
+                        refresh.then(|| dialogs.id(found.which)).flatten(),
                     )),
                 ),
                 Err(err) => (Verdict::Keep, Err(err)),
@@ -697,7 +768,7 @@ impl Proxy {
         let authenticated = cms.is_authenticated()?;
         let in_dialog = ctx.msg.in_dialog();
         let allow_cbc = self.config.allow_cbc_in_dialog;
-        let dialogs = ctx.dialogs()?.to_vec();
+        let dialogs = ctx.dialogs()?.clone();
         let known = self
             .cache
             .with_entry(&dialogs, OnMiss::Ignore, |found| {
@@ -713,6 +784,7 @@ impl Proxy {
                     // A body under the cached key proves its sender holds it. Not counted as a
                     // use: a replayed offer must not wear the key out.
                     if let Ok(plain) = cms.open_with_cek(&current) {
+                        let plain = cms::Plaintext::whole(plain);
                         return (
                             Verdict::Keep,
                             Ok(Known::Same(Opening::from_dialog(plain, &e))),
@@ -745,7 +817,9 @@ impl Proxy {
         match known {
             Some(Known::Same(opening)) => Ok(Some(opening)),
             Some(Known::Rotated(opened, generation, which)) => {
-                self.note(Change::Key(dialogs[which]));
+                if let Some(dialog) = dialogs.id(which) {
+                    self.note(Change::Key(dialog));
+                }
                 ctx.last_cek = Some(opened.cek.clone());
                 Ok(Some(Opening::unwrapped(opened, generation)))
             }
@@ -753,7 +827,7 @@ impl Proxy {
             None if !selected.ours => Ok(None),
             Some(Known::NeedUnwrap) | None => {
                 let opened = self.open_with_own_key(ctx, cms)?;
-                let dialog = dialogs[0];
+                let dialog = dialogs.from;
                 let alg = opened.cek.alg();
                 let mut stored =
                     self.cache
@@ -809,20 +883,9 @@ impl Proxy {
     }
 }
 
-/// The dialog ids of `msg`, caller's tag candidates in order: From (the caller's requests and
-/// every reply), then To (requests the callee sends inside the dialog).
+/// Every dialog id of `msg` ([`MessageDialogs`]), worked out at once.
 pub(crate) fn dialog_ids(msg: &SipMessage<'_>) -> Result<Vec<DialogKey>> {
-    if msg.call_id.is_empty() {
-        return Err(Error::InvalidMessage("no Call-ID"));
-    }
-    if msg.from_tag.is_empty() {
-        return Err(Error::InvalidMessage("no From tag"));
-    }
-    let mut ids = vec![DialogKey::new(msg.call_id, msg.from_tag)];
-    if !msg.to_tag.is_empty() {
-        ids.push(DialogKey::new(msg.call_id, msg.to_tag));
-    }
-    Ok(ids)
+    Ok(MessageDialogs::of(msg)?.all())
 }
 
 /// The cached key as a [`Cek`] (stored locally or replicated: `cluster::key_tag`).

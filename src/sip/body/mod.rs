@@ -154,6 +154,17 @@ fn encrypted_part(
         Some(Some(t)) => Some(t),
         Some(None) => return Ok(None),
     };
+    part_of(smime_type, content_id, cte, bytes, range)
+}
+
+/// The encrypted part of `smime_type` whose encoded body is `bytes`.
+fn part_of(
+    smime_type: Option<CmsKind>,
+    content_id: Option<&str>,
+    cte: Option<&str>,
+    bytes: &[u8],
+    range: Range<usize>,
+) -> Result<Option<EncryptedPart>, BodyError> {
     let der = transfer::decode(cte, bytes)?.into_owned();
     Ok(Some(EncryptedPart {
         content_id: content_id.map(|c| normalize_content_id(c).to_owned()),
@@ -211,6 +222,14 @@ pub fn encrypted_parts(
             size: body.len(),
             limit: limits.max_body,
         });
+    }
+    if let Some(kind) = own_smime_content_type(content_type) {
+        // what sipsd writes: read without parsing (the same result as parsing it)
+        return Ok(
+            part_of(Some(kind), None, transfer_encoding, body, 0..body.len())?
+                .into_iter()
+                .collect(),
+        );
     }
     let ct = ContentType::parse(content_type)?;
     let mut found = Vec::new();
@@ -270,6 +289,25 @@ pub fn encrypted_parts(
     Ok(found)
 }
 
+/// The kind whose `Content-Type` sipsd writes ([`CmsKind::content_type`], byte for byte,
+/// blanks around it aside), or `None`: parse it then. For these values this is what
+/// [`ContentType::parse`] and [`ContentType::smime_type`] would say, without allocating.
+fn own_smime_content_type(value: &str) -> Option<CmsKind> {
+    let value = value.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+    let rest = value.strip_prefix("application/pkcs7-mime; smime-type=")?;
+    let (smime_type, tail) = rest.split_once(';')?;
+    if tail != " name=smime.p7m" {
+        return None;
+    }
+    CmsKind::ALL
+        .into_iter()
+        .find(|k| k.smime_type() == smime_type)
+}
+
+/// The inner header a user agent's body starts with when it is SDP ([`mime_entity`] writes
+/// it so): read without parsing, as [`parse_inner_type`] would read it.
+const SDP_ENTITY_HEADER: &[u8] = b"Content-Type: application/sdp\r\n\r\n";
+
 /// The plaintext after decryption: (content type, body). If it starts with MIME headers
 /// (RFC 3261 §23.4.3), they are parsed and the type is their `Content-Type` in canonical form
 /// (see [`ContentType`]'s `Display`), or `text/plain; charset=us-ascii` when there is none;
@@ -284,6 +322,18 @@ pub fn parse_inner(plain: &[u8]) -> Result<(String, &[u8]), BodyError> {
 /// [`parse_inner`] with the content type parsed (what the caller reads it from, without
 /// parsing its text again).
 pub fn parse_inner_type(plain: &[u8]) -> Result<(ContentType, &[u8]), BodyError> {
+    if let Some(body) = plain.strip_prefix(SDP_ENTITY_HEADER) {
+        let sdp = ContentType {
+            media: "application/sdp".to_owned(),
+            params: Vec::new(),
+        };
+        return Ok((sdp, body));
+    }
+    parse_inner_general(plain)
+}
+
+/// [`parse_inner_type`] without the shortcut for [`SDP_ENTITY_HEADER`].
+fn parse_inner_general(plain: &[u8]) -> Result<(ContentType, &[u8]), BodyError> {
     if headers::starts_with_field(plain) {
         let (headers, offset) = Headers::parse(plain)?;
         let ct = match headers.get("content-type") {

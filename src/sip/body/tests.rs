@@ -244,3 +244,54 @@ fn header_injection_is_neutralised() {
     println!("{text:?}");
     assert!(!text.contains("\nX-Evil"));
 }
+
+#[test]
+fn own_content_types_read_as_parsing_reads_them() {
+    for kind in CmsKind::ALL {
+        let value = kind.content_type();
+        for (te, body) in [
+            (None, DER.to_vec()),
+            (Some("base64"), b"MIAGCyqGSIb3DQEJEAEX".to_vec()),
+        ] {
+            let fast = encrypted_parts(&format!(" {value}\r\n"), te, &body, &limits()).unwrap();
+            let ct = ContentType::parse(&value).unwrap();
+            let general = encrypted_part(&ct, None, te, &body, 0..body.len()).unwrap();
+            let general: Vec<_> = general.into_iter().collect();
+            assert_eq!(own_smime_content_type(&value), Some(kind));
+            assert_eq!(
+                format!("{fast:?}"),
+                format!("{general:?}"),
+                "{value} {te:?}"
+            );
+        }
+        println!(
+            "{value}: read without parsing, the same parts as parsing gives (binary and base64)"
+        );
+    }
+    for other in [
+        "Application/pkcs7-mime; smime-type=encrypted-data; name=smime.p7m",
+        "application/pkcs7-mime; smime-type=Encrypted-Data; name=smime.p7m",
+        "application/pkcs7-mime;smime-type=encrypted-data; name=smime.p7m",
+        "application/pkcs7-mime; smime-type=encrypted-data",
+        "application/pkcs7-mime; smime-type=encrypted-data; name=smime.p7m; x=1",
+        "application/pkcs7-mime; smime-type=signed-data; name=smime.p7m",
+    ] {
+        assert_eq!(own_smime_content_type(other), None, "{other}");
+    }
+    println!("other spellings (case, blanks, parameters) are parsed");
+}
+
+#[test]
+fn sdp_entity_header_read_as_parsing_reads_it() {
+    let sdp = b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\n";
+    let ent = mime_entity("application/sdp", sdp);
+    assert!(ent.starts_with(SDP_ENTITY_HEADER));
+    let fast = parse_inner_type(&ent).unwrap();
+    let general = parse_inner_general(&ent).unwrap();
+    assert_eq!(fast, general);
+    assert_eq!(fast.1, &sdp[..]);
+    // a Content-Transfer-Encoding after it is another header block: parsed (and refused)
+    let cte = b"Content-Type: application/sdp\r\nContent-Transfer-Encoding: base64\r\n\r\nv=0";
+    assert!(!cte.starts_with(SDP_ENTITY_HEADER));
+    println!("the SDP entity header mime_entity writes: read without parsing, as parsing reads it");
+}
