@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 use sipsd::crypto::cms::{ContentAlg, IdKind, RsaPadding};
 use sipsd::crypto::keys::{KeyStore, PskSpec};
 use sipsd::engine::cluster::{Cluster, ClusterConfig, MediaFlow, MediaStage, MediaState};
-use sipsd::record::channel::DEFAULT_MAX_SKEW;
 use sipsd::record::{ChannelReceiver, Event, KeyMessage};
 
 use support::cluster::{
@@ -109,16 +108,7 @@ fn pinholes_and_recording_follow_the_dialog_to_the_other_node() {
     let kek = dir.join("rec.kek");
     write_key(&kek, 0x5a);
     let rec_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut rec = ChannelReceiver::new(
-        vec![PskSpec {
-            id: b"sipsd-rec".to_vec(),
-            key_path: kek.clone(),
-            label: Some("proxy1".into()),
-        }],
-        true,
-        DEFAULT_MAX_SKEW,
-    )
-    .unwrap();
+    let mut rec = support::record::key_channel_receiver(&kek);
 
     let caller = Peer::bind();
     let callee = Peer::bind();

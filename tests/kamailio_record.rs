@@ -30,12 +30,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use sipsd::crypto::cms::{ContentAlg, IdKind, RsaPadding};
-use sipsd::crypto::keys::PskSpec;
 use sipsd::engine::cache::DialogKey;
-use sipsd::record::channel::DEFAULT_MAX_SKEW;
 use sipsd::record::{ChannelReceiver, Direction, Event, KeyMessage};
 
-use support::dialog::{received, Dialog};
+use support::dialog::{received, srtp_sdp, Dialog};
 use support::kamailio::{next_hop, Kamailio, P1};
 use support::sip::{reply, reply_with, Peer};
 use support::tools::{Need, Tools};
@@ -46,15 +44,6 @@ const KEY_CALLER: &str = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
 const KEY_CALLEE: &str = "NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj";
 const FROM_URI: &str = "sip:alice@a.example";
 const TO_URI: &str = "sip:bob@b.example";
-
-fn sdp(user: &str, addr: &str, port: u16, key: &str) -> Vec<u8> {
-    format!(
-        "v=0\r\no={user} 1 1 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n\
-         m=audio {port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n\
-         a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n"
-    )
-    .into_bytes()
-}
 
 struct Recorder {
     sock: UdpSocket,
@@ -87,7 +76,7 @@ fn offer(
         .map(|w| cert_recipient(w, IdKind::IssuerSerial, RsaPadding::OaepSha256));
     let (d, mut invite) = Dialog::offer(
         call_id,
-        &sdp("alice", "10.77.1.2", 40000, KEY_CALLER),
+        &srtp_sdp("alice", "10.77.1.2", 40000, KEY_CALLER),
         &recipients,
         ContentAlg::Aes256Gcm,
         p1,
@@ -118,7 +107,7 @@ fn call(
         caller,
         callee,
         &inv,
-        &sdp("bob", "10.77.2.2", 50000, KEY_CALLEE),
+        &srtp_sdp("bob", "10.77.2.2", 50000, KEY_CALLEE),
     );
     mid();
     let bye = d.bare("BYE").parties(FROM_URI, TO_URI);
@@ -144,16 +133,7 @@ fn recording_keys_reach_the_recorder_through_kamailio() {
     std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let rx = ChannelReceiver::new(
-        vec![PskSpec {
-            id: b"sipsd-rec".to_vec(),
-            key_path: kek.clone(),
-            label: Some("proxy1".into()),
-        }],
-        true,
-        DEFAULT_MAX_SKEW,
-    )
-    .unwrap();
+    let rx = support::record::key_channel_receiver(&kek);
     let recorder_addr = sock.local_addr().unwrap().to_string();
     let mut rec = Recorder { sock, rx };
 
@@ -332,7 +312,7 @@ fn recording_keys_reach_the_recorder_through_kamailio() {
         &caller,
         &callee,
         &inv6,
-        &sdp("bob", "10.77.2.2", 50000, KEY_CALLEE),
+        &srtp_sdp("bob", "10.77.2.2", 50000, KEY_CALLEE),
     );
     let start6 = rec
         .next(Duration::from_secs(5))
@@ -364,7 +344,7 @@ fn refused_after_early_media(
     let early =
         d.ua.encrypt(
             "application/sdp",
-            &sdp("bob", "10.77.2.2", 50000, KEY_CALLEE),
+            &srtp_sdp("bob", "10.77.2.2", 50000, KEY_CALLEE),
             &Default::default(),
         )
         .expect("the 183's SDP under the dialog key");

@@ -36,7 +36,7 @@ use std::time::Duration;
 use sipsd::crypto::cms::{ContentAlg, IdKind, RsaPadding};
 use sipsd::engine::cache::DialogKey;
 
-use support::dialog::{received, Dialog};
+use support::dialog::{received, srtp_sdp, Dialog};
 use support::fwbed::netns::{self, Topology, CALLEE, CALLER};
 use support::fwbed::{fw_line, workspace_bin, Bed, RecorderNs, FW_LINK, REC_IFACE, REC_KEYS};
 use support::kamailio::{next_hop, P1};
@@ -65,15 +65,6 @@ const SECONDS: u32 = 3;
 const PACKETS: u64 = SECONDS as u64 * 50;
 const FROM_URI: &str = "sip:alice@a.example";
 const TO_URI: &str = "sip:bob@b.example";
-
-fn sdp(user: &str, addr: &str, port: u16, key: &str) -> Vec<u8> {
-    format!(
-        "v=0\r\no={user} 1 1 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n\
-         m=audio {port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n\
-         a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n"
-    )
-    .into_bytes()
-}
 
 /// A counter in namespace `ns` of the UDP packets from `from` that reach `to` there (its
 /// input hook: delivered to the host, whatever socket reads them).
@@ -278,7 +269,7 @@ fn mirrored_srtp_call_through_kamailio_is_recorded() {
         .map(|w| cert_recipient(w, IdKind::IssuerSerial, RsaPadding::OaepSha256));
     let (mut d, invite) = Dialog::offer(
         &call_id,
-        &sdp("alice", CALLER, CALLER_PORT, KEY_CALLER.0),
+        &srtp_sdp("alice", CALLER, CALLER_PORT, KEY_CALLER.0),
         &recipients,
         ContentAlg::Aes256Gcm,
         &p1,
@@ -292,7 +283,7 @@ fn mirrored_srtp_call_through_kamailio_is_recorded() {
         &caller,
         &callee,
         &inv,
-        &sdp("bob", CALLEE, CALLEE_PORT, KEY_CALLEE.0),
+        &srtp_sdp("bob", CALLEE, CALLEE_PORT, KEY_CALLEE.0),
     );
     let line = fw_line(&p1, &call_id, "INVITE200").unwrap_or_default();
     check!(

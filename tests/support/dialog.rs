@@ -23,6 +23,17 @@ pub fn sdp(addr: &str, port: u16) -> Vec<u8> {
     .into_bytes()
 }
 
+/// An SDES-SRTP offer or answer of `user`: one PCMU audio stream at `addr:port` with the
+/// master key `key` (base64, RFC 4568 inline).
+pub fn srtp_sdp(user: &str, addr: &str, port: u16, key: &str) -> Vec<u8> {
+    format!(
+        "v=0\r\no={user} 1 1 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n\
+         m=audio {port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n"
+    )
+    .into_bytes()
+}
+
 /// One dialog as its caller holds it: ids, the next CSeq, and the dialog key (a UaSession).
 pub struct Dialog {
     pub call_id: String,

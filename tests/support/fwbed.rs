@@ -35,12 +35,7 @@ pub fn sa(ip: &str, port: u16) -> SocketAddr {
 }
 
 pub fn sdp(user: &str, addr: &str, port: u16) -> Vec<u8> {
-    format!(
-        "v=0\r\no={user} 1 1 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n\
-         m=audio {port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n\
-         a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfUmVhbGx5U2VjcmV0U0RFU0tleU1hcmtlcjEy\r\n"
-    )
-    .into_bytes()
+    super::dialog::srtp_sdp(user, addr, port, "WVNfUmVhbGx5U2VjcmV0U0RFU0tleU1hcmtlcjEy")
 }
 
 /// A veth between this namespace (HERE_LINK) and the firewall's (FW_LINK): P1's path to the

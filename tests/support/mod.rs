@@ -21,6 +21,7 @@
 //! | `cluster` | two Kamailio nodes of a cluster over DMQ: key file, RPC figures, a KDMQ request |
 //! | `fwbed` | the firewall agent's namespaces, P1's link to it, the agent started (pinhole tests); a recorder's namespace (`sipsd-rec`) the agent mirrors to |
 //! | `tone` | ffmpeg SRTP tone senders and the signal checks (dominant frequency, G.711 error), shared with sipsd-rec's tests |
+//! | `record` | the recorder's receiver of P1's key channel (`sipsd::record::ChannelReceiver`) |
 //! | `rng` | a deterministic test RNG |
 //! | `pcap` | UDP datagrams of a pcap capture, and the plaintext detector |
 //!
@@ -42,6 +43,7 @@ pub mod p1log;
 pub mod pcap;
 pub mod ports;
 pub mod procs;
+pub mod record;
 pub mod rng;
 pub mod sip;
 pub mod sipp;
