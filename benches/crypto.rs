@@ -33,6 +33,18 @@
 //!   - `sipsd_abi` (new dialog each time), `sipsd_cms_open`;
 //!   - `openssl_cms`: `d2i_CMS_ContentInfo` + `CMS_decrypt_set1_key` + `CMS_decrypt`.
 //!
+//! * `whole_call`: the library's share of one call at a trusted proxy, as the Kamailio module and
+//!   `cfg-examples/trusted-proxy.cfg` make it (scripts/bench step 9's calls): the INVITE's offer
+//!   (`sd_unwrap_body` on a new dialog), the fields the script logs (`key_source`,
+//!   `media_addr`, `media_port`, `signature`, `signer`: `sd_plain_get`), `sd_plain_free`; the
+//!   200 OK's answer under the dialog key, the same fields; the dialog's end at the BYE's 200
+//!   (`sd_dialog_end_msg`):
+//!   - `psk`: offers for callee (KTRI) + the pre-shared key (KEKRI);
+//!   - `rsa`: offers for callee + proxy1 (RSA-2048 OAEP): one RSA operation per call;
+//!   - `plain`: plain SDP in both (`sd_unwrap_body` says not encrypted, nothing is read).
+//!
+//!   Run it under `valgrind --tool=callgrind` for the instructions per call and where they go.
+//!
 //! Every bench checks its first result against the plaintext before measuring.
 //!
 //! `unsafe` here: calls into the sipsd C ABI (what the task measures) and into libcrypto's CMS
@@ -51,8 +63,9 @@ use sipsd::crypto::cms::{self, Cek, ContentAlg, IdKind, Recipient, RsaPadding};
 use sipsd::crypto::keys::{KeySpec, KeyStore, PskSpec, RsaKeySpec};
 use sipsd::engine::ua::UaSession;
 use sipsd::ffi::{
-    sd_config_free, sd_config_new, sd_config_set, sd_ctx, sd_ctx_free, sd_ctx_new, sd_msg,
-    sd_plain, sd_plain_free, sd_result, sd_str, sd_unwrap_body,
+    sd_config_free, sd_config_new, sd_config_set, sd_ctx, sd_ctx_free, sd_ctx_new,
+    sd_dialog_end_msg, sd_field, sd_msg, sd_plain, sd_plain_free, sd_plain_get, sd_result, sd_str,
+    sd_unwrap_body,
 };
 use sipsd::sip::body::BodyOptions;
 
@@ -317,6 +330,42 @@ impl Ctx {
             sd_plain_free(black_box(out));
             r
         }
+    }
+}
+
+impl Ctx {
+    /// What the module does for one body: `sd_unwrap_body`, the fields the example script logs
+    /// after a decryption, `sd_plain_free`. Returns the result code and the bytes read.
+    fn unwrap_read_free(&self, msg: &sd_msg) -> (sd_result, usize) {
+        const LOGGED: [sd_field; 5] = [
+            sd_field::SD_FIELD_KEY_SOURCE,
+            sd_field::SD_FIELD_MEDIA_ADDR,
+            sd_field::SD_FIELD_MEDIA_PORT,
+            sd_field::SD_FIELD_SIGNATURE,
+            sd_field::SD_FIELD_SIGNER,
+        ];
+        let mut out: *mut sd_plain = ptr::null_mut();
+        let mut read = 0;
+        // SAFETY: as in unwrap_free; `v` is writable and read only while `out` is live.
+        unsafe {
+            let r = sd_unwrap_body(self.0, msg, &mut out);
+            if r == sd_result::SD_OK {
+                for f in LOGGED {
+                    let mut v = sd_str::EMPTY;
+                    if sd_plain_get(out, 0, f as u32, &mut v) == sd_result::SD_OK {
+                        read += v.len;
+                    }
+                }
+            }
+            sd_plain_free(black_box(out));
+            (r, read)
+        }
+    }
+
+    /// `sd_dialog_end_msg` (the BYE's 200 OK).
+    fn dialog_end(&self, msg: &sd_msg) -> sd_result {
+        // SAFETY: the context is live and `msg` borrows byte strings that outlive the call.
+        unsafe { sd_dialog_end_msg(self.0, msg) }
     }
 }
 
@@ -659,7 +708,79 @@ fn rsa_oaep_aws_lc(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, cache_hit, cache_miss, psk_path);
+fn whole_call(c: &mut Criterion) {
+    let sdp = sdp_1k();
+    let opts = BodyOptions::default();
+    let (id, key) = psk();
+    let psk_recipient = Recipient::Psk {
+        id,
+        kek: zeroize::Zeroizing::new(key),
+    };
+    let ctx = Ctx::new();
+    let mut g = c.benchmark_group("whole_call");
+    for (name, recipients) in [
+        ("psk", vec![cert("callee"), psk_recipient]),
+        ("rsa", vec![cert("callee"), cert("proxy1")]),
+        ("plain", vec![]),
+    ] {
+        // (content type, offer, answer): the same two bodies for every call, as SIPp sends them
+        let (offer_ct, offer, answer_ct, answer) = if recipients.is_empty() {
+            (
+                &b"application/sdp"[..],
+                sdp.clone(),
+                &b"application/sdp"[..],
+                sdp.clone(),
+            )
+        } else {
+            let (mut ua, offer) = UaSession::offer(
+                "application/sdp",
+                &sdp,
+                &recipients,
+                ContentAlg::Aes256Gcm,
+                None,
+                &opts,
+            )
+            .expect("offer");
+            let answer = ua.encrypt("application/sdp", &sdp, &opts).expect("answer");
+            (SMIME_AUTH, offer.body, SMIME_ENC, answer.body)
+        };
+        let expect = if recipients.is_empty() {
+            sd_result::SD_NOT_ENCRYPTED
+        } else {
+            sd_result::SD_OK
+        };
+        let mut n = 0u64;
+        let mut one_call = || {
+            n += 1;
+            let call_id = format!("{name}-{n}@bench.example");
+            let invite = msg(call_id.as_bytes(), b"", b"INVITE", 0, offer_ct, &offer);
+            let (r, read) = ctx.unwrap_read_free(&invite);
+            assert_eq!(r, expect, "{name}: offer");
+            let ok = msg(
+                call_id.as_bytes(),
+                b"bench-to-tag",
+                b"INVITE",
+                200,
+                answer_ct,
+                &answer,
+            );
+            let (r, read2) = ctx.unwrap_read_free(&ok);
+            assert_eq!(r, expect, "{name}: answer");
+            let bye_ok = msg(call_id.as_bytes(), b"bench-to-tag", b"BYE", 200, b"", b"");
+            ctx.dialog_end(&bye_ok);
+            read + read2
+        };
+        let first = one_call();
+        if expect == sd_result::SD_OK {
+            // key_source, the address and port, signature "none" read from both bodies
+            assert!(first > 0, "{name}: no field was read");
+        }
+        g.bench_function(name, |b| b.iter(&mut one_call));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, cache_hit, cache_miss, psk_path, whole_call);
 #[cfg(feature = "aws-lc")]
 criterion_group!(aws_lc_benches, rsa_oaep_aws_lc);
 #[cfg(not(feature = "aws-lc"))]

@@ -16,7 +16,8 @@ import statistics
 TITLE = "## 9. CPU per call of Kamailio P1"
 
 VARIANTS = [
-    ("nomodule", "no module: P1 = `untrusted-proxy.cfg`, plain SDP"),
+    ("nomodule", "no module: P1 = `trusted-proxy.cfg` with `WITHOUT_SIPSD`, the same routing and log lines with sipsd not loaded, plain SDP"),
+    ("untrusted", "no module, another script for reference: P1 = `untrusted-proxy.cfg` (no kex, corex, ctl, log prefix or reply route; one log line per request), plain SDP"),
     ("plain", "sipsd loaded (`trusted-proxy.cfg`), plain SDP: nothing to decrypt"),
     ("rsa", "sipsd, offers for callee + proxy1 (RSA-2048 OAEP): one RSA unwrap per INVITE, the 200 from the cache"),
     ("psk", "sipsd with `WITH_PSK`, offers for callee + P1's pre-shared key (KEKRI): one AES key unwrap per INVITE, the 200 from the cache"),
@@ -91,7 +92,7 @@ def section(res):
         w(f"- **{v}**: {text};")
     w("")
     w(f"each with {ALLOCS[0][1]} and with {ALLOCS[1][1]} (P1 only; P2 keeps the default)."
-      f" The eight runs are interleaved, each on a fresh set of processes, the order of the"
+      f" The {2 * len(VARIANTS)} runs are interleaved, each on a fresh set of processes, the order of the"
       f" variants rotating from round to round, for {env.get('rounds')} rounds. Figures are"
       " medians over the rounds with their spread (lowest–highest); the ratio is to **no"
       " module** with the same memory manager: of the medians, and per round (the run of the"
