@@ -13,6 +13,32 @@ use std::ffi::c_char;
 
 use super::boundary::ffi_boundary;
 
+/// A `u32` written in decimal, inline: no allocation per message for a field few read.
+pub(super) struct Decimal {
+    digits: [u8; 10],
+    start: usize,
+}
+
+impl Decimal {
+    pub(super) fn of(mut n: u32) -> Decimal {
+        let mut digits = [0u8; 10];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            // n % 10 < 10: the cast keeps it
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                return Decimal { digits, start };
+            }
+        }
+    }
+
+    pub(super) fn as_bytes(&self) -> &[u8] {
+        self.digits.get(self.start..).unwrap_or_default()
+    }
+}
+
 /// A field enum with its table (implemented by [`field_names!`]).
 pub trait FieldTable: Copy + 'static {
     /// Every field, in number order (number = index).
@@ -75,5 +101,18 @@ pub(super) fn name<T: FieldTable>(n: u32) -> *const c_char {
             .ok()
             .and_then(|i| T::ALL.get(i))
             .map_or(std::ptr::null(), |f| f.c_name().as_ptr().cast())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Decimal;
+
+    #[test]
+    fn decimal_writes_every_u32() {
+        for n in [0, 1, 9, 10, 99, 100, 4_294_967_295, 1_000_000_007] {
+            assert_eq!(Decimal::of(n).as_bytes(), n.to_string().as_bytes(), "{n}");
+        }
+        println!("Decimal digits match to_string for 0 .. u32::MAX");
     }
 }

@@ -2,17 +2,20 @@
 //! `sd_plain_media_count` / `sd_plain_media_get` and `sd_plain_crypto_count` /
 //! `sd_plain_crypto_get`, with the selectors `sd_media_field` and `sd_crypto_field`.
 //!
-//! The text of every field is worked out once, the first time any SDP field of the part is
-//! read, into zeroizing buffers owned by the `sd_plain`: views stay valid until
-//! `sd_plain_free`, which zeroizes them. That is the one free of the SDES key material:
+//! The part's SDP is parsed once, the first time any of its fields is read, and kept by the
+//! `sd_plain`: a field is a view into it (the text as written, e.g. an address or an
+//! `a=crypto` value) or, for numbers and lists, text worked out the first time it is read and
+//! kept beside it. Views stay valid until `sd_plain_free`, which zeroizes the SDES key
+//! material (the `a=crypto` values) and the lists. That is the one free of the key material:
 //! nothing else holds a copy, and a caller that needs keys longer copies them itself.
 
+use std::cell::OnceCell;
 use std::ffi::c_char;
 
 use zeroize::Zeroizing;
 
 use super::boundary::{ffi_boundary, put_view, sd_str, try_mut, try_ref};
-use super::fields::{self, field_names};
+use super::fields::{self, field_names, Decimal};
 use super::plain::sd_plain;
 use super::result::sd_result;
 use crate::sip::sdp::{CryptoAttr, MediaInfo, SdpError, SdpInfo};
@@ -102,107 +105,129 @@ field_names!(sd_crypto_field {
     SD_CRYPTO_FIELD_VALUE => "value",
 });
 
-/// Field text, zeroized when dropped (key material among it).
+/// Field text worked out from the SDP (the lists), zeroized when dropped like the rest.
 type Text = Zeroizing<Vec<u8>>;
 
-fn text(s: &str) -> Text {
-    Zeroizing::new(s.as_bytes().to_vec())
-}
-
-fn number(n: impl ToString) -> Text {
-    Zeroizing::new(n.to_string().into_bytes())
-}
-
-fn flag(b: bool) -> Text {
-    text(if b { "1" } else { "0" })
-}
-
-fn media_text(m: &MediaInfo, field: sd_media_field) -> Option<Text> {
-    use sd_media_field::*;
-    match field {
-        SD_MEDIA_FIELD_KIND => Some(text(&m.kind)),
-        SD_MEDIA_FIELD_PORT => Some(number(m.port)),
-        SD_MEDIA_FIELD_PORT_COUNT => Some(number(m.port_count)),
-        SD_MEDIA_FIELD_PROTO => Some(text(&m.proto)),
-        SD_MEDIA_FIELD_FORMATS => Some(text(&m.formats.join(" "))),
-        SD_MEDIA_FIELD_ADDR => m.addr().map(text),
-        SD_MEDIA_FIELD_ADDR_TYPE => m.connection.as_ref().map(|c| text(c.addr_type.name())),
-        SD_MEDIA_FIELD_MULTICAST => m.connection.as_ref().map(|c| flag(c.is_multicast())),
-        SD_MEDIA_FIELD_RTCP_PORT => m.rtcp_port().map(number),
-        SD_MEDIA_FIELD_RTCP_ADDR => m.rtcp_addr().map(text),
-        SD_MEDIA_FIELD_RTCP_MUX => Some(flag(m.rtcp_mux)),
-        SD_MEDIA_FIELD_DIRECTION => Some(text(m.direction.name())),
-        SD_MEDIA_FIELD_CRYPTO_COUNT => Some(number(m.crypto.len())),
-        SD_MEDIA_FIELD_RTPMAP => (!m.rtpmaps.is_empty()).then(|| {
-            let maps: Vec<String> = m.rtpmaps.iter().map(|r| r.to_string()).collect();
-            text(&maps.join(", "))
-        }),
+fn flag(b: bool) -> &'static [u8] {
+    if b {
+        b"1"
+    } else {
+        b"0"
     }
 }
 
-fn crypto_text(c: &CryptoAttr, field: sd_crypto_field) -> Option<Text> {
-    use sd_crypto_field::*;
-    match field {
-        SD_CRYPTO_FIELD_TAG => Some(number(c.tag())),
-        SD_CRYPTO_FIELD_SUITE => Some(text(c.suite())),
-        SD_CRYPTO_FIELD_KEY_PARAMS => Some(text(c.key_params())),
-        SD_CRYPTO_FIELD_SESSION_PARAMS => {
-            Some(c.session_params()).filter(|s| !s.is_empty()).map(text)
-        }
-        SD_CRYPTO_FIELD_VALUE => Some(text(c.value())),
-    }
-}
-
-/// The text of every field of one stream: `fields[sd_media_field]`,
-/// `crypto[j][sd_crypto_field]`.
+/// The text of one stream's fields: the numbers written out, the lists (formats, rtpmap)
+/// joined the first time they are read; every other field is a view into the parsed SDP.
 pub(super) struct StreamText {
-    fields: Vec<Option<Text>>,
-    crypto: Vec<Vec<Option<Text>>>,
+    port: Decimal,
+    port_count: Decimal,
+    rtcp_port: Option<Decimal>,
+    crypto_count: Decimal,
+    /// The tag of each `a=crypto`, in order.
+    tags: Vec<Decimal>,
+    formats: OnceCell<Text>,
+    rtpmap: OnceCell<Option<Text>>,
 }
 
 impl StreamText {
     fn of(m: &MediaInfo) -> StreamText {
         StreamText {
-            fields: sd_media_field::ALL
-                .iter()
-                .map(|f| media_text(m, *f))
-                .collect(),
-            crypto: m
-                .crypto
-                .iter()
-                .map(|c| {
-                    sd_crypto_field::ALL
-                        .iter()
-                        .map(|f| crypto_text(c, *f))
-                        .collect()
-                })
-                .collect(),
+            port: Decimal::of(u32::from(m.port)),
+            port_count: Decimal::of(u32::from(m.port_count)),
+            rtcp_port: m.rtcp_port().map(|p| Decimal::of(u32::from(p))),
+            // at most MAX_CRYPTO (32): the conversion keeps it
+            crypto_count: Decimal::of(u32::try_from(m.crypto.len()).unwrap_or(u32::MAX)),
+            tags: m.crypto.iter().map(|c| Decimal::of(c.tag())).collect(),
+            formats: OnceCell::new(),
+            rtpmap: OnceCell::new(),
         }
-    }
-
-    fn get(&self, field: sd_media_field) -> Option<&[u8]> {
-        self.fields
-            .get(field as usize)?
-            .as_deref()
-            .map(Vec::as_slice)
-    }
-
-    fn crypto(&self, index: usize, field: sd_crypto_field) -> Option<&[u8]> {
-        self.crypto
-            .get(index)?
-            .get(field as usize)?
-            .as_deref()
-            .map(Vec::as_slice)
     }
 }
 
-/// What a part's SDP gives C: nothing (not SDP), why it could not be read, or every stream.
+/// Field `field` of stream `m` (whose numbers `t` holds).
+fn media_field<'a>(m: &'a MediaInfo, t: &'a StreamText, field: sd_media_field) -> Option<&'a [u8]> {
+    use sd_media_field::*;
+    match field {
+        SD_MEDIA_FIELD_KIND => Some(m.kind.as_bytes()),
+        SD_MEDIA_FIELD_PORT => Some(t.port.as_bytes()),
+        SD_MEDIA_FIELD_PORT_COUNT => Some(t.port_count.as_bytes()),
+        SD_MEDIA_FIELD_PROTO => Some(m.proto.as_bytes()),
+        SD_MEDIA_FIELD_FORMATS => Some(
+            t.formats
+                .get_or_init(|| Zeroizing::new(m.formats.join(" ").into_bytes()))
+                .as_slice(),
+        ),
+        SD_MEDIA_FIELD_ADDR => m.addr().map(str::as_bytes),
+        SD_MEDIA_FIELD_ADDR_TYPE => m.connection.as_ref().map(|c| c.addr_type.name().as_bytes()),
+        SD_MEDIA_FIELD_MULTICAST => m.connection.as_ref().map(|c| flag(c.is_multicast())),
+        SD_MEDIA_FIELD_RTCP_PORT => t.rtcp_port.as_ref().map(Decimal::as_bytes),
+        SD_MEDIA_FIELD_RTCP_ADDR => m.rtcp_addr().map(str::as_bytes),
+        SD_MEDIA_FIELD_RTCP_MUX => Some(flag(m.rtcp_mux)),
+        SD_MEDIA_FIELD_DIRECTION => Some(m.direction.name().as_bytes()),
+        SD_MEDIA_FIELD_CRYPTO_COUNT => Some(t.crypto_count.as_bytes()),
+        SD_MEDIA_FIELD_RTPMAP => t
+            .rtpmap
+            .get_or_init(|| {
+                (!m.rtpmaps.is_empty()).then(|| {
+                    let maps: Vec<String> = m.rtpmaps.iter().map(|r| r.to_string()).collect();
+                    Zeroizing::new(maps.join(", ").into_bytes())
+                })
+            })
+            .as_deref()
+            .map(Vec::as_slice),
+    }
+}
+
+/// Field `field` of `a=crypto` `c` (whose tag is `tag`): views into the attribute as
+/// written, which the parsed SDP zeroizes.
+fn crypto_field<'a>(
+    c: &'a CryptoAttr,
+    tag: &'a Decimal,
+    field: sd_crypto_field,
+) -> Option<&'a [u8]> {
+    use sd_crypto_field::*;
+    match field {
+        SD_CRYPTO_FIELD_TAG => Some(tag.as_bytes()),
+        SD_CRYPTO_FIELD_SUITE => Some(c.suite().as_bytes()),
+        SD_CRYPTO_FIELD_KEY_PARAMS => Some(c.key_params().as_bytes()),
+        SD_CRYPTO_FIELD_SESSION_PARAMS => Some(c.session_params())
+            .filter(|s| !s.is_empty())
+            .map(str::as_bytes),
+        SD_CRYPTO_FIELD_VALUE => Some(c.value().as_bytes()),
+    }
+}
+
+/// One stream of a readable SDP: its description and its text.
+pub(super) struct Stream<'a> {
+    media: &'a MediaInfo,
+    text: &'a StreamText,
+}
+
+impl<'a> Stream<'a> {
+    fn get(&self, field: sd_media_field) -> Option<&'a [u8]> {
+        media_field(self.media, self.text, field)
+    }
+
+    fn crypto_count(&self) -> usize {
+        self.media.crypto.len()
+    }
+
+    fn crypto(&self, index: usize, field: sd_crypto_field) -> Option<&'a [u8]> {
+        let c = self.media.crypto.get(index)?;
+        crypto_field(c, self.text.tags.get(index)?, field)
+    }
+}
+
+/// What a part's SDP gives C: nothing (not SDP), why it could not be read, or its streams.
+/// Parsed once, the first time a field of the part's SDP is read; a stream's numbers are
+/// written out the first time one of its fields is read.
 pub(super) enum SdpText {
     NotSdp,
     Invalid(String),
     Streams {
-        streams: Vec<StreamText>,
-        count: String,
+        info: SdpInfo,
+        text: Vec<OnceCell<StreamText>>,
+        count: Decimal,
         /// The stream the single-stream fields (`SD_FIELD_MEDIA_*`) show.
         primary: Option<usize>,
     },
@@ -215,22 +240,32 @@ impl SdpText {
             None => SdpText::NotSdp,
             Some(Err(e)) => SdpText::Invalid(e.to_string()),
             Some(Ok(info)) => SdpText::Streams {
-                streams: info.media.iter().map(StreamText::of).collect(),
-                count: info.media.len().to_string(),
+                text: info.media.iter().map(|_| OnceCell::new()).collect(),
+                // at most MAX_MEDIA (64): the conversion keeps it
+                count: Decimal::of(u32::try_from(info.media.len()).unwrap_or(u32::MAX)),
                 primary: info.primary(),
+                info,
             },
         }
     }
 
-    fn streams(&self) -> &[StreamText] {
+    /// The number of streams (0 when the part is not a readable SDP).
+    fn len(&self) -> usize {
         match self {
-            SdpText::Streams { streams, .. } => streams,
-            _ => &[],
+            SdpText::Streams { info, .. } => info.media.len(),
+            _ => 0,
         }
     }
 
-    fn stream(&self, index: usize) -> Option<&StreamText> {
-        self.streams().get(index)
+    fn stream(&self, index: usize) -> Option<Stream<'_>> {
+        match self {
+            SdpText::Streams { info, text, .. } => {
+                let media = info.media.get(index)?;
+                let text = text.get(index)?.get_or_init(|| StreamText::of(media));
+                Some(Stream { media, text })
+            }
+            _ => None,
+        }
     }
 
     /// `field` of the stream single-stream readers are shown.
@@ -243,7 +278,7 @@ impl SdpText {
         self.primary_stream()?.crypto(0, field)
     }
 
-    fn primary_stream(&self) -> Option<&StreamText> {
+    fn primary_stream(&self) -> Option<Stream<'_>> {
         match self {
             SdpText::Streams {
                 primary: Some(i), ..
@@ -280,7 +315,7 @@ pub unsafe extern "C" fn sd_plain_media_count(p: *const sd_plain, part: usize) -
         // SAFETY: NULL or a live sd_plain per the contract.
         unsafe { p.as_ref() }
             .and_then(|p| p.part(part))
-            .map_or(0, |f| f.sdp().streams().len())
+            .map_or(0, |f| f.sdp().len())
     }
 }
 
@@ -328,7 +363,7 @@ pub unsafe extern "C" fn sd_plain_crypto_count(
         unsafe { p.as_ref() }
             .and_then(|p| p.part(part))
             .and_then(|f| f.sdp().stream(media))
-            .map_or(0, |s| s.crypto.len())
+            .map_or(0, |s| s.crypto_count())
     }
 }
 

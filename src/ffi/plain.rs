@@ -4,7 +4,7 @@ use std::cell::OnceCell;
 use std::ffi::c_char;
 
 use super::boundary::{ffi_boundary, put_view, sd_str, try_mut, try_ref};
-use super::fields::{self, field_names};
+use super::fields::{self, field_names, Decimal};
 use super::media::{sd_crypto_field, sd_media_field, SdpText};
 use super::result::sd_result;
 use crate::engine::proxy::DisclosedPart;
@@ -82,32 +82,6 @@ pub(super) struct PartFields {
     part: DisclosedPart,
     generation: Decimal,
     sdp: OnceCell<SdpText>,
-}
-
-/// A `u32` written in decimal, inline: no allocation per message for a field few read.
-struct Decimal {
-    digits: [u8; 10],
-    start: usize,
-}
-
-impl Decimal {
-    fn of(mut n: u32) -> Decimal {
-        let mut digits = [0u8; 10];
-        let mut start = digits.len();
-        loop {
-            start -= 1;
-            // n % 10 < 10: the cast keeps it
-            digits[start] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                return Decimal { digits, start };
-            }
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        self.digits.get(self.start..).unwrap_or_default()
-    }
 }
 
 impl sd_plain {
@@ -245,17 +219,4 @@ pub extern "C" fn sd_field_count() -> u32 {
 #[no_mangle]
 pub extern "C" fn sd_field_name(field: u32) -> *const c_char {
     fields::name::<sd_field>(field)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Decimal;
-
-    #[test]
-    fn decimal_writes_every_u32() {
-        for n in [0, 1, 9, 10, 99, 100, 4_294_967_295, 1_000_000_007] {
-            assert_eq!(Decimal::of(n).as_bytes(), n.to_string().as_bytes(), "{n}");
-        }
-        println!("generation digits match to_string for 0 .. u32::MAX");
-    }
 }
