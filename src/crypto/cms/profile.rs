@@ -607,4 +607,77 @@ mod tests {
             "DER lengths: short, 0x81-0x83 minimal forms read; indefinite, overlong, truncated not"
         );
     }
+
+    /// `cms_der_order` is the order the `der` crate sorts RecipientInfos into (their `DerOrd`),
+    /// on KTRIs and KEKRIs whose encryptedKeys differ in length and in high bits.
+    #[test]
+    fn recipient_order_is_the_der_crates() {
+        use cms::content_info::CmsVersion;
+        use cms::enveloped_data::{
+            KekIdentifier, KekRecipientInfo, KeyTransRecipientInfo, RecipientIdentifier,
+            RecipientInfo,
+        };
+        use der::asn1::OctetString;
+        use der::{DerOrd, Encode};
+        use spki::AlgorithmIdentifierOwned;
+        use x509_cert::ext::pkix::SubjectKeyIdentifier;
+
+        let alg = |oid| AlgorithmIdentifierOwned {
+            oid,
+            parameters: None,
+        };
+        let keys: [&[u8]; 6] = [
+            &[0x00, 0xff],
+            &[0x01, 0x00],
+            &[0x80],
+            &[0x7f, 0x00],
+            &[0xff],
+            &[],
+        ];
+        let mut ris = Vec::new();
+        for k in keys {
+            ris.push(RecipientInfo::Ktri(KeyTransRecipientInfo {
+                version: CmsVersion::V2,
+                rid: RecipientIdentifier::SubjectKeyIdentifier(SubjectKeyIdentifier(
+                    OctetString::new(vec![0x01]).unwrap(),
+                )),
+                key_enc_alg: alg(oids::RSA_ENCRYPTION),
+                enc_key: OctetString::new(k.to_vec()).unwrap(),
+            }));
+            ris.push(RecipientInfo::Kekri(KekRecipientInfo {
+                version: CmsVersion::V4,
+                kek_id: KekIdentifier {
+                    kek_identifier: OctetString::new(k.to_vec()).unwrap(),
+                    date: None,
+                    other: None,
+                },
+                key_enc_alg: alg(oids::ID_AES_256_WRAP),
+                encrypted_key: OctetString::new(vec![0x42; 24]).unwrap(),
+            }));
+        }
+        let mut der = Vec::new();
+        let mut at = Vec::new();
+        for ri in &ris {
+            let start = der.len();
+            der.extend(ri.to_der().unwrap());
+            let dummy = RecipientAt::Kekri {
+                kek_id: 0..0,
+                wrap: oids::ID_AES_256_WRAP,
+                enc_key: 0..0,
+            };
+            at.push(Some((start..der.len(), dummy)));
+        }
+        let mut pairs = 0;
+        for (i, a) in ris.iter().enumerate() {
+            for (j, b) in ris.iter().enumerate() {
+                assert_eq!(
+                    cms_der_order(&der, &at[i], &at[j]),
+                    Some(a.der_cmp(b).unwrap()),
+                    "{i} vs {j}"
+                );
+                pairs += 1;
+            }
+        }
+        println!("cms_der_order = RecipientInfo::der_cmp on {pairs} pairs of KTRIs and KEKRIs");
+    }
 }
