@@ -89,7 +89,14 @@ pub fn keystore() -> &'static KeyStore {
 
 /// `cms::inspect` then `cms::open` with proxy1's keys. Checks: inspect and open agree on the
 /// kind when both succeed; a successful open reports a CEK of its algorithm's length.
+///
+/// And: the in-place reader of AuthEnvelopedData and the general decoder agree on it
+/// ([`profile_agrees`], with the vectors' dialog key for `open_with_cek` and rotations).
 pub fn cms_open(data: &[u8]) {
+    let cek = Cek::from_bytes(ContentAlg::Aes256Gcm, &[0x5a; 32]).expect("32-byte key");
+    if let Err(e) = profile_agrees(data, &[cek]) {
+        panic!("profile reader and general decoder differ: {e}");
+    }
     let insp = cms::inspect(data);
     if let Ok(opened) = cms::open(data, keystore()) {
         let insp = insp.expect("open succeeded where inspect failed");
@@ -135,19 +142,59 @@ pub fn cms_open_with_cek(data: &[u8]) {
     }
 }
 
-/// Everything a caller can learn from a parsed message: its inspection, and for each key what
-/// `open_with_cek` and `into_plaintext` give (plaintext or error text).
+/// Everything a caller can learn from a parsed message: its inspection, whether it has a
+/// rotation proof and which of proxy1's keys it names, what `open` with proxy1's keys gives
+/// (under three RSA budgets), and for each key what `open_rotation`, `open_with_cek` and
+/// `into_plaintext` give (plaintext or error text).
 fn cms_outcome(
     der: &[u8],
     parse: fn(&[u8]) -> Result<CmsMessage, cms::CmsError>,
     ceks: &[Cek],
+    keys: &dyn cms::KeyLookup,
 ) -> Vec<Result<Vec<u8>, String>> {
     let mut out = Vec::new();
     let parsed = match parse(der) {
         Ok(m) => m,
         Err(e) => return vec![Err(format!("parse: {e}"))],
     };
-    out.push(Ok(format!("{:?}", parsed.inspect()).into_bytes()));
+    let insp = parsed.inspect();
+    out.push(Ok(format!("{insp:?}").into_bytes()));
+    if let Ok(insp) = &insp {
+        out.push(Ok(format!(
+            "has_rotation_proof {} matching_recipient {:?}",
+            insp.has_rotation_proof(),
+            cms::matching_recipient(insp, keys)
+        )
+        .into_bytes()));
+    }
+    out.push(Ok(format!(
+        "rotation proof: {}",
+        parsed.has_rotation_proof()
+    )
+    .into_bytes()));
+    // opened with the keys, with and without RSA budget
+    for budget in [u32::MAX, 0] {
+        out.push(
+            parsed
+                .open(keys, &mut cms::RsaBudget::new(budget))
+                .map(|o| {
+                    let mut v =
+                        format!("{:?} {:?} {} ", o.kind, o.cek.alg(), o.key_label).into_bytes();
+                    v.extend_from_slice(o.cek.as_bytes());
+                    v.extend_from_slice(&o.plaintext);
+                    v
+                })
+                .map_err(|e| format!("open: {e}")),
+        );
+    }
+    for cek in ceks {
+        out.push(
+            parsed
+                .open_rotation(cek)
+                .map(|o| [o.cek.as_bytes(), o.plaintext.as_slice()].concat())
+                .map_err(|e| format!("open_rotation: {e}")),
+        );
+    }
     for cek in ceks {
         out.push(
             parsed
@@ -167,14 +214,43 @@ fn cms_outcome(
 }
 
 /// The profile reader against the general decoder on `der` (`CmsMessage::parse_owned`, which
-/// reads sipsd's EncryptedData profile in place, vs `CmsMessage::parse_general_only`): both
+/// reads sipsd's EncryptedData profile and AuthEnvelopedData of the common shape in place, vs
+/// `CmsMessage::parse_general_only`): both
 /// accept or both refuse it, with the same error, inspection and plaintext under each of
 /// `ceks`. `Ok(true)` when the profile reader read it, `Ok(false)` when it left it to the
 /// general decoder; `Err` says what differs.
 pub fn profile_agrees(der: &[u8], ceks: &[Cek]) -> Result<bool, String> {
+    profile_agrees_with(der, ceks, keystore())
+}
+
+/// The pre-shared key `psk-proxy1` alone (no RSA key: opening costs no RSA operation), for
+/// tests/cms_profile.rs's mutations.
+#[allow(dead_code)] // not used by the targets, nor by tests/fuzz_regressions.rs
+pub fn psk_keystore() -> &'static KeyStore {
+    static KEYS: OnceLock<KeyStore> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        KeyStore::load(&KeySpec {
+            psk: vec![PskSpec {
+                id: b"psk-proxy1".to_vec(),
+                key_path: key_dir().join("psk-proxy1.hex"),
+                label: None,
+            }],
+            strict_permissions: false,
+            ..Default::default()
+        })
+        .expect("load the test PSK")
+    })
+}
+
+/// [`profile_agrees`] opening with `keys` instead of proxy1's.
+pub fn profile_agrees_with(
+    der: &[u8],
+    ceks: &[Cek],
+    keys: &dyn cms::KeyLookup,
+) -> Result<bool, String> {
     let in_place = CmsMessage::parse(der).is_ok_and(|m| m.read_in_place());
-    let mut fast = cms_outcome(der, |d| CmsMessage::parse_owned(d.to_vec()), ceks);
-    let mut general = cms_outcome(der, CmsMessage::parse_general_only, ceks);
+    let mut fast = cms_outcome(der, |d| CmsMessage::parse_owned(d.to_vec()), ceks, keys);
+    let mut general = cms_outcome(der, CmsMessage::parse_general_only, ceks, keys);
     // and `cms::open_with_cek`, which decrypts the profile straight from `der`
     fn show<P: std::ops::Deref<Target = Vec<u8>>>(
         r: Result<P, cms::CmsError>,

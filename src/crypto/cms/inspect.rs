@@ -36,7 +36,6 @@ fn inspect_message(cms: &CmsMessage) -> Result<Inspection, CmsError> {
     let msg = &cms.0;
     let recipients = msg
         .recipients()
-        .iter()
         .map(RecipientSummary::of)
         .collect::<Result<Vec<_>, _>>()?;
     let content_alg = match (cms.1.get(), msg.content_info()) {

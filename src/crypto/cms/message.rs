@@ -13,6 +13,7 @@ use super::der_set;
 use super::error::CmsError;
 use super::oids;
 use super::profile;
+use super::recipient::RecipientRef;
 use super::CmsKind;
 
 /// A CMS message decoded once: what [`inspect`](super::inspect), [`open`](super::open) and
@@ -20,8 +21,9 @@ use super::CmsKind;
 /// questions are asked of it. Its content-encryption parameters are decoded the first time
 /// they are needed and kept (`content_params`).
 ///
-/// sipsd's own in-dialog EncryptedData is read in place (`profile`: no copy of the content,
-/// no allocation), and [`CmsMessage::parse_owned`] keeps the buffer it is given, so that
+/// sipsd's own in-dialog EncryptedData and AuthEnvelopedData of the common shape (an INVITE's
+/// offer) are read in place (`profile`: no copy of the content, no allocation), and
+/// [`CmsMessage::parse_owned`] keeps the buffer it is given, so that
 /// [`CmsMessage::into_plaintext`] decrypts the content where it lies; every other input goes
 /// through the general decoder of the `der` and `cms` crates.
 pub struct CmsMessage(
@@ -39,8 +41,8 @@ impl CmsMessage {
         }
     }
 
-    /// [`CmsMessage::parse`] of a buffer it may keep: sipsd's EncryptedData profile keeps it,
-    /// and [`CmsMessage::into_plaintext`] decrypts the content in it.
+    /// [`CmsMessage::parse`] of a buffer it may keep: what is read in place keeps it, and
+    /// [`CmsMessage::into_plaintext`] decrypts the content in it.
     pub fn parse_owned(der: Vec<u8>) -> Result<CmsMessage, CmsError> {
         match profile::read(&der) {
             Some(p) => Ok(CmsMessage::profiled(der, p)),
@@ -66,11 +68,12 @@ impl CmsMessage {
         Message::parse(bytes).map(|m| CmsMessage(m, std::cell::OnceCell::new()))
     }
 
-    fn profiled(der: Vec<u8>, p: profile::Profile) -> CmsMessage {
+    pub(crate) fn profiled(der: Vec<u8>, p: profile::Profile) -> CmsMessage {
         CmsMessage(
             Message::Profile(InPlace {
                 der,
                 content: p.content,
+                auth: p.auth,
             }),
             std::cell::OnceCell::from(p.params),
         )
@@ -90,10 +93,13 @@ impl std::fmt::Debug for CmsMessage {
     }
 }
 
-/// An EncryptedData in sipsd's profile: the whole DER, and where `encryptedContent` lies in it.
+/// An EncryptedData in sipsd's profile or an AuthEnvelopedData of the common shape, read in
+/// place: the whole DER, where `encryptedContent` lies in it, and for AuthEnvelopedData where
+/// its recipients, authAttrs and mac lie.
 pub(crate) struct InPlace {
     pub(crate) der: Vec<u8>,
     pub(crate) content: Range<usize>,
+    pub(crate) auth: Option<profile::Auth>,
 }
 
 /// RFC 5652 `ContentInfo` with its content borrowed from the input (the `cms` crate's
@@ -106,12 +112,15 @@ struct ContentInfoRef<'a> {
 }
 
 /// A decoded EnvelopedData, AuthEnvelopedData or EncryptedData.
+// `Profile` holds its recipients inline (`profile::Auth`, a few hundred bytes): one message per
+// body, moved a few times, where a box would be an allocation per body.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Message {
     Enveloped(EnvelopedData),
     AuthEnveloped(AuthEnvelopedData),
     Encrypted(EncryptedData),
-    /// EncryptedData in sipsd's profile, read in place (its parameters are in the
-    /// `CmsMessage`'s cell from the start).
+    /// EncryptedData in sipsd's profile or AuthEnvelopedData of the common shape, read in
+    /// place (its parameters are in the `CmsMessage`'s cell from the start).
     Profile(InPlace),
 }
 
@@ -152,18 +161,30 @@ impl Message {
     pub(crate) fn kind(&self) -> CmsKind {
         match self {
             Message::Enveloped(_) => CmsKind::EnvelopedData,
-            Message::AuthEnveloped(_) => CmsKind::AuthEnvelopedData,
+            Message::AuthEnveloped(_) | Message::Profile(InPlace { auth: Some(_), .. }) => {
+                CmsKind::AuthEnvelopedData
+            }
             Message::Encrypted(_) | Message::Profile(_) => CmsKind::EncryptedData,
         }
     }
 
     /// The RecipientInfos, in the `der` crate's order after a DER decode (which re-sorts a
-    /// SET OF; see `der_set`), not necessarily the order on the wire; empty for EncryptedData.
-    pub(crate) fn recipients(&self) -> &[RecipientInfo] {
-        match self {
-            Message::Enveloped(e) => e.recip_infos.0.as_slice(),
-            Message::AuthEnveloped(a) => a.recip_infos.0.as_slice(),
-            Message::Encrypted(_) | Message::Profile(_) => &[],
+    /// SET OF; see `der_set`), not necessarily the order on the wire; none for EncryptedData.
+    /// Those read in place come in the same order (`profile`).
+    pub(crate) fn recipients(&self) -> Recipients<'_> {
+        let (general, in_place, der): (&[RecipientInfo], &[Option<profile::RecipientAt>], _) =
+            match self {
+                Message::Enveloped(e) => (e.recip_infos.0.as_slice(), &[], &[][..]),
+                Message::AuthEnveloped(a) => (a.recip_infos.0.as_slice(), &[], &[][..]),
+                Message::Profile(InPlace {
+                    der, auth: Some(a), ..
+                }) => (&[], &a.recipients[..], der.as_slice()),
+                Message::Encrypted(_) | Message::Profile(_) => (&[], &[], &[][..]),
+            };
+        Recipients {
+            general: general.iter(),
+            in_place: in_place.iter(),
+            der,
         }
     }
 
@@ -194,6 +215,9 @@ impl Message {
     pub(crate) fn mac(&self) -> Option<&[u8]> {
         match self {
             Message::AuthEnveloped(a) => Some(a.mac.as_bytes()),
+            Message::Profile(InPlace {
+                der, auth: Some(a), ..
+            }) => der.get(a.mac.clone()),
             _ => None,
         }
     }
@@ -207,7 +231,51 @@ impl Message {
                 auth_attrs: Some(attrs),
                 ..
             }) => der_set::encode_set_of(attrs.iter()).map_err(CmsError::der),
+            // read in place only when they are in DER order already: the octets on the wire,
+            // under the SET OF tag
+            Message::Profile(InPlace {
+                der,
+                auth:
+                    Some(profile::Auth {
+                        auth_attrs: Some(attrs),
+                        ..
+                    }),
+                ..
+            }) => {
+                let contents = der
+                    .get(attrs.clone())
+                    .ok_or_else(|| CmsError::Der("authAttrs outside the message".into()))?;
+                let header = der::Header::new(
+                    der::Tag::Set,
+                    der::Length::try_from(contents.len()).map_err(CmsError::der)?,
+                );
+                let mut out = der::Encode::to_der(&header).map_err(CmsError::der)?;
+                out.extend_from_slice(contents);
+                Ok(out)
+            }
             _ => Ok(Vec::new()),
         }
+    }
+}
+
+/// The RecipientInfos of a message, decoded or read in place ([`Message::recipients`]).
+pub(crate) struct Recipients<'a> {
+    general: std::slice::Iter<'a, RecipientInfo>,
+    in_place: std::slice::Iter<'a, Option<profile::RecipientAt>>,
+    der: &'a [u8],
+}
+
+impl<'a> Iterator for Recipients<'a> {
+    type Item = RecipientRef<'a>;
+
+    fn next(&mut self) -> Option<RecipientRef<'a>> {
+        if let Some(ri) = self.general.next() {
+            return Some(RecipientRef::General(ri));
+        }
+        let der = self.der;
+        self.in_place
+            .next()?
+            .as_ref()
+            .map(|at| RecipientRef::InPlace { der, at })
     }
 }

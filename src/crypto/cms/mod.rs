@@ -12,7 +12,7 @@
 //!
 //! Files: [`cek`] (algorithms and keys), `content` (AES-GCM/CBC), `recipient` (RecipientInfos,
 //! key transport and wrap), `message` (decoding), `profile` (sipsd's in-dialog EncryptedData
-//! read in place), [`inspect()`], [`open()`], [`seal()`], `oids`,
+//! and the common AuthEnvelopedData read in place), [`inspect()`], [`open()`], [`seal()`], `oids`,
 //! `error`, and [`signed`]: SignedData, the optional signature inside the envelope (RFC 8551
 //! sign-then-encrypt).
 

@@ -2,14 +2,12 @@
 
 use zeroize::Zeroizing;
 
-use cms::enveloped_data::RecipientInfo;
-
 use super::content::{self, ContentParams};
 use super::error::CmsError;
 use super::lookup::{KeyLookup, RecipientKey};
-use super::message::{CmsMessage, Message};
+use super::message::{CmsMessage, InPlace, Message};
 use super::profile;
-use super::recipient::{kekri_unwrap, ktri_unwrap, RecipientKeyId};
+use super::recipient::UnwrapKind;
 use super::{Cek, CmsKind};
 
 /// The RSA private-key operations one message may cost (docs/SECURITY.md, "RSA work").
@@ -137,8 +135,8 @@ pub(crate) fn decrypt_content(
     cek: &Cek,
 ) -> Result<Zeroizing<Vec<u8>>, CmsError> {
     let ct = msg.ciphertext()?;
-    match msg {
-        Message::Encrypted(_) | Message::Profile(_) => decrypt_encrypted_data(params, ct, cek),
+    match msg.kind() {
+        CmsKind::EncryptedData => decrypt_encrypted_data(params, ct, cek),
         _ => content::decrypt(cek, params, ct, msg.mac(), &msg.aad()?),
     }
 }
@@ -180,6 +178,9 @@ pub fn open_with_cek(der: &[u8], cek: &Cek) -> Result<Zeroizing<Vec<u8>>, CmsErr
     let Some(p) = profile::read(der) else {
         return CmsMessage::parse(der)?.open_with_cek(cek);
     };
+    if p.auth.is_some() {
+        return CmsMessage::profiled(der.to_vec(), p).open_with_cek(cek);
+    }
     if p.params.alg() != cek.alg() {
         return Err(CmsError::CekAlgMismatch);
     }
@@ -202,7 +203,7 @@ impl CmsMessage {
         }
         let mut named = Vec::new();
         for ri in msg.recipients() {
-            if let Some(k) = keys.find(&RecipientKeyId::of(ri)?) {
+            if let Some(k) = keys.find(&ri.key_id()?) {
                 named.push((ri, k));
             }
         }
@@ -213,16 +214,14 @@ impl CmsMessage {
         let alg = params.alg();
         let mut first_err = None;
         for (ri, key) in named {
-            let cek = match (ri, &key) {
-                (RecipientInfo::Ktri(t), RecipientKey::Rsa { key: rsa, label }) => {
+            let cek = match (ri.unwrap_kind(), &key) {
+                (UnwrapKind::Ktri, RecipientKey::Rsa { key: rsa, label }) => {
                     if !budget.take(label)? {
                         continue;
                     }
-                    ktri_unwrap(rsa, t, alg)
+                    ri.ktri_unwrap(rsa, alg)
                 }
-                (RecipientInfo::Kekri(k), RecipientKey::Psk { kek, .. }) => {
-                    kekri_unwrap(kek, k, alg)
-                }
+                (UnwrapKind::Kekri, RecipientKey::Psk { kek, .. }) => ri.kekri_unwrap(kek, alg),
                 _ => continue,
             };
             let res = cek.and_then(|cek| decrypt_content(msg, params, &cek).map(|pt| (cek, pt)));
@@ -257,8 +256,9 @@ impl CmsMessage {
         decrypt_content(msg, params, cek)
     }
 
-    /// [`CmsMessage::open_with_cek`] consuming the message: sipsd's EncryptedData profile read
-    /// from [`CmsMessage::parse_owned`]'s buffer is decrypted where it lies, and that buffer
+    /// [`CmsMessage::open_with_cek`] consuming the message: a message read in place (sipsd's
+    /// EncryptedData profile, the common AuthEnvelopedData) from [`CmsMessage::parse_owned`]'s
+    /// buffer is decrypted where it lies, and that buffer
     /// is the result (zeroized on drop; `range` is where the plaintext sits in it). Other
     /// messages are decrypted as by `open_with_cek`.
     pub fn into_plaintext(self, cek: &Cek) -> Result<Plaintext, CmsError> {
@@ -266,20 +266,44 @@ impl CmsMessage {
         if params.alg() != cek.alg() {
             return Err(CmsError::CekAlgMismatch);
         }
+        // AuthEnvelopedData read in place: its mac, and its authAttrs' DER (the AAD)
+        let auth = match &self.0 {
+            Message::Profile(InPlace { auth: Some(a), .. }) => Some((a.mac.clone(), self.0.aad()?)),
+            _ => None,
+        };
         let Message::Profile(p) = self.0 else {
             return decrypt_content(&self.0, &params, cek).map(Plaintext::whole);
         };
         let content = p.content;
         // from here on the buffer holds plaintext: zeroized on every way out
         let mut buf = Zeroizing::new(p.der);
-        let whole = buf.get_mut(content.clone()).ok_or(CmsError::Decrypt)?;
-        let len = match params {
-            ContentParams::Gcm { tag_len, .. } => {
-                let body_len = whole.len().checked_sub(tag_len).ok_or(CmsError::Decrypt)?;
+        let len = match (&params, auth) {
+            (ContentParams::Gcm { .. }, Some((mac, aad))) => {
+                // the mac follows the content
+                let (head, tail) = buf
+                    .split_at_mut_checked(content.end)
+                    .ok_or(CmsError::Decrypt)?;
+                let body = head.get_mut(content.clone()).ok_or(CmsError::Decrypt)?;
+                let tag = tail
+                    .get(
+                        mac.start
+                            .checked_sub(content.end)
+                            .ok_or(CmsError::Decrypt)?..,
+                    )
+                    .and_then(|t| t.get(..mac.len()))
+                    .ok_or(CmsError::Decrypt)?;
+                content::decrypt_in_place(cek, &params, body, Some(tag), &aad)?
+            }
+            (ContentParams::Gcm { tag_len, .. }, None) => {
+                let whole = buf.get_mut(content.clone()).ok_or(CmsError::Decrypt)?;
+                let body_len = whole.len().checked_sub(*tag_len).ok_or(CmsError::Decrypt)?;
                 let (body, tag) = whole.split_at_mut(body_len);
                 content::decrypt_in_place(cek, &params, body, Some(tag), &[])?
             }
-            ContentParams::Cbc { .. } => content::decrypt_in_place(cek, &params, whole, None, &[])?,
+            (ContentParams::Cbc { .. }, _) => {
+                let whole = buf.get_mut(content.clone()).ok_or(CmsError::Decrypt)?;
+                content::decrypt_in_place(cek, &params, whole, None, &[])?
+            }
         };
         Ok(Plaintext {
             buf,

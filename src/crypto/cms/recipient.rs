@@ -3,6 +3,7 @@
 //! certificate, AES key wrap (RFC 3394/3565) for a pre-shared key-encryption key.
 
 use std::fmt;
+use std::ops::Range;
 use std::path::Path;
 
 use aes_kw::{KeyInit, KwAes128, KwAes192, KwAes256};
@@ -24,6 +25,7 @@ use zeroize::Zeroizing;
 use super::cek::{Cek, ContentAlg};
 use super::error::CmsError;
 use super::oids;
+use super::profile::{KtriAlg, KtriId, RecipientAt};
 use super::rsa_backend::{OaepHash, RsaKey};
 use crate::crypto::cert;
 
@@ -109,18 +111,151 @@ pub struct RecipientSummary {
 }
 
 impl RecipientSummary {
-    pub(crate) fn of(ri: &RecipientInfo) -> Result<RecipientSummary, CmsError> {
+    pub(crate) fn of(ri: RecipientRef<'_>) -> Result<RecipientSummary, CmsError> {
         let key_alg = match ri {
-            RecipientInfo::Ktri(k) => key_alg_name(&k.key_enc_alg),
-            RecipientInfo::Kekri(k) => key_alg_name(&k.key_enc_alg),
-            RecipientInfo::Kari(k) => k.key_enc_alg.oid.to_string(),
-            RecipientInfo::Pwri(p) => p.key_enc_alg.oid.to_string(),
-            RecipientInfo::Ori(o) => o.ori_type.to_string(),
+            RecipientRef::General(RecipientInfo::Ktri(k)) => key_alg_name(&k.key_enc_alg),
+            RecipientRef::General(RecipientInfo::Kekri(k)) => key_alg_name(&k.key_enc_alg),
+            RecipientRef::General(RecipientInfo::Kari(k)) => k.key_enc_alg.oid.to_string(),
+            RecipientRef::General(RecipientInfo::Pwri(p)) => p.key_enc_alg.oid.to_string(),
+            RecipientRef::General(RecipientInfo::Ori(o)) => o.ori_type.to_string(),
+            RecipientRef::InPlace { der, at } => match at {
+                RecipientAt::Ktri {
+                    alg: KtriAlg::Pkcs1v15,
+                    ..
+                } => "rsa-pkcs1v15".into(),
+                RecipientAt::Ktri {
+                    alg: KtriAlg::Oaep(params),
+                    ..
+                } => oaep_name(oaep_spec_der(params_in(der, params)?)),
+                RecipientAt::Kekri { wrap, .. } => wrap_name(*wrap),
+            },
         };
         Ok(RecipientSummary {
-            id: RecipientKeyId::of(ri)?,
+            id: ri.key_id()?,
             key_alg,
         })
+    }
+}
+
+/// One RecipientInfo, decoded by the general decoder or read in place (`profile`).
+#[derive(Clone, Copy)]
+pub(crate) enum RecipientRef<'a> {
+    /// Decoded by the `cms` crate.
+    General(&'a RecipientInfo),
+    /// Read in place: its fields are ranges of `der`.
+    InPlace { der: &'a [u8], at: &'a RecipientAt },
+}
+
+/// How a RecipientInfo transports the content-encryption key, for [`RecipientRef::unwrap_kind`].
+pub(crate) enum UnwrapKind {
+    /// KeyTransRecipientInfo: RSA.
+    Ktri,
+    /// KEKRecipientInfo: a pre-shared key.
+    Kekri,
+    /// Another kind sipsd does not open.
+    Other,
+}
+
+/// The octets of an in-place range (ranges come from the reader, inside `der`).
+fn at<'a>(der: &'a [u8], r: &Range<usize>) -> Result<&'a [u8], CmsError> {
+    der.get(r.clone())
+        .ok_or_else(|| CmsError::Der("range outside the message".into()))
+}
+
+fn params_in<'a>(
+    der: &'a [u8],
+    params: &Option<Range<usize>>,
+) -> Result<Option<&'a [u8]>, CmsError> {
+    params.as_ref().map(|r| at(der, r)).transpose()
+}
+
+impl<'a> RecipientRef<'a> {
+    /// The key it names.
+    pub(crate) fn key_id(self) -> Result<RecipientKeyId, CmsError> {
+        let (der, at_) = match self {
+            RecipientRef::General(ri) => return RecipientKeyId::of(ri),
+            RecipientRef::InPlace { der, at } => (der, at),
+        };
+        Ok(match at_ {
+            RecipientAt::Ktri {
+                rid: KtriId::IssuerSerial { issuer, serial },
+                ..
+            } => RecipientKeyId::IssuerSerial {
+                issuer: at(der, issuer)?.to_vec(),
+                serial: at(der, serial)?.to_vec(),
+            },
+            RecipientAt::Ktri {
+                rid: KtriId::Ski(ski),
+                ..
+            } => RecipientKeyId::SubjectKeyId(at(der, ski)?.to_vec()),
+            RecipientAt::Kekri { kek_id, .. } => RecipientKeyId::KekId(at(der, kek_id)?.to_vec()),
+        })
+    }
+
+    /// A KEKRecipientInfo's kekIdentifier.
+    pub(crate) fn kek_id(self) -> Option<&'a [u8]> {
+        match self {
+            RecipientRef::General(RecipientInfo::Kekri(k)) => {
+                Some(k.kek_id.kek_identifier.as_bytes())
+            }
+            RecipientRef::InPlace {
+                der,
+                at: RecipientAt::Kekri { kek_id, .. },
+            } => der.get(kek_id.clone()),
+            _ => None,
+        }
+    }
+
+    /// Which kind of RecipientInfo it is.
+    pub(crate) fn unwrap_kind(self) -> UnwrapKind {
+        match self {
+            RecipientRef::General(RecipientInfo::Ktri(_))
+            | RecipientRef::InPlace {
+                at: RecipientAt::Ktri { .. },
+                ..
+            } => UnwrapKind::Ktri,
+            RecipientRef::General(RecipientInfo::Kekri(_))
+            | RecipientRef::InPlace {
+                at: RecipientAt::Kekri { .. },
+                ..
+            } => UnwrapKind::Kekri,
+            RecipientRef::General(_) => UnwrapKind::Other,
+        }
+    }
+
+    /// [`ktri_unwrap`] of a KeyTransRecipientInfo ([`CmsError::KeyUnwrap`] for another kind).
+    pub(crate) fn ktri_unwrap(self, key: &RsaKey, alg: ContentAlg) -> Result<Cek, CmsError> {
+        match self {
+            RecipientRef::General(RecipientInfo::Ktri(t)) => ktri_unwrap(key, t, alg),
+            RecipientRef::InPlace {
+                der,
+                at: RecipientAt::Ktri {
+                    alg: kt, enc_key, ..
+                },
+            } => {
+                let ct = at(der, enc_key)?;
+                let transport = match kt {
+                    KtriAlg::Pkcs1v15 => KeyTransport::Pkcs1v15,
+                    KtriAlg::Oaep(params) => {
+                        KeyTransport::Oaep(oaep_spec_der(params_in(der, params)?))
+                    }
+                };
+                key_transport_unwrap(key, transport, ct, alg)
+            }
+            _ => Err(CmsError::KeyUnwrap),
+        }
+    }
+
+    /// [`kekri_unwrap`] of a KEKRecipientInfo ([`CmsError::KeyUnwrap`] for another kind).
+    pub(crate) fn kekri_unwrap(self, kek: &[u8], alg: ContentAlg) -> Result<Cek, CmsError> {
+        match self {
+            RecipientRef::General(RecipientInfo::Kekri(k)) => kekri_unwrap(kek, k, alg),
+            RecipientRef::InPlace {
+                der,
+                at: RecipientAt::Kekri { wrap, enc_key, .. },
+            } => key_wrap_unwrap(kek, wrap, at(der, enc_key)?, alg),
+            _ => Err(CmsError::KeyUnwrap),
+        }
     }
 }
 
@@ -154,13 +289,20 @@ struct OaepSpec {
 
 /// Decodes RSAES-OAEP-params (RFC 4055 §4.1); absent parameters mean all defaults (SHA-1).
 fn oaep_spec(ai: &AlgorithmIdentifierOwned) -> Result<OaepSpec, CmsError> {
-    let bad = |what: &str| CmsError::UnsupportedKeyAlg(format!("{} ({what})", ai.oid));
-    let params = match &ai.parameters {
+    match &ai.parameters {
+        None => oaep_spec_der(None),
+        Some(p) if p.is_null() => oaep_spec_der(None),
+        Some(p) => oaep_spec_der(Some(&p.to_der().map_err(CmsError::der)?)),
+    }
+}
+
+/// [`oaep_spec`] of the parameters' DER (`None`: absent or NULL, all defaults).
+fn oaep_spec_der(params: Option<&[u8]>) -> Result<OaepSpec, CmsError> {
+    let bad = |what: &str| CmsError::UnsupportedKeyAlg(format!("{} ({what})", oids::ID_RSAES_OAEP));
+    let params = match params {
         None => RsaOaepParams::<Any>::default(),
-        Some(p) if p.is_null() => RsaOaepParams::<Any>::default(),
-        Some(p) => {
-            let der = p.to_der().map_err(CmsError::der)?;
-            RsaOaepParams::<Any>::from_der(&der).map_err(|_| bad("malformed parameters"))?
+        Some(der) => {
+            RsaOaepParams::<Any>::from_der(der).map_err(|_| bad("malformed parameters"))?
         }
     };
     let hash = oaep_hash_from_oid(&params.hash.oid).ok_or_else(|| bad("hash"))?;
@@ -195,23 +337,42 @@ fn oaep_spec(ai: &AlgorithmIdentifierOwned) -> Result<OaepSpec, CmsError> {
 pub(crate) fn key_alg_name(ai: &AlgorithmIdentifierOwned) -> String {
     match ai.oid {
         oids::RSA_ENCRYPTION => "rsa-pkcs1v15".into(),
-        oids::ID_RSAES_OAEP => match oaep_spec(ai) {
-            Ok(s) if s.hash == s.mgf_hash && s.label.is_empty() => {
-                format!("rsaes-oaep({})", oaep_hash_name(s.hash))
-            }
-            Ok(s) => format!(
-                "rsaes-oaep({},mgf1-{}{})",
-                oaep_hash_name(s.hash),
-                oaep_hash_name(s.mgf_hash),
-                if s.label.is_empty() { "" } else { ",label" }
-            ),
-            Err(_) => format!("{} (unsupported parameters)", ai.oid),
-        },
+        oids::ID_RSAES_OAEP => oaep_name(oaep_spec(ai)),
+        other => wrap_name(other),
+    }
+}
+
+/// The name of RSAES-OAEP with these parameters.
+fn oaep_name(spec: Result<OaepSpec, CmsError>) -> String {
+    match spec {
+        Ok(s) if s.hash == s.mgf_hash && s.label.is_empty() => {
+            format!("rsaes-oaep({})", oaep_hash_name(s.hash))
+        }
+        Ok(s) => format!(
+            "rsaes-oaep({},mgf1-{}{})",
+            oaep_hash_name(s.hash),
+            oaep_hash_name(s.mgf_hash),
+            if s.label.is_empty() { "" } else { ",label" }
+        ),
+        Err(_) => format!("{} (unsupported parameters)", oids::ID_RSAES_OAEP),
+    }
+}
+
+/// The name of an AES key wrap, or the OID.
+fn wrap_name(oid: oids::ObjectIdentifier) -> String {
+    match oid {
         oids::ID_AES_128_WRAP => "aes128-wrap".into(),
         oids::ID_AES_192_WRAP => "aes192-wrap".into(),
         oids::ID_AES_256_WRAP => "aes256-wrap".into(),
         other => other.to_string(),
     }
+}
+
+/// A KeyTransRecipientInfo's key-transport algorithm, decoded.
+enum KeyTransport {
+    Pkcs1v15,
+    Oaep(Result<OaepSpec, CmsError>),
+    Unsupported(String),
 }
 
 /// Recovers the CEK from a KeyTransRecipientInfo with our RSA private key.
@@ -229,9 +390,23 @@ pub(crate) fn ktri_unwrap(
     ktri: &KeyTransRecipientInfo,
     alg: ContentAlg,
 ) -> Result<Cek, CmsError> {
-    let ct = ktri.enc_key.as_bytes();
-    match ktri.key_enc_alg.oid {
-        oids::RSA_ENCRYPTION => {
+    let transport = match ktri.key_enc_alg.oid {
+        oids::RSA_ENCRYPTION => KeyTransport::Pkcs1v15,
+        oids::ID_RSAES_OAEP => KeyTransport::Oaep(oaep_spec(&ktri.key_enc_alg)),
+        other => KeyTransport::Unsupported(other.to_string()),
+    };
+    key_transport_unwrap(key, transport, ktri.enc_key.as_bytes(), alg)
+}
+
+/// [`ktri_unwrap`] of the decoded algorithm and the encryptedKey `ct`.
+fn key_transport_unwrap(
+    key: &RsaKey,
+    transport: KeyTransport,
+    ct: &[u8],
+    alg: ContentAlg,
+) -> Result<Cek, CmsError> {
+    match transport {
+        KeyTransport::Pkcs1v15 => {
             // Derived before decrypting, whatever the outcome (`implicit_rejection`).
             let fallback = key.pkcs1v15_fallback(ct, alg.key_len())?;
             let cek = match key.decrypt(Pkcs1v15Encrypt, ct) {
@@ -244,14 +419,14 @@ pub(crate) fn ktri_unwrap(
             };
             Cek::from_zeroizing(alg, cek)
         }
-        oids::ID_RSAES_OAEP => {
-            let spec = oaep_spec(&ktri.key_enc_alg)?;
+        KeyTransport::Oaep(spec) => {
+            let spec = spec?;
             let pt = key
                 .decrypt_oaep(spec.hash, spec.mgf_hash, &spec.label, ct)
                 .map_err(|_| CmsError::KeyUnwrap)?;
             Cek::from_zeroizing(alg, pt).map_err(|_| CmsError::KeyUnwrap)
         }
-        other => Err(CmsError::UnsupportedKeyAlg(other.to_string())),
+        KeyTransport::Unsupported(oid) => Err(CmsError::UnsupportedKeyAlg(oid)),
     }
 }
 
@@ -261,8 +436,22 @@ pub(crate) fn kekri_unwrap(
     kekri: &KekRecipientInfo,
     alg: ContentAlg,
 ) -> Result<Cek, CmsError> {
-    let wrapped = kekri.encrypted_key.as_bytes();
-    let want_kek = match kekri.key_enc_alg.oid {
+    key_wrap_unwrap(
+        kek,
+        &kekri.key_enc_alg.oid,
+        kekri.encrypted_key.as_bytes(),
+        alg,
+    )
+}
+
+/// [`kekri_unwrap`] of the key-wrap algorithm and the encryptedKey `wrapped`.
+fn key_wrap_unwrap(
+    kek: &[u8],
+    wrap: &oids::ObjectIdentifier,
+    wrapped: &[u8],
+    alg: ContentAlg,
+) -> Result<Cek, CmsError> {
+    let want_kek = match *wrap {
         oids::ID_AES_128_WRAP => 16,
         oids::ID_AES_192_WRAP => 24,
         oids::ID_AES_256_WRAP => 32,

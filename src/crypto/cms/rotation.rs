@@ -18,7 +18,6 @@
 //! algorithms. Any party that already has the CEK hex can make such a message with
 //! `openssl cms -encrypt -secretkey KEK_HEX -secretkeyid 73697073642d6469616c6f672d6b6579`.
 
-use cms::enveloped_data::RecipientInfo;
 use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::Zeroizing;
@@ -26,7 +25,7 @@ use zeroize::Zeroizing;
 use super::error::CmsError;
 use super::message::CmsMessage;
 use super::open::{decrypt_content, Opened};
-use super::recipient::{kekri_unwrap, Recipient};
+use super::recipient::{Recipient, RecipientRef};
 use super::Cek;
 
 /// The KEK identifier of the rotation proof: ASCII `sipsd-dialog-key`.
@@ -57,7 +56,7 @@ impl CmsMessage {
     /// Whether the message carries a rotation proof (a KEKRecipientInfo with
     /// [`ROTATION_KEK_ID`]); says nothing about whether it is valid.
     pub fn has_rotation_proof(&self) -> bool {
-        self.0.recipients().iter().any(is_proof)
+        self.0.recipients().any(is_proof)
     }
 
     /// Opens a rotating message with the dialog's current key: unwraps the new CEK from the
@@ -68,11 +67,9 @@ impl CmsMessage {
         let params = self.content_params()?;
         let kek = rotation_kek(current);
         let mut first_err = None;
-        for ri in msg.recipients().iter().filter(|ri| is_proof(ri)) {
-            let RecipientInfo::Kekri(k) = ri else {
-                continue;
-            };
-            let res = kekri_unwrap(&kek, k, params.alg())
+        for ri in msg.recipients().filter(|ri| is_proof(*ri)) {
+            let res = ri
+                .kekri_unwrap(&kek, params.alg())
                 .and_then(|cek| decrypt_content(msg, params, &cek).map(|pt| (cek, pt)));
             match res {
                 Ok((cek, plaintext)) => {
@@ -92,8 +89,8 @@ impl CmsMessage {
     }
 }
 
-fn is_proof(ri: &RecipientInfo) -> bool {
-    matches!(ri, RecipientInfo::Kekri(k) if k.kek_id.kek_identifier.as_bytes() == ROTATION_KEK_ID)
+fn is_proof(ri: RecipientRef<'_>) -> bool {
+    ri.kek_id() == Some(ROTATION_KEK_ID)
 }
 
 #[cfg(test)]
