@@ -217,6 +217,30 @@ pub(super) fn is_token(s: &str) -> bool {
         })
 }
 
+/// The fields of a text separated by runs of spaces and tabs, found byte by byte (both
+/// are ASCII, so every cut is a char boundary).
+struct BlankFields<'a> {
+    s: &'a str,
+    at: usize,
+}
+
+impl<'a> Iterator for BlankFields<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let blank = |b: &u8| *b == b' ' || *b == b'\t';
+        let bytes = self.s.as_bytes().get(self.at..)?;
+        let start = self.at + bytes.iter().position(|b| !blank(b))?;
+        let len = bytes
+            .get(start - self.at..)?
+            .iter()
+            .position(blank)
+            .unwrap_or(self.s.len() - start);
+        self.at = start + len;
+        self.s.get(start..self.at)
+    }
+}
+
 /// The byte range of `part` inside `whole` (`part` is a subslice of it).
 fn range_in(whole: &str, part: &str) -> Range<usize> {
     let start = part.as_ptr() as usize - whole.as_ptr() as usize;
@@ -233,7 +257,7 @@ impl CryptoAttr {
         if value.len() > MAX_CRYPTO_LEN {
             return Err(SdpError::CryptoTooLarge);
         }
-        let mut fields = value.split([' ', '\t']).filter(|f| !f.is_empty());
+        let mut fields = BlankFields { s: value, at: 0 };
         let tag = fields.next().ok_or(SdpError::BadCrypto("no tag"))?;
         if tag.len() > 9 || !tag.bytes().all(|b| b.is_ascii_digit()) {
             return Err(SdpError::BadCrypto("tag is not 1 to 9 digits"));
@@ -249,10 +273,9 @@ impl CryptoAttr {
             .next()
             .ok_or(SdpError::BadCrypto("no key parameters"))?;
         let mut n = 0;
-        for param in keys.split(';') {
+        for param in super::split_byte(keys, b';') {
             n += 1;
-            let (method, info) = param
-                .split_once(':')
+            let (method, info) = super::split_once_byte(param, b':')
                 .ok_or(SdpError::BadCrypto("key parameter is not method:info"))?;
             if !is_token(method) || info.is_empty() || !info.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(SdpError::BadCrypto("key parameter is not method:info"));
