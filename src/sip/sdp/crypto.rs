@@ -208,13 +208,22 @@ pub struct CryptoAttr {
     session_params: Range<usize>,
 }
 
+/// The bytes of a token (RFC 8866 §9): visible ASCII except `"(),/:;<=>?@[\]{}`... as the
+/// grammar lists; a table, one look-up a byte.
+const TOKEN_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = matches!(b, 0x21 | 0x23..=0x27 | 0x2a | 0x2b | 0x2d | 0x2e | 0x30..=0x39
+            | 0x41..=0x5a | 0x5e..=0x7e);
+        b += 1;
+    }
+    t
+};
+
 /// A token (RFC 8866 §9): visible ASCII except `"(),/:;<=>?@[\]{}`... as the grammar lists.
 pub(super) fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|b| {
-            matches!(b, 0x21 | 0x23..=0x27 | 0x2a | 0x2b | 0x2d | 0x2e | 0x30..=0x39
-                | 0x41..=0x5a | 0x5e..=0x7e)
-        })
+    !s.is_empty() && s.bytes().all(|b| TOKEN_BYTES[usize::from(b)])
 }
 
 /// The fields of a text separated by runs of spaces and tabs, found byte by byte (both

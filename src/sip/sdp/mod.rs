@@ -175,9 +175,35 @@ fn stray_nul_or_cr(text: &str) -> bool {
     inner || b.last() == Some(&0)
 }
 
+/// The first `c` in `hay`, eight bytes at a time (the zero-byte test on `u64` words): SDP
+/// lines and fields are tens of bytes, too short for a general search to pay its setup.
+fn find_byte(hay: &[u8], c: u8) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let pattern = LOW * u64::from(c);
+    let mut words = hay.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(w);
+        let x = u64::from_le_bytes(bytes) ^ pattern;
+        let zero = x.wrapping_sub(LOW) & !x & HIGH;
+        if zero != 0 {
+            // The lowest flagged byte is the first match (a borrow only flags bytes above it).
+            return Some(at + (zero.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == c)
+        .map(|i| at + i)
+}
+
 /// `s` split at its first `c` (ASCII) by a plain byte loop, as `str::split_once` does.
 pub(super) fn split_once_byte(s: &str, c: u8) -> Option<(&str, &str)> {
-    let at = s.bytes().position(|b| b == c)?;
+    let at = find_byte(s.as_bytes(), c)?;
     Some((s.get(..at)?, s.get(at + 1..)?))
 }
 

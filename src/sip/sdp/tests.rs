@@ -359,3 +359,46 @@ fn words_as_written() {
     assert_eq!(info.primary(), Some(0));
     println!("  ok   words: Audio, 08, 128, x-fmt, pcmu, RTP/XYZ kept as written; 0, 127, PCMU, video equal to owned copies; Debug/Display/join as text");
 }
+
+/// The byte-loop splitters agree with `str::split`/`split_once` on every position of the
+/// separator across the 8-byte words (first, last, none, repeated, empty fields).
+#[test]
+fn byte_splits_agree_with_str() {
+    let mut checked = 0;
+    for len in 0..40 {
+        for at in [
+            None,
+            Some(0),
+            Some(7),
+            Some(8),
+            Some(15),
+            Some(16),
+            Some(len / 2),
+        ] {
+            let mut s: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            if let Some(i) = at.filter(|i| *i < len) {
+                s[i] = b'\n';
+                if i + 3 < len {
+                    s[i + 3] = b'\n';
+                }
+            }
+            let s = String::from_utf8(s).unwrap();
+            assert_eq!(split_once_byte(&s, b'\n'), s.split_once('\n'), "{s:?}");
+            let ours: Vec<&str> = split_byte(&s, b'\n').collect();
+            let std: Vec<&str> = s.split('\n').collect();
+            assert_eq!(ours, std, "{s:?}");
+            checked += 1;
+        }
+    }
+    // A separator byte whose neighbours are 0x80 or above (the zero-byte test's borrows).
+    for s in [
+        "é\n€;\u{ff}\n",
+        "\x0b\x0b\x0b\n\x0b\x0b\x0b\x0b\x0b\x0b\n\x0b;\x0b\x0b\x0b\x0b\x0b",
+        "\x09\x0b\n\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\n",
+    ] {
+        let ours: Vec<&str> = split_byte(s, b'\n').collect();
+        assert_eq!(ours, s.split('\n').collect::<Vec<_>>(), "{s:?}");
+        assert_eq!(split_once_byte(s, b';'), s.split_once(';'), "{s:?}");
+    }
+    println!("  ok   split_byte/split_once_byte equal str::split/split_once on {checked} texts of 0 to 39 bytes and on neighbours one bit off or at 0x80 and above");
+}
