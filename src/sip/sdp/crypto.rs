@@ -226,8 +226,8 @@ pub(super) fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| TOKEN_BYTES[usize::from(b)])
 }
 
-/// The fields of a text separated by runs of spaces and tabs, found byte by byte (both
-/// are ASCII, so every cut is a char boundary).
+/// The fields of a text separated by runs of spaces and tabs (both ASCII, so every cut is
+/// a char boundary).
 struct BlankFields<'a> {
     s: &'a str,
     at: usize,
@@ -237,13 +237,9 @@ impl<'a> Iterator for BlankFields<'a> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
-        let blank = |b: &u8| *b == b' ' || *b == b'\t';
         let bytes = self.s.as_bytes().get(self.at..)?;
-        let start = self.at + bytes.iter().position(|b| !blank(b))?;
-        let len = bytes
-            .get(start - self.at..)?
-            .iter()
-            .position(blank)
+        let start = self.at + bytes.iter().position(|b| *b != b' ' && *b != b'\t')?;
+        let len = super::find_either(bytes.get(start - self.at..)?, b' ', b'\t')
             .unwrap_or(self.s.len() - start);
         self.at = start + len;
         self.s.get(start..self.at)

@@ -178,26 +178,33 @@ fn stray_nul_or_cr(text: &str) -> bool {
 /// The first `c` in `hay`, eight bytes at a time (the zero-byte test on `u64` words): SDP
 /// lines and fields are tens of bytes, too short for a general search to pay its setup.
 fn find_byte(hay: &[u8], c: u8) -> Option<usize> {
+    find_either(hay, c, c)
+}
+
+/// The first `a` or `b` in `hay`, as [`find_byte`].
+pub(super) fn find_either(hay: &[u8], a: u8, b: u8) -> Option<usize> {
     const LOW: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let pattern = LOW * u64::from(c);
+    // Bytes of x that are zero, flagged in their high bit; a borrow can flag only bytes above
+    // a zero one, so the lowest flag is exact.
+    let zeros = |x: u64| x.wrapping_sub(LOW) & !x & HIGH;
+    let (pa, pb) = (LOW * u64::from(a), LOW * u64::from(b));
     let mut words = hay.chunks_exact(8);
     let mut at = 0;
     for w in &mut words {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(w);
-        let x = u64::from_le_bytes(bytes) ^ pattern;
-        let zero = x.wrapping_sub(LOW) & !x & HIGH;
-        if zero != 0 {
-            // The lowest flagged byte is the first match (a borrow only flags bytes above it).
-            return Some(at + (zero.trailing_zeros() / 8) as usize);
+        let x = u64::from_le_bytes(bytes);
+        let found = zeros(x ^ pa) | zeros(x ^ pb);
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
         }
         at += 8;
     }
     words
         .remainder()
         .iter()
-        .position(|&b| b == c)
+        .position(|&x| x == a || x == b)
         .map(|i| at + i)
 }
 

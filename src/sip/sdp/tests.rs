@@ -357,6 +357,26 @@ fn words_as_written() {
     assert_eq!(String::from(v.kind.clone()), "video");
     assert_eq!(format!("{:?} {}", a.kind, v.proto), "\"Audio\" RTP/XYZ");
     assert_eq!(info.primary(), Some(0));
+    // a=rtpmap's two fields, white space around and between as split_ascii_whitespace reads it.
+    for (v, ok) in [
+        ("0 PCMU/8000", true),
+        (" 0  PCMU/8000 ", true),
+        ("0\tPCMU/8000\x0c", true),
+        ("0 PCMU/8000 x", false),
+        ("0 ", false),
+        ("0", false),
+        ("", false),
+        (" ", false),
+    ] {
+        let got = RtpMap::parse(v);
+        assert_eq!(got.is_some(), ok, "{v:?}");
+        if let Some(r) = got {
+            assert_eq!(
+                (r.payload_type, r.encoding.as_str(), r.clock_rate),
+                (0, "PCMU", 8000)
+            );
+        }
+    }
     println!("  ok   words: Audio, 08, 128, x-fmt, pcmu, RTP/XYZ kept as written; 0, 127, PCMU, video equal to owned copies; Debug/Display/join as text");
 }
 
