@@ -36,7 +36,7 @@ fn codecs(offer: &MediaInfo, answer: &MediaInfo) -> Vec<Codec> {
                 .or_else(|| answer.payload(pt))?;
             Some(Codec {
                 payload_type: pt,
-                name: map.encoding,
+                name: map.encoding.into(),
                 clock_rate: map.clock_rate,
                 channels: map.params.and_then(|c| u8::try_from(c).ok()).unwrap_or(1),
             })
@@ -79,7 +79,7 @@ pub fn streams_from_offer_answer(
         ] {
             out.push(MediaStream {
                 mline,
-                media: o.kind.clone(),
+                media: o.kind.to_string(),
                 direction,
                 source: Some(src.clone()),
                 destination: dst.clone(),

@@ -55,7 +55,7 @@ impl Connection {
             "IP6" => AddrType::Ip6,
             _ => return None,
         };
-        let mut parts = addr.split('/');
+        let mut parts = super::split_byte(addr, b'/');
         let address = parts.next()?;
         let suffixes: Vec<&str> = parts.collect();
         let ip = literal(addr_type, address)?;

@@ -208,13 +208,42 @@ pub struct CryptoAttr {
     session_params: Range<usize>,
 }
 
+/// The bytes of a token (RFC 8866 §9): visible ASCII except `"(),/:;<=>?@[\]{}`... as the
+/// grammar lists; a table, one look-up a byte.
+const TOKEN_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = matches!(b, 0x21 | 0x23..=0x27 | 0x2a | 0x2b | 0x2d | 0x2e | 0x30..=0x39
+            | 0x41..=0x5a | 0x5e..=0x7e);
+        b += 1;
+    }
+    t
+};
+
 /// A token (RFC 8866 §9): visible ASCII except `"(),/:;<=>?@[\]{}`... as the grammar lists.
 pub(super) fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|b| {
-            matches!(b, 0x21 | 0x23..=0x27 | 0x2a | 0x2b | 0x2d | 0x2e | 0x30..=0x39
-                | 0x41..=0x5a | 0x5e..=0x7e)
-        })
+    !s.is_empty() && s.bytes().all(|b| TOKEN_BYTES[usize::from(b)])
+}
+
+/// The fields of a text separated by runs of spaces and tabs (both ASCII, so every cut is
+/// a char boundary).
+struct BlankFields<'a> {
+    s: &'a str,
+    at: usize,
+}
+
+impl<'a> Iterator for BlankFields<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let bytes = self.s.as_bytes().get(self.at..)?;
+        let start = self.at + bytes.iter().position(|b| *b != b' ' && *b != b'\t')?;
+        let len = super::find_either(bytes.get(start - self.at..)?, b' ', b'\t')
+            .unwrap_or(self.s.len() - start);
+        self.at = start + len;
+        self.s.get(start..self.at)
+    }
 }
 
 /// The byte range of `part` inside `whole` (`part` is a subslice of it).
@@ -233,7 +262,7 @@ impl CryptoAttr {
         if value.len() > MAX_CRYPTO_LEN {
             return Err(SdpError::CryptoTooLarge);
         }
-        let mut fields = value.split([' ', '\t']).filter(|f| !f.is_empty());
+        let mut fields = BlankFields { s: value, at: 0 };
         let tag = fields.next().ok_or(SdpError::BadCrypto("no tag"))?;
         if tag.len() > 9 || !tag.bytes().all(|b| b.is_ascii_digit()) {
             return Err(SdpError::BadCrypto("tag is not 1 to 9 digits"));
@@ -249,10 +278,9 @@ impl CryptoAttr {
             .next()
             .ok_or(SdpError::BadCrypto("no key parameters"))?;
         let mut n = 0;
-        for param in keys.split(';') {
+        for param in super::split_byte(keys, b';') {
             n += 1;
-            let (method, info) = param
-                .split_once(':')
+            let (method, info) = super::split_once_byte(param, b':')
                 .ok_or(SdpError::BadCrypto("key parameter is not method:info"))?;
             if !is_token(method) || info.is_empty() || !info.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(SdpError::BadCrypto("key parameter is not method:info"));

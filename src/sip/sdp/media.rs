@@ -1,8 +1,226 @@
 //! One media description (`m=` line and what follows it) as policy reads it: the stream's
 //! transport address and port range, RTCP, direction, codecs and SDES keys.
 
+use std::borrow::Borrow;
+use std::fmt;
+use std::ops::Deref;
+
 use super::connection::Connection;
 use super::crypto::CryptoAttr;
+
+/// A word of an SDP line as written: a media type, transport protocol, format or encoding
+/// name. The common ones point into the static tables below and cost no allocation; any
+/// other is owned. Reads as a `&str` (`Deref`, `as_str`); compares, hashes and prints as
+/// its text.
+#[derive(Clone)]
+pub struct Word(WordText);
+
+#[derive(Clone)]
+enum WordText {
+    Static(&'static str),
+    Owned(Box<str>),
+}
+
+/// Media types (RFC 8866 §5.14, IANA "media" registry).
+pub(super) const KINDS: &[&str] = &["audio", "video", "text", "application", "message", "image"];
+
+/// Transport protocols in common use (RFC 8866 §5.14, RFC 3711, RFC 4585, RFC 5124,
+/// RFC 5764, RFC 8841, RFC 4975, RFC 4582, RFC 6787, T.38).
+pub(super) const PROTOS: &[&str] = &[
+    "RTP/AVP",
+    "RTP/SAVP",
+    "RTP/AVPF",
+    "RTP/SAVPF",
+    "UDP/TLS/RTP/SAVP",
+    "UDP/TLS/RTP/SAVPF",
+    "TCP/TLS/RTP/SAVPF",
+    "TCP/RTP/AVP",
+    "udp",
+    "udptl",
+    "TCP",
+    "UDP/DTLS/SCTP",
+    "TCP/DTLS/SCTP",
+    "DTLS/SCTP",
+    "TCP/MSRP",
+    "TCP/TLS/MSRP",
+    "TCP/BFCP",
+    "TCP/TLS/BFCP",
+    "UDP/BFCP",
+    "TCP/MRCPv2",
+    "TCP/TLS/MRCPv2",
+];
+
+/// Encoding names of `a=rtpmap` in common use, and those of RFC 3551's static types.
+pub(super) const ENCODINGS: &[&str] = &[
+    "PCMU",
+    "PCMA",
+    "G722",
+    "G729",
+    "telephone-event",
+    "opus",
+    "CN",
+    "iLBC",
+    "speex",
+    "AMR",
+    "AMR-WB",
+    "G7221",
+    "GSM",
+    "G723",
+    "G726-32",
+    "L16",
+    "red",
+    "ulpfec",
+    "flexfec",
+    "rtx",
+    "H264",
+    "H265",
+    "VP8",
+    "VP9",
+    "AV1",
+    "H263",
+    "H263-1998",
+    "H263-2000",
+    "DVI4",
+    "LPC",
+    "QCELP",
+    "MPA",
+    "G728",
+    "CelB",
+    "JPEG",
+    "nv",
+    "H261",
+    "MPV",
+    "MP2T",
+];
+
+/// The RTP payload types 0 to 127 as `m=` lines write them (the common formats).
+const PAYLOAD_TYPES: [&str; 128] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    "17", "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31", "32",
+    "33", "34", "35", "36", "37", "38", "39", "40", "41", "42", "43", "44", "45", "46", "47", "48",
+    "49", "50", "51", "52", "53", "54", "55", "56", "57", "58", "59", "60", "61", "62", "63", "64",
+    "65", "66", "67", "68", "69", "70", "71", "72", "73", "74", "75", "76", "77", "78", "79", "80",
+    "81", "82", "83", "84", "85", "86", "87", "88", "89", "90", "91", "92", "93", "94", "95", "96",
+    "97", "98", "99", "100", "101", "102", "103", "104", "105", "106", "107", "108", "109", "110",
+    "111", "112", "113", "114", "115", "116", "117", "118", "119", "120", "121", "122", "123",
+    "124", "125", "126", "127",
+];
+
+impl Word {
+    /// `s`, borrowed from `known` when it is one of those words (exactly), else owned.
+    pub(super) fn new(s: &str, known: &[&'static str]) -> Word {
+        match known.iter().find(|k| **k == s) {
+            Some(k) => Word(WordText::Static(k)),
+            None => Word(WordText::Owned(s.into())),
+        }
+    }
+
+    /// A format of an `m=` line: a payload type written as RTP writes it (0 to 127, no
+    /// leading zero) is static.
+    pub(super) fn format(s: &str) -> Word {
+        let pt = (s.len() <= 3 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<usize>().ok())
+            .flatten()
+            .and_then(|n| PAYLOAD_TYPES.get(n))
+            .filter(|p| **p == s);
+        match pt {
+            Some(p) => Word(WordText::Static(p)),
+            None => Word(WordText::Owned(s.into())),
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            WordText::Static(s) => s,
+            WordText::Owned(s) => s,
+        }
+    }
+}
+
+impl Deref for Word {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Word {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Borrow<str> for Word {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for Word {
+    fn from(s: &str) -> Word {
+        Word(WordText::Owned(s.into()))
+    }
+}
+
+impl From<String> for Word {
+    fn from(s: String) -> Word {
+        Word(WordText::Owned(s.into_boxed_str()))
+    }
+}
+
+impl From<Word> for String {
+    fn from(w: Word) -> String {
+        match w.0 {
+            WordText::Static(s) => s.to_owned(),
+            WordText::Owned(s) => s.into_string(),
+        }
+    }
+}
+
+impl PartialEq for Word {
+    fn eq(&self, other: &Word) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Word {}
+
+impl PartialEq<str> for Word {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Word {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Word {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl std::hash::Hash for Word {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl fmt::Debug for Word {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Word {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The direction attribute of a media or of the session (RFC 8866 §6.7, RFC 3264 §5.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +275,7 @@ pub struct RtpMap {
     /// The payload type, 0 to 127.
     pub payload_type: u8,
     /// The encoding name as written, e.g. `PCMU`, `opus`, `telephone-event`.
-    pub encoding: String,
+    pub encoding: Word,
     /// The RTP clock rate in Hz.
     pub clock_rate: u32,
     /// The encoding parameters (the channel count for audio), if given.
@@ -78,7 +296,7 @@ impl RtpMap {
             return None;
         }
         let payload_type = u8::try_from(number(pt, 3)?).ok().filter(|p| *p <= 127)?;
-        let mut parts = enc.split('/');
+        let mut parts = super::split_byte(enc, b'/');
         let encoding = parts.next().filter(|e| super::crypto::is_token(e))?;
         let clock_rate = number(parts.next()?, 10)?;
         let params = match parts.next() {
@@ -90,7 +308,7 @@ impl RtpMap {
         }
         Some(RtpMap {
             payload_type,
-            encoding: encoding.to_owned(),
+            encoding: Word::new(encoding, ENCODINGS),
             clock_rate,
             params,
         })
@@ -132,7 +350,7 @@ impl RtpMap {
         STATIC_PAYLOAD_TYPES.iter().find(|(t, ..)| *t == pt).map(
             |&(payload_type, encoding, clock_rate, params)| RtpMap {
                 payload_type,
-                encoding: encoding.to_owned(),
+                encoding: Word(WordText::Static(encoding)),
                 clock_rate,
                 params,
             },
@@ -159,16 +377,16 @@ impl std::fmt::Display for RtpMap {
 #[derive(Clone, Debug)]
 pub struct MediaInfo {
     /// The media type: `audio`, `video`, `application`, ...
-    pub kind: String,
+    pub kind: Word,
     /// The transport port; 0 disables the stream (RFC 3264 §5.1).
     pub port: u16,
     /// How many transport ports (`m=video 49170/2 ...`; 1 when not given). For RTP the ports
     /// are `port`, `port + 2`, ... each with RTCP one above (RFC 8866 §5.14).
     pub port_count: u16,
     /// The transport protocol, e.g. `RTP/SAVP`.
-    pub proto: String,
+    pub proto: Word,
     /// The media formats (RTP payload types for RTP), in order.
-    pub formats: Vec<String>,
+    pub formats: Vec<Word>,
     /// The `a=rtpmap` attributes, in order.
     pub rtpmaps: Vec<RtpMap>,
     /// The connection address: the media's own `c=`, else the session's.
@@ -186,13 +404,19 @@ pub struct MediaInfo {
 }
 
 impl MediaInfo {
-    pub(super) fn new(kind: &str, port: u16, port_count: u16, proto: &str) -> MediaInfo {
+    pub(super) fn new(
+        kind: &str,
+        port: u16,
+        port_count: u16,
+        proto: &str,
+        formats: Vec<Word>,
+    ) -> MediaInfo {
         MediaInfo {
-            kind: kind.to_owned(),
+            kind: Word::new(kind, KINDS),
             port,
             port_count,
-            proto: proto.to_owned(),
-            formats: Vec::new(),
+            proto: Word::new(proto, PROTOS),
+            formats,
             rtpmaps: Vec::new(),
             connection: None,
             connection_from_session: false,

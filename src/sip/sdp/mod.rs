@@ -19,7 +19,7 @@ pub mod media;
 
 pub use connection::{AddrType, Connection};
 pub use crypto::{CryptoAttr, MasterKey, Mki, SrtpSuite};
-pub use media::{Direction, MediaInfo, RtcpAttr, RtpMap};
+pub use media::{Direction, MediaInfo, RtcpAttr, RtpMap, Word};
 
 /// Largest SDP accepted, in bytes.
 pub const MAX_SDP: usize = 65536;
@@ -104,7 +104,7 @@ fn port_number(s: &str) -> Option<u16> {
 
 /// A transport protocol: tokens separated by `/` (`RTP/SAVP`, `UDP/TLS/RTP/SAVPF`).
 fn is_proto(s: &str) -> bool {
-    s.split('/').all(crypto::is_token)
+    split_byte(s, b'/').all(crypto::is_token)
 }
 
 /// `<media> <port>[/<count>] <proto> <fmt> ...`; the RTP port range with its RTCP ports
@@ -132,20 +132,23 @@ fn media_line(value: &str, n: usize) -> Result<MediaInfo, SdpError> {
     if count == 0 || (count > 1 && (port == 0 || last > 65535)) {
         return Err(bad);
     }
-    let mut m = MediaInfo::new(kind, port, count, proto);
+    // Sized once: n fields need n - 1 separators, so the formats (all fields but the first
+    // three) are at most the white-space bytes less two; never more than the limit.
+    let room = value.bytes().filter(u8::is_ascii_whitespace).count();
+    let mut formats = Vec::with_capacity(room.saturating_sub(2).min(MAX_FORMATS));
     for fmt in f {
         if !crypto::is_token(fmt) {
             return Err(SdpError::BadLine(n));
         }
-        if m.formats.len() == MAX_FORMATS {
+        if formats.len() == MAX_FORMATS {
             return Err(SdpError::TooMany(n));
         }
-        m.formats.push(fmt.to_owned());
+        formats.push(media::Word::format(fmt));
     }
-    if m.formats.is_empty() {
+    if formats.is_empty() {
         return Err(bad);
     }
-    Ok(m)
+    Ok(MediaInfo::new(kind, port, count, proto, formats))
 }
 
 /// `<port> [<nettype> <addrtype> <address>]` of `a=rtcp` (RFC 3605 §2.1).
@@ -158,6 +161,78 @@ fn rtcp_attr(value: &str) -> Option<RtcpAttr> {
         c => Some(Connection::parse(c)?),
     };
     Some(RtcpAttr { port, connection })
+}
+
+/// True when `text` has a NUL, or a CR anywhere but at the end of a line (before LF, or
+/// last): what [`SdpInfo::parse`] refuses inside a line. One branch-free pass over the text
+/// (the compiler makes it wide), not one search per line.
+fn stray_nul_or_cr(text: &str) -> bool {
+    let b = text.as_bytes();
+    let next = b.get(1..).unwrap_or_default();
+    let inner = b.iter().zip(next).fold(false, |stray, (&x, &y)| {
+        stray | (x == 0) | ((x == b'\r') & (y != b'\n'))
+    });
+    inner || b.last() == Some(&0)
+}
+
+/// The first `c` in `hay`, eight bytes at a time (the zero-byte test on `u64` words): SDP
+/// lines and fields are tens of bytes, too short for a general search to pay its setup.
+fn find_byte(hay: &[u8], c: u8) -> Option<usize> {
+    find_either(hay, c, c)
+}
+
+/// The first `a` or `b` in `hay`, as [`find_byte`].
+pub(super) fn find_either(hay: &[u8], a: u8, b: u8) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Bytes of x that are zero, flagged in their high bit; a borrow can flag only bytes above
+    // a zero one, so the lowest flag is exact.
+    let zeros = |x: u64| x.wrapping_sub(LOW) & !x & HIGH;
+    let (pa, pb) = (LOW * u64::from(a), LOW * u64::from(b));
+    let mut words = hay.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(w);
+        let x = u64::from_le_bytes(bytes);
+        let found = zeros(x ^ pa) | zeros(x ^ pb);
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&x| x == a || x == b)
+        .map(|i| at + i)
+}
+
+/// `s` split at its first `c` (ASCII) by a plain byte loop, as `str::split_once` does.
+pub(super) fn split_once_byte(s: &str, c: u8) -> Option<(&str, &str)> {
+    let at = find_byte(s.as_bytes(), c)?;
+    Some((s.get(..at)?, s.get(at + 1..)?))
+}
+
+/// `s` split at every `c` (ASCII) by a plain byte loop, as `str::split` does: the short
+/// fields of SDP cost less so than through a general search.
+pub(super) fn split_byte(s: &str, c: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let t = rest?;
+        match split_once_byte(t, c) {
+            Some((field, after)) => {
+                rest = Some(after);
+                Some(field)
+            }
+            None => rest.take(),
+        }
+    })
+}
+
+/// The lines of `text`, split at LF as `str::split('\n')` does.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    split_byte(text, b'\n')
 }
 
 /// What one level (the session, or one media) has declared so far, to refuse repeats.
@@ -188,17 +263,22 @@ impl SdpInfo {
             return Err(SdpError::TooLarge);
         }
         let text = std::str::from_utf8(sdp).map_err(|_| SdpError::NotUtf8)?;
+        // Lines are looked at byte by byte for NUL and CR only when the whole text has one
+        // where a line may not (rare): the line that has it is then the one refused.
+        let check_bytes = stray_nul_or_cr(text);
         let mut info = SdpInfo::default();
         let mut session = Seen::default();
-        let mut media_seen: Vec<Seen> = Vec::new();
+        // What the last media has declared (`info.media.last()`).
+        let mut current = Seen::default();
         let mut seen_version = false;
-        for (i, raw) in text.split('\n').enumerate() {
+        for (i, raw) in lines(text).enumerate() {
             let n = i + 1;
             let line = raw.strip_suffix('\r').unwrap_or(raw);
-            if line.trim().is_empty() {
+            let bytes = line.as_bytes();
+            // A line starting with a visible ASCII byte is not blank; else trim decides.
+            if !bytes.first().is_some_and(u8::is_ascii_graphic) && line.trim().is_empty() {
                 continue;
             }
-            let bytes = line.as_bytes();
             let (Some(&ty), Some(b'=')) = (bytes.first(), bytes.get(1)) else {
                 return Err(if seen_version {
                     SdpError::BadLine(n)
@@ -206,7 +286,9 @@ impl SdpInfo {
                     SdpError::NoVersion
                 });
             };
-            if !ty.is_ascii_lowercase() || bytes.iter().any(|&b| b == 0 || b == b'\r') {
+            if !ty.is_ascii_lowercase()
+                || (check_bytes && bytes.iter().any(|&b| b == 0 || b == b'\r'))
+            {
                 return Err(SdpError::BadLine(n));
             }
             let value = line.get(2..).unwrap_or_default();
@@ -217,9 +299,9 @@ impl SdpInfo {
                 seen_version = true;
                 continue;
             }
-            let level = match media_seen.last_mut() {
-                Some(s) => s,
-                None => &mut session,
+            let level = match info.media.is_empty() {
+                false => &mut current,
+                true => &mut session,
             };
             match ty {
                 b'c' => {
@@ -236,11 +318,13 @@ impl SdpInfo {
                     if info.media.len() == MAX_MEDIA {
                         return Err(SdpError::TooMany(n));
                     }
-                    info.media.push(media_line(value, n)?);
-                    media_seen.push(Seen::default());
+                    let m = media_line(value, n)?;
+                    info.finish_last(&current, &session);
+                    current = Seen::default();
+                    info.media.push(m);
                 }
                 b'a' => {
-                    let (name, attr_value) = match value.split_once(':') {
+                    let (name, attr_value) = match split_once_byte(value, b':') {
                         Some((a, v)) => (a, Some(v)),
                         None => (value.trim_end_matches(' '), None),
                     };
@@ -272,8 +356,12 @@ impl SdpInfo {
                             if m.rtpmaps.len() == MAX_FORMATS {
                                 return Err(SdpError::TooMany(n));
                             }
-                            m.rtpmaps
-                                .push(RtpMap::parse(v).ok_or(SdpError::BadLine(n))?);
+                            let map = RtpMap::parse(v).ok_or(SdpError::BadLine(n))?;
+                            if m.rtpmaps.capacity() == 0 {
+                                // Usually one per format: sized once.
+                                m.rtpmaps.reserve_exact(m.formats.len());
+                            }
+                            m.rtpmaps.push(map);
                         }
                         _ => {}
                     }
@@ -284,18 +372,25 @@ impl SdpInfo {
         if !seen_version {
             return Err(SdpError::NoVersion);
         }
+        info.finish_last(&current, &session);
         info.session_direction = session.direction;
-        for (m, seen) in info.media.iter_mut().zip(&media_seen) {
-            if m.connection.is_none() {
-                m.connection.clone_from(&info.session_connection);
-                m.connection_from_session = m.connection.is_some();
-            }
-            m.direction = seen
-                .direction
-                .or(session.direction)
-                .unwrap_or(Direction::SendRecv);
-        }
         Ok(info)
+    }
+
+    /// Applies the session-level defaults to the last media once all its lines are read
+    /// (`seen`: what it declared): the session's lines all come before the first `m=`.
+    fn finish_last(&mut self, seen: &Seen, session: &Seen) {
+        let Some(m) = self.media.last_mut() else {
+            return;
+        };
+        if m.connection.is_none() {
+            m.connection.clone_from(&self.session_connection);
+            m.connection_from_session = m.connection.is_some();
+        }
+        m.direction = seen
+            .direction
+            .or(session.direction)
+            .unwrap_or(Direction::SendRecv);
     }
 
     /// The session-level connection address, if any.

@@ -282,3 +282,143 @@ fn limits() {
     );
     println!("  ok   limits: {MAX_MEDIA} media, {MAX_FORMATS} formats, {MAX_CRYPTO} a=crypto per media, {MAX_SDP} bytes");
 }
+
+/// The NUL/CR check looks at the whole text once and at a line only when the text has one:
+/// the error still names the line that has it, wherever it is; a CR before LF or at the very
+/// end, or in a blank line, is no error.
+#[test]
+fn nul_and_cr_found_in_their_line() {
+    let lines = [
+        "v=0",
+        "o=a 1 1 IN IP4 192.0.2.1",
+        "s=-",
+        "c=IN IP4 192.0.2.1",
+        "t=0 0",
+        "m=audio 4000 RTP/AVP 0",
+        "a=rtpmap:0 PCMU/8000",
+    ];
+    let mut checked = 0;
+    for k in 2..=lines.len() {
+        for (stray, at_end) in [("\0", false), ("\r", false), ("\0", true)] {
+            let mut v: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            let l = &mut v[k - 1];
+            if at_end {
+                l.push_str(stray);
+            } else {
+                l.insert_str(2, stray);
+            }
+            for eol in ["\r\n", "\n"] {
+                let sdp = v.join(eol) + eol;
+                assert_eq!(
+                    SdpInfo::parse(sdp.as_bytes()).unwrap_err(),
+                    SdpError::BadLine(k),
+                    "{sdp:?}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    // A CR ending the text, a CR before a LF, a CR in a blank line, a mix of CRLF and LF.
+    for ok in [
+        "v=0\r\ns=-\r",
+        "v=0\ns=-\r\n",
+        "v=0\r\n \r \r\ns=-\n",
+        "v=0\r\n\r\r\nm=audio 1 RTP/AVP 0\r\n",
+    ] {
+        assert!(SdpInfo::parse(ok.as_bytes()).is_ok(), "{ok:?}");
+    }
+    // A NUL as the very last byte, and a CR before CR LF.
+    assert_eq!(
+        SdpInfo::parse(b"v=0\r\ns=-\0").unwrap_err(),
+        SdpError::BadLine(2)
+    );
+    assert_eq!(
+        SdpInfo::parse(b"v=0\r\ns=-\r\r\n").unwrap_err(),
+        SdpError::BadLine(2)
+    );
+    println!("  ok   NUL/CR: {checked} placements (lines 2 to {}, inside or ending a line, CRLF or LF) refused as BadLine(k); CR at the end, before LF or in a blank line accepted", lines.len());
+}
+
+/// Media type, transport, formats and encodings read as written, whether a common word
+/// (static) or not (owned): same text, same comparisons.
+#[test]
+fn words_as_written() {
+    let sdp = "v=0\r\nm=Audio 4000 RTP/AVP 0 08 127 128 x-fmt\r\na=rtpmap:08 pcmu/8000\r\n\
+               a=rtpmap:0 PCMU/8000\r\nm=video 5000 RTP/XYZ 96\r\n";
+    let info = SdpInfo::parse(sdp.as_bytes()).unwrap();
+    let (a, v) = (&info.media[0], &info.media[1]);
+    assert_eq!((a.kind.as_str(), a.proto.as_str()), ("Audio", "RTP/AVP"));
+    assert_eq!(a.formats, ["0", "08", "127", "128", "x-fmt"]);
+    assert_eq!(a.formats.join(" "), "0 08 127 128 x-fmt");
+    let enc: Vec<&str> = a.rtpmaps.iter().map(|r| r.encoding.as_str()).collect();
+    assert_eq!(enc, ["pcmu", "PCMU"]);
+    assert_eq!((&*v.kind, &*v.proto), ("video", "RTP/XYZ"));
+    assert_eq!(Word::from("PCMU"), a.rtpmaps[1].encoding);
+    assert_eq!(String::from(v.kind.clone()), "video");
+    assert_eq!(format!("{:?} {}", a.kind, v.proto), "\"Audio\" RTP/XYZ");
+    assert_eq!(info.primary(), Some(0));
+    // a=rtpmap's two fields, white space around and between as split_ascii_whitespace reads it.
+    for (v, ok) in [
+        ("0 PCMU/8000", true),
+        (" 0  PCMU/8000 ", true),
+        ("0\tPCMU/8000\x0c", true),
+        ("0 PCMU/8000 x", false),
+        ("0 ", false),
+        ("0", false),
+        ("", false),
+        (" ", false),
+    ] {
+        let got = RtpMap::parse(v);
+        assert_eq!(got.is_some(), ok, "{v:?}");
+        if let Some(r) = got {
+            assert_eq!(
+                (r.payload_type, r.encoding.as_str(), r.clock_rate),
+                (0, "PCMU", 8000)
+            );
+        }
+    }
+    println!("  ok   words: Audio, 08, 128, x-fmt, pcmu, RTP/XYZ kept as written; 0, 127, PCMU, video equal to owned copies; Debug/Display/join as text");
+}
+
+/// The byte-loop splitters agree with `str::split`/`split_once` on every position of the
+/// separator across the 8-byte words (first, last, none, repeated, empty fields).
+#[test]
+fn byte_splits_agree_with_str() {
+    let mut checked = 0;
+    for len in 0..40 {
+        for at in [
+            None,
+            Some(0),
+            Some(7),
+            Some(8),
+            Some(15),
+            Some(16),
+            Some(len / 2),
+        ] {
+            let mut s: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            if let Some(i) = at.filter(|i| *i < len) {
+                s[i] = b'\n';
+                if i + 3 < len {
+                    s[i + 3] = b'\n';
+                }
+            }
+            let s = String::from_utf8(s).unwrap();
+            assert_eq!(split_once_byte(&s, b'\n'), s.split_once('\n'), "{s:?}");
+            let ours: Vec<&str> = split_byte(&s, b'\n').collect();
+            let std: Vec<&str> = s.split('\n').collect();
+            assert_eq!(ours, std, "{s:?}");
+            checked += 1;
+        }
+    }
+    // A separator byte whose neighbours are 0x80 or above (the zero-byte test's borrows).
+    for s in [
+        "é\n€;\u{ff}\n",
+        "\x0b\x0b\x0b\n\x0b\x0b\x0b\x0b\x0b\x0b\n\x0b;\x0b\x0b\x0b\x0b\x0b",
+        "\x09\x0b\n\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\n",
+    ] {
+        let ours: Vec<&str> = split_byte(s, b'\n').collect();
+        assert_eq!(ours, s.split('\n').collect::<Vec<_>>(), "{s:?}");
+        assert_eq!(split_once_byte(s, b';'), s.split_once(';'), "{s:?}");
+    }
+    println!("  ok   split_byte/split_once_byte equal str::split/split_once on {checked} texts of 0 to 39 bytes and on neighbours one bit off or at 0x80 and above");
+}
