@@ -44,7 +44,8 @@ use der::{
 };
 use zeroize::Zeroizing;
 
-use super::sdes::{CryptoAttr, SdesError};
+use super::sdes::{self, SdesError};
+use crate::sip::sdp::CryptoAttr;
 
 /// The message format version this code writes and reads.
 pub const VERSION: u8 = 1;
@@ -55,10 +56,18 @@ pub const VERSION: u8 = 1;
 pub struct SdesValue(Zeroizing<String>);
 
 impl SdesValue {
-    /// Wraps a value (checked: it must parse as an `a=crypto` value).
+    /// Wraps a value (checked: it must parse as an `a=crypto` value the recorder can use,
+    /// [`sdes::parse`]).
     pub fn new(value: &str) -> Result<SdesValue, SdesError> {
-        CryptoAttr::parse(value)?;
+        sdes::parse(value)?;
         Ok(SdesValue(Zeroizing::new(value.to_owned())))
+    }
+
+    /// The value of a parsed attribute, as written (checked as [`SdesValue::new`] does,
+    /// without parsing it again).
+    pub fn of(attr: &CryptoAttr) -> Result<SdesValue, SdesError> {
+        sdes::srtp_keys(attr)?;
+        Ok(SdesValue(Zeroizing::new(attr.value().to_owned())))
     }
 
     /// The value's text (key included).
@@ -66,22 +75,16 @@ impl SdesValue {
         &self.0
     }
 
-    /// The parsed attribute.
+    /// The parsed attribute (checked as [`SdesValue::new`] does).
     pub fn parse(&self) -> Result<CryptoAttr, SdesError> {
-        CryptoAttr::parse(&self.0)
-    }
-}
-
-impl From<&CryptoAttr> for SdesValue {
-    fn from(a: &CryptoAttr) -> SdesValue {
-        SdesValue(a.to_value())
+        sdes::parse(&self.0)
     }
 }
 
 impl fmt::Debug for SdesValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.parse() {
-            Ok(a) => write!(f, "SdesValue({} {} <key redacted>)", a.tag, a.suite),
+            Ok(a) => write!(f, "SdesValue({} {} <key redacted>)", a.tag(), a.suite()),
             Err(_) => f.write_str("SdesValue(<unparsable, redacted>)"),
         }
     }
@@ -412,7 +415,12 @@ pub(crate) mod tests {
         let back = KeyMessage::from_der_bytes(&der).unwrap();
         assert_eq!(back, m);
         assert_eq!(
-            back.event.streams()[1].crypto.parse().unwrap().keys[0]
+            back.event.streams()[1]
+                .crypto
+                .parse()
+                .unwrap()
+                .keys()
+                .unwrap()[0]
                 .key_salt()
                 .len(),
             30

@@ -3,7 +3,8 @@
 //! which reads them in the disclosed SDP, to the recorder (`tools/sipsd-rec`,
 //! docs/RECORDING.md).
 //!
-//! - [`sdes`]: parsing RFC 4568 crypto attributes (suite, key||salt, lifetime, MKI);
+//! - [`sdes`]: what the recorder takes of an RFC 4568 crypto attribute (defined once, in the
+//!   SDP layer: [`crate::sip::sdp::CryptoAttr`], re-exported here);
 //! - [`message`]: the key-channel message (start / update / stop of a dialog, its media
 //!   tuples per stream and direction, codecs and each sender's crypto attribute), as DER;
 //! - [`channel`]: sealing it as CMS AuthEnvelopedData under a pre-shared KEK, and opening it
@@ -15,12 +16,13 @@ pub mod message;
 pub mod sdes;
 pub mod streams;
 
+pub use crate::sip::sdp::{CryptoAttr, MasterKey, Mki, SrtpSuite};
 pub use channel::{ChannelReceiver, ChannelSender, ReplayWindow};
 pub use message::{
     CallStart, CallStop, Codec, Direction, Endpoint, Event, KeyMessage, MediaStream, SdesValue,
     StopReason, StreamSet,
 };
-pub use sdes::{CryptoAttr, MasterKey, Mki, SdesError, SrtpSuite};
+pub use sdes::SdesError;
 pub use streams::streams_from_offer_answer;
 
 use crate::crypto::cms::CmsError;

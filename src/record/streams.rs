@@ -11,7 +11,6 @@
 //! shares the RTP port when both sides asked for `a=rtcp-mux` (RFC 5761 §5.1.1).
 
 use super::message::{Codec, Direction, Endpoint, MediaStream, SdesValue};
-use super::sdes::CryptoAttr;
 use super::RecordError;
 use crate::sip::sdp::{MediaInfo, SdpInfo};
 
@@ -59,14 +58,14 @@ pub fn streams_from_offer_answer(
         let Some(answered) = a.crypto.first() else {
             continue;
         };
-        let answered_attr = CryptoAttr::parse(answered.value())?;
-        let offered = o
+        // Each attribute as the SDP layer parsed it: matched on tag and suite (as written),
+        // its keys checked for the recorder once, by SdesValue::of.
+        let answered_value = SdesValue::of(answered)?;
+        let offered_value = o
             .crypto
             .iter()
-            .find(|c| {
-                CryptoAttr::parse(c.value())
-                    .is_ok_and(|x| x.tag == answered_attr.tag && x.suite == answered_attr.suite)
-            })
+            .filter(|c| c.tag() == answered.tag() && c.suite() == answered.suite())
+            .find_map(|c| SdesValue::of(c).ok())
             .ok_or(RecordError::NoMatchingCrypto(mline))?;
         let (Some(caller), Some(callee)) = (endpoint(o), endpoint(a)) else {
             continue;
@@ -74,8 +73,8 @@ pub fn streams_from_offer_answer(
         let codecs = codecs(o, a);
         let rtcp_mux = o.rtcp_mux && a.rtcp_mux;
         for (direction, src, dst, crypto) in [
-            (Direction::CallerToCallee, &caller, &callee, offered),
-            (Direction::CalleeToCaller, &callee, &caller, answered),
+            (Direction::CallerToCallee, &caller, &callee, offered_value),
+            (Direction::CalleeToCaller, &callee, &caller, answered_value),
         ] {
             out.push(MediaStream {
                 mline,
@@ -85,7 +84,7 @@ pub fn streams_from_offer_answer(
                 destination: dst.clone(),
                 rtcp_mux,
                 codecs: codecs.clone(),
-                crypto: SdesValue::new(crypto.value())?,
+                crypto,
             });
         }
     }

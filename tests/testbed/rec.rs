@@ -270,7 +270,11 @@ pub fn no_key(tb: &Testbed, rec: &Recording, keys: &[String]) {
         let attr =
             sipsd::record::CryptoAttr::parse(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{k}"))
                 .unwrap_or_else(|e| panic!("FAILED: the SDP's key {k:.4}...: {e:?}"));
-        let raw = attr.keys[0].key_salt().to_vec();
+        let raw = attr
+            .keys()
+            .unwrap_or_else(|e| panic!("FAILED: the SDP's key {k:.4}...: {e:?}"))[0]
+            .key_salt()
+            .to_vec();
         let hex = sipsd::hex::encode(&raw);
         needles.push(hex.to_uppercase().into_bytes());
         needles.push(hex.into_bytes());

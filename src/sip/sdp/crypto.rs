@@ -350,6 +350,19 @@ impl CryptoAttr {
         self.slice(&self.session_params)
     }
 
+    /// The session parameters one by one (`KDR=1`, `WSH=128`, `UNENCRYPTED_SRTP`, ...).
+    pub fn session_param_list(&self) -> impl Iterator<Item = &str> {
+        self.session_params()
+            .split([' ', '\t'])
+            .filter(|p| !p.is_empty())
+    }
+
+    /// The replay window a `WSH=` session parameter asks for (RFC 4568 §6.3.7), if any.
+    pub fn window_size_hint(&self) -> Option<u32> {
+        self.session_param_list()
+            .find_map(|p| p.strip_prefix("WSH=")?.parse().ok())
+    }
+
     /// The whole value as written (tag, suite, keys, session parameters): **secret**.
     pub fn value(&self) -> &str {
         &self.value
@@ -622,6 +635,66 @@ mod tests {
             syntax.len(),
             cases.len()
         );
+    }
+
+    /// The cases the recorder's parser (`record::sdes` before this one replaced it) tested.
+    #[test]
+    fn recorder_cases() {
+        let a =
+            CryptoAttr::parse(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{K30}|2^20|1:4")).unwrap();
+        let k = a.keys().unwrap();
+        assert_eq!(
+            (a.tag(), a.srtp_suite()),
+            (1, Some(SrtpSuite::AesCm128HmacSha1_80))
+        );
+        assert_eq!((k.len(), k[0].key_salt().len()), (1, 30));
+        assert_eq!(
+            (k[0].lifetime, k[0].mki),
+            (Some(1 << 20), Some(Mki { value: 1, len: 4 }))
+        );
+        assert_eq!(k[0].mki.unwrap().bytes(), [0, 0, 0, 1]);
+        let two =
+            format!("7 AES_CM_128_HMAC_SHA1_32 inline:{K30}|1066:2;inline:{K30}|2:2 KDR=0 WSH=256");
+        let b = CryptoAttr::parse(&two).unwrap();
+        let k = b.keys().unwrap();
+        assert_eq!(
+            (k.len(), k[0].mki, k[1].mki),
+            (
+                2,
+                Some(Mki {
+                    value: 1066,
+                    len: 2
+                }),
+                Some(Mki { value: 2, len: 2 })
+            )
+        );
+        assert_eq!(b.value(), two);
+        assert_eq!(
+            b.session_param_list().collect::<Vec<_>>(),
+            ["KDR=0", "WSH=256"]
+        );
+        assert_eq!(
+            (b.window_size_hint(), a.window_size_hint()),
+            (Some(256), None)
+        );
+        let plain = CryptoAttr::parse(&format!("2 AES_CM_128_HMAC_SHA1_80 inline:{K30}")).unwrap();
+        let k = plain.keys().unwrap();
+        assert_eq!((k[0].lifetime, k[0].mki), (None, None));
+        for (v, want) in [
+            (
+                "x AES_CM_128_HMAC_SHA1_80 inline:AA",
+                SdpError::BadCrypto("tag is not 1 to 9 digits"),
+            ),
+            (
+                "1 AES_CM_128_HMAC_SHA1_80",
+                SdpError::BadCrypto("no key parameters"),
+            ),
+        ] {
+            assert_eq!(CryptoAttr::parse(v).unwrap_err(), want, "{v}");
+        }
+        let bad = CryptoAttr::parse("1 AES_CM_128_HMAC_SHA1_80 inline:!!!").unwrap();
+        assert_eq!(bad.keys().unwrap_err(), SdpError::KeyBase64);
+        println!("  ok   the recorder's cases: MKI 1:4 as 4 bytes, two keys 1066:2 and 2:2 with KDR=0 WSH=256 (window hint 256), a key alone; tag x and missing keys refused, key !!! not base64");
     }
 
     #[test]

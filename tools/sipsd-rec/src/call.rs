@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sipsd::record::{CryptoAttr, Direction, KeyMessage, MediaStream};
+use sipsd::record::{sdes, CryptoAttr, Direction, KeyMessage, MediaStream};
 
 use crate::g711::{self, Law};
 use crate::manifest::{CodecEntry, Files, Manifest, SsrcEntry, StreamEntry, FORMAT};
@@ -212,7 +212,7 @@ impl StreamRec {
             .crypto
             .parse()
             .map_err(|e| e.to_string())
-            .and_then(|a| match a.unsupported_param() {
+            .and_then(|a| match sdes::unsupported_param(&a) {
                 Some(p) => Err(format!("session parameter {p} not supported")),
                 None => Ok(a),
             });
@@ -723,7 +723,7 @@ fn stream_entry(s: &StreamRec) -> StreamEntry {
         suite: s
             .attr
             .as_ref()
-            .map(|a| a.suite.to_string())
+            .map(|a| a.suite().to_string())
             .unwrap_or_default(),
         error: s.attr.as_ref().err().cloned(),
         codecs: s

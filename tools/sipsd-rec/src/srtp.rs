@@ -10,7 +10,7 @@ use std::ffi::CStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Once;
 
-use sipsd::record::{CryptoAttr, SrtpSuite};
+use sipsd::record::{sdes, CryptoAttr, SrtpSuite};
 use zeroize::Zeroizing;
 
 #[allow(
@@ -108,8 +108,9 @@ pub fn version() -> String {
         .into_owned()
 }
 
-/// Sets `p` to the suite's crypto policy for SRTP (`rtcp` false) or SRTCP.
-fn crypto_policy(suite: SrtpSuite, rtcp: bool, p: &mut ffi::srtp_crypto_policy_t) {
+/// Sets `p` to the suite's crypto policy for SRTP (`rtcp` false) or SRTCP; false for a suite
+/// libsrtp2 lacks (f8, which `sdes::srtp_keys` refuses first).
+fn crypto_policy(suite: SrtpSuite, rtcp: bool, p: &mut ffi::srtp_crypto_policy_t) -> bool {
     // SAFETY: each setter only writes the fields of the policy struct `p` points to, a valid
     // exclusive reference.
     unsafe {
@@ -135,8 +136,10 @@ fn crypto_policy(suite: SrtpSuite, rtcp: bool, p: &mut ffi::srtp_crypto_policy_t
             }
             (SrtpSuite::AeadAes128Gcm, _) => ffi::srtp_crypto_policy_set_aes_gcm_128_16_auth(p),
             (SrtpSuite::AeadAes256Gcm, _) => ffi::srtp_crypto_policy_set_aes_gcm_256_16_auth(p),
+            (SrtpSuite::F8_128HmacSha1_80, _) => return false,
         }
     }
+    true
 }
 
 /// One libsrtp context for one SSRC of one sender.
@@ -162,37 +165,40 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     /// A context for `ssrc` with the attribute's suite and master key(s) (several only with
-    /// MKIs), replay window `window` (64..=[`MAX_WINDOW`]).
+    /// MKIs), replay window `window` (64..=[`MAX_WINDOW`]). An attribute the recorder cannot
+    /// use ([`sdes::srtp_keys`]) is a bad parameter.
     pub fn new(attr: &CryptoAttr, ssrc: u32, window: u32) -> Result<Session, SrtpError> {
         init()?;
         let bad = SrtpError {
             op: "create",
             status: ffi::srtp_err_status_bad_param,
         };
-        if attr.keys.is_empty() {
+        let (suite, attr_keys) = sdes::srtp_keys(attr).map_err(|_| bad)?;
+        if attr_keys.is_empty() {
             return Err(bad);
         }
         // SAFETY: srtp_policy_t is a plain C struct for which all-zero is a valid (empty)
         // value: null pointers, zero counts.
         let mut policy: ffi::srtp_policy_t = unsafe { std::mem::zeroed() };
-        crypto_policy(attr.suite, false, &mut policy.rtp);
-        crypto_policy(attr.suite, true, &mut policy.rtcp);
+        if !crypto_policy(suite, false, &mut policy.rtp)
+            || !crypto_policy(suite, true, &mut policy.rtcp)
+        {
+            return Err(bad);
+        }
         policy.ssrc.type_ = ffi::ssrc_specific;
         policy.ssrc.value = ssrc;
         policy.window_size = u64::from(window.clamp(64, MAX_WINDOW)) as _;
         policy.allow_repeat_tx = 0;
         // Copies libsrtp may read during srtp_create (its API takes mutable pointers).
-        let mut keys: Vec<Zeroizing<Vec<u8>>> = attr
-            .keys
+        let mut keys: Vec<Zeroizing<Vec<u8>>> = attr_keys
             .iter()
             .map(|k| Zeroizing::new(k.key_salt().to_vec()))
             .collect();
-        let mut mkis: Vec<Vec<u8>> = attr
-            .keys
+        let mut mkis: Vec<Vec<u8>> = attr_keys
             .iter()
             .map(|k| k.mki.map(|m| m.bytes()).unwrap_or_default())
             .collect();
-        let use_mki = attr.keys[0].mki.is_some();
+        let use_mki = attr_keys[0].mki.is_some();
         let mut masters: Vec<ffi::srtp_master_key_t> = Vec::new();
         let mut master_ptrs: Vec<*mut ffi::srtp_master_key_t> = Vec::new();
         if use_mki {
@@ -349,7 +355,7 @@ mod tests {
         use base64::Engine;
         let mut have = Vec::new();
         let mut missing = Vec::new();
-        for suite in SrtpSuite::ALL {
+        for suite in SrtpSuite::all() {
             let k = base64::engine::general_purpose::STANDARD.encode(vec![
                 9u8;
                 suite.key_len()
@@ -400,7 +406,7 @@ mod tests {
         let mut again = wire.clone();
         assert!(rx.unprotect(&mut again).unwrap_err().is_replay());
         let mut other = Session::new(&attr("AES_CM_128_HMAC_SHA1_80", 30), 0x1234, 1024).unwrap();
-        let mut wrong_key = CryptoAttr::parse(
+        let wrong_key = CryptoAttr::parse(
             "1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR",
         )
         .unwrap();
@@ -408,8 +414,14 @@ mod tests {
         let mut q = wire.clone();
         assert!(w.unprotect(&mut q).unwrap_err().is_auth());
         assert_eq!(q, wire, "a failed unprotect leaves the packet as it was");
-        wrong_key.keys.clear();
-        assert!(Session::new(&wrong_key, 1, 64).is_err());
+        // Attributes the SDP layer keeps but whose keys the recorder cannot use.
+        for unusable in [
+            "1 AES_CM_128_HMAC_SHA1_80 inline:AAAA",
+            "1 AES_CM_128_HMAC_SHA1_80 uri:x",
+            "1 FUTURE_SUITE_X inline:AAAA",
+        ] {
+            assert!(Session::new(&CryptoAttr::parse(unusable).unwrap(), 1, 64).is_err());
+        }
         // A sender whose ROC is 3: a fresh receiver fails, one told ROC 3 succeeds.
         let mut tx3 = Session::new(&a, 0x99, 1024).unwrap();
         tx3.set_roc(3).unwrap();
