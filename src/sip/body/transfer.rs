@@ -27,15 +27,8 @@ pub(crate) fn decode<'a>(cte: Option<&str>, data: &'a [u8]) -> Result<Cow<'a, [u
     if is_identity(cte) {
         Ok(Cow::Borrowed(data))
     } else if is_base64(cte) {
-        // sized once: collecting a filter grows the buffer step by step
-        let mut compact = Vec::with_capacity(data.len());
-        compact.extend(
-            data.iter()
-                .copied()
-                .filter(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n')),
-        );
         STANDARD
-            .decode(compact)
+            .decode(without_blanks(data))
             .map(Cow::Owned)
             .map_err(|_| BodyError::BadBase64)
     } else {
@@ -43,6 +36,36 @@ pub(crate) fn decode<'a>(cte: Option<&str>, data: &'a [u8]) -> Result<Cow<'a, [u
             cte.chars().take(MAX_ECHO).collect(),
         ))
     }
+}
+
+/// Whether `b` is a blank base64 ignores between its characters (line breaks, spaces, tabs).
+fn is_blank(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// `data` without blanks, sized once. Base64 bodies come in lines (76 characters and CRLF):
+/// each line is copied whole, and only a line with blanks inside is filtered byte by byte.
+fn without_blanks(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    for line in data.split(|&b| b == b'\n') {
+        let start = line
+            .iter()
+            .position(|&b| !is_blank(b))
+            .unwrap_or(line.len());
+        let end = line
+            .iter()
+            .rposition(|&b| !is_blank(b))
+            .map_or(start, |i| i + 1);
+        let Some(run) = line.get(start..end) else {
+            continue;
+        };
+        if run.iter().any(|&b| is_blank(b)) {
+            out.extend(run.iter().copied().filter(|&b| !is_blank(b)));
+        } else {
+            out.extend_from_slice(run);
+        }
+    }
+    out
 }
 
 /// Whether `cte` leaves the bytes as they are.
@@ -66,6 +89,22 @@ pub(crate) fn encode_base64(data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blanks_are_dropped_wherever_they_are() {
+        for (input, want) in [
+            (&b"QUJD\r\nREVG\r\n"[..], &b"QUJDREVG"[..]),
+            (b"  QU JD \t\n\r\nRE\rVG", b"QUJDREVG"),
+            (b"\n\n", b""),
+            (b"", b""),
+            (b"QUJDREVG", b"QUJDREVG"),
+        ] {
+            assert_eq!(without_blanks(input), want, "{input:?}");
+            let filtered: Vec<u8> = input.iter().copied().filter(|&b| !is_blank(b)).collect();
+            assert_eq!(without_blanks(input), filtered, "{input:?}");
+        }
+        println!("line-wise copy = byte filter on 5 inputs (CRLF lines, inner blanks, empty)");
+    }
 
     #[test]
     fn base64_with_line_breaks_round_trips() {
