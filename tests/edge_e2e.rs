@@ -8,9 +8,10 @@
 //! all on loopback, the core (every datagram to or from P1 and P2) captured with tcpdump.
 //! One call (tests/sipp/plain-uac.xml, plain-uas.xml: INVITE, MESSAGE, a re-INVITE after
 //! edge A's 2-second `rotate_after`, MESSAGE, BYE; bob sends his first 200 OK twice), then on
-//! the same topology: a signed offer changed after signing, sent to P1 by a holder of the
-//! keys; a call to a callee without a certificate (refused by edge A), and the same through
-//! an edge with `unsealable=clear`. Every check is printed.
+//! the same topology (tests/edge_e2e/mod.rs): a call cancelled while ringing; a signed offer
+//! changed after signing, sent to P1 by a holder of the keys; a call to a callee without a
+//! certificate (refused by edge A), and the same through an edge with `unsealable=clear`.
+//! Every check is printed.
 //!
 //! Needs kamailio, sipp, tcpdump, openssl (scripts/setup-deps) and build/sipsd.so (make):
 //! without them SKIPPED, unless SIPSD_REQUIRE_E2E=1.
@@ -19,27 +20,26 @@
 #[macro_use]
 mod support;
 
+// the calls after the first: tests/edge_e2e/mod.rs
+#[path = "edge_e2e/mod.rs"]
+mod later_calls;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use sipsd::crypto::cms::signed::sign_detached;
-use sipsd::crypto::cms::{ContentAlg, IdKind, RsaPadding};
-use sipsd::crypto::keys::{KeySpec, KeyStore, SignKeySpec};
-use sipsd::engine::ua::UaSession;
-use sipsd::sip::body::signed::multipart_signed;
-use sipsd::sip::body::{mime_entity, BodyOptions};
+use later_calls::{callee_without_certificate, cancelled_call, tampered_signed_offer};
 use support::kamailio::{edge_keys, next_hop, EdgeKamailio, Kamailio, P1, P2};
 use support::openssl::self_signed;
-use support::p1log::EdgeLine;
+use support::p1log::edge_lines_with;
 use support::pcap::{find_plaintext, pcap_datagrams, LoopbackCapture};
 use support::ports::{free_ports, wait_bound, ADDR};
 use support::procs::{wait_for, Proc};
-use support::sip::{reply, Peer, Request, SipMsg};
-use support::sipp::{of_call, one, parse_trace};
+use support::sip::SipMsg;
+use support::sipp::{of_call, one, parse_trace, sent_and_received};
 use support::tools::{find_in_path, kamailio_e2e, skip, Tools};
-use support::vectors::{cert_recipient, key_path};
+use support::vectors::key_path;
 use support::work::WorkDir;
 
 const ALICE_CN: &str = "alice.example.net";
@@ -80,27 +80,6 @@ fn sipp(t: &Tools, role: &str, port: u16, extra: &[&str]) -> Command {
         .args(["-trace_msg", "-message_file", &format!("{role}-msgs.txt")])
         .args(["-trace_err", "-error_file", &format!("{role}-errors.txt")]);
     c
-}
-
-/// The lines of `edge` for `call`, waiting (2 s at most) until at least `n` are there.
-fn edge_lines(edge: &Kamailio, call: &str, n: usize) -> Vec<EdgeLine> {
-    let mut lines = Vec::new();
-    wait_for(Duration::from_secs(2), || {
-        lines = edge
-            .edge_lines()
-            .into_iter()
-            .filter(|l| l.call == call)
-            .collect();
-        lines.len() >= n
-    });
-    lines
-}
-
-fn find<'a>(lines: &'a [EdgeLine], what: &str, action: &str, gen: &str) -> Vec<&'a EdgeLine> {
-    lines
-        .iter()
-        .filter(|l| l.what == what && l.action == action && l.get("gen") == gen)
-        .collect()
 }
 
 fn stat(k: &Kamailio, name: &str) -> u64 {
@@ -271,19 +250,7 @@ fn the_call(t: &Tools, dir: &Path, net: &mut Topology) -> String {
         } else {
             (&bob, &alice)
         };
-        let pick = |sent: bool| {
-            move |m: &SipMsg| {
-                m.sent == sent
-                    && m.cseq() == cseq
-                    && if request {
-                        m.is_request()
-                    } else {
-                        m.status() == Some(200)
-                    }
-            }
-        };
-        let s = one(from, &format!("sent {what}"), pick(true));
-        let g = one(to, &format!("received {what}"), pick(false));
+        let (s, g) = sent_and_received(from, to, what, cseq, request);
         let length_ok = g
             .header("content-length")
             .and_then(|v| v.parse::<usize>().ok())
@@ -305,12 +272,7 @@ fn the_call(t: &Tools, dir: &Path, net: &mut Topology) -> String {
     check!(answers >= 2, "alice got bob's first 200 OK {answers} times (bob sent it twice), each the same plain answer");
 
     // --- P1: read the offer (its key), the answer (the cached key, maybe in another worker)
-    let p1: Vec<_> = net
-        .p1
-        .log_lines()
-        .into_iter()
-        .filter(|l| l.call == call)
-        .collect();
+    let p1 = net.p1.log_lines_of(&call);
     let p1_find = |what: &str, gen: &str| {
         p1.iter()
             .find(|l| l.what == what && l.decrypted && l.get("gen") == gen)
@@ -376,9 +338,9 @@ fn the_call(t: &Tools, dir: &Path, net: &mut Topology) -> String {
     );
 
     // --- the edges
-    let a = edge_lines(&net.edge_a, &call, 6);
-    let b = edge_lines(&net.edge_b, &call, 7);
-    let offer = find(&a, "INVITE", "sealed", "1");
+    let a = net.edge_a.edge_lines_of(&call, 6);
+    let b = net.edge_b.edge_lines_of(&call, 7);
+    let offer = edge_lines_with(&a, "INVITE", "sealed", "1");
     check!(
         offer.len() == 1
             && offer[0].get("sealing") == "offer"
@@ -386,25 +348,25 @@ fn the_call(t: &Tools, dir: &Path, net: &mut Topology) -> String {
         "edge A sealed alice's offer once (a fresh key for bob and proxy1, signed by alice)"
     );
     check!(
-        find(&a, "INVITE200", "opened", "1")
+        edge_lines_with(&a, "INVITE200", "opened", "1")
             .iter()
             .all(|l| l.get("source") == "cache")
-            && find(&a, "INVITE200", "opened", "1").len() >= 2,
+            && edge_lines_with(&a, "INVITE200", "opened", "1").len() >= 2,
         "edge A opened both copies of bob's answer with the key it made"
     );
     check!(
-        find(&a, "MESSAGE", "sealed", "1")
+        edge_lines_with(&a, "MESSAGE", "sealed", "1")
             .first()
             .is_some_and(|l| l.get("sealing") == "in-dialog"),
         "edge A sealed the MESSAGE as EncryptedData under the call's key"
     );
     check!(
-        find(&a, "INVITE", "sealed", "2").first().is_some_and(|l| l.get("sealing") == "rotation")
-            && find(&a, "INVITE200", "opened", "2").len() == 1
-            && find(&a, "MESSAGE", "sealed", "2").first().is_some_and(|l| l.get("sealing") == "in-dialog"),
+        edge_lines_with(&a, "INVITE", "sealed", "2").first().is_some_and(|l| l.get("sealing") == "rotation")
+            && edge_lines_with(&a, "INVITE200", "opened", "2").len() == 1
+            && edge_lines_with(&a, "MESSAGE", "sealed", "2").first().is_some_and(|l| l.get("sealing") == "in-dialog"),
         "edge A: the re-INVITE 2.5 s in carried a new key with the proof (generation 2); the answer and the next MESSAGE under it"
     );
-    let b_offer = find(&b, "INVITE", "opened", "1");
+    let b_offer = edge_lines_with(&b, "INVITE", "opened", "1");
     check!(
         b_offer.len() == 1
             && b_offer[0].get("source") == "wrapped"
@@ -412,15 +374,15 @@ fn the_call(t: &Tools, dir: &Path, net: &mut Topology) -> String {
             && b_offer[0].get("signer") == ALICE_CN,
         "edge B opened the offer with bob's key and verified alice's signature"
     );
-    let b_answers = find(&b, "INVITE200", "sealed", "1");
+    let b_answers = edge_lines_with(&b, "INVITE200", "sealed", "1");
     check!(
         b_answers.len() == 2 && b_answers.iter().all(|l| l.get("sealing") == "in-dialog"),
         "edge B sealed both copies of bob's 200 OK under the call's key (claim 4: EncryptedData)"
     );
     check!(
-        find(&b, "INVITE", "opened", "2").len() == 1
-            && find(&b, "INVITE200", "sealed", "2").len() == 1
-            && find(&b, "MESSAGE", "opened", "2").len() == 1,
+        edge_lines_with(&b, "INVITE", "opened", "2").len() == 1
+            && edge_lines_with(&b, "INVITE200", "sealed", "2").len() == 1
+            && edge_lines_with(&b, "MESSAGE", "opened", "2").len() == 1,
         "edge B followed the rotation: generation 2 for the re-INVITE, its answer and the MESSAGE"
     );
     let workers: BTreeSet<u32> = a.iter().chain(b.iter()).map(|l| l.pid).collect();
@@ -446,176 +408,6 @@ fn the_call(t: &Tools, dir: &Path, net: &mut Topology) -> String {
         stat(&net.edge_b, "edge_opened"),
         stat(&net.edge_b, "signatures_valid")
     );
-    call
-}
-
-/// A call alice cancels while bob's phone rings: the CANCEL passes the edges as it is, the
-/// INVITE fails with 487, and every edge and proxy forgets the call's key.
-fn cancelled_call(net: &Topology) {
-    println!("  -- a call cancelled while ringing");
-    let sdp = b"v=0\r\no=alice 5 5 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 40006 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:QUxJQ0VTX1NSVFBfS0VZX0ZPUl9USEVfVEVTVF8x\r\n";
-    // bob's and alice's SIPp are gone: these peers take their addresses
-    let bob = Peer::answering_at(net.bob_port, |m| match m.method() {
-        "INVITE" => Some(reply(m, 180, "Ringing")),
-        "CANCEL" => Some(reply(m, 200, "OK")),
-        _ => None,
-    });
-    let alice = Peer::bind_at(net.alice_port);
-    let call = format!("cancel-{}@example.net", std::process::id());
-    let invite = Request::new("INVITE", &call)
-        .uri("sip:bob@example.net")
-        .parties("sip:alice@example.net", "sip:bob@example.net")
-        .body("application/sdp", sdp);
-    alice.send(net.edge_a.port, &invite.build(alice.port()));
-    let at_bob = bob.wait(Duration::from_secs(10), |m| {
-        m.call_id() == call && m.is_request() && m.method() == "INVITE"
-    });
-    let at_bob = at_bob.unwrap_or_else(|| panic!("FAILED: the INVITE never reached bob"));
-    check!(
-        at_bob.body == sdp && at_bob.header("content-type") == Some("application/sdp"),
-        "bob's phone rings with alice's plain SDP"
-    );
-    let ringing = alice.wait(Duration::from_secs(5), |m| {
-        m.call_id() == call && m.status() == Some(180)
-    });
-    check!(
-        ringing.is_some(),
-        "alice hears the 180 Ringing through both edges"
-    );
-    let keys = |want: u64| {
-        wait_for(Duration::from_secs(3), || {
-            [&net.edge_a, &net.p1, &net.edge_b]
-                .iter()
-                .all(|k| stat(k, "cache_entries") == want)
-        })
-    };
-    check!(
-        keys(1),
-        "while it rings, edge A, P1 and edge B each hold the call's key"
-    );
-    let ended = |k: &Kamailio| stat(k, "dialogs_ended");
-    let before = [ended(&net.edge_a), ended(&net.p1), ended(&net.edge_b)];
-    let cancel = Request::new("CANCEL", &call)
-        .uri("sip:bob@example.net")
-        .parties("sip:alice@example.net", "sip:bob@example.net")
-        .branch(&invite.branch);
-    alice.send(net.edge_a.port, &cancel.build(alice.port()));
-    let cancelled = bob.wait(Duration::from_secs(5), |m| {
-        m.call_id() == call && m.method() == "CANCEL"
-    });
-    check!(
-        cancelled.is_some_and(|m| m.body.is_empty()),
-        "the CANCEL reached bob through the edges, unchanged (no body)"
-    );
-    bob.send(net.edge_b.port, &reply(&at_bob, 487, "Request Terminated"));
-    let terminated = alice.wait(Duration::from_secs(5), |m| {
-        m.call_id() == call && m.status() == Some(487)
-    });
-    check!(
-        terminated.is_some(),
-        "the INVITE ends 487 Request Terminated at alice"
-    );
-    let ack = Request::new("ACK", &call)
-        .uri("sip:bob@example.net")
-        .parties("sip:alice@example.net", "sip:bob@example.net")
-        .branch(&invite.branch)
-        .in_dialog("peer");
-    alice.send(net.edge_a.port, &ack.build(alice.port()));
-    check!(
-        keys(0),
-        "the failed INVITE ended the key at edge A, P1 and edge B (cache_entries 0)"
-    );
-    let after = [ended(&net.edge_a), ended(&net.p1), ended(&net.edge_b)];
-    check!(
-        after.iter().zip(before).all(|(a, b)| *a == b + 1),
-        "dialogs_ended +1 at each: {before:?} -> {after:?}"
-    );
-}
-
-/// A signed offer changed after alice signed it, sealed for bob and proxy1 by someone who can
-/// (it needs no secret), sent to P1. Returns its Call-ID.
-fn tampered_signed_offer(dir: &Path, net: &Topology, alice_key: &Path, alice_crt: &Path) -> String {
-    println!("  -- a signed offer changed after signing");
-    let keys = KeyStore::load(&KeySpec {
-        sign: vec![SignKeySpec {
-            key_path: alice_key.to_path_buf(),
-            cert_path: alice_crt.to_path_buf(),
-            aor: None,
-        }],
-        ..Default::default()
-    })
-    .expect("alice's signing key");
-    let sdp = b"v=0\r\no=alice 9 9 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 40000 RTP/SAVP 0\r\n";
-    let mut entity = mime_entity("application/sdp", sdp);
-    let signature = sign_detached(&entity, keys.signer_for("alice@example.net").unwrap()).unwrap();
-    let at = entity
-        .windows(5)
-        .position(|w| w == b"40000")
-        .expect("the port in the signed SDP");
-    entity[at..at + 5].copy_from_slice(b"46666");
-    let (signed_type, signed) = multipart_signed(&entity, &signature);
-    let recipients = [
-        cert_recipient("callee", IdKind::IssuerSerial, RsaPadding::OaepSha256),
-        cert_recipient("proxy1", IdKind::IssuerSerial, RsaPadding::OaepSha256),
-    ];
-    let (_, body) = UaSession::offer(
-        &signed_type,
-        &signed,
-        &recipients,
-        ContentAlg::Aes256Gcm,
-        None,
-        &BodyOptions::default(),
-    )
-    .unwrap();
-    let caller = Peer::bind();
-    let call = format!("tampered-{}@example.net", std::process::id());
-    let req = Request::new("INVITE", &call)
-        .uri("sip:bob@example.net")
-        .parties("sip:alice@example.net", "sip:bob@example.net")
-        .body(&body.content_type, &body.body);
-    caller.send(net.p1.port, &req.build(caller.port()));
-    let refused = caller.wait(Duration::from_secs(10), |m| {
-        m.call_id() == call && m.status().is_some_and(|s| s >= 300)
-    });
-    let p1_line = wait_for(Duration::from_secs(2), || {
-        net.p1.log_lines().iter().any(|l| l.call == call)
-    });
-    let p1: Vec<_> = net
-        .p1
-        .log_lines()
-        .into_iter()
-        .filter(|l| l.call == call)
-        .collect();
-    check!(
-        p1_line && p1.first().is_some_and(|l| !l.decrypted && l.code() == 150),
-        "P1 reports it: not-decrypted code={} ({})",
-        p1.first().map(|l| l.code()).unwrap_or(0),
-        p1.first().map(|l| l.get("error")).unwrap_or("")
-    );
-    let b = edge_lines(&net.edge_b, &call, 1);
-    check!(
-        b.first()
-            .is_some_and(|l| l.action == "not-opened" && l.get("code") == "150"),
-        "edge B refuses to open it: {}",
-        b.first().map(|l| l.get("error")).unwrap_or("")
-    );
-    let refused = refused.unwrap_or_else(|| {
-        panic!(
-            "FAILED: no final answer to the tampered offer; peer got {:?}",
-            caller
-                .of_call(&call)
-                .iter()
-                .map(|m| m.start.clone())
-                .collect::<Vec<_>>()
-        )
-    });
-    let warning = refused.header("warning").unwrap_or("");
-    check!(
-        refused.status() == Some(403) && warning.contains("signature"),
-        "the caller is answered {} with Warning: {warning}",
-        refused.start
-    );
-    let _ = dir;
     call
 }
 
@@ -690,80 +482,5 @@ fn the_core_carries_no_plaintext(pcap: &[u8], call: &str, tampered: &str) {
         !t.is_empty(),
         "the tampered offer crossed the core ({} datagrams), P1 and P2 forwarded it",
         t.len()
-    );
-}
-
-fn callee_without_certificate(t: &Tools, dir: &Path, net: &Topology, keys_a: &Path) {
-    println!("  -- a callee without a certificate");
-    let sdp = b"v=0\r\no=alice 7 7 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 40004 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:QUxJQ0VTX1NSVFBfS0VZX0ZPUl9USEVfVEVTVF8x\r\n";
-    // alice's SIPp is gone: this peer takes her address, the one edge A knows her by
-    let alice = Peer::bind_at(net.alice_port);
-    let call = format!("carol-{}@example.net", std::process::id());
-    let invite = |call: &str| {
-        Request::new("INVITE", call)
-            .uri("sip:carol@example.net")
-            .parties("sip:alice@example.net", "sip:carol@example.net")
-            .body("application/sdp", sdp)
-    };
-    alice.send(net.edge_a.port, &invite(&call).build(alice.port()));
-    let answer = alice.wait(Duration::from_secs(10), |m| {
-        m.call_id() == call && m.status().is_some_and(|s| s >= 300)
-    });
-    let answer =
-        answer.unwrap_or_else(|| panic!("FAILED: edge A did not answer the call to carol"));
-    let warning = answer.header("warning").unwrap_or("");
-    check!(
-        answer.status() == Some(606) && warning.contains("no certificate for the callee"),
-        "unsealable=reject (the default): edge A answers {} with Warning: {warning}",
-        answer.start
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    check!(
-        !net.p1.log_text().contains(&call) && !net.p2.log_text().contains(&call),
-        "the call to carol never left edge A: P1 and P2 never saw it"
-    );
-    let a = edge_lines(&net.edge_a, &call, 1);
-    check!(
-        a.first()
-            .is_some_and(|l| l.action == "refused" && l.get("code") == "149"),
-        "edge A logged it refused (code 149)"
-    );
-    drop(alice);
-
-    // the same through an edge whose operator allows calls in clear to such callees
-    let sink = Peer::answering(|_| None);
-    let alice = Peer::bind_at(net.alice_port);
-    let alice_ua = format!("\"sip:{ADDR}:{}\"", net.alice_port);
-    let clear = EdgeKamailio::start(
-        t,
-        dir,
-        "edge-a-clear",
-        keys_a,
-        &[
-            ("LOCAL_UA", Some(&alice_ua)),
-            ("NEXT_HOP", Some(&next_hop(sink.port()))),
-            ("WITH_CLEAR", None),
-        ],
-    );
-    let call2 = format!("carol-clear-{}@example.net", std::process::id());
-    alice.send(clear.port, &invite(&call2).build(alice.port()));
-    let got = sink.wait(Duration::from_secs(10), |m| {
-        m.call_id() == call2 && m.is_request()
-    });
-    check!(
-        got.as_ref()
-            .is_some_and(|m| m.body == sdp && m.header("content-type") == Some("application/sdp")),
-        "unsealable=clear: the edge forwards the call to carol with her plain SDP"
-    );
-    let l = edge_lines(&clear, &call2, 1);
-    check!(
-        l.first()
-            .is_some_and(|l| l.action == "clear" && l.get("code") == "4"),
-        "and logs it sent in clear ({})",
-        l.first().map(|l| l.get("error")).unwrap_or("")
-    );
-    check!(
-        stat(&clear, "edge_sent_clear") == 1,
-        "statistic edge_sent_clear = 1"
     );
 }

@@ -224,7 +224,7 @@ pub fn profile_agrees(der: &[u8], ceks: &[Cek]) -> Result<bool, String> {
 }
 
 /// The pre-shared key `psk-proxy1` alone (no RSA key: opening costs no RSA operation), for
-/// tests/cms_profile.rs's mutations.
+/// the mutations of tests/cms_profile_auth.rs.
 #[allow(dead_code)] // not used by the targets, nor by tests/fuzz_regressions.rs
 pub fn psk_keystore() -> &'static KeyStore {
     static KEYS: OnceLock<KeyStore> = OnceLock::new();

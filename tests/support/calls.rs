@@ -21,7 +21,7 @@ use super::p1log::{P1Line, P2Line};
 use super::ports::{free_ports, wait_bound, ADDR};
 use super::procs::Proc;
 use super::sip::SipMsg;
-use super::sipp::{of_call, one, parse_trace};
+use super::sipp::{of_call, one, parse_trace, sent_and_received};
 use super::tools::Tools;
 
 /// One line of the injection files and of expected.csv.
@@ -314,19 +314,13 @@ impl Outcome {
                 } else {
                     (&at_uas, &at_uac, &r.uas[field])
                 };
-                let pred = |sent: bool| {
-                    move |m: &SipMsg| {
-                        m.sent == sent
-                            && m.cseq() == cseq
-                            && if request {
-                                m.is_request()
-                            } else {
-                                m.status() == Some(200)
-                            }
-                    }
-                };
-                let s = one(sender, &format!("sent {what} of {call}"), pred(true));
-                let g = one(receiver, &format!("received {what} of {call}"), pred(false));
+                let (s, g) = sent_and_received(
+                    sender,
+                    receiver,
+                    &format!("{what} of {call}"),
+                    cseq,
+                    request,
+                );
                 assert_eq!(
                     s.body,
                     crlf(want),

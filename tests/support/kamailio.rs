@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use super::p1log::{parse_edge, parse_p1, parse_p2, EdgeLine, P1Line, P2Line};
 use super::ports::{free_port, wait_bound, ADDR};
-use super::procs::Proc;
+use super::procs::{wait_for, Proc};
 use super::tools::Tools;
 
 /// Which example configuration.
@@ -336,6 +336,14 @@ impl Kamailio {
         parse_p1(&self.log_text())
     }
 
+    /// P1's `sipsd:` lines of `call` so far.
+    pub fn log_lines_of(&self, call: &str) -> Vec<P1Line> {
+        self.log_lines()
+            .into_iter()
+            .filter(|l| l.call == call)
+            .collect()
+    }
+
     /// P2's `untrusted:` lines so far.
     pub fn p2_lines(&self) -> Vec<P2Line> {
         parse_p2(&self.log_text())
@@ -344,6 +352,20 @@ impl Kamailio {
     /// An edge's `edge:` lines so far.
     pub fn edge_lines(&self) -> Vec<EdgeLine> {
         parse_edge(&self.log_text())
+    }
+
+    /// The edge's lines for `call`, waiting (2 s at most) until at least `n` are there.
+    pub fn edge_lines_of(&self, call: &str, n: usize) -> Vec<EdgeLine> {
+        let mut lines = Vec::new();
+        wait_for(Duration::from_secs(2), || {
+            lines = self
+                .edge_lines()
+                .into_iter()
+                .filter(|l| l.call == call)
+                .collect();
+            lines.len() >= n
+        });
+        lines
     }
 
     /// `kamcmd -s CTL ARGS...`: its standard output ("" without a control socket).

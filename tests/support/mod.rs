@@ -24,6 +24,7 @@
 //! | `record` | the recorder's receiver of P1's key channel (`sipsd::record::ChannelReceiver`) |
 //! | `rng` | a deterministic test RNG |
 //! | `pcap` | UDP datagrams of a pcap capture, and the plaintext detector |
+//! | `der` | hand-built DER for the CMS tests: TLVs in each length form, children, OIDs, AES-GCM sealing, mutations |
 //!
 //! Processes are started through `scripts/lib/proxies.sh` (the Kamailio command line of P1
 //! and P2 is defined there once, for the shell scripts and these tests alike).
@@ -34,6 +35,7 @@ pub mod check;
 pub mod cache_ops;
 pub mod calls;
 pub mod cluster;
+pub mod der;
 pub mod dialog;
 pub mod fork;
 pub mod fwbed;

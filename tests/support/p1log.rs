@@ -163,6 +163,20 @@ impl EdgeLine {
     }
 }
 
+/// The lines of `lines` for `what` (method, or CSeq method and status) with `action` at key
+/// generation `gen`.
+pub fn edge_lines_with<'a>(
+    lines: &'a [EdgeLine],
+    what: &str,
+    action: &str,
+    gen: &str,
+) -> Vec<&'a EdgeLine> {
+    lines
+        .iter()
+        .filter(|l| l.what == what && l.action == action && l.get("gen") == gen)
+        .collect()
+}
+
 /// An edge's lines in a log, in order.
 pub fn parse_edge(log: &str) -> Vec<EdgeLine> {
     lines_after(log, "edge: pid=")

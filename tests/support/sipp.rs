@@ -49,6 +49,32 @@ pub fn one<'a>(msgs: &'a [SipMsg], what: &str, pred: impl Fn(&SipMsg) -> bool) -
     found[0]
 }
 
+/// A request (`request`) or the 200 OK to one, of CSeq `cseq`, as `from` sent it and as `to`
+/// received it ([`one`] of each, `what` naming it).
+pub fn sent_and_received<'a>(
+    from: &'a [SipMsg],
+    to: &'a [SipMsg],
+    what: &str,
+    cseq: &str,
+    request: bool,
+) -> (&'a SipMsg, &'a SipMsg) {
+    let pick = |sent: bool| {
+        move |m: &SipMsg| {
+            m.sent == sent
+                && m.cseq() == cseq
+                && if request {
+                    m.is_request()
+                } else {
+                    m.status() == Some(200)
+                }
+        }
+    };
+    (
+        one(from, &format!("sent {what}"), pick(true)),
+        one(to, &format!("received {what}"), pick(false)),
+    )
+}
+
 /// The first message matching `pred`; panics when there is none.
 pub fn first<'a>(msgs: &'a [SipMsg], what: &str, pred: impl Fn(&SipMsg) -> bool) -> &'a SipMsg {
     msgs.iter()
