@@ -43,8 +43,8 @@
 //! input with the general decoder (`message.rs`, the `der` and `cms` crates), which accepts or
 //! refuses it exactly as it did before this reader existed. This reader therefore refuses
 //! nothing itself; what it accepts is a subset of what the general decoder accepts, with the same
-//! result (tests/cms_profile.rs checks both on the fuzz seeds, OpenSSL's and sipsd's offers and
-//! mutations of them).
+//! result (tests/cms_profile_encrypted.rs and tests/cms_profile_auth.rs check both on the fuzz
+//! seeds, OpenSSL's and sipsd's offers and mutations of them).
 //!
 //! What it accepts re-encodes to the same octets under the general decoder, so that the
 //! answers agree: the recipients are given in the order the `der` crate's SET OF decoding sorts
