@@ -366,7 +366,7 @@ if [ -x "$cli" ]; then
     echo "      trusted proxy: ${inv#*sipsd: }"
     echo "      trusted proxy: ${info#*sipsd: }"
     case "$info" in
-        *" decrypted gen=1 source=cache media=$addr:49172")
+        *" decrypted gen=1 source=cache media=$addr:49172 "*)
             ipid=$(printf '%s' "$inv" | sed 's/.*sipsd: pid=\([0-9]*\).*/\1/')
             fpid=$(printf '%s' "$info" | sed 's/.*sipsd: pid=\([0-9]*\).*/\1/')
             if [ "$ipid" != "$fpid" ]; then
@@ -379,8 +379,10 @@ if [ -x "$cli" ]; then
             ;;
         *) flunk "in-dialog INFO not decrypted from the cache: $info" ;;
     esac
+elif [ "${SIPSD_REQUIRE_E2E:-0}" = 1 ]; then
+    flunk "in-dialog check: no sipsd CLI at $cli (make tools; SIPSD_REQUIRE_E2E=1 requires it)"
 else
-    echo "SKIP  in-dialog check: no sipsd CLI at $cli (cargo build --release)"
+    echo "SKIP  in-dialog check: no sipsd CLI at $cli (make tools)"
 fi
 
 if kill -0 "$trusted_pid" 2>/dev/null; then
