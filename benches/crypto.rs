@@ -408,6 +408,7 @@ fn msg(
         body: s(body),
         from_uri: s(b""),
         to_uri: s(b""),
+        from: s(b""),
     }
 }
 

@@ -878,6 +878,13 @@ typedef struct sd_msg {
    * The To URI, as `from_uri`; the callee of a recorded dialog.
    */
   struct sd_str to_uri;
+  /**
+   * The From header value as received (display name, URI, parameters), for a caller that
+   * has not parsed it: when set, the library reads the tag and the URI from it (RFC 3261
+   * §25.1) and ignores `from_tag` and `from_uri`. A value it cannot parse gives no tag
+   * (SD_ERR_INVALID_MESSAGE where the dialog id needs one).
+   */
+  struct sd_str from;
 } sd_msg;
 
 /**

@@ -125,7 +125,8 @@ fn bindgen_sees_the_same_layout_and_constants() {
         disclose_to,
         body,
         from_uri,
-        to_uri
+        to_uri,
+        from
     });
     same_layout!(sd_cluster_rx {
         kind,

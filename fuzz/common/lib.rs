@@ -478,6 +478,7 @@ pub fn ffi_unwrap(data: &[u8]) {
         body: sd_str::of(next()),
         from_uri: sd_str::of(&[]),
         to_uri: sd_str::of(&[]),
+        from: sd_str::of(&[]),
     };
     let ctx = ctx();
     let rc = match (flags >> 1) & 3 {

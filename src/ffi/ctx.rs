@@ -9,6 +9,7 @@ use std::ffi::c_char;
 use crate::engine::edge::Edge;
 use crate::engine::pinhole::Pinholes;
 use crate::engine::proxy::{self as stats, Decision, Proxy, SipMessage, Unwrapped};
+use crate::sip::name_addr::NameAddr;
 
 /// A proxy context. Owned by C (a `Box`) from `sd_ctx_new` until `sd_ctx_free`. Made once in
 /// the process that forks the workers, before the fork: every fork shares its dialog key
@@ -51,6 +52,11 @@ pub struct sd_msg {
     pub from_uri: sd_str,
     /// The To URI, as `from_uri`; the callee of a recorded dialog.
     pub to_uri: sd_str,
+    /// The From header value as received (display name, URI, parameters), for a caller that
+    /// has not parsed it: when set, the library reads the tag and the URI from it (RFC 3261
+    /// §25.1) and ignores `from_tag` and `from_uri`. A value it cannot parse gives no tag
+    /// (SD_ERR_INVALID_MESSAGE where the dialog id needs one).
+    pub from: sd_str,
 }
 
 /// Loads the keys and creates the shared cache from `cfg` (borrowed: free it yourself).
@@ -195,10 +201,17 @@ pub unsafe extern "C" fn sd_plaintext_next_hop_allowed(
 /// Every `sd_str` of `m` points at its `len` bytes for the lifetime `'a`.
 pub(super) unsafe fn view<'a>(m: &sd_msg) -> Option<SipMessage<'a>> {
     // SAFETY: forwarded from the caller's contract.
+    let (from_tag, from_uri) = unsafe {
+        match m.from.as_slice()? {
+            [] => (m.from_tag.as_slice()?, m.from_uri.as_slice()?),
+            raw => NameAddr::parse(raw).map_or((&[][..], &[][..]), |n| (n.tag, n.uri)),
+        }
+    };
+    // SAFETY: forwarded from the caller's contract.
     unsafe {
         Some(SipMessage {
             call_id: m.call_id.as_slice()?,
-            from_tag: m.from_tag.as_slice()?,
+            from_tag,
             to_tag: m.to_tag.as_slice()?,
             method: m.method.as_slice()?,
             status: m.status,
@@ -206,7 +219,7 @@ pub(super) unsafe fn view<'a>(m: &sd_msg) -> Option<SipMessage<'a>> {
             transfer_encoding: m.transfer_encoding.as_slice()?,
             disclose_to: m.disclose_to.as_slice()?,
             body: m.body.as_slice()?,
-            from_uri: m.from_uri.as_slice()?,
+            from_uri,
             to_uri: m.to_uri.as_slice()?,
         })
     }

@@ -578,6 +578,21 @@ int main(int argc, char **argv)
 	CHECK(r == SD_OK && gen == 2 && strcmp(source, "cache") == 0,
 			"a MESSAGE from the callee (caller's tag in To) finds the dialog key (%u)", r);
 
+	/* -- a From value the caller has not parsed (sd_msg.from): the library reads the tag -- */
+	sd_msg m_raw = msg_of("call-a@example.org", "", "to-a", "MESSAGE", 0, SMIME_ENC, rotated_in);
+	m_raw.from = s("\"Alice <x>\" <sip:alice@example.org;transport=udp> ;x=\"y;tag=z\";TAG=tag-a");
+	r = unwrap(ctx, &m_raw, &gen, source, sizeof(source));
+	CHECK(r == SD_OK && gen == 2 && strcmp(source, "cache") == 0,
+			"a raw From value gives the dialog's tag: decrypted from the cache (%u)", r);
+	m_raw.from = s("\"Alice <sip:alice@example.org>;tag=tag-a");
+	r = unwrap(ctx, &m_raw, NULL, NULL, 0);
+	CHECK(r == SD_ERR_INVALID_MESSAGE,
+			"an unparseable raw From (open quote) has no tag: SD_ERR_INVALID_MESSAGE (%u)", r);
+	m_raw.from = s("<sip:mallory@example.org>;tag=tag-m");
+	m_raw.from_tag = s("tag-a");
+	r = unwrap(ctx, &m_raw, NULL, NULL, 0);
+	CHECK(r != SD_OK, "a raw From wins over from_tag: another dialog, not decrypted (%u)", r);
+
 	/* -- dialog end in a child removes the key for everyone -- */
 	pid = fork();
 	if(pid == 0)

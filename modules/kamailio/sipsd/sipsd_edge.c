@@ -165,7 +165,7 @@ static sipsd_last_t *sipsd_edge_begin(
 		LM_ERR("%s needs the textops module\n", what);
 		return NULL;
 	}
-	if(sipsd_msg_build(msg, sm) < 0) {
+	if(sipsd_msg_build(msg, sm, SIPSD_MSG_BODY) < 0) {
 		l = sipsd_last_for(msg);
 		l->code = SD_ERR_INVALID_MESSAGE;
 		return NULL;

@@ -125,7 +125,7 @@ int ki_sd_pinhole_open(sip_msg_t *msg)
 	uint32_t n = 0;
 
 	l = sipsd_last_get(msg);
-	if(sipsd_msg_build(msg, &sm) < 0)
+	if(sipsd_msg_build(msg, &sm, SIPSD_MSG_BODY) < 0)
 		return SIPSD_RC_ERROR;
 	/* only what sd_decrypt() disclosed for this message: a refused key has no plain */
 	r = sd_pinhole_open(_sipsd_ctx, &sm.m, (l != NULL) ? l->plain : NULL, &n);
@@ -175,7 +175,7 @@ int ki_sd_pinhole_close(sip_msg_t *msg)
 	sd_result r;
 	uint32_t n = 0;
 
-	if(sipsd_msg_build(msg, &sm) < 0)
+	if(sipsd_msg_build(msg, &sm, SIPSD_MSG_IDS) < 0)
 		return SIPSD_RC_ERROR;
 	if(sm.m.status == 0)
 		sm.m.status = sipsd_fw_failure_status(msg);

@@ -337,17 +337,24 @@ void sipsd_msg_free(sipsd_msg_t *sm)
 	}
 }
 
-/* gather the fields of msg the library needs; 0 on success, -1 on error */
-int sipsd_msg_build(sip_msg_t *msg, sipsd_msg_t *sm)
+/* gather the fields of msg the library needs (what: SIPSD_MSG_IDS or SIPSD_MSG_BODY);
+ * 0 on success, -1 on error. Nothing is allocated from Kamailio's memory for the fields it
+ * has not parsed yet: the From value goes to the library as it is (sd_msg.from). */
+int sipsd_msg_build(sip_msg_t *msg, sipsd_msg_t *sm, int what)
 {
 	str s;
 	hdr_field_t *hf;
 	struct to_body *tb;
 	int total, n;
 	char *body;
+	hdr_flags_t need;
 
 	memset(sm, 0, sizeof(*sm));
-	if(parse_headers(msg, HDR_EOH_F, 0) < 0) {
+	/* the body's headers (Content-Transfer-Encoding, Disclose-To) can be anywhere */
+	need = (what == SIPSD_MSG_BODY)
+				   ? HDR_EOH_F
+				   : (HDR_CALLID_F | HDR_FROM_F | HDR_TO_F | HDR_CSEQ_F);
+	if(parse_headers(msg, need, 0) < 0) {
 		LM_ERR("cannot parse the SIP headers\n");
 		return -1;
 	}
@@ -359,13 +366,15 @@ int sipsd_msg_build(sip_msg_t *msg, sipsd_msg_t *sm)
 	trim(&sm->call_id);
 	sm->m.call_id = sipsd_sdstr(&sm->call_id);
 
-	if(parse_from_header(msg) < 0) {
-		LM_ERR("cannot parse the From header (call %.*s)\n", sm->call_id.len,
+	if(msg->from == NULL) {
+		LM_ERR("message without From header (call %.*s)\n", sm->call_id.len,
 				sm->call_id.s);
 		return -1;
 	}
-	sm->m.from_tag = sipsd_sdstr(&get_from(msg)->tag_value);
-	sm->m.from_uri = sipsd_sdstr(&get_from(msg)->uri);
+	/* the library reads the tag and URI itself: parse_from_header() would allocate */
+	s = msg->from->body;
+	trim(&s);
+	sm->m.from = sipsd_sdstr(&s);
 
 	if(msg->to == NULL) {
 		LM_ERR("message without To header (call %.*s)\n", sm->call_id.len,
@@ -390,6 +399,9 @@ int sipsd_msg_build(sip_msg_t *msg, sipsd_msg_t *sm)
 		sm->m.method = sipsd_sdstr(&get_cseq(msg)->method);
 		sm->m.status = msg->first_line.u.reply.statuscode;
 	}
+
+	if(what != SIPSD_MSG_BODY)
+		return 0;
 
 	if(msg->content_type != NULL) {
 		s = msg->content_type->body;
@@ -726,7 +738,7 @@ static int ki_sd_should_decrypt(sip_msg_t *msg)
 	sipsd_last_t *l;
 	sd_result r;
 
-	if(sipsd_msg_build(msg, &sm) < 0)
+	if(sipsd_msg_build(msg, &sm, SIPSD_MSG_BODY) < 0)
 		return SIPSD_RC_ERROR;
 	r = sd_should_decrypt(_sipsd_ctx, &sm.m);
 	l = sipsd_last_for(msg);
@@ -796,7 +808,7 @@ static int ki_sd_decrypt(sip_msg_t *msg)
 	sd_result r;
 	sd_str v;
 
-	if(sipsd_msg_build(msg, &sm) < 0) {
+	if(sipsd_msg_build(msg, &sm, SIPSD_MSG_BODY) < 0) {
 		l = sipsd_last_for(msg);
 		l->code = SD_ERR_INVALID_ARGUMENT;
 		return SIPSD_RC_ERROR;
@@ -941,7 +953,7 @@ static int ki_sd_rotate(sip_msg_t *msg)
 	uint32_t gen = 0;
 	sd_result r;
 
-	if(sipsd_msg_build(msg, &sm) < 0)
+	if(sipsd_msg_build(msg, &sm, SIPSD_MSG_BODY) < 0)
 		return SIPSD_RC_ERROR;
 	r = sd_rotate(_sipsd_ctx, &sm.m, &gen);
 	sipsd_dmq_replicate();
@@ -972,7 +984,7 @@ static int ki_sd_dialog_end(sip_msg_t *msg)
 	sipsd_msg_t sm;
 	sd_result r;
 
-	if(sipsd_msg_build(msg, &sm) < 0)
+	if(sipsd_msg_build(msg, &sm, SIPSD_MSG_IDS) < 0)
 		return SIPSD_RC_ERROR;
 	/* the library finds the caller's tag in From or To (a BYE from the callee) */
 	r = sd_dialog_end_msg(_sipsd_ctx, &sm.m);

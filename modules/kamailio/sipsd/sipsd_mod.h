@@ -81,7 +81,11 @@ sipsd_last_t *sipsd_last_get(sip_msg_t *msg);
 /* the state of this message, starting a fresh one when msg is a new message */
 sipsd_last_t *sipsd_last_for(sip_msg_t *msg);
 /* gather the fields of msg the library needs; 0 on success, -1 on error */
-int sipsd_msg_build(sip_msg_t *msg, sipsd_msg_t *sm);
+/* what sipsd_msg_build reads: the dialog's identity (Call-ID, tags, URIs, method, status),
+ * or that and the body with its headers */
+#define SIPSD_MSG_IDS 0
+#define SIPSD_MSG_BODY 1
+int sipsd_msg_build(sip_msg_t *msg, sipsd_msg_t *sm, int what);
 void sipsd_msg_free(sipsd_msg_t *sm);
 /* one header by name (HDR_OTHER_T) from start on, or NULL */
 hdr_field_t *sipsd_find_hdr(

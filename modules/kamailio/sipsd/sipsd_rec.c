@@ -18,7 +18,7 @@ int ki_sd_record_start(sip_msg_t *msg)
 	sipsd_msg_t sm;
 	sd_result r;
 
-	if(sipsd_msg_build(msg, &sm) < 0)
+	if(sipsd_msg_build(msg, &sm, SIPSD_MSG_BODY) < 0)
 		return SIPSD_RC_ERROR;
 	r = sd_record_start(_sipsd_ctx, &sm.m);
 	if(r != SD_OK)
@@ -37,7 +37,7 @@ int ki_sd_record_stop(sip_msg_t *msg)
 	sipsd_msg_t sm;
 	sd_result r;
 
-	if(sipsd_msg_build(msg, &sm) < 0)
+	if(sipsd_msg_build(msg, &sm, SIPSD_MSG_IDS) < 0)
 		return SIPSD_RC_ERROR;
 	r = sd_record_stop(_sipsd_ctx, &sm.m);
 	sipsd_dmq_replicate(); /* the stopped recording, to the other nodes */
