@@ -40,6 +40,8 @@
 //!   200 OK's answer under the dialog key, the same fields; the dialog's end at the BYE's 200
 //!   (`sd_dialog_end_msg`):
 //!   - `psk`: offers for callee (KTRI) + the pre-shared key (KEKRI);
+//!   - `psk_b64`: the same bodies base64-encoded in 76-character CRLF lines
+//!     (`Content-Transfer-Encoding: base64`), as SIPp sends them in P1;
 //!   - `rsa`: offers for callee + proxy1 (RSA-2048 OAEP): one RSA operation per call;
 //!   - `plain`: plain SDP in both (`sd_unwrap_body` says not encrypted, nothing is read).
 //!
@@ -711,19 +713,26 @@ fn rsa_oaep_aws_lc(c: &mut Criterion) {
 
 fn whole_call(c: &mut Criterion) {
     let sdp = sdp_1k();
-    let opts = BodyOptions::default();
-    let (id, key) = psk();
-    let psk_recipient = Recipient::Psk {
-        id,
-        kek: zeroize::Zeroizing::new(key),
+    let psk_recipient = || {
+        let (id, key) = psk();
+        Recipient::Psk {
+            id,
+            kek: zeroize::Zeroizing::new(key),
+        }
     };
     let ctx = Ctx::new();
     let mut g = c.benchmark_group("whole_call");
-    for (name, recipients) in [
-        ("psk", vec![cert("callee"), psk_recipient]),
-        ("rsa", vec![cert("callee"), cert("proxy1")]),
-        ("plain", vec![]),
+    for (name, recipients, base64) in [
+        ("psk", vec![cert("callee"), psk_recipient()], false),
+        ("psk_b64", vec![cert("callee"), psk_recipient()], true),
+        ("rsa", vec![cert("callee"), cert("proxy1")], false),
+        ("plain", vec![], false),
     ] {
+        let opts = BodyOptions {
+            base64,
+            ..BodyOptions::default()
+        };
+        let te: &[u8] = if base64 { b"base64" } else { b"" };
         // (content type, offer, answer): the same two bodies for every call, as SIPp sends them
         let (offer_ct, offer, answer_ct, answer) = if recipients.is_empty() {
             (
@@ -754,10 +763,11 @@ fn whole_call(c: &mut Criterion) {
         let mut one_call = || {
             n += 1;
             let call_id = format!("{name}-{n}@bench.example");
-            let invite = msg(call_id.as_bytes(), b"", b"INVITE", 0, offer_ct, &offer);
+            let mut invite = msg(call_id.as_bytes(), b"", b"INVITE", 0, offer_ct, &offer);
+            invite.transfer_encoding = s(te);
             let (r, read) = ctx.unwrap_read_free(&invite);
             assert_eq!(r, expect, "{name}: offer");
-            let ok = msg(
+            let mut ok = msg(
                 call_id.as_bytes(),
                 b"bench-to-tag",
                 b"INVITE",
@@ -765,6 +775,7 @@ fn whole_call(c: &mut Criterion) {
                 answer_ct,
                 &answer,
             );
+            ok.transfer_encoding = s(te);
             let (r, read2) = ctx.unwrap_read_free(&ok);
             assert_eq!(r, expect, "{name}: answer");
             let bye_ok = msg(call_id.as_bytes(), b"bench-to-tag", b"BYE", 200, b"", b"");
