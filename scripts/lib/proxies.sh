@@ -142,16 +142,20 @@ sd_start() { sd_start_in . "$@"; }
 
 # sd_start_proxy ROLE NAME PORT NEXT [DEFINE...]: sd_proxy_args, then Kamailio with them,
 # logging to $SD_WORK/NAME.log. Sets SD_PID. Wait for it with sd_wait_bound.
+# SD_WRAP, when set, is a command line (words split at blanks) Kamailio runs under, e.g.
+# "valgrind --tool=callgrind ..." (scripts/bench step 9 counts instructions so).
 sd_start_proxy() {
+    local wrap=()
     sd_proxy_args "$@" || return 1
-    sd_start "$SD_WORK/$2.log" kamailio "${SD_ARGS[@]}"
+    [ -n "${SD_WRAP:-}" ] && read -r -a wrap <<<"$SD_WRAP"
+    sd_start "$SD_WORK/$2.log" ${wrap[@]+"${wrap[@]}"} kamailio "${SD_ARGS[@]}"
 }
 
-# sd_wait_bound PORT PID NAME [LOG]: wait (10 s at most) until PORT is bound; fails, with the
-# last lines of LOG, when PID exits first or the time is up.
+# sd_wait_bound PORT PID NAME [LOG]: wait (10 s at most, SD_WAIT_SECS to change it) until PORT
+# is bound; fails, with the last lines of LOG, when PID exits first or the time is up.
 sd_wait_bound() {
     local port=$1 pid=$2 name=$3 log=${4:-} i
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < ${SD_WAIT_SECS:-10} * 10; i++)); do
         sd_bound "$port" && return 0
         if ! kill -0 "$pid" 2>/dev/null; then
             echo "proxies.sh: $name exited before binding udp port $port" >&2
@@ -160,7 +164,7 @@ sd_wait_bound() {
         fi
         sleep 0.1
     done
-    echo "proxies.sh: $name did not bind udp port $port in 10 s" >&2
+    echo "proxies.sh: $name did not bind udp port $port in ${SD_WAIT_SECS:-10} s" >&2
     [ -n "$log" ] && tail -20 "$log" >&2
     return 1
 }
