@@ -332,9 +332,16 @@ pub fn body(data: &[u8]) {
     }
 }
 
-/// `DisclosureRequest::parse`. Checks: a parsed request prints as a header value that parses
-/// back to the same request.
+/// The request headers sipsd reads itself: `DisclosureRequest::parse` (Disclose-To) and
+/// `NameAddr::parse` (a From value the server hands over unparsed). Checks: a parsed request
+/// prints as a header value that parses back to the same request; a From's URI and tag are
+/// non-empty / possibly empty slices of the input itself.
 pub fn request(data: &[u8]) {
+    if let Some(n) = sipsd::sip::name_addr::NameAddr::parse(data) {
+        let inside = |s: &[u8]| data.as_ptr_range().contains(&s.as_ptr());
+        assert!(!n.uri.is_empty() && inside(n.uri), "the URI borrows from the value");
+        assert!(n.tag.is_empty() || inside(n.tag), "the tag borrows from the value");
+    }
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
