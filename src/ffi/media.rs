@@ -12,6 +12,7 @@
 use std::cell::OnceCell;
 use std::ffi::c_char;
 
+use smallvec::SmallVec;
 use zeroize::Zeroizing;
 
 use super::boundary::{ffi_boundary, put_view, sd_str, try_mut, try_ref};
@@ -123,8 +124,8 @@ pub(super) struct StreamText {
     port_count: Decimal,
     rtcp_port: Option<Decimal>,
     crypto_count: Decimal,
-    /// The tag of each `a=crypto`, in order.
-    tags: Vec<Decimal>,
+    /// The tag of each `a=crypto`, in order (a stream offers one or two: inline).
+    tags: SmallVec<[Decimal; 2]>,
     formats: OnceCell<Text>,
     rtpmap: OnceCell<Option<Text>>,
 }
@@ -226,7 +227,8 @@ pub(super) enum SdpText {
     Invalid(String),
     Streams {
         info: SdpInfo,
-        text: Vec<OnceCell<StreamText>>,
+        /// One per stream (an audio stream, and perhaps a video one: inline).
+        text: SmallVec<[OnceCell<StreamText>; 2]>,
         count: Decimal,
         /// The stream the single-stream fields (`SD_FIELD_MEDIA_*`) show.
         primary: Option<usize>,
