@@ -222,6 +222,9 @@ impl<'a> Stream<'a> {
 /// What a part's SDP gives C: nothing (not SDP), why it could not be read, or its streams.
 /// Parsed once, the first time a field of the part's SDP is read; a stream's numbers are
 /// written out the first time one of its fields is read.
+// `Streams` keeps one or two streams' texts inline: made once per part, straight into the
+// part's `OnceCell`, where a heap list would be an allocation per message read.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum SdpText {
     NotSdp,
     Invalid(String),

@@ -128,6 +128,9 @@ impl std::fmt::Debug for DisclosedPart {
 }
 
 /// What a proxy decided about one message.
+// `Decrypt` holds the first part inline (`Parts`): a one-part body's decision is moved once
+// or twice by value, where a boxed or heap list would be an allocation per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Decision {
     /// No encrypted body.
