@@ -67,6 +67,7 @@ impl<'a> SipMessage<'a> {
             self.body,
             &BodyLimits::default(),
         )
+        .map(|parts| parts.into_vec())
     }
 }
 

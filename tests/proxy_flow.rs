@@ -81,7 +81,7 @@ fn msg<'a>(call: &'a str, to_tag: &'a str, b: &'a SipBody, disclose: &'a str) ->
 
 fn disclosed(u: Unwrapped) -> Vec<sipsd::engine::proxy::DisclosedPart> {
     match u {
-        Unwrapped::Disclosed(p) => p,
+        Unwrapped::Disclosed(p) => p.into_vec(),
         other => panic!("expected a disclosed body, got {other:?}"),
     }
 }

@@ -15,7 +15,9 @@ use zeroize::Zeroizing;
 
 use super::cert::{self, is_pem};
 use super::cms::signed::{SignerKey, TrustedSigner};
-use super::cms::{IdKind, KeyLookup, Recipient, RecipientKey, RecipientKeyId, RsaPadding};
+use super::cms::{
+    IdKind, KeyLookup, Recipient, RecipientKey, RecipientKeyId, RecipientKeyIdRef, RsaPadding,
+};
 
 use super::cms::rsa_backend::RsaKey;
 
@@ -263,19 +265,19 @@ impl KeyStore {
 
     /// The label of our key that `id` names, if any.
     pub fn label_for(&self, id: &RecipientKeyId) -> Option<&str> {
-        match id {
-            RecipientKeyId::KekId(kid) => self.psk(kid).map(|p| p.label.as_str()),
-            _ => self.rsa(id).map(|r| r.label.as_str()),
+        match id.as_ref() {
+            RecipientKeyIdRef::KekId(kid) => self.psk(kid).map(|p| p.label.as_str()),
+            other => self.rsa(other).map(|r| r.label.as_str()),
         }
     }
 
-    fn rsa(&self, id: &RecipientKeyId) -> Option<&RsaIdentity> {
+    fn rsa(&self, id: RecipientKeyIdRef<'_>) -> Option<&RsaIdentity> {
         match id {
-            RecipientKeyId::IssuerSerial { issuer, serial } => self
+            RecipientKeyIdRef::IssuerSerial { issuer, serial } => self
                 .rsa
                 .iter()
-                .find(|r| &r.issuer == issuer && &r.serial == serial),
-            RecipientKeyId::SubjectKeyId(ski) => self.rsa.iter().find(|r| &r.ski == ski),
+                .find(|r| r.issuer == issuer && r.serial == serial),
+            RecipientKeyIdRef::SubjectKeyId(ski) => self.rsa.iter().find(|r| r.ski == ski),
             _ => None,
         }
     }
@@ -287,8 +289,12 @@ impl KeyStore {
 
 impl KeyLookup for KeyStore {
     fn find(&self, id: &RecipientKeyId) -> Option<RecipientKey<'_>> {
+        self.find_ref(id.as_ref())
+    }
+
+    fn find_ref(&self, id: RecipientKeyIdRef<'_>) -> Option<RecipientKey<'_>> {
         match id {
-            RecipientKeyId::KekId(kid) => self.psk(kid).map(|p| RecipientKey::Psk {
+            RecipientKeyIdRef::KekId(kid) => self.psk(kid).map(|p| RecipientKey::Psk {
                 kek: &p.key,
                 label: &p.label,
             }),

@@ -12,6 +12,7 @@
 use std::cell::OnceCell;
 use std::ffi::c_char;
 
+use smallvec::SmallVec;
 use zeroize::Zeroizing;
 
 use super::boundary::{ffi_boundary, put_view, sd_str, try_mut, try_ref};
@@ -123,8 +124,8 @@ pub(super) struct StreamText {
     port_count: Decimal,
     rtcp_port: Option<Decimal>,
     crypto_count: Decimal,
-    /// The tag of each `a=crypto`, in order.
-    tags: Vec<Decimal>,
+    /// The tag of each `a=crypto`, in order (a stream offers one or two: inline).
+    tags: SmallVec<[Decimal; 2]>,
     formats: OnceCell<Text>,
     rtpmap: OnceCell<Option<Text>>,
 }
@@ -221,12 +222,16 @@ impl<'a> Stream<'a> {
 /// What a part's SDP gives C: nothing (not SDP), why it could not be read, or its streams.
 /// Parsed once, the first time a field of the part's SDP is read; a stream's numbers are
 /// written out the first time one of its fields is read.
+// `Streams` keeps one or two streams' texts inline: made once per part, straight into the
+// part's `OnceCell`, where a heap list would be an allocation per message read.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum SdpText {
     NotSdp,
     Invalid(String),
     Streams {
         info: SdpInfo,
-        text: Vec<OnceCell<StreamText>>,
+        /// One per stream (an audio stream, and perhaps a video one: inline).
+        text: SmallVec<[OnceCell<StreamText>; 2]>,
         count: Decimal,
         /// The stream the single-stream fields (`SD_FIELD_MEDIA_*`) show.
         primary: Option<usize>,

@@ -9,6 +9,7 @@ use super::media::{sd_crypto_field, sd_media_field, SdpText};
 use super::result::sd_result;
 use crate::engine::proxy::DisclosedPart;
 use crate::engine::signature;
+use crate::sip::body::Parts;
 
 /// What `sd_plain_get` can read from a decrypted part. The names the Kamailio module shows
 /// them as (`$sd(NAME)`) come from `sd_field_name`.
@@ -73,7 +74,7 @@ field_names!(sd_field {
 /// (its SDP fields are worked out on first read); different `sd_plain`s may be used by
 /// different threads.
 pub struct sd_plain {
-    parts: Vec<PartFields>,
+    parts: Parts<PartFields>,
 }
 
 /// One part and the text forms C reads. The SDP fields are worked out the first time one is
@@ -85,7 +86,7 @@ pub(super) struct PartFields {
 }
 
 impl sd_plain {
-    pub(super) fn new(parts: Vec<DisclosedPart>) -> sd_plain {
+    pub(super) fn new(parts: Parts<DisclosedPart>) -> sd_plain {
         sd_plain {
             parts: parts
                 .into_iter()

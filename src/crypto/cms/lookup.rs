@@ -1,7 +1,7 @@
 //! How the CMS layer finds a recipient's own key: [`KeyLookup`], implemented by whatever holds
 //! the keys (`crypto::keys::KeyStore`), so that opening a message depends on no key store.
 
-use super::recipient::RecipientKeyId;
+use super::recipient::{RecipientKeyId, RecipientKeyIdRef};
 use super::rsa_backend::RsaKey;
 
 /// One of our keys, as a RecipientInfo names it.
@@ -36,4 +36,10 @@ impl RecipientKey<'_> {
 pub trait KeyLookup {
     /// Our key that `id` names, if any.
     fn find(&self, id: &RecipientKeyId) -> Option<RecipientKey<'_>>;
+
+    /// [`KeyLookup::find`] of an identifier seen where it lies in a message. The default
+    /// copies it out; a lookup that can compare views overrides it (the key store does).
+    fn find_ref(&self, id: RecipientKeyIdRef<'_>) -> Option<RecipientKey<'_>> {
+        self.find(&id.to_owned())
+    }
 }

@@ -38,11 +38,13 @@ pub mod signed;
 pub use cek::{Cek, ContentAlg};
 pub use content::GcmParameters;
 pub use error::CmsError;
-pub use inspect::{inspect, matching_recipient, Inspection};
+pub use inspect::{inspect, matching_recipient, Inspection, RecipientsSeen};
 pub use lookup::{KeyLookup, RecipientKey};
 pub use message::CmsMessage;
 pub use open::{open, open_with_cek, Opened, Plaintext, RsaBudget};
-pub use recipient::{IdKind, Recipient, RecipientKeyId, RecipientSummary, RsaPadding};
+pub use recipient::{
+    IdKind, Recipient, RecipientKeyId, RecipientKeyIdRef, RecipientSummary, RsaPadding,
+};
 pub use rotation::{proof_recipient, rotation_kek, ROTATION_KEK_ID};
 pub use seal::{seal, seal_encrypted, seal_encrypted_synthetic};
 

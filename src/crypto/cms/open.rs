@@ -201,19 +201,22 @@ impl CmsMessage {
         if msg.kind() == CmsKind::EncryptedData {
             return Err(CmsError::NotRecipient);
         }
-        let mut named = Vec::new();
+        // every identifier is read (and a malformed one refused) before anything is tried;
+        // the keys named are looked up again below rather than collected
+        let mut named = 0usize;
         for ri in msg.recipients() {
-            if let Some(k) = keys.find(&ri.key_id()?) {
-                named.push((ri, k));
-            }
+            named += usize::from(ri.with_key_id(|id| keys.find_ref(id).is_some())?);
         }
-        if named.is_empty() {
+        if named == 0 {
             return Err(CmsError::NotRecipient);
         }
         let params = self.content_params()?;
         let alg = params.alg();
         let mut first_err = None;
-        for (ri, key) in named {
+        for ri in msg.recipients() {
+            let Some(key) = ri.with_key_id(|id| keys.find_ref(id))? else {
+                continue;
+            };
             let cek = match (ri.unwrap_kind(), &key) {
                 (UnwrapKind::Ktri, RecipientKey::Rsa { key: rsa, label }) => {
                     if !budget.take(label)? {

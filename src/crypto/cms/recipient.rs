@@ -62,6 +62,54 @@ impl RecipientKeyId {
     }
 }
 
+/// [`RecipientKeyId`] as views into the message it was read from: what a key lookup compares,
+/// without copying the identifier out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecipientKeyIdRef<'a> {
+    /// KeyTransRecipientInfo by issuer (DER of the Name) and serial number (INTEGER contents).
+    IssuerSerial {
+        /// DER of the issuer Name.
+        issuer: &'a [u8],
+        /// Content bytes of the serial number INTEGER.
+        serial: &'a [u8],
+    },
+    /// KeyTransRecipientInfo by subjectKeyIdentifier.
+    SubjectKeyId(&'a [u8]),
+    /// KEKRecipientInfo by KEK identifier.
+    KekId(&'a [u8]),
+    /// A kind of RecipientInfo sipsd does not implement.
+    Unsupported(&'static str),
+}
+
+impl RecipientKeyId {
+    /// The identifier as views into `self`.
+    pub fn as_ref(&self) -> RecipientKeyIdRef<'_> {
+        match self {
+            RecipientKeyId::IssuerSerial { issuer, serial } => {
+                RecipientKeyIdRef::IssuerSerial { issuer, serial }
+            }
+            RecipientKeyId::SubjectKeyId(s) => RecipientKeyIdRef::SubjectKeyId(s),
+            RecipientKeyId::KekId(k) => RecipientKeyIdRef::KekId(k),
+            RecipientKeyId::Unsupported(kind) => RecipientKeyIdRef::Unsupported(kind),
+        }
+    }
+}
+
+impl RecipientKeyIdRef<'_> {
+    /// An owned copy.
+    pub fn to_owned(self) -> RecipientKeyId {
+        match self {
+            RecipientKeyIdRef::IssuerSerial { issuer, serial } => RecipientKeyId::IssuerSerial {
+                issuer: issuer.to_vec(),
+                serial: serial.to_vec(),
+            },
+            RecipientKeyIdRef::SubjectKeyId(s) => RecipientKeyId::SubjectKeyId(s.to_vec()),
+            RecipientKeyIdRef::KekId(k) => RecipientKeyId::KekId(k.to_vec()),
+            RecipientKeyIdRef::Unsupported(kind) => RecipientKeyId::Unsupported(kind),
+        }
+    }
+}
+
 impl fmt::Display for RecipientKeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fn hex(f: &mut fmt::Formatter<'_>, b: &[u8]) -> fmt::Result {
@@ -172,24 +220,23 @@ fn params_in<'a>(
 impl<'a> RecipientRef<'a> {
     /// The key it names.
     pub(crate) fn key_id(self) -> Result<RecipientKeyId, CmsError> {
-        let (der, at_) = match self {
-            RecipientRef::General(ri) => return RecipientKeyId::of(ri),
-            RecipientRef::InPlace { der, at } => (der, at),
-        };
-        Ok(match at_ {
-            RecipientAt::Ktri {
-                rid: KtriId::IssuerSerial { issuer, serial },
-                ..
-            } => RecipientKeyId::IssuerSerial {
-                issuer: at(der, issuer)?.to_vec(),
-                serial: at(der, serial)?.to_vec(),
-            },
-            RecipientAt::Ktri {
-                rid: KtriId::Ski(ski),
-                ..
-            } => RecipientKeyId::SubjectKeyId(at(der, ski)?.to_vec()),
-            RecipientAt::Kekri { kek_id, .. } => RecipientKeyId::KekId(at(der, kek_id)?.to_vec()),
-        })
+        match self {
+            RecipientRef::General(ri) => RecipientKeyId::of(ri),
+            RecipientRef::InPlace { der, at } => Ok(in_place_key_id(der, at)?.to_owned()),
+        }
+    }
+
+    /// `f` of the key it names: a RecipientInfo read in place is looked at where it lies (no
+    /// copy); one the general decoder read is encoded first (its issuer Name is re-encoded
+    /// to DER).
+    pub(crate) fn with_key_id<R>(
+        self,
+        f: impl FnOnce(RecipientKeyIdRef<'_>) -> R,
+    ) -> Result<R, CmsError> {
+        match self {
+            RecipientRef::General(ri) => Ok(f(RecipientKeyId::of(ri)?.as_ref())),
+            RecipientRef::InPlace { der, at } => Ok(f(in_place_key_id(der, at)?)),
+        }
     }
 
     /// A KEKRecipientInfo's kekIdentifier.
@@ -257,6 +304,24 @@ impl<'a> RecipientRef<'a> {
             _ => Err(CmsError::KeyUnwrap),
         }
     }
+}
+
+/// The key a RecipientInfo read in place names, as views into `der`.
+fn in_place_key_id<'a>(der: &'a [u8], ri: &RecipientAt) -> Result<RecipientKeyIdRef<'a>, CmsError> {
+    Ok(match ri {
+        RecipientAt::Ktri {
+            rid: KtriId::IssuerSerial { issuer, serial },
+            ..
+        } => RecipientKeyIdRef::IssuerSerial {
+            issuer: at(der, issuer)?,
+            serial: at(der, serial)?,
+        },
+        RecipientAt::Ktri {
+            rid: KtriId::Ski(ski),
+            ..
+        } => RecipientKeyIdRef::SubjectKeyId(at(der, ski)?),
+        RecipientAt::Kekri { kek_id, .. } => RecipientKeyIdRef::KekId(at(der, kek_id)?),
+    })
 }
 
 /// The OAEP hash an OID names.

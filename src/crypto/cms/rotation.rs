@@ -89,7 +89,7 @@ impl CmsMessage {
     }
 }
 
-fn is_proof(ri: RecipientRef<'_>) -> bool {
+pub(super) fn is_proof(ri: RecipientRef<'_>) -> bool {
     ri.kek_id() == Some(ROTATION_KEK_ID)
 }
 

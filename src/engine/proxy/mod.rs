@@ -40,7 +40,7 @@ use crate::engine::cache::{
 use crate::engine::cluster::{key_of_tag, key_tag, Change, Cluster};
 use crate::engine::signature::{self, Signature};
 use crate::engine::{Error, Result};
-use crate::sip::body::{self, BodyError, EncryptedPart};
+use crate::sip::body::{self, BodyError, EncryptedPart, Parts};
 use crate::sip::disclose::{DiscloseError, DisclosureRequest, Selection};
 use crate::sip::sdp::{SdpError, SdpInfo};
 use counters::SharedCounters;
@@ -128,6 +128,9 @@ impl std::fmt::Debug for DisclosedPart {
 }
 
 /// What a proxy decided about one message.
+// `Decrypt` holds the first part inline (`Parts`): a one-part body's decision is moved once
+// or twice by value, where a boxed or heap list would be an allocation per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Decision {
     /// No encrypted body.
@@ -135,7 +138,7 @@ pub enum Decision {
     /// Encrypted, but not for this proxy (not named, not a recipient, unknown dialog).
     NotForMe,
     /// These parts are for this proxy.
-    Decrypt(Vec<Selected>),
+    Decrypt(Parts<Selected>),
 }
 
 /// A part the proxy will open, decoded once.
@@ -165,7 +168,7 @@ pub enum Unwrapped {
     /// Not for this proxy.
     NotForMe,
     /// The decrypted parts, in body order.
-    Disclosed(Vec<DisclosedPart>),
+    Disclosed(Parts<DisclosedPart>),
 }
 
 /// A trusted proxy: keys, policy, and the shared dialog key cache. See the module doc.
@@ -186,7 +189,9 @@ pub struct Proxy {
 /// One message being handled: what is worked out once and shared by its parts.
 struct MessageCtx<'m> {
     msg: &'m SipMessage<'m>,
-    keys: Arc<KeyStore>,
+    /// The keys, taken the first time a part needs them ([`Proxy::keys_for`]): a message
+    /// without an encrypted body never touches the key store or its reload epoch.
+    keys: OnceCell<Arc<KeyStore>>,
     /// How this message is decided ([`Mode`]: the proxy's own, or implicit for an edge).
     mode: Mode,
     /// The dialog ids to look the key up under, the caller's tag first (From, then To);
@@ -410,7 +415,7 @@ impl Proxy {
             Decision::NotForMe => return Ok(Unwrapped::NotForMe),
             Decision::Decrypt(selected) => selected,
         };
-        let mut parts = Vec::with_capacity(selected.len());
+        let mut parts = Parts::with_capacity(selected.len());
         for s in selected {
             if let Some(p) = self.open_part(ctx, s)? {
                 parts.push(p);
@@ -545,12 +550,17 @@ impl Proxy {
     fn context<'m>(&self, msg: &'m SipMessage<'m>, mode: Mode) -> Result<MessageCtx<'m>> {
         Ok(MessageCtx {
             msg,
-            keys: self.keys(),
+            keys: OnceCell::new(),
             mode,
             dialogs: None,
             budget: RsaBudget::new(self.config.max_rsa_ops),
             last_cek: None,
         })
+    }
+
+    /// The message's keys (`MessageCtx::keys`), [`Proxy::keys`] the first time.
+    fn keys_for<'c>(&self, keys: &'c OnceCell<Arc<KeyStore>>) -> &'c KeyStore {
+        keys.get_or_init(|| self.keys())
     }
 
     fn decide(&self, ctx: &mut MessageCtx<'_>, look: Look) -> Result<Decision> {
@@ -568,25 +578,25 @@ impl Proxy {
         if parts.is_empty() {
             return Ok(Decision::NotEncrypted);
         }
-        let mut parsed = Vec::with_capacity(parts.len());
+        let mut parsed = Parts::with_capacity(parts.len());
         for mut part in parts {
             // the part's own copy of the DER: an in-dialog body is decrypted in it
             let cms = CmsMessage::parse_owned(std::mem::take(&mut part.der))?;
-            let insp = cms.inspect()?;
-            if insp.recipients.len() > self.config.max_recipients {
+            // counted and matched where they lie: nothing is described or copied out
+            let seen = cms.recipients_seen(self.keys_for(&ctx.keys))?;
+            if seen.count > self.config.max_recipients {
                 return Err(Error::TooManyRecipients {
-                    count: insp.recipients.len(),
+                    count: seen.count,
                     limit: self.config.max_recipients,
                 });
             }
-            let ours = insp.kind != CmsKind::EncryptedData
-                && cms::matching_recipient(&insp, &*ctx.keys).is_some();
+            let ours = cms.kind() != CmsKind::EncryptedData && seen.ours;
             parsed.push(Selected {
                 part,
                 cms,
                 required: false,
                 ours,
-                rotation_proof: insp.has_rotation_proof(),
+                rotation_proof: seen.rotation_proof,
             });
         }
         let header = std::str::from_utf8(msg.disclose_to)
@@ -597,7 +607,7 @@ impl Proxy {
             (_, false) => Some(DisclosureRequest::parse(header)?),
         };
         let explicit = match (&request, ctx.mode) {
-            (Some(req), _) => Some(req.selection_for(ctx.keys.identities())),
+            (Some(req), _) => Some(req.selection_for(self.keys_for(&ctx.keys).identities())),
             (None, Mode::Explicit) => Some(Selection::NotNamed),
             (None, _) => None,
         };
@@ -611,7 +621,7 @@ impl Proxy {
                 parsed
             }
             Some(Selection::Parts(cids)) => {
-                let mut selected = Vec::with_capacity(cids.len());
+                let mut selected = Parts::with_capacity(cids.len());
                 for cid in cids {
                     let pos = parsed
                         .iter()
@@ -695,7 +705,7 @@ impl Proxy {
         };
         let inner = signature::read_inner_owned(
             opening.plaintext,
-            ctx.keys.trusted_signers(),
+            self.keys_for(&ctx.keys).trusted_signers(),
             self.config.signatures,
         );
         if let Some(c) = signature_counter(&inner) {
@@ -868,7 +878,7 @@ impl Proxy {
                 }
             }
         }
-        Ok(cms.open(&*ctx.keys, &mut ctx.budget)?)
+        Ok(cms.open(self.keys_for(&ctx.keys), &mut ctx.budget)?)
     }
 
     fn check_rotation_policy(&self, e: &Entry<'_>) -> Result<()> {

@@ -86,6 +86,11 @@ pub enum BodyError {
     UnsupportedTransferEncoding(String),
 }
 
+/// The parts of one body, in body order, the first held inline: a one-part body (the usual
+/// case) needs no list on the heap, at every step from finding its parts to the `sd_plain`
+/// C reads them from.
+pub type Parts<T> = smallvec::SmallVec<[T; 1]>;
+
 /// An `application/pkcs7-mime` part of a SIP body.
 #[derive(Clone, Debug)]
 pub struct EncryptedPart {
@@ -210,13 +215,13 @@ fn split_at(
 
 /// All `application/pkcs7-mime` parts of a SIP body (single-part or multipart), in document
 /// order. `transfer_encoding` is the SIP message's Content-Transfer-Encoding header value, if
-/// any. Ok(vec![]) when the body has no encrypted part.
+/// any. No part when the body has no encrypted part.
 pub fn encrypted_parts(
     content_type: &str,
     transfer_encoding: Option<&str>,
     body: &[u8],
     limits: &BodyLimits,
-) -> Result<Vec<EncryptedPart>, BodyError> {
+) -> Result<Parts<EncryptedPart>, BodyError> {
     if body.len() > limits.max_body {
         return Err(BodyError::TooLarge {
             size: body.len(),
@@ -232,7 +237,7 @@ pub fn encrypted_parts(
         );
     }
     let ct = ContentType::parse(content_type)?;
-    let mut found = Vec::new();
+    let mut found = Parts::new();
     if !ct.is_multipart() {
         found.extend(encrypted_part(
             &ct,
