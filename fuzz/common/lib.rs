@@ -339,8 +339,14 @@ pub fn body(data: &[u8]) {
 pub fn request(data: &[u8]) {
     if let Some(n) = sipsd::sip::name_addr::NameAddr::parse(data) {
         let inside = |s: &[u8]| data.as_ptr_range().contains(&s.as_ptr());
-        assert!(!n.uri.is_empty() && inside(n.uri), "the URI borrows from the value");
-        assert!(n.tag.is_empty() || inside(n.tag), "the tag borrows from the value");
+        assert!(
+            !n.uri.is_empty() && inside(n.uri),
+            "the URI borrows from the value"
+        );
+        assert!(
+            n.tag.is_empty() || inside(n.tag),
+            "the tag borrows from the value"
+        );
     }
     let Ok(text) = std::str::from_utf8(data) else {
         return;
