@@ -59,11 +59,7 @@ impl Connection {
         let address = parts.next()?;
         let suffixes: Vec<&str> = parts.collect();
         let ip = literal(addr_type, address)?;
-        let number = |s: &str| -> Option<u16> {
-            (!s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| s.parse().ok())
-                .flatten()
-        };
+        let number = |s: &str| u16::try_from(super::decimal(s, 5)?).ok();
         let multicast = ip.is_some_and(|ip| ip.is_multicast());
         let (ttl, count) = match (addr_type, multicast, suffixes.as_slice()) {
             (_, _, []) if !(multicast && addr_type == AddrType::Ip4) => (None, 1),

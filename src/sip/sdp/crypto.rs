@@ -445,20 +445,14 @@ fn inline_key(param: &str, suite: SrtpSuite) -> Result<MasterKey, SdpError> {
     })
 }
 
-fn digits(s: &str, max: usize) -> Option<u64> {
-    (!s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| s.parse().ok())
-        .flatten()
-}
-
 /// `2^n` (n ≤ 63) or a decimal count of packets, not 0.
 fn parse_lifetime(s: &str) -> Result<u64, SdpError> {
     let n = match s.strip_prefix("2^") {
-        Some(exp) => digits(exp, 2)
+        Some(exp) => super::decimal(exp, 2)
             .filter(|e| *e <= 63)
             .map(|e| 1u64 << e)
             .ok_or(SdpError::Lifetime)?,
-        None => digits(s, 19).ok_or(SdpError::Lifetime)?,
+        None => super::decimal(s, 19).ok_or(SdpError::Lifetime)?,
     };
     if n == 0 {
         return Err(SdpError::Lifetime);
@@ -469,8 +463,8 @@ fn parse_lifetime(s: &str) -> Result<u64, SdpError> {
 /// `value:length`, length 1 to [`MAX_MKI_LEN`] bytes and the value fitting in it.
 fn parse_mki(s: &str) -> Result<Mki, SdpError> {
     let (v, l) = s.split_once(':').ok_or(SdpError::Mki)?;
-    let value = digits(v, 20).ok_or(SdpError::Mki)?;
-    let len = digits(l, 3)
+    let value = super::decimal(v, 20).ok_or(SdpError::Mki)?;
+    let len = super::decimal(l, 3)
         .and_then(|l| u8::try_from(l).ok())
         .filter(|l| (1..=MAX_MKI_LEN).contains(l))
         .ok_or(SdpError::Mki)?;

@@ -109,7 +109,12 @@ const PAYLOAD_TYPES: [&str; 128] = [
 impl Word {
     /// `s`, borrowed from `known` when it is one of those words (exactly), else owned.
     pub(super) fn new(s: &str, known: &[&'static str]) -> Word {
-        match known.iter().find(|k| **k == s) {
+        // The first byte tells most words apart before their texts are compared.
+        let first = s.as_bytes().first();
+        match known
+            .iter()
+            .find(|k| k.as_bytes().first() == first && **k == s)
+        {
             Some(k) => Word(WordText::Static(k)),
             None => Word(WordText::Owned(s.into())),
         }
@@ -118,11 +123,11 @@ impl Word {
     /// A format of an `m=` line: a payload type written as RTP writes it (0 to 127, no
     /// leading zero) is static.
     pub(super) fn format(s: &str) -> Word {
-        let pt = (s.len() <= 3 && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse::<usize>().ok())
-            .flatten()
-            .and_then(|n| PAYLOAD_TYPES.get(n))
-            .filter(|p| **p == s);
+        // Digits without a leading zero (but "0" itself) name their entry of the table.
+        let canonical = s.len() == 1 || !s.starts_with('0');
+        let pt = super::decimal(s, 3)
+            .filter(|_| canonical)
+            .and_then(|n| PAYLOAD_TYPES.get(usize::try_from(n).ok()?));
         match pt {
             Some(p) => Word(WordText::Static(p)),
             None => Word(WordText::Owned(s.into())),
@@ -283,27 +288,42 @@ pub struct RtpMap {
 }
 
 impl RtpMap {
-    /// Parses the value after `a=rtpmap:`; `None` when malformed.
+    /// Parses the value after `a=rtpmap:`; `None` when malformed. Two fields separated by
+    /// ASCII white space (as `split_ascii_whitespace` reads them, any around), read left to
+    /// right in one pass: the payload type, then `encoding/rate[/params]`.
     pub fn parse(value: &str) -> Option<RtpMap> {
-        let number = |s: &str, max: usize| -> Option<u32> {
-            (!s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| s.parse().ok())
-                .flatten()
-        };
-        let mut f = value.split_ascii_whitespace();
-        let (pt, enc) = (f.next()?, f.next()?);
-        if f.next().is_some() {
+        /// The text from `*at` to the first byte `end` accepts (or to the end); `*at` moves there.
+        fn field<'a>(value: &'a str, at: &mut usize, end: fn(&u8) -> bool) -> &'a str {
+            let rest = value.as_bytes().get(*at..).unwrap_or_default();
+            let start = *at;
+            *at = start + rest.iter().position(end).unwrap_or(rest.len());
+            value.get(start..*at).unwrap_or_default()
+        }
+        let blank: fn(&u8) -> bool = u8::is_ascii_whitespace;
+        let blank_or_slash: fn(&u8) -> bool = |c| *c == b'/' || c.is_ascii_whitespace();
+        let number = |s: &str| u32::try_from(super::decimal(s, 10)?).ok();
+        let b = value.as_bytes();
+        let mut at = b.iter().position(|c| !blank(c))?;
+        let pt = field(value, &mut at, blank);
+        let payload_type = u8::try_from(super::decimal(pt, 3)?)
+            .ok()
+            .filter(|p| *p <= 127)?;
+        field(value, &mut at, |c| !c.is_ascii_whitespace());
+        let encoding = field(value, &mut at, blank_or_slash);
+        if !super::crypto::is_token(encoding) || b.get(at) != Some(&b'/') {
             return None;
         }
-        let payload_type = u8::try_from(number(pt, 3)?).ok().filter(|p| *p <= 127)?;
-        let mut parts = super::split_byte(enc, b'/');
-        let encoding = parts.next().filter(|e| super::crypto::is_token(e))?;
-        let clock_rate = number(parts.next()?, 10)?;
-        let params = match parts.next() {
-            Some(p) => Some(number(p, 10)?),
-            None => None,
+        at += 1;
+        let clock_rate = number(field(value, &mut at, blank_or_slash))?;
+        let params = match b.get(at) {
+            Some(b'/') => {
+                at += 1;
+                Some(number(field(value, &mut at, blank_or_slash))?)
+            }
+            _ => None,
         };
-        if parts.next().is_some() {
+        // Only white space may follow: a third field, or a fourth `/` part, is refused.
+        if !b.get(at..).unwrap_or_default().iter().all(blank) {
             return None;
         }
         Some(RtpMap {

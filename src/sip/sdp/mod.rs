@@ -95,11 +95,21 @@ pub enum SdpError {
     MkiMismatch,
 }
 
+/// `s` as a decimal number of 1 to `max` ASCII digits, without sign or space; `None` when
+/// it is not one or does not fit a `u64` (what `str::parse::<u64>` takes of such digits).
+pub(super) fn decimal(s: &str, max: usize) -> Option<u64> {
+    if s.is_empty() || s.len() > max {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |n, b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
 /// `digits` as a number of at most 5 digits (a port), without sign or space.
 fn port_number(s: &str) -> Option<u16> {
-    (!s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| s.parse().ok())
-        .flatten()
+    u16::try_from(decimal(s, 5)?).ok()
 }
 
 /// A transport protocol: tokens separated by `/` (`RTP/SAVP`, `UDP/TLS/RTP/SAVPF`).
@@ -235,6 +245,56 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
     split_byte(text, b'\n')
 }
 
+/// An `a=` line as [`SdpInfo::parse`] reads it: one of the attributes it interprets, with
+/// the value after the colon, or any other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attr<'a> {
+    /// `sendrecv`, `sendonly`, `recvonly`, `inactive` (no value).
+    Direction(Direction),
+    /// `crypto:<value>`
+    Crypto(&'a str),
+    /// `rtcp:<value>`
+    Rtcp(&'a str),
+    /// `rtcp-mux` (no value).
+    RtcpMux,
+    /// `rtpmap:<value>`
+    RtpMap(&'a str),
+    /// Any other attribute, or one of these with a value where it takes none or the reverse.
+    Other,
+}
+
+/// What the text after `a=` is. The name is what precedes the first `:`; an attribute
+/// without one is its text less trailing spaces. Told apart by the first byte before any
+/// name is compared: most attributes of a real SDP (`candidate`, `ice-*`, `fmtp`,
+/// `rtcp-fb`, `ptime`, ...) are none of these and cost a look-up or two.
+fn attribute(text: &str) -> Attr<'_> {
+    let valued = |name: &str| text.strip_prefix(name)?.strip_prefix(':');
+    let flag = |name: &str| {
+        let len = text.len() - text.bytes().rev().take_while(|b| *b == b' ').count();
+        text.get(..len) == Some(name)
+    };
+    match text.as_bytes().first() {
+        Some(b'c') => valued("crypto").map_or(Attr::Other, Attr::Crypto),
+        Some(b'r') => {
+            if let Some(v) = valued("rtpmap") {
+                Attr::RtpMap(v)
+            } else if let Some(v) = valued("rtcp") {
+                Attr::Rtcp(v)
+            } else if flag("rtcp-mux") {
+                Attr::RtcpMux
+            } else if flag(Direction::RecvOnly.name()) {
+                Attr::Direction(Direction::RecvOnly)
+            } else {
+                Attr::Other
+            }
+        }
+        Some(b's') if flag(Direction::SendRecv.name()) => Attr::Direction(Direction::SendRecv),
+        Some(b's') if flag(Direction::SendOnly.name()) => Attr::Direction(Direction::SendOnly),
+        Some(b'i') if flag(Direction::Inactive.name()) => Attr::Direction(Direction::Inactive),
+        _ => Attr::Other,
+    }
+}
+
 /// What one level (the session, or one media) has declared so far, to refuse repeats.
 #[derive(Default)]
 struct Seen {
@@ -324,11 +384,8 @@ impl SdpInfo {
                     info.media.push(m);
                 }
                 b'a' => {
-                    let (name, attr_value) = match split_once_byte(value, b':') {
-                        Some((a, v)) => (a, Some(v)),
-                        None => (value.trim_end_matches(' '), None),
-                    };
-                    if let (Some(d), None) = (Direction::from_attr(name), attr_value) {
+                    let attr = attribute(value);
+                    if let Attr::Direction(d) = attr {
                         if !level.direction(d) {
                             return Err(SdpError::BadLine(n));
                         }
@@ -337,22 +394,22 @@ impl SdpInfo {
                     let Some(m) = info.media.last_mut() else {
                         continue;
                     };
-                    match (name, attr_value) {
-                        ("crypto", Some(v)) => {
+                    match attr {
+                        Attr::Crypto(v) => {
                             if m.crypto.len() == MAX_CRYPTO {
                                 return Err(SdpError::TooMany(n));
                             }
                             let c = CryptoAttr::parse(v).map_err(|_| SdpError::BadLine(n))?;
                             m.crypto.push(c);
                         }
-                        ("rtcp", Some(v)) => {
+                        Attr::Rtcp(v) => {
                             if std::mem::replace(&mut level.rtcp, true) {
                                 return Err(SdpError::BadLine(n));
                             }
                             m.rtcp = Some(rtcp_attr(v).ok_or(SdpError::BadLine(n))?);
                         }
-                        ("rtcp-mux", None) => m.rtcp_mux = true,
-                        ("rtpmap", Some(v)) => {
+                        Attr::RtcpMux => m.rtcp_mux = true,
+                        Attr::RtpMap(v) => {
                             if m.rtpmaps.len() == MAX_FORMATS {
                                 return Err(SdpError::TooMany(n));
                             }
@@ -363,7 +420,7 @@ impl SdpInfo {
                             }
                             m.rtpmaps.push(map);
                         }
-                        _ => {}
+                        Attr::Direction(_) | Attr::Other => {}
                     }
                 }
                 _ => {}
