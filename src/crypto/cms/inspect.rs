@@ -106,11 +106,11 @@ pub fn matching_recipient(insp: &Inspection, keys: &dyn KeyLookup) -> Option<Str
 
 #[cfg(test)]
 mod tests {
-    use zeroize::Zeroizing;
+    use crate::crypto::cms::test_keys::psk;
 
     use super::*;
     use crate::crypto::cms::lookup::RecipientKey;
-    use crate::crypto::cms::{proof_recipient, seal, Cek, Recipient};
+    use crate::crypto::cms::{proof_recipient, seal, Cek};
 
     /// Pre-shared keys by identifier, through the default `find_ref` (a copy, then `find`).
     struct Psks(Vec<(Vec<u8>, Vec<u8>)>);
@@ -124,13 +124,6 @@ mod tests {
                 .iter()
                 .find(|(i, _)| i == kid)
                 .map(|(_, k)| RecipientKey::Psk { kek: k, label: "p" })
-        }
-    }
-
-    fn psk(id: &[u8], byte: u8) -> Recipient {
-        Recipient::Psk {
-            id: id.to_vec(),
-            kek: Zeroizing::new(vec![byte; 32]),
         }
     }
 

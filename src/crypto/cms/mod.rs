@@ -34,6 +34,8 @@ pub(crate) mod rsa_backend;
 pub use rsa_backend::RsaKey;
 mod seal;
 pub mod signed;
+#[cfg(test)]
+mod test_keys;
 
 pub use cek::{Cek, ContentAlg};
 pub use content::GcmParameters;

@@ -96,14 +96,8 @@ pub(super) fn is_proof(ri: RecipientRef<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::cms::test_keys::psk;
     use crate::crypto::cms::{seal, ContentAlg};
-
-    fn psk(id: &[u8], byte: u8) -> Recipient {
-        Recipient::Psk {
-            id: id.to_vec(),
-            kek: Zeroizing::new(vec![byte; 32]),
-        }
-    }
 
     #[test]
     fn proof_opens_with_the_current_key_only() {
