@@ -142,6 +142,25 @@ def section(res):
             targets.append((f"CPU per call, RSA ≤ no module × 1.05 + one RSA-2048 op ({alloc})",
                             f"{meds['rsa']:.0f} vs {limit:.0f} µs ({meds['rsa'] - base_med:+.0f} µs; op {op_us:.0f} µs)",
                             meds["rsa"] <= limit))
+    # the same runs split: user and kernel time, page faults, context switches (medians)
+    split = [(a, v) for a, _ in ALLOCS for v, _ in VARIANTS
+             if runs.get((a, v)) and all("utime" in d for _, d in runs[(a, v)].values())]
+    if split:
+        w("The same runs split by where P1's time went (medians over the rounds, per completed"
+          " call): CPU time in user and in kernel mode, minor page faults (`minflt`), voluntary"
+          " (a process waiting: for the next message, for a lock) and involuntary (preempted)"
+          " context switches, summed over every P1 process.")
+        w("")
+        w("| memory manager | variant | user µs | kernel µs | page faults | voluntary switches | involuntary switches |")
+        w("| --- | --- | --- | --- | --- | --- | --- |")
+        for a, v in split:
+            ds = [d for _, d in runs[(a, v)].values()]
+
+            def per_call(key, scale=1.0):
+                return statistics.median(int(d[key]) * scale / max(int(d.get("ok", 0)), 1) for d in ds)
+            w(f"| {a} | {v} | {per_call('utime', 1e6 / tck):.0f} | {per_call('stime', 1e6 / tck):.0f} |"
+              f" {per_call('minflt'):.2f} | {per_call('vcsw'):.2f} | {per_call('ivcsw'):.2f} |")
+        w("")
     cg_p = os.path.join(res, "callgrind.txt")
     if os.path.exists(cg_p):
         cg = {}

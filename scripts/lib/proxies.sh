@@ -198,15 +198,25 @@ sd_stop_all() {
     [ ${#SD_PIDS[@]} -eq 0 ] || sd_stop "${SD_PIDS[@]}"
 }
 
-# sd_cpu_ticks PID: clock ticks (utime + stime, /proc/PID/stat) summed over every process of
-# the session PID leads (a proxy started by sd_start: Kamailio and all its forks).
-sd_cpu_ticks() {
-    local pid t=0 u
+# sd_cpu_counters PID: "utime stime minflt majflt vcsw ivcsw" summed over every process of the
+# session PID leads (a proxy started by sd_start: Kamailio and all its forks): clock ticks in
+# user and in kernel mode and the page faults from /proc/PID/stat, the voluntary and the
+# involuntary context switches from /proc/PID/status.
+sd_cpu_counters() {
+    local pid
     for pid in $(ps -o pid= -s "$1"); do
-        u=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
-        t=$((t + ${u:-0}))
-    done
-    echo "$t"
+        awk 'FILENAME ~ /stat$/ { sub(/.*\) /, ""); u = $12; s = $13; mi = $8; ma = $10; next }
+            /^voluntary_ctxt_switches/ { v = $2 }
+            /^nonvoluntary_ctxt_switches/ { iv = $2 }
+            END { print u + 0, s + 0, mi + 0, ma + 0, v + 0, iv + 0 }' \
+            "/proc/$pid/stat" "/proc/$pid/status" 2>/dev/null
+    done | awk '{ for (i = 1; i <= 6; i++) t[i] += $i }
+        END { print t[1] + 0, t[2] + 0, t[3] + 0, t[4] + 0, t[5] + 0, t[6] + 0 }'
+}
+
+# sd_cpu_ticks PID: clock ticks (utime + stime) of the session PID leads (sd_cpu_counters).
+sd_cpu_ticks() {
+    sd_cpu_counters "$1" | awk '{ print $1 + $2 }'
 }
 
 # sd_rpc NAME CMD [ARG...]: an RPC to proxy NAME over its control socket (10 s at most).
