@@ -52,6 +52,37 @@ def machine(res):
     return m
 
 
+# perf's binaries grouped: the kernel, Kamailio (its binary and its modules), the C library,
+# sipsd (libsipsd.so and the module sipsd.so), anything else ([vdso], libcrypto, ...).
+PERF_GROUPS = ["kernel", "Kamailio and its modules", "libc", "sipsd", "other"]
+
+
+def perf_group(dso):
+    if dso.startswith("[kernel"):
+        return "kernel"
+    if dso in ("libsipsd.so", "sipsd.so"):
+        return "sipsd"
+    if dso.startswith(("libc.so", "ld-linux", "libm.so")):
+        return "libc"
+    if dso == "kamailio" or (dso.endswith(".so") and not dso.startswith("lib")):
+        return "Kamailio and its modules"
+    return "other"
+
+
+def perf_groups(path):
+    """({group: µs per call}, Hz) from one perf-VARIANT-MM.txt."""
+    lines = open(path).read().splitlines()
+    head = kv(lines[0]) if lines else {}
+    hz, ok = float(head.get("hz", "1")), max(int(head.get("ok", "0") or 0), 1)
+    g = {}
+    for line in lines[1:]:
+        f = line.split()
+        if len(f) >= 2 and f[0].isdigit():
+            n = perf_group(f[1])
+            g[n] = g.get(n, 0.0) + int(f[0]) * 1e6 / hz / ok
+    return g, int(hz)
+
+
 def spread(v):
     return f"{min(v):.0f}–{max(v):.0f}"
 
@@ -160,6 +191,31 @@ def section(res):
                 return statistics.median(int(d[key]) * scale / max(int(d.get("ok", 0)), 1) for d in ds)
             w(f"| {a} | {v} | {per_call('utime', 1e6 / tck):.0f} | {per_call('stime', 1e6 / tck):.0f} |"
               f" {per_call('minflt'):.2f} | {per_call('vcsw'):.2f} | {per_call('ivcsw'):.2f} |")
+        w("")
+    # one more run per variant under perf: P1's samples by binary (scripts/bench, perf-*.txt)
+    prof = {}
+    for a, _ in ALLOCS:
+        for v, _ in VARIANTS:
+            pp = os.path.join(res, f"perf-{v}-{a}.txt")
+            if os.path.exists(pp):
+                prof[(a, v)] = perf_groups(pp)
+    if prof:
+        hz = next(iter(prof.values()))[1]
+        w("Where P1's CPU goes, by binary: one more run of the variants below under `perf record`"
+          f" (cpu-clock samples of every P1 process at {hz} Hz, converted to µs per completed call;"
+          " not one of the rounds above, so perf's own cost stays out of their figures).")
+        w("")
+        w("| memory manager | variant | " + " | ".join(f"{g} µs" for g in PERF_GROUPS) + " | total µs |")
+        w("| --- | --- |" + " --- |" * (len(PERF_GROUPS) + 1))
+        for (a, v), (g, _) in prof.items():
+            w(f"| {a} | {v} | " + " | ".join(f"{g.get(n, 0):.0f}" for n in PERF_GROUPS)
+              + f" | {sum(g.values()):.0f} |")
+        for a, _ in ALLOCS:
+            x, b = prof.get((a, "psk")), prof.get((a, "nomodule-enc"))
+            if x and b:
+                w(f"| {a} | psk − nomodule-enc | " + " | ".join(
+                    f"{x[0].get(n, 0) - b[0].get(n, 0):+.0f}" for n in PERF_GROUPS)
+                  + f" | {sum(x[0].values()) - sum(b[0].values()):+.0f} |")
         w("")
     cg_p = os.path.join(res, "callgrind.txt")
     if os.path.exists(cg_p):
