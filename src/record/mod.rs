@@ -23,7 +23,7 @@ pub use message::{
     StopReason, StreamSet,
 };
 pub use sdes::SdesError;
-pub use streams::streams_from_offer_answer;
+pub use streams::{streams_from_offer_answer, Offerer};
 
 use crate::crypto::cms::CmsError;
 use crate::crypto::keys::KeyError;

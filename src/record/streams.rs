@@ -2,8 +2,10 @@
 //! once it has both SDPs of a dialog).
 //!
 //! In SDES each party declares the key it sends with (RFC 4568 §6.1, §7): the answer carries
-//! one `a=crypto` per media, whose tag names the offered attribute it accepted; the caller
-//! then sends with that offered key and the callee with the answered one. A stream is one
+//! one `a=crypto` per media, whose tag names the offered attribute it accepted; the offerer
+//! then sends with that offered key and the answerer with the answered one. The offerer is
+//! the caller at the initial INVITE and either party later (the callee's re-INVITE): the
+//! directions are the dialog's, caller to callee and back, whoever offered. A stream is one
 //! direction of one `m=` line that both sides kept (port ≠ 0) with an SRTP profile (`SAVP`).
 //! The codecs are the answer's payload types (RFC 3264 §6.1: both sides send from the
 //! formats the answer kept), each named by its `a=rtpmap` in the answer, else in the offer,
@@ -43,11 +45,22 @@ fn codecs(offer: &MediaInfo, answer: &MediaInfo) -> Vec<Codec> {
         .collect()
 }
 
-/// Both directions of every SRTP stream the answer accepted. A media without `a=crypto` in the
-/// answer is not SRTP and is left out; an answered tag the offer does not have is an error.
+/// Which party of the dialog sent the offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offerer {
+    /// The caller (the initial INVITE, or the caller's re-INVITE or UPDATE).
+    Caller,
+    /// The callee (its re-INVITE or UPDATE).
+    Callee,
+}
+
+/// Both directions of every SRTP stream the answer accepted, `offerer` naming who sent the
+/// offer. A media without `a=crypto` in the answer is not SRTP and is left out; an answered
+/// tag the offer does not have is an error.
 pub fn streams_from_offer_answer(
     offer: &SdpInfo,
     answer: &SdpInfo,
+    offerer: Offerer,
 ) -> Result<Vec<MediaStream>, RecordError> {
     let mut out = Vec::new();
     for (i, (o, a)) in offer.media.iter().zip(&answer.media).enumerate() {
@@ -67,14 +80,19 @@ pub fn streams_from_offer_answer(
             .filter(|c| c.tag() == answered.tag() && c.suite() == answered.suite())
             .find_map(|c| SdesValue::of(c).ok())
             .ok_or(RecordError::NoMatchingCrypto(mline))?;
-        let (Some(caller), Some(callee)) = (endpoint(o), endpoint(a)) else {
+        let (Some(offering), Some(answering)) = (endpoint(o), endpoint(a)) else {
             continue;
+        };
+        // each side's address and the key it sends with
+        let (caller, callee) = match offerer {
+            Offerer::Caller => ((offering, offered_value), (answering, answered_value)),
+            Offerer::Callee => ((answering, answered_value), (offering, offered_value)),
         };
         let codecs = codecs(o, a);
         let rtcp_mux = o.rtcp_mux && a.rtcp_mux;
         for (direction, src, dst, crypto) in [
-            (Direction::CallerToCallee, &caller, &callee, offered_value),
-            (Direction::CalleeToCaller, &callee, &caller, answered_value),
+            (Direction::CallerToCallee, &caller.0, &callee.0, caller.1),
+            (Direction::CalleeToCaller, &callee.0, &caller.0, callee.1),
         ] {
             out.push(MediaStream {
                 mline,
@@ -115,6 +133,7 @@ mod tests {
         let s = streams_from_offer_answer(
             &SdpInfo::parse(offer.as_bytes()).unwrap(),
             &SdpInfo::parse(answer.as_bytes()).unwrap(),
+            Offerer::Caller,
         )
         .unwrap();
         assert_eq!(s.len(), 2);
@@ -140,7 +159,8 @@ mod tests {
         assert!(matches!(
             streams_from_offer_answer(
                 &SdpInfo::parse(offer.as_bytes()).unwrap(),
-                &SdpInfo::parse(bad.as_bytes()).unwrap()
+                &SdpInfo::parse(bad.as_bytes()).unwrap(),
+                Offerer::Caller,
             ),
             Err(RecordError::NoMatchingCrypto(0))
         ));
@@ -162,7 +182,8 @@ mod tests {
              a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{K3}\r\n"
         );
         let parse = |s: &str| SdpInfo::parse(s.as_bytes()).unwrap();
-        let s = streams_from_offer_answer(&parse(&offer), &parse(&answer)).unwrap();
+        let s =
+            streams_from_offer_answer(&parse(&offer), &parse(&answer), Offerer::Caller).unwrap();
         assert_eq!(s.len(), 2);
         let mut opus = Codec::new(96, "opus", 48000);
         opus.channels = 2;
@@ -176,7 +197,8 @@ mod tests {
         );
         assert!(s[0].rtcp_mux && s[1].rtcp_mux);
         let no_mux = answer.replace("a=rtcp-mux\r\n", "");
-        let s = streams_from_offer_answer(&parse(&offer), &parse(&no_mux)).unwrap();
+        let s =
+            streams_from_offer_answer(&parse(&offer), &parse(&no_mux), Offerer::Caller).unwrap();
         assert!(!s[0].rtcp_mux, "rtcp-mux only when the answer kept it");
         println!("  ok   codecs: the answer's payload types named by the answer's rtpmap, else the offer's, else RFC 3551's static table; an unmapped dynamic type left out; rtcp-mux only when offered and answered");
     }

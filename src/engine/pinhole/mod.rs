@@ -47,7 +47,7 @@ use crate::engine::cache::{now_secs, DialogKey};
 use crate::engine::proxy::{Counter, DisclosedPart, Proxy, SipMessage};
 use crate::engine::{Error, Result};
 use crate::pcp::{AuthKey, Client, ClientConfig, Exchange, Flow, FlowOutcome, Remote};
-use crate::record::{CallStart, CallStop, Event, StopReason, StreamSet};
+use crate::record::{CallStart, CallStop, Event, Offerer, StopReason, StreamSet};
 use record::Recorder;
 use table::{Addr, FlowRec, Slot, Stream, Table};
 pub use table::{RecordState, Stage, MAX_DIALOG_FLOWS, MAX_OFFER_SDP, MAX_STREAMS};
@@ -551,15 +551,15 @@ impl Pinholes {
             .iter()
             .find_map(|p| p.sdp().and_then(|r| r.ok()))
             .ok_or_else(|| Error::Record("the answer has no SDP".into()))?;
-        let streams = record::streams(offer, &answer)?;
-        let n = u8::try_from(streams.len()).unwrap_or(u8::MAX);
-        // From and To of a reply are those of its request: the caller's INVITE, or the
-        // callee's re-INVITE (then swapped)
-        let (caller, callee, tag) = if a.from_is_caller {
-            (msg.from_uri, msg.to_uri, msg.from_tag)
+        // From and To of a reply (the answer) are those of its request (the offer): the
+        // caller's INVITE, or the callee's re-INVITE (then swapped)
+        let (caller, callee, tag, offerer) = if a.from_is_caller {
+            (msg.from_uri, msg.to_uri, msg.from_tag, Offerer::Caller)
         } else {
-            (msg.to_uri, msg.from_uri, msg.to_tag)
+            (msg.to_uri, msg.from_uri, msg.to_tag, Offerer::Callee)
         };
+        let streams = record::streams(offer, &answer, offerer)?;
+        let n = u8::try_from(streams.len()).unwrap_or(u8::MAX);
         let event = if state == RecordState::Active {
             Event::Update(StreamSet { streams })
         } else {
@@ -1377,6 +1377,66 @@ mod record_tests {
             assert_eq!(r.count(c), n, "{c:?}");
         }
         println!("  ok   BYE: a stop (later sequence), the RPC keeps the recording as finished; counters started=1 stopped=1 key_messages=2 errors=0");
+    }
+
+    /// A message of the callee's re-INVITE transaction: From is the callee, To the caller.
+    fn from_callee(status: u32, method: &[u8]) -> SipMessage<'_> {
+        SipMessage {
+            from_tag: b"callee-tag",
+            to_tag: b"caller-tag",
+            from_uri: b"sip:bob@b.example",
+            to_uri: b"sip:alice@a.example",
+            ..msg(status, b"", method)
+        }
+    }
+
+    #[test]
+    fn recording_from_the_callees_reinvite_keeps_caller_and_callee_apart() {
+        let mut r = rig(false);
+        r.call(200);
+        assert!(
+            r.nothing_received(),
+            "not marked: the call itself is not recorded"
+        );
+        // marked mid-call at the callee's re-INVITE: its offer is the callee's SDP, the
+        // caller's 200 answers with the caller's
+        let reinvite = from_callee(0, b"INVITE");
+        r.pinholes.record_start(&reinvite).unwrap();
+        let callee_sdp = part(&sdp("198.51.100.20", 50002, K_ANSWER));
+        let caller_sdp = part(&sdp("192.0.2.10", 40002, K_OFFER));
+        let _ = r.pinholes.on_message(&r.proxy, &reinvite, &[&callee_sdp]);
+        let _ = r
+            .pinholes
+            .on_message(&r.proxy, &from_callee(200, b"INVITE"), &[&caller_sdp]);
+        let start = r.receive();
+        let Event::Start(s) = &start.event else {
+            panic!("a start, got {}", start.event.name())
+        };
+        assert_eq!(
+            (s.caller.as_str(), s.callee.as_str()),
+            ("sip:alice@a.example", "sip:bob@b.example")
+        );
+        assert_eq!(
+            start.dialog_id.as_bytes(),
+            DialogKey::new(b"rec-call-1@test", b"caller-tag").as_bytes()
+        );
+        let by = |d| s.streams.iter().find(|m| m.direction == d).unwrap();
+        let (up, down) = (by(Direction::CallerToCallee), by(Direction::CalleeToCaller));
+        assert!(
+            up.crypto.as_str().contains(K_OFFER),
+            "the caller sends with the key of its own SDP (the answer here)"
+        );
+        assert_eq!(
+            (up.destination.address.as_str(), up.destination.port),
+            ("198.51.100.20", 50002),
+            "caller to callee goes to the callee's address (the offer here)"
+        );
+        assert!(down.crypto.as_str().contains(K_ANSWER));
+        assert_eq!(
+            (down.destination.address.as_str(), down.destination.port),
+            ("192.0.2.10", 40002)
+        );
+        println!("  ok   recording started at the callee's re-INVITE: caller/callee = alice/bob, caller-to-callee has the caller's key and goes to the callee's address, and the reverse");
     }
 
     #[test]

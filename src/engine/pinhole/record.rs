@@ -12,7 +12,9 @@ use crate::crypto::keys::{read_psk_file, PskSpec};
 use crate::engine::cache::DialogKey;
 use crate::engine::{Error, Result};
 use crate::record::channel::now_ms;
-use crate::record::{streams_from_offer_answer, ChannelSender, Event, KeyMessage, MediaStream};
+use crate::record::{
+    streams_from_offer_answer, ChannelSender, Event, KeyMessage, MediaStream, Offerer,
+};
 use crate::sip::sdp::SdpInfo;
 
 /// The recorder and the channel's KEK.
@@ -90,10 +92,16 @@ impl Recorder {
 }
 
 /// The recorded streams of an offer and its answer (both SDP texts; the offer's kept in the
-/// table, the answer's just disclosed). No SRTP stream is an error: nothing to record.
-pub(crate) fn streams(offer: &[u8], answer: &SdpInfo) -> Result<Vec<MediaStream>> {
+/// table, the answer's just disclosed), `offerer` naming who sent the offer. No SRTP stream
+/// is an error: nothing to record.
+pub(crate) fn streams(
+    offer: &[u8],
+    answer: &SdpInfo,
+    offerer: Offerer,
+) -> Result<Vec<MediaStream>> {
     let offer = SdpInfo::parse(offer).map_err(|e| record_error("the kept offer", e))?;
-    let s = streams_from_offer_answer(&offer, answer).map_err(|e| record_error("a=crypto", e))?;
+    let s = streams_from_offer_answer(&offer, answer, offerer)
+        .map_err(|e| record_error("a=crypto", e))?;
     if s.is_empty() {
         return Err(Error::Record(
             "no SRTP stream with a=crypto in both offer and answer".into(),

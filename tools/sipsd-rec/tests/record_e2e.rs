@@ -331,7 +331,9 @@ fn ffmpeg_srtp_call_mirrored_recorded_and_audited() {
     let other = b64(&random_bytes(30));
     let offer = sdp(&topo.ip_a, CALLER_PORT, &[(1, &other), (2, &ka)]);
     let answer = sdp(&topo.ip_b, CALLEE_PORT, &[(2, &kb)]);
-    let streams = sipsd::record::streams_from_offer_answer(&offer, &answer).unwrap();
+    let streams =
+        sipsd::record::streams_from_offer_answer(&offer, &answer, sipsd::record::Offerer::Caller)
+            .unwrap();
     check!(
         streams.len() == 2 && streams[0].crypto.as_str().contains(ka.as_str()),
         "streams from offer/answer: caller sends with the offered key the answer accepted (tag 2), callee with the answered one"
