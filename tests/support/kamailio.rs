@@ -275,7 +275,12 @@ impl Kamailio {
             .iter()
             .find_map(|a| a.strip_prefix("CTL_SOCKET="))
             .map(str::to_string);
-        let mut proc = Proc::spawn(&name, dir, Command::new(&t.kamailio).args(&args));
+        // Without cargo's LD_LIBRARY_PATH (target/debug/deps, ahead of the module's RUNPATH
+        // $ORIGIN): P1 loads the libsipsd.so beside the sipsd.so it was given, the release
+        // build `make` made, as an installed Kamailio does; not the test build's debug one.
+        let mut kamailio = Command::new(&t.kamailio);
+        kamailio.env_remove("LD_LIBRARY_PATH").args(&args);
+        let mut proc = Proc::spawn(&name, dir, &mut kamailio);
         wait_bound(&mut proc, port);
         let mut k = Kamailio {
             proc,
