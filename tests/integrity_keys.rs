@@ -9,7 +9,8 @@
 //! 2. a rotation with the proof under the current key is taken (generation 2, no RSA
 //!    operation); the old key then opens nothing;
 //! 3. garbage in-dialog bodies neither count as uses nor burn the key (`rotate_max_uses` = 4
-//!    counts only bodies that authenticated);
+//!    counts only bodies that authenticated), and a real body replayed (or retransmitted)
+//!    opens again but is one use;
 //! 4. CBC in a known dialog: good and bad padding get the same answer (refused unread, 147);
 //! 5. a body naming proxy1 in 16 RecipientInfos costs one RSA operation; a multipart body
 //!    whose parts share one key costs one;
@@ -267,14 +268,41 @@ fn dialog_keys_resist_strangers() {
         stat(&stats(&p1), "cache_hits") == hits,
         "6 garbage EncryptedData for dialog 2: all 136, no use counted"
     );
+    // the first real MESSAGE, then the stranger replays its body six times (or the network
+    // retransmits it): it opens each time but is one use of the key
+    let first = d2.encrypted("MESSAGE", b"v=0\r\n");
+    through(&p1, &caller, &sink, &first);
+    let repeats = stat(&stats(&p1), "cache_repeats");
+    let replayed = SipBody {
+        content_type: SMIME_ENC.into(),
+        transfer_encoding: None,
+        disclose_to: None,
+        body: first.body.clone(),
+    };
+    for i in 0..6 {
+        let req = d2.request("MESSAGE", &replayed);
+        through(&p1, &stranger, &sink, &req);
+        let l = last(&p1, "d2@integrity", "MESSAGE", 8 + i);
+        assert!(l.decrypted && l.code() == 0, "replay {i}: {l:?}");
+    }
+    check!(
+        stat(&stats(&p1), "cache_repeats") == repeats + 6,
+        "the first real body replayed 6 times: opens each time, counted as repeats (cache_repeats +6), not as uses"
+    );
     for i in 0..5 {
-        let req = d2.encrypted("MESSAGE", b"v=0\r\n");
-        through(&p1, &caller, &sink, &req);
-        let l = last(&p1, "d2@integrity", "MESSAGE", 7 + i);
+        // the first went before the replays (MESSAGE 7 of the dialog)
+        let n = if i == 0 {
+            7
+        } else {
+            let req = d2.encrypted("MESSAGE", b"v=0\r\n");
+            through(&p1, &caller, &sink, &req);
+            13 + i
+        };
+        let l = last(&p1, "d2@integrity", "MESSAGE", n);
         let want = if i < 4 { 0 } else { 143 };
         check!(
             l.code() == want && l.decrypted == (i < 4),
-            "real MESSAGE {} of dialog 2 after the garbage: {}",
+            "real MESSAGE {} of dialog 2 after the garbage and the replays: {}",
             i + 1,
             if i < 4 {
                 "opens"

@@ -259,6 +259,25 @@ impl CmsMessage {
         decrypt_content(msg, params, cek)
     }
 
+    /// The GCM tag that authenticates the content (AuthEnvelopedData's `mac`, or the tag
+    /// sipsd's EncryptedData profile appends to the ciphertext), zero-padded to 16 bytes;
+    /// `None` for CBC or a malformed message. It tells one authenticated body from another
+    /// without decrypting: the dialog cache counts a body it has opened just before (a
+    /// retransmission, a replay) as one use.
+    pub fn content_tag(&self) -> Option<[u8; 16]> {
+        let tag = match self.content_params().ok()? {
+            ContentParams::Cbc { .. } => return None,
+            ContentParams::Gcm { tag_len, .. } if self.kind() == CmsKind::EncryptedData => {
+                let ct = self.0.ciphertext().ok()?;
+                ct.get(ct.len().checked_sub(*tag_len)?..)?
+            }
+            ContentParams::Gcm { .. } => self.0.mac()?,
+        };
+        let mut out = [0u8; 16];
+        out.get_mut(..tag.len())?.copy_from_slice(tag);
+        Some(out)
+    }
+
     /// [`CmsMessage::open_with_cek`] consuming the message: a message read in place (sipsd's
     /// EncryptedData profile, the common AuthEnvelopedData) from [`CmsMessage::parse_owned`]'s
     /// buffer is decrypted where it lies, and that buffer

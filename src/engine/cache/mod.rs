@@ -145,6 +145,9 @@ pub enum Verdict {
     Keep,
     /// The entry's key opened and authenticated a message: count a use, refresh, protect.
     Used,
+    /// As [`Verdict::Used`] for a body known by its authentication tag: not counted again
+    /// when it is the body counted last (a retransmission or a replay of it).
+    Opened(BodyTag),
     /// A proven rotation: replace the key (generation + 1, uses 0, the old key zeroized).
     Replace {
         /// Algorithm tag of the new key.
@@ -153,6 +156,10 @@ pub enum Verdict {
         cek: Zeroizing<Vec<u8>>,
     },
 }
+
+/// The authentication tag of an opened body (its GCM tag, zero-padded to 16 bytes): which
+/// body counted as the last use of a dialog's key. Not secret: it travels in the body.
+pub type BodyTag = [u8; 16];
 
 /// What [`SharedCache::with_entry`] found.
 pub struct Found<'a> {
@@ -230,6 +237,9 @@ pub struct CacheStats {
     pub promotions: u64,
     /// Protected entries moved back to probationary because the segment was full.
     pub demotions: u64,
+    /// Bodies opened again: the body last counted for its dialog (a retransmission or a
+    /// replay), not counted as another use.
+    pub repeats: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -317,6 +327,7 @@ impl SharedCache {
         match verdict {
             Verdict::Keep => {}
             Verdict::Used => table.mark_used(idx, now),
+            Verdict::Opened(body) => table.mark_opened(idx, now, &body),
             Verdict::Replace { alg, cek } => {
                 if cek.len() > MAX_CEK_LEN {
                     return Err(CacheError::KeyTooLong);
@@ -583,6 +594,44 @@ mod tests {
             (1, 1, 1, 2, 0)
         );
         println!("insert: New{{1}} -> Same{{1}} -> Refused (other key) -> Refused (other alg); with_entry Replace -> 2; Keep leaves uses/recency; absent -> None; stats {s:?}");
+    }
+
+    #[test]
+    fn the_body_counted_last_is_not_counted_again() {
+        let c = cache(8, 0);
+        let k = dk(7);
+        c.insert_at(&k, 1, &[7; 16], 100).unwrap();
+        let open = |tag: u8, now: u64| {
+            c.with_entry_at(&[k], OnMiss::Count, now, |_| {
+                (Verdict::Opened([tag; 16]), ())
+            })
+            .unwrap()
+            .expect("found");
+        };
+        let uses = || c.peek_at(&k, 200).unwrap().expect("entry").uses;
+        open(1, 101);
+        open(1, 102);
+        open(1, 103);
+        assert_eq!(uses(), 1, "one body three times: one use");
+        assert_eq!(
+            c.peek_at(&k, 200).unwrap().unwrap().last_used,
+            103,
+            "a repeat still refreshes the entry"
+        );
+        open(2, 104);
+        open(1, 105);
+        assert_eq!(uses(), 3, "another body, then the first again: each a use");
+        let mut next = Some((1u8, Zeroizing::new(vec![8u8; 16])));
+        c.with_entry_at(&[k], OnMiss::Count, 106, |_| {
+            let (alg, cek) = next.take().unwrap();
+            (Verdict::Replace { alg, cek }, ())
+        })
+        .unwrap();
+        open(1, 107);
+        assert_eq!(uses(), 1, "after a rotation the same tag is a new use");
+        let s = c.stats().unwrap();
+        assert_eq!((s.hits, s.repeats), (6, 2));
+        println!("Verdict::Opened: the same body 3x = 1 use (recency refreshed), another body and the first again = 2 more; a rotation forgets the last body; hits 6, repeats 2");
     }
 
     #[test]

@@ -16,7 +16,8 @@ use siphasher::sip::SipHasher13;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::{
-    Apply, CacheError, CacheStats, CachedKey, DialogIds, DialogKey, Entry, Stored, MAX_CEK_LEN,
+    Apply, BodyTag, CacheError, CacheStats, CachedKey, DialogIds, DialogKey, Entry, Stored,
+    MAX_CEK_LEN,
 };
 
 /// A slot index plus one; 0 means "none". All-zero memory is therefore an empty table.
@@ -51,11 +52,13 @@ pub(crate) const SEG_PROTECTED: u8 = 1;
 /// The protected segment's share of the capacity, in percent.
 pub const PROTECTED_PERCENT: u64 = 80;
 
-/// One cache entry as laid out in shared memory (104 bytes, no padding).
+/// One cache entry as laid out in shared memory (120 bytes, no padding).
 #[repr(C)]
 pub(crate) struct Slot {
     key: [u8; 32],
     cek: [u8; MAX_CEK_LEN],
+    /// The authentication tag of the body last counted as a use ([`BodyTag`]; zero: none).
+    last_body: BodyTag,
     created_at: u64,
     last_used: u64,
     generation: u32,
@@ -70,7 +73,7 @@ pub(crate) struct Slot {
     segment: u8,
 }
 
-pub(crate) const SLOT_SIZE: usize = 104;
+pub(crate) const SLOT_SIZE: usize = 120;
 const _: () = assert!(std::mem::size_of::<Slot>() == SLOT_SIZE);
 
 impl Slot {
@@ -78,6 +81,7 @@ impl Slot {
     fn wipe(&mut self) {
         self.key.zeroize();
         self.cek.zeroize();
+        self.last_body.zeroize();
         self.created_at.zeroize();
         self.last_used.zeroize();
         self.generation.zeroize();
@@ -147,6 +151,7 @@ pub(crate) struct Counters {
     lock_recoveries: u64,
     promotions: u64,
     demotions: u64,
+    repeats: u64,
 }
 
 /// The mutable part of the header (only touched with the lock held).
@@ -515,6 +520,7 @@ impl<'a> Table<'a> {
         slot.set_key_material(fill.alg, fill.cek);
         slot.generation = fill.generation;
         slot.uses = fill.uses;
+        slot.last_body = [0; 16];
         slot.created_at = fill.created_at;
         slot.last_used = fill.last_used;
         slot.state = STATE_USED;
@@ -556,6 +562,24 @@ impl<'a> Table<'a> {
         self.hdr.counters.hits += 1;
     }
 
+    /// A body opened under the entry's key, `body` its authentication tag: a use, unless it
+    /// is the body counted last for this entry (a retransmission or a replay of it), which
+    /// only refreshes the entry's recency.
+    pub(crate) fn mark_opened(&mut self, idx: usize, now: u64, body: &BodyTag) {
+        let repeat = self.slots[idx].last_body == *body;
+        if !repeat {
+            self.begin();
+            self.touch(idx);
+            self.slots[idx].last_body = *body;
+            self.end();
+        }
+        self.touch_recency(idx, now, !repeat);
+        self.hdr.counters.hits += 1;
+        if repeat {
+            self.hdr.counters.repeats += 1;
+        }
+    }
+
     /// A lookup for an in-dialog body found no entry.
     pub(crate) fn count_miss(&mut self) {
         self.hdr.counters.misses += 1;
@@ -570,6 +594,7 @@ impl<'a> Table<'a> {
         slot.set_key_material(alg, cek);
         slot.generation = slot.generation.saturating_add(1);
         slot.uses = 0;
+        slot.last_body = [0; 16];
         slot.created_at = now;
         slot.last_used = now;
         let generation = slot.generation;
@@ -681,6 +706,7 @@ impl<'a> Table<'a> {
         slot.set_key_material(fill.alg, fill.cek);
         slot.generation = fill.generation;
         slot.uses = fill.uses;
+        slot.last_body = [0; 16];
         slot.created_at = fill.created_at;
         slot.last_used = fill.last_used;
         self.lru_unlink(idx);
@@ -737,6 +763,7 @@ impl<'a> Table<'a> {
             protected: u64::from(self.hdr.protected),
             promotions: c.promotions,
             demotions: c.demotions,
+            repeats: c.repeats,
         }
     }
 

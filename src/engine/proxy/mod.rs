@@ -730,6 +730,8 @@ impl Proxy {
     /// differently.
     fn open_in_dialog(&self, ctx: &mut MessageCtx<'_>, cms: CmsMessage) -> Result<Option<Opening>> {
         let refuse_cbc = !cms.is_authenticated()? && !self.config.allow_cbc_in_dialog;
+        // the body last counted for the dialog, seen again, is not another use
+        let used = cms.content_tag().map_or(Verdict::Used, Verdict::Opened);
         let dialogs = ctx.dialogs()?;
         let outcome = self.cache.with_entry(dialogs, OnMiss::Count, |found| {
             let e = found.entry;
@@ -747,7 +749,7 @@ impl Proxy {
                 .is_some_and(|c| c.refresh_due(e.last_used, now_secs()));
             match opened {
                 Ok(plain) => (
-                    Verdict::Used,
+                    used,
                     Ok((
                         Opening::from_dialog(plain, &e),
                         refresh.then(|| dialogs.id(found.which)).flatten(),

@@ -107,6 +107,7 @@ macro_rules! figures {
 figures! { CACHE_STATS, Cache:
     "cache_hits": "Dialog keys found and used to open an in-dialog body" => hits,
     "cache_misses": "In-dialog bodies for a dialog with no cached key" => misses,
+    "cache_repeats": "In-dialog bodies opened again (the body last counted for the dialog: a retransmission or a replay), not counted as a use" => repeats,
     "cache_entries": "Dialog keys cached now" => entries,
     "cache_capacity": "Most dialog keys the cache holds" => capacity,
     "cache_inserts": "Dialog keys stored for a new dialog" => inserts,
