@@ -15,7 +15,9 @@
 
 use std::ffi::c_char;
 
-use super::boundary::{ffi_boundary, sd_str, try_mut, try_ref, try_slice};
+use super::boundary::{
+    ffi_boundary, read_or_default, sd_str, try_mut, try_ref, try_res, try_slice,
+};
 use super::ctx::sd_ctx;
 use super::result::{fail, sd_result};
 use crate::engine::cluster::{self, Kind, MediaStore, PeerInfo};
@@ -198,6 +200,26 @@ unsafe fn deliver(
     }
 }
 
+/// The body of the calls that write one message: `*len` emptied, the context and the
+/// buffer checked before `seal` takes anything, then [`deliver`].
+///
+/// # Safety
+/// `ctx` NULL or from `sd_ctx_new`; `len` NULL or writable; `buf` as [`write_out`].
+unsafe fn seal_into(
+    ctx: *const sd_ctx,
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+    seal: impl FnOnce(&sd_ctx) -> crate::engine::Result<Option<String>>,
+) -> sd_result {
+    let len = try_mut!(len);
+    *len = 0;
+    let ctx = try_ref!(ctx);
+    try_res!(buffer_ok(buf, cap));
+    // SAFETY: forwarded from the caller's contract on `buf` and `cap`.
+    unsafe { deliver(seal(ctx), buf, cap, len) }
+}
+
 /// 1 when replication is configured (`cluster_key`), else 0 (also for NULL).
 ///
 /// # Safety
@@ -206,7 +228,7 @@ unsafe fn deliver(
 pub unsafe extern "C" fn sd_cluster_enabled(ctx: *const sd_ctx) -> u32 {
     ffi_boundary! {
         // SAFETY: NULL or a live context per the contract.
-        u32::from(unsafe { ctx.as_ref() }.is_some_and(|c| c.proxy.cluster_enabled()))
+        u32::from(unsafe { read_or_default(ctx, |c| c.proxy.cluster_enabled()) })
     }
 }
 
@@ -237,14 +259,8 @@ pub unsafe extern "C" fn sd_cluster_take(
     len: *mut usize,
 ) -> sd_result {
     ffi_boundary! {
-        let len = try_mut!(len);
-        *len = 0;
-        let ctx = try_ref!(ctx);
-        if let Err(r) = buffer_ok(buf, cap) {
-            return r;
-        }
-        // SAFETY: forwarded from the caller's contract on `buf` and `cap`.
-        unsafe { deliver(ctx.proxy.cluster_take(), buf, cap, len) }
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { seal_into(ctx, buf, cap, len, |ctx| ctx.proxy.cluster_take()) }
     }
 }
 
@@ -261,14 +277,8 @@ pub unsafe extern "C" fn sd_cluster_sync_request(
     len: *mut usize,
 ) -> sd_result {
     ffi_boundary! {
-        let len = try_mut!(len);
-        *len = 0;
-        let ctx = try_ref!(ctx);
-        if let Err(r) = buffer_ok(buf, cap) {
-            return r;
-        }
-        // SAFETY: forwarded from the caller's contract on `buf` and `cap`.
-        unsafe { deliver(ctx.proxy.cluster_sync_request().map(Some), buf, cap, len) }
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { seal_into(ctx, buf, cap, len, |ctx| ctx.proxy.cluster_sync_request().map(Some)) }
     }
 }
 
@@ -294,9 +304,7 @@ pub unsafe extern "C" fn sd_cluster_sync_next(
         *more = 0;
         let cursor = try_mut!(cursor);
         let ctx = try_ref!(ctx);
-        if let Err(r) = buffer_ok(buf, cap) {
-            return r;
-        }
+        try_res!(buffer_ok(buf, cap));
         let part = ctx.proxy.cluster_sync_next(*cursor, media_store(ctx)).map(|(text, next)| {
             *more = u32::from(next.is_some());
             *cursor = next.unwrap_or(0);

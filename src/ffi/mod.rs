@@ -23,6 +23,7 @@ mod pinhole;
 mod plain;
 mod record;
 mod result;
+mod snapshot;
 
 pub use boundary::sd_str;
 pub use cluster::{
