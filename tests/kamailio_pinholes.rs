@@ -134,17 +134,11 @@ fn pinholes_follow_calls_through_kamailio() {
         bed.elements().is_empty(),
         "offer only: the agent's sets are empty"
     );
-    bed.expect(
+    bed.expect_both_ways(
         false,
-        "before the answer: callee -> caller",
-        callee_rtp,
-        caller_rtp,
-    );
-    bed.expect(
-        false,
-        "before the answer: caller -> callee",
-        caller_rtp,
-        callee_rtp,
+        "before the answer",
+        ("caller", caller_rtp),
+        ("callee", callee_rtp),
     );
 
     // ---- call 1: answer ----------------------------------------------------------------
@@ -163,19 +157,17 @@ fn pinholes_follow_calls_through_kamailio() {
         during.len() == 4 && !during.iter().any(|e| e.starts_with("open4")),
         "answered: 4 exact elements, no any-source one: {during:?}"
     );
-    bed.expect(true, "answered: callee -> caller", callee_rtp, caller_rtp);
-    bed.expect(true, "answered: caller -> callee", caller_rtp, callee_rtp);
-    bed.expect(
+    bed.expect_both_ways(
         true,
-        "answered: callee RTCP -> caller RTCP",
-        callee_rtcp,
-        caller_rtcp,
+        "answered",
+        ("caller", caller_rtp),
+        ("callee", callee_rtp),
     );
-    bed.expect(
+    bed.expect_both_ways(
         true,
-        "answered: caller RTCP -> callee RTCP",
-        caller_rtcp,
-        callee_rtcp,
+        "answered",
+        ("caller RTCP", caller_rtcp),
+        ("callee RTCP", callee_rtcp),
     );
     bed.expect(
         false,
@@ -276,17 +268,11 @@ fn pinholes_follow_calls_through_kamailio() {
         bed.elements() == during,
         "agent restarted (SIGKILL, then run): the same 4 elements, nothing added or flushed"
     );
-    bed.expect(
+    bed.expect_both_ways(
         true,
-        "after restart: callee -> caller",
-        callee_rtp,
-        caller_rtp,
-    );
-    bed.expect(
-        true,
-        "after restart: caller -> callee",
-        caller_rtp,
-        callee_rtp,
+        "after restart",
+        ("caller", caller_rtp),
+        ("callee", callee_rtp),
     );
     bed.expect(
         false,
@@ -377,8 +363,12 @@ fn pinholes_follow_calls_through_kamailio() {
     let gone = wait_for(Duration::from_secs(5), || bed.elements().is_empty());
     bed.topo.show_sets(TABLE, "after call 1's BYE");
     check!(gone, "BYE answered 200: the agent's sets are empty");
-    bed.expect(false, "after BYE: callee -> caller", callee_rtp, caller_rtp);
-    bed.expect(false, "after BYE: caller -> callee", caller_rtp, callee_rtp);
+    bed.expect_both_ways(
+        false,
+        "after BYE",
+        ("caller", caller_rtp),
+        ("callee", callee_rtp),
+    );
     bed.expect(
         false,
         "after BYE: callee RTCP -> caller RTCP",
@@ -418,8 +408,12 @@ fn pinholes_follow_calls_through_kamailio() {
     );
     let line = fw_line(&p1, c2, "INVITE200").unwrap_or_default();
     check!(line.contains("pinholes=4"), "call 2 answered: {line}");
-    bed.expect(true, "call 2: callee -> caller", callee_rtp, caller_rtp);
-    bed.expect(true, "call 2: caller -> callee", caller_rtp, callee_rtp);
+    bed.expect_both_ways(
+        true,
+        "call 2",
+        ("caller", caller_rtp),
+        ("callee", callee_rtp),
+    );
     bed.topo
         .show_sets(TABLE, "during call 2 (its BYE will never come)");
     let limit = Duration::from_secs(MAX_DURATION + LIFETIME + 6);
@@ -430,17 +424,11 @@ fn pinholes_follow_calls_through_kamailio() {
         t2.elapsed()
     );
     bed.topo.show_sets(TABLE, "after call 2's expiry");
-    bed.expect(
+    bed.expect_both_ways(
         false,
-        "call 2 expired: callee -> caller",
-        callee_rtp,
-        caller_rtp,
-    );
-    bed.expect(
-        false,
-        "call 2 expired: caller -> callee",
-        caller_rtp,
-        callee_rtp,
+        "call 2 expired",
+        ("caller", caller_rtp),
+        ("callee", callee_rtp),
     );
     let forgotten = wait_for(Duration::from_secs(LIFETIME + 3), || {
         !p1.rpc(&["sipsd.pinholes"]).contains(c2)
@@ -600,8 +588,12 @@ fn pinholes_follow_calls_through_kamailio() {
         narrowed.len() == 4 && !narrowed.iter().any(|e| e.starts_with("open4")),
         "answer: the any-source elements narrowed to the callee's address:port, 4 exact elements"
     );
-    bed.expect(true, "narrowed: callee -> caller", callee_rtp, caller_rtp);
-    bed.expect(true, "narrowed: caller -> callee", caller_rtp, callee_rtp);
+    bed.expect_both_ways(
+        true,
+        "narrowed",
+        ("caller", caller_rtp),
+        ("callee", callee_rtp),
+    );
     bed.expect(
         false,
         "narrowed: another source -> caller",

@@ -208,6 +208,30 @@ impl Bed {
         self.topo.expect_media(TABLE, TABLE, pass, what, from, to);
     }
 
+    /// [`Bed::expect`] both ways between a caller's and a callee's endpoint, each named
+    /// (`("caller", rtp)`): "WHAT: callee -> caller", then "WHAT: caller -> callee".
+    pub fn expect_both_ways(
+        &self,
+        pass: bool,
+        what: &str,
+        caller: (&str, (&str, SocketAddr)),
+        callee: (&str, (&str, SocketAddr)),
+    ) {
+        let ((caller_name, caller), (callee_name, callee)) = (caller, callee);
+        self.expect(
+            pass,
+            &format!("{what}: {callee_name} -> {caller_name}"),
+            callee,
+            caller,
+        );
+        self.expect(
+            pass,
+            &format!("{what}: {caller_name} -> {callee_name}"),
+            caller,
+            callee,
+        );
+    }
+
     pub fn elements(&self) -> std::collections::BTreeSet<String> {
         self.topo.elements(TABLE)
     }
