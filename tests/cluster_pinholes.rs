@@ -36,13 +36,12 @@ use sipsd::record::{ChannelReceiver, Event, KeyMessage};
 
 use support::cluster::{cluster_view, kdmq, sealed_key_update, start_node, write_key, KEY_ID};
 use support::dialog::{received, Dialog};
-use support::fwbed::netns::{self, CALLEE, CALLER};
-use support::fwbed::{sa, sdp, Bed, FW_LINK, TABLE};
+use support::fwbed::netns::{CALLEE, CALLER};
+use support::fwbed::{netns_kamailio, sa, sdp, Bed, FW_LINK, TABLE};
 use support::kamailio::next_hop;
 use support::ports::free_ports;
 use support::procs::{signal_group, wait_for};
 use support::sip::{reply, Peer};
-use support::tools::{Need, Tools};
 use support::vectors::cert_recipient;
 use support::work::WorkDir;
 
@@ -88,14 +87,7 @@ fn now_secs() -> u64 {
 
 #[test]
 fn pinholes_and_recording_follow_the_dialog_to_the_other_node() {
-    let _serial = support::serial();
-    if netns::skip_unless_able("cluster_pinholes") {
-        return;
-    }
-    let Some(t) = Tools::require(
-        "cluster_pinholes",
-        &[Need::Kamailio, Need::Kamcmd, Need::Module, Need::Keys],
-    ) else {
+    let Some((_serial, t)) = netns_kamailio("cluster_pinholes") else {
         return;
     };
     let work = WorkDir::new("cluster-pinholes");

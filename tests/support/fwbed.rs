@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::kamailio::Kamailio;
 use super::procs::wait_for;
+use super::tools::{Need, Tools};
 use super::work::WorkDir;
 use netns::{Guard, Topology};
 
@@ -235,6 +236,21 @@ impl Bed {
     pub fn elements(&self) -> std::collections::BTreeSet<String> {
         self.topo.elements(TABLE)
     }
+}
+
+/// The start of a test through Kamailio and the pinhole agent in network namespaces: takes
+/// `support::serial()`, then returns the tools it needs (Kamailio, kamcmd, the module, the
+/// keys); None after SKIPPED, when it may not make namespaces or a tool is missing.
+pub fn netns_kamailio(name: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Tools)> {
+    let guard = super::serial();
+    if netns::skip_unless_able(name) {
+        return None;
+    }
+    let t = Tools::require(
+        name,
+        &[Need::Kamailio, Need::Kamcmd, Need::Module, Need::Keys],
+    )?;
+    Some((guard, t))
 }
 
 /// P1's `sipsd-fw:` line for `call` and `what` (INVITE, INVITE200), once it is logged.
