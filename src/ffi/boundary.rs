@@ -146,6 +146,16 @@ macro_rules! try_res {
     };
 }
 
+/// `let out = try_out!(ptr, EMPTY);` — an out-parameter, set to `EMPTY` before anything else
+/// can fail (C reads it whatever the result), or return `SD_ERR_NULL_PARAMETER`.
+macro_rules! try_out {
+    ($ptr:expr, $empty:expr) => {{
+        let out = $crate::ffi::boundary::try_mut!($ptr);
+        *out = $empty;
+        out
+    }};
+}
+
 /// `let s = try_slice!(sd_str);` — the bytes or return `SD_ERR_NULL_PARAMETER`.
 macro_rules! try_slice {
     ($s:expr) => {
@@ -171,7 +181,7 @@ macro_rules! try_cstr {
     }};
 }
 
-pub(crate) use {ffi_boundary, try_cstr, try_mut, try_ref, try_res, try_slice};
+pub(crate) use {ffi_boundary, try_cstr, try_mut, try_out, try_ref, try_res, try_slice};
 
 /// The body of every getter that hands C a view of `*item`: checks `out` and empties it,
 /// checks `item`, then [`put_view`] of what `value` reads (SD_ERR_INVALID_ARGUMENT when it
@@ -184,8 +194,7 @@ pub unsafe fn get_view<T>(
     out: *mut sd_str,
     value: impl FnOnce(&T) -> Option<&[u8]>,
 ) -> sd_result {
-    let out = try_mut!(out);
-    *out = sd_str::EMPTY;
+    let out = try_out!(out, sd_str::EMPTY);
     let item = try_ref!(item);
     put_view(out, value(item))
 }

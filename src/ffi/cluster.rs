@@ -16,7 +16,7 @@
 use std::ffi::c_char;
 
 use super::boundary::{
-    ffi_boundary, read_or_default, sd_str, try_mut, try_ref, try_res, try_slice,
+    ffi_boundary, read_or_default, sd_str, try_mut, try_out, try_ref, try_res, try_slice,
 };
 use super::ctx::sd_ctx;
 use super::result::{fail, sd_result};
@@ -212,8 +212,7 @@ unsafe fn seal_into(
     len: *mut usize,
     seal: impl FnOnce(&sd_ctx) -> crate::engine::Result<Option<String>>,
 ) -> sd_result {
-    let len = try_mut!(len);
-    *len = 0;
+    let len = try_out!(len, 0);
     let ctx = try_ref!(ctx);
     try_res!(buffer_ok(buf, cap));
     // SAFETY: forwarded from the caller's contract on `buf` and `cap`.
@@ -298,10 +297,8 @@ pub unsafe extern "C" fn sd_cluster_sync_next(
     len: *mut usize,
 ) -> sd_result {
     ffi_boundary! {
-        let len = try_mut!(len);
-        *len = 0;
-        let more = try_mut!(more);
-        *more = 0;
+        let len = try_out!(len, 0);
+        let more = try_out!(more, 0);
         let cursor = try_mut!(cursor);
         let ctx = try_ref!(ctx);
         try_res!(buffer_ok(buf, cap));
@@ -331,20 +328,22 @@ pub unsafe extern "C" fn sd_cluster_receive(
     out: *mut sd_cluster_rx,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = sd_cluster_rx {
-            kind: sd_cluster_kind::SD_CLUSTER_UPDATE,
-            stored: 0,
-            refreshed: 0,
-            stale: 0,
-            expired: 0,
-            ended: 0,
-            sync_stored: 0,
-            media_stored: 0,
-            media_closed: 0,
-            media_stale: 0,
-            node: [0; 65],
-        };
+        let out = try_out!(
+            out,
+            sd_cluster_rx {
+                kind: sd_cluster_kind::SD_CLUSTER_UPDATE,
+                stored: 0,
+                refreshed: 0,
+                stale: 0,
+                expired: 0,
+                ended: 0,
+                sync_stored: 0,
+                media_stored: 0,
+                media_closed: 0,
+                media_stale: 0,
+                node: [0; 65],
+            }
+        );
         let ctx = try_ref!(ctx);
         let body = try_slice!(body);
         let from = try_slice!(from);
@@ -379,14 +378,16 @@ pub unsafe extern "C" fn sd_cluster_info(
     out: *mut sd_cluster_self_info,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = sd_cluster_self_info {
-            node: [0; 65],
-            started_ms: 0,
-            sync_requested_ms: 0,
-            sync_served_ms: 0,
-            peers: 0,
-        };
+        let out = try_out!(
+            out,
+            sd_cluster_self_info {
+                node: [0; 65],
+                started_ms: 0,
+                sync_requested_ms: 0,
+                sync_served_ms: 0,
+                peers: 0,
+            }
+        );
         let ctx = try_ref!(ctx);
         let info = match ctx.proxy.cluster_info() {
             Ok(i) => i,
@@ -417,8 +418,7 @@ pub unsafe extern "C" fn sd_cluster_peer(
     out: *mut sd_cluster_peer_info,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = peer_of(None);
+        let out = try_out!(out, peer_of(None));
         let ctx = try_ref!(ctx);
         match ctx.proxy.cluster_peers() {
             Ok(peers) => match peers.get(index) {

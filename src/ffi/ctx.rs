@@ -1,7 +1,7 @@
 //! `sd_ctx`: a proxy (keys, policy, shared dialog key cache) and the per-message calls.
 
 use super::boundary::{
-    ffi_boundary, free_box, get_view, put_box, read_or_default, sd_str, try_mut, try_ref, try_slice,
+    ffi_boundary, free_box, get_view, put_box, read_or_default, sd_str, try_out, try_ref, try_slice,
 };
 use super::config::sd_config;
 use super::plain::sd_plain;
@@ -70,8 +70,7 @@ pub struct sd_msg {
 #[no_mangle]
 pub unsafe extern "C" fn sd_ctx_new(cfg: *const sd_config, out: *mut *mut sd_ctx) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = std::ptr::null_mut();
+        let out = try_out!(out, std::ptr::null_mut());
         let cfg = try_ref!(cfg);
         let made = cfg.inner.edge_config().and_then(|edge| {
             let proxy = Proxy::new(cfg.inner.proxy_config())?;
@@ -156,8 +155,7 @@ pub unsafe extern "C" fn sd_stat_value(
     out: *mut u64,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = 0;
+        let out = try_out!(out, 0);
         let ctx = try_ref!(ctx);
         let Some(stat) = stats::stat(index) else {
             return sd_result::SD_ERR_INVALID_ARGUMENT;
@@ -271,8 +269,7 @@ pub unsafe extern "C" fn sd_unwrap_body(
     out: *mut *mut sd_plain,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = std::ptr::null_mut();
+        let out = try_out!(out, std::ptr::null_mut());
         let ctx = try_ref!(ctx);
         let msg = try_msg!(msg);
         plain_out(ctx.proxy.unwrap(&msg), out)

@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 
 use super::boundary::{
-    ffi_boundary, free_box, get_view, put_box, read_or_default, sd_str, try_mut, try_ref, try_slice,
+    ffi_boundary, free_box, get_view, put_box, read_or_default, sd_str, try_out, try_ref, try_slice,
 };
 use super::ctx::{plain_out, sd_ctx, sd_msg, try_msg};
 use super::fields::{self, field_names};
@@ -108,8 +108,7 @@ pub unsafe extern "C" fn sd_seal(
     out: *mut *mut sd_sealed,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = std::ptr::null_mut();
+        let out = try_out!(out, std::ptr::null_mut());
         let ctx = try_ref!(ctx);
         let msg = try_msg!(msg);
         let p = try_ref!(parties);
@@ -192,8 +191,7 @@ pub unsafe extern "C" fn sd_open(
     out: *mut *mut sd_plain,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = std::ptr::null_mut();
+        let out = try_out!(out, std::ptr::null_mut());
         let ctx = try_ref!(ctx);
         let msg = try_msg!(msg);
         let Some(edge) = &ctx.edge else {

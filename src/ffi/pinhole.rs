@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 
 use super::boundary::{
-    ffi_boundary, free_box, get_view, read_or_default, sd_str, try_mut, try_ref, try_res, try_slice,
+    ffi_boundary, free_box, get_view, read_or_default, sd_str, try_out, try_ref, try_res, try_slice,
 };
 use super::ctx::{sd_ctx, sd_msg, try_msg};
 use super::fields::{self, field_names};
@@ -51,8 +51,7 @@ pub unsafe extern "C" fn sd_pinhole_open(
     flows: *mut u32,
 ) -> sd_result {
     ffi_boundary! {
-        let flows = try_mut!(flows);
-        *flows = 0;
+        let flows = try_out!(flows, 0);
         let ctx = try_ref!(ctx);
         let msg = try_msg!(msg);
         let p = try_res!(pinholes(ctx));
@@ -90,8 +89,7 @@ pub unsafe extern "C" fn sd_pinhole_close(
     flows: *mut u32,
 ) -> sd_result {
     ffi_boundary! {
-        let flows = try_mut!(flows);
-        *flows = 0;
+        let flows = try_out!(flows, 0);
         let ctx = try_ref!(ctx);
         let msg = try_msg!(msg);
         let p = try_res!(pinholes(ctx));
@@ -214,8 +212,7 @@ pub unsafe extern "C" fn sd_pinholes_snapshot(
     out: *mut *mut sd_pinholes,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = std::ptr::null_mut();
+        let out = try_out!(out, std::ptr::null_mut());
         let ctx = try_ref!(ctx);
         let p = try_res!(pinholes(ctx));
         put_snapshot(out, p.list(), row, sd_pinholes)

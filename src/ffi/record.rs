@@ -5,7 +5,7 @@
 use std::ffi::c_char;
 
 use super::boundary::{
-    ffi_boundary, free_box, get_view, read_or_default, sd_str, try_mut, try_ref, try_res,
+    ffi_boundary, free_box, get_view, read_or_default, sd_str, try_out, try_ref, try_res,
 };
 use super::ctx::{sd_ctx, sd_msg, try_msg};
 use super::fields::{self, field_names};
@@ -138,8 +138,7 @@ pub unsafe extern "C" fn sd_recordings_snapshot(
     out: *mut *mut sd_recordings,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = std::ptr::null_mut();
+        let out = try_out!(out, std::ptr::null_mut());
         let ctx = try_ref!(ctx);
         let p = match pinholes(ctx) {
             Ok(p) if p.recording_enabled() => p,
