@@ -20,7 +20,7 @@ use super::boundary::{
 };
 use super::ctx::sd_ctx;
 use super::result::{fail, sd_result};
-use crate::engine::cluster::{self, Kind, MediaStore, PeerInfo};
+use crate::engine::cluster::{self, Kind, MediaStore, PeerInfo, Received};
 use crate::engine::Error;
 
 /// Sizes of the cluster interface.
@@ -94,6 +94,26 @@ pub struct sd_cluster_rx {
     pub media_stale: u32,
     /// The sender's node name, NUL-terminated.
     pub node: [c_char; 65],
+}
+
+impl From<&Received> for sd_cluster_rx {
+    fn from(r: &Received) -> sd_cluster_rx {
+        let mut node = [0; 65];
+        fill(&mut node, &r.node);
+        sd_cluster_rx {
+            kind: r.kind.into(),
+            stored: r.stored,
+            refreshed: r.refreshed,
+            stale: r.stale,
+            expired: r.expired,
+            ended: r.ended,
+            sync_stored: r.sync_stored,
+            media_stored: r.media_stored,
+            media_closed: r.media_closed,
+            media_stale: r.media_stale,
+            node,
+        }
+    }
 }
 
 /// One peer, as `sd_cluster_peer` reports it. Owned by the caller.
@@ -330,19 +350,7 @@ pub unsafe extern "C" fn sd_cluster_receive(
     ffi_boundary! {
         let out = try_out!(
             out,
-            sd_cluster_rx {
-                kind: sd_cluster_kind::SD_CLUSTER_UPDATE,
-                stored: 0,
-                refreshed: 0,
-                stale: 0,
-                expired: 0,
-                ended: 0,
-                sync_stored: 0,
-                media_stored: 0,
-                media_closed: 0,
-                media_stale: 0,
-                node: [0; 65],
-            }
+            sd_cluster_rx::from(&Received::nothing(Kind::Update, String::new()))
         );
         let ctx = try_ref!(ctx);
         let body = try_slice!(body);
@@ -350,17 +358,7 @@ pub unsafe extern "C" fn sd_cluster_receive(
         let from = String::from_utf8_lossy(from);
         match ctx.proxy.cluster_receive(body, &from, media_store(ctx)) {
             Ok(r) => {
-                out.kind = r.kind.into();
-                out.stored = r.stored;
-                out.refreshed = r.refreshed;
-                out.stale = r.stale;
-                out.expired = r.expired;
-                out.ended = r.ended;
-                out.sync_stored = r.sync_stored;
-                out.media_stored = r.media_stored;
-                out.media_closed = r.media_closed;
-                out.media_stale = r.media_stale;
-                fill(&mut out.node, &r.node);
+                *out = sd_cluster_rx::from(&r);
                 sd_result::SD_OK
             }
             Err(e) => fail(&e),
