@@ -31,7 +31,7 @@ use sipsd::crypto::keys::{KeyStore, PskSpec};
 use sipsd::engine::cluster::{Cluster, ClusterConfig};
 
 use support::cluster::{
-    answered, cluster_view, kdmq, sealed_key_update, start_node, stat, write_key, KEY_ID, RR,
+    answered, cluster_view, kdmq, sealed_key_update, start_node, write_key, KEY_ID, RR,
 };
 use support::dialog::{last, sdp, through, Dialog};
 use support::kamailio::next_hop;
@@ -106,9 +106,7 @@ fn two_nodes_over_dmq_on_loopback() {
         last(&p1a, call, "INVITE", 1).get("source") == "wrapped",
         "p1a read the offer with its own key (gen 1, source=wrapped)"
     );
-    let replicated = wait_for(Duration::from_secs(5), || {
-        stat(&p1b, "cluster_applied") >= 1
-    });
+    let replicated = wait_for(Duration::from_secs(5), || p1b.stat("cluster_applied") >= 1);
     check!(
         replicated,
         "p1b stored the key p1a replicated (cluster_applied)"
@@ -139,9 +137,7 @@ fn two_nodes_over_dmq_on_loopback() {
         l.decrypted && l.get("gen") == "2" && l.get("source") == "wrapped",
         "p1b took the re-INVITE's rotated key (gen=2, proven by the current key)"
     );
-    let rotated = wait_for(Duration::from_secs(5), || {
-        stat(&p1a, "cluster_applied") >= 1
-    });
+    let rotated = wait_for(Duration::from_secs(5), || p1a.stat("cluster_applied") >= 1);
     check!(rotated, "p1a stored the rotated key p1b replicated");
     let msg = d.encrypted("MESSAGE", b"back to the first node");
     through(&p1a, &caller, &ua, &msg);
@@ -157,7 +153,7 @@ fn two_nodes_over_dmq_on_loopback() {
     p1a.stop();
     let mut p1a = start_node(&t, dir.path(), "p1a", (dmq[0], dmq[1]), &hop, &[]);
     let synced = wait_for(Duration::from_secs(20), || {
-        stat(&p1a, "cluster_syncs_done") >= 1 && stat(&p1a, "cache_entries") == 1
+        p1a.stat("cluster_syncs_done") >= 1 && p1a.stat("cache_entries") == 1
     });
     check!(
         synced,
@@ -182,7 +178,7 @@ fn two_nodes_over_dmq_on_loopback() {
         })
         .expect("the BYE's 200 comes back");
     let ended = wait_for(Duration::from_secs(5), || {
-        stat(&p1b, "cache_entries") == 0 && stat(&p1a, "cache_entries") == 0
+        p1b.stat("cache_entries") == 0 && p1a.stat("cache_entries") == 0
     });
     check!(
         ended,
@@ -207,18 +203,18 @@ fn two_nodes_over_dmq_on_loopback() {
     let injector = Peer::bind();
     let answers = |n: usize, code: u16| answered(&injector, n, code);
     let (in0, replays0, bad0) = (
-        stat(&p1b, "cluster_in"),
-        stat(&p1b, "cluster_replays"),
-        stat(&p1b, "cluster_bad_seal"),
+        p1b.stat("cluster_in"),
+        p1b.stat("cluster_replays"),
+        p1b.stat("cluster_bad_seal"),
     );
     injector.send(dmq[1], &kdmq(dmq[1], injector.port(), 1, &text));
     check!(
-        answers(1, 200) && stat(&p1b, "cluster_in") == in0 + 1 && stat(&p1b, "cache_entries") == 1,
+        answers(1, 200) && p1b.stat("cluster_in") == in0 + 1 && p1b.stat("cache_entries") == 1,
         "a message sealed with the cluster key by a third node: accepted (200), its key stored"
     );
     injector.send(dmq[1], &kdmq(dmq[1], injector.port(), 2, &text));
     check!(
-        answers(1, 403) && stat(&p1b, "cluster_replays") == replays0 + 1,
+        answers(1, 403) && p1b.stat("cluster_replays") == replays0 + 1,
         "the same message again: refused as a replay (403, cluster_replays +1)"
     );
     let mut der = base64::engine::general_purpose::STANDARD
@@ -229,7 +225,7 @@ fn two_nodes_over_dmq_on_loopback() {
     let forged = base64::engine::general_purpose::STANDARD.encode(&der);
     injector.send(dmq[1], &kdmq(dmq[1], injector.port(), 3, &forged));
     check!(
-        answers(2, 403) && stat(&p1b, "cluster_bad_seal") == bad0 + 1,
+        answers(2, 403) && p1b.stat("cluster_bad_seal") == bad0 + 1,
         "one bit of its GCM tag flipped: refused, not sealed for the cluster (403, cluster_bad_seal +1)"
     );
     let other_key = dir.path().join("other.key");
@@ -252,11 +248,11 @@ fn two_nodes_over_dmq_on_loopback() {
     let stranger = sealed_key_update(&other, b"injected@cluster", b"tag");
     injector.send(dmq[1], &kdmq(dmq[1], injector.port(), 4, &stranger));
     check!(
-        answers(3, 403) && stat(&p1b, "cluster_bad_seal") == bad0 + 2,
+        answers(3, 403) && p1b.stat("cluster_bad_seal") == bad0 + 2,
         "a message sealed under another key (same key id): refused (cluster_bad_seal +1)"
     );
     check!(
-        stat(&p1b, "cache_entries") == 1 && stat(&p1b, "cluster_in") == in0 + 1,
+        p1b.stat("cache_entries") == 1 && p1b.stat("cluster_in") == in0 + 1,
         "the refused messages changed nothing: still the one injected key, one message accepted"
     );
     let log = p1b.log_text();

@@ -34,17 +34,14 @@ use sipsd::crypto::keys::{KeyStore, PskSpec};
 use sipsd::engine::cluster::{Cluster, ClusterConfig, MediaFlow, MediaStage, MediaState};
 use sipsd::record::{ChannelReceiver, Event, KeyMessage};
 
-use support::cluster::{
-    cluster_view, kdmq, sealed_key_update, start_node, stat, write_key, KEY_ID,
-};
+use support::cluster::{cluster_view, kdmq, sealed_key_update, start_node, write_key, KEY_ID};
 use support::dialog::{received, Dialog};
-use support::fwbed::netns::{self, CALLEE, CALLER};
-use support::fwbed::{sa, sdp, Bed, FW_LINK, TABLE};
+use support::fwbed::netns::{CALLEE, CALLER};
+use support::fwbed::{netns_kamailio, sa, sdp, Bed, FW_LINK, TABLE};
 use support::kamailio::next_hop;
 use support::ports::free_ports;
 use support::procs::{signal_group, wait_for};
 use support::sip::{reply, Peer};
-use support::tools::{Need, Tools};
 use support::vectors::cert_recipient;
 use support::work::WorkDir;
 
@@ -90,14 +87,7 @@ fn now_secs() -> u64 {
 
 #[test]
 fn pinholes_and_recording_follow_the_dialog_to_the_other_node() {
-    let _serial = support::serial();
-    if netns::skip_unless_able("cluster_pinholes") {
-        return;
-    }
-    let Some(t) = Tools::require(
-        "cluster_pinholes",
-        &[Need::Kamailio, Need::Kamcmd, Need::Module, Need::Keys],
-    ) else {
+    let Some((_serial, t)) = netns_kamailio("cluster_pinholes") else {
         return;
     };
     let work = WorkDir::new("cluster-pinholes");
@@ -176,12 +166,12 @@ fn pinholes_and_recording_follow_the_dialog_to_the_other_node() {
         bed.elements()
     );
     let applied = wait_for(Duration::from_secs(5), || {
-        stat(&p1b, "cluster_media_applied") >= 1
+        p1b.stat("cluster_media_applied") >= 1
     });
     check!(
         applied,
         "p1b applied the dialog's pinhole state p1a replicated (cluster_media_applied={})",
-        stat(&p1b, "cluster_media_applied")
+        p1b.stat("cluster_media_applied")
     );
     let rpc = p1b.rpc(&["sipsd.pinholes"]);
     check!(
@@ -206,7 +196,7 @@ fn pinholes_and_recording_follow_the_dialog_to_the_other_node() {
 
     // ---- p1a dies ----------------------------------------------------------------------------
     check!(
-        stat(&p1b, "pinholes_taken_over") == 0 && stat(&p1b, "pinhole_exchanges") == 0,
+        p1b.stat("pinholes_taken_over") == 0 && p1b.stat("pinhole_exchanges") == 0,
         "while p1a lives p1b leaves the dialog to it: no takeover, no exchange with the agent"
     );
     signal_group(p1a.pid(), "-KILL");
@@ -218,7 +208,7 @@ fn pinholes_and_recording_follow_the_dialog_to_the_other_node() {
     );
     let killed = Instant::now();
     let taken = wait_for(Duration::from_secs(3 * LIFETIME), || {
-        stat(&p1b, "pinholes_taken_over") >= 1
+        p1b.stat("pinholes_taken_over") >= 1
     });
     check!(
         taken,
@@ -228,13 +218,13 @@ fn pinholes_and_recording_follow_the_dialog_to_the_other_node() {
     );
     let past = wait_for(Duration::from_secs(4 * LIFETIME), || {
         answered.elapsed() > Duration::from_secs(LIFETIME + 3)
-            && stat(&p1b, "pinholes_refreshed") >= 2
+            && p1b.stat("pinholes_refreshed") >= 2
     });
     check!(
         past,
         "{:?} after the answer (lifetime {LIFETIME} s): p1b refreshed the pinholes {} times",
         answered.elapsed(),
-        stat(&p1b, "pinholes_refreshed")
+        p1b.stat("pinholes_refreshed")
     );
     bed.topo
         .show_sets(TABLE, "after the first lifetime, p1a dead");
@@ -314,11 +304,11 @@ fn pinholes_and_recording_follow_the_dialog_to_the_other_node() {
         answers(2, 200) && !p1b.rpc(&["sipsd.pinholes"]).contains("ghost@cluster"),
         "its close (a newer version): gone from p1b, the agent not asked"
     );
-    let replays = stat(&p1b, "cluster_replays");
+    let replays = p1b.stat("cluster_replays");
     injector.send(dmq[1], &kdmq(dmq[1], injector.port(), 3, &ghost));
     check!(
         answers(1, 403)
-            && stat(&p1b, "cluster_replays") == replays + 1
+            && p1b.stat("cluster_replays") == replays + 1
             && !p1b.rpc(&["sipsd.pinholes"]).contains("ghost@cluster"),
         "the first message replayed: refused (403, cluster_replays +1), the dialog not back"
     );
@@ -331,14 +321,14 @@ fn pinholes_and_recording_follow_the_dialog_to_the_other_node() {
         },
         "p1x",
     );
-    let bad = stat(&p1b, "cluster_bad_seal");
-    let taken = stat(&p1b, "pinholes_taken_over");
+    let bad = p1b.stat("cluster_bad_seal");
+    let taken = p1b.stat("pinholes_taken_over");
     let forged = stranger
         .seal_media(&made_up("forged@cluster", 1, now_secs(), 40300))
         .unwrap();
     injector.send(dmq[1], &kdmq(dmq[1], injector.port(), 4, &forged));
     check!(
-        answers(2, 403) && stat(&p1b, "cluster_bad_seal") == bad + 1,
+        answers(2, 403) && p1b.stat("cluster_bad_seal") == bad + 1,
         "an overdue state under another key: refused (403, cluster_bad_seal +1)"
     );
     // the same overdue state under the cluster key, for a dialog whose key p1b holds (a
@@ -355,7 +345,7 @@ fn pinholes_and_recording_follow_the_dialog_to_the_other_node() {
     injector.send(dmq[1], &kdmq(dmq[1], injector.port(), 6, &control));
     check!(
         answers(4, 200)
-            && wait_for(Duration::from_secs(5), || stat(&p1b, "pinholes_taken_over")
+            && wait_for(Duration::from_secs(5), || p1b.stat("pinholes_taken_over")
                 == taken + 1),
         "the same overdue state under the cluster key: p1b takes it over (pinholes_taken_over +1)"
     );

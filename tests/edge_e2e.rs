@@ -82,13 +82,6 @@ fn sipp(t: &Tools, role: &str, port: u16, extra: &[&str]) -> Command {
     c
 }
 
-fn stat(k: &Kamailio, name: &str) -> u64 {
-    k.rpc_fields(&["sipsd.stats"])
-        .get(name)
-        .copied()
-        .unwrap_or(u64::MAX)
-}
-
 #[test]
 fn plain_sdp_user_agents_call_through_two_edges() {
     let Some((_serial, t)) = kamailio_e2e("two edges around P1 and P2, plain SDP user agents")
@@ -392,21 +385,21 @@ fn the_call(t: &Tools, dir: &Path, net: &mut Topology) -> String {
     let gone = wait_for(Duration::from_secs(3), || {
         [&net.edge_a, &net.p1, &net.edge_b]
             .iter()
-            .all(|k| stat(k, "cache_entries") == 0)
+            .all(|k| k.stat("cache_entries") == 0)
     });
     check!(gone, "after the BYE's 200 OK no edge and no proxy holds a key (cache_entries 0 at edge A, P1, edge B)");
     check!(
-        stat(&net.edge_a, "edge_offers_sealed") == 1
-            && stat(&net.edge_a, "edge_rotations") == 1
-            && stat(&net.edge_a, "edge_in_dialog_sealed") == 2
-            && stat(&net.edge_a, "edge_signed") == 4,
+        net.edge_a.stat("edge_offers_sealed") == 1
+            && net.edge_a.stat("edge_rotations") == 1
+            && net.edge_a.stat("edge_in_dialog_sealed") == 2
+            && net.edge_a.stat("edge_signed") == 4,
         "edge A's statistics: 1 offer, 1 rotation, 2 in-dialog bodies, 4 signed"
     );
     check!(
-        stat(&net.edge_b, "edge_opened") >= 4 && stat(&net.edge_b, "signatures_valid") >= 4,
+        net.edge_b.stat("edge_opened") >= 4 && net.edge_b.stat("signatures_valid") >= 4,
         "edge B's statistics: {} bodies opened, {} signatures valid",
-        stat(&net.edge_b, "edge_opened"),
-        stat(&net.edge_b, "signatures_valid")
+        net.edge_b.stat("edge_opened"),
+        net.edge_b.stat("signatures_valid")
     );
     call
 }

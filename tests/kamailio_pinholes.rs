@@ -33,33 +33,48 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use sipsd::crypto::cms::{ContentAlg, IdKind, RsaPadding};
+use sipsd::crypto::cms::{ContentAlg, IdKind, Recipient, RsaPadding};
 use sipsd::engine::ua::UaSession;
 use sipsd::sip::body::BodyOptions;
 
 use support::dialog::{lines, received, Dialog};
-use support::fwbed::netns::{self, CALLEE, CALLER, OTHER};
-use support::fwbed::{fw_line, sa, sdp, Bed, FW_LINK, TABLE};
-use support::kamailio::{next_hop, P1};
+use support::fwbed::netns::{CALLEE, CALLER, OTHER};
+use support::fwbed::{fw_line, netns_kamailio, sa, sdp, Bed, FW_LINK, TABLE};
+use support::kamailio::{next_hop, Kamailio, P1};
 use support::procs::wait_for;
 use support::sip::{reply, reply_with, Peer};
-use support::tools::{Need, Tools};
 use support::vectors::cert_recipient;
 use support::work::WorkDir;
 
 const LIFETIME: u64 = 4;
 const MAX_DURATION: u64 = 14;
 
+/// Seals the caller's INVITE for `call`, offering `who`'s media at the caller's `port`, and
+/// sends it to P1 for the callee.
+fn send_offer(
+    call: &str,
+    who: &str,
+    port: u16,
+    recipients: &[Recipient],
+    p1: &Kamailio,
+    caller: &Peer,
+    callee: &Peer,
+) -> Dialog {
+    let (d, invite) = Dialog::offer(
+        call,
+        &sdp(who, CALLER, port),
+        recipients,
+        ContentAlg::Aes256Gcm,
+        p1,
+        callee.port(),
+    );
+    caller.send(p1.port, &invite.build(caller.port()));
+    d
+}
+
 #[test]
 fn pinholes_follow_calls_through_kamailio() {
-    let _serial = support::serial();
-    if netns::skip_unless_able("kamailio_pinholes") {
-        return;
-    }
-    let Some(t) = Tools::require(
-        "kamailio_pinholes",
-        &[Need::Kamailio, Need::Kamcmd, Need::Module, Need::Keys],
-    ) else {
+    let Some((_serial, t)) = netns_kamailio("kamailio_pinholes") else {
         return;
     };
     let started = Instant::now();
@@ -113,15 +128,7 @@ fn pinholes_follow_calls_through_kamailio() {
     // ---- call 1: offer ------------------------------------------------------------------
     let c1 = "fw-1@test";
     bed.topo.show_sets(TABLE, "before call 1");
-    let (mut d, invite) = Dialog::offer(
-        c1,
-        &sdp("alice", CALLER, 40000),
-        &recipients,
-        ContentAlg::Aes256Gcm,
-        &p1,
-        callee.port(),
-    );
-    caller.send(p1.port, &invite.build(caller.port()));
+    let mut d = send_offer(c1, "alice", 40000, &recipients, &p1, &caller, &callee);
     let inv = received(&callee, c1, "INVITE", 1).expect("P1 relays the INVITE");
     let line = fw_line(&p1, c1, "INVITE").unwrap_or_default();
     check!(
@@ -134,17 +141,11 @@ fn pinholes_follow_calls_through_kamailio() {
         bed.elements().is_empty(),
         "offer only: the agent's sets are empty"
     );
-    bed.expect(
+    bed.expect_both_ways(
         false,
-        "before the answer: callee -> caller",
-        callee_rtp,
-        caller_rtp,
-    );
-    bed.expect(
-        false,
-        "before the answer: caller -> callee",
-        caller_rtp,
-        callee_rtp,
+        "before the answer",
+        ("caller", caller_rtp),
+        ("callee", callee_rtp),
     );
 
     // ---- call 1: answer ----------------------------------------------------------------
@@ -163,19 +164,17 @@ fn pinholes_follow_calls_through_kamailio() {
         during.len() == 4 && !during.iter().any(|e| e.starts_with("open4")),
         "answered: 4 exact elements, no any-source one: {during:?}"
     );
-    bed.expect(true, "answered: callee -> caller", callee_rtp, caller_rtp);
-    bed.expect(true, "answered: caller -> callee", caller_rtp, callee_rtp);
-    bed.expect(
+    bed.expect_both_ways(
         true,
-        "answered: callee RTCP -> caller RTCP",
-        callee_rtcp,
-        caller_rtcp,
+        "answered",
+        ("caller", caller_rtp),
+        ("callee", callee_rtp),
     );
-    bed.expect(
+    bed.expect_both_ways(
         true,
-        "answered: caller RTCP -> callee RTCP",
-        caller_rtcp,
-        callee_rtcp,
+        "answered",
+        ("caller RTCP", caller_rtcp),
+        ("callee RTCP", callee_rtcp),
     );
     bed.expect(
         false,
@@ -199,15 +198,7 @@ fn pinholes_follow_calls_through_kamailio() {
     );
 
     // ---- the key-replacement attack: same Call-ID and From tag, a new key, no proof ------
-    let (mut stranger, atk) = Dialog::offer(
-        c1,
-        &sdp("mallory", CALLER, 40010),
-        &recipients,
-        ContentAlg::Aes256Gcm,
-        &p1,
-        callee.port(),
-    );
-    caller.send(p1.port, &atk.build(caller.port()));
+    let mut stranger = send_offer(c1, "mallory", 40010, &recipients, &p1, &caller, &callee);
     wait_for(Duration::from_secs(5), || {
         lines(&p1, c1, "INVITE").len() >= 2
     });
@@ -276,17 +267,11 @@ fn pinholes_follow_calls_through_kamailio() {
         bed.elements() == during,
         "agent restarted (SIGKILL, then run): the same 4 elements, nothing added or flushed"
     );
-    bed.expect(
+    bed.expect_both_ways(
         true,
-        "after restart: callee -> caller",
-        callee_rtp,
-        caller_rtp,
-    );
-    bed.expect(
-        true,
-        "after restart: caller -> callee",
-        caller_rtp,
-        callee_rtp,
+        "after restart",
+        ("caller", caller_rtp),
+        ("callee", callee_rtp),
     );
     bed.expect(
         false,
@@ -377,8 +362,12 @@ fn pinholes_follow_calls_through_kamailio() {
     let gone = wait_for(Duration::from_secs(5), || bed.elements().is_empty());
     bed.topo.show_sets(TABLE, "after call 1's BYE");
     check!(gone, "BYE answered 200: the agent's sets are empty");
-    bed.expect(false, "after BYE: callee -> caller", callee_rtp, caller_rtp);
-    bed.expect(false, "after BYE: caller -> callee", caller_rtp, callee_rtp);
+    bed.expect_both_ways(
+        false,
+        "after BYE",
+        ("caller", caller_rtp),
+        ("callee", callee_rtp),
+    );
     bed.expect(
         false,
         "after BYE: callee RTCP -> caller RTCP",
@@ -391,15 +380,7 @@ fn pinholes_follow_calls_through_kamailio() {
 
     // ---- call 2: the BYE is lost -----------------------------------------------------------------
     let c2 = "fw-2@test";
-    let (mut d2, invite) = Dialog::offer(
-        c2,
-        &sdp("alice", CALLER, 40000),
-        &recipients,
-        ContentAlg::Aes256Gcm,
-        &p1,
-        callee.port(),
-    );
-    caller.send(p1.port, &invite.build(caller.port()));
+    let mut d2 = send_offer(c2, "alice", 40000, &recipients, &p1, &caller, &callee);
     let inv = received(&callee, c2, "INVITE", 1).expect("P1 relays call 2's INVITE");
     let answer = d2
         .ua
@@ -418,8 +399,12 @@ fn pinholes_follow_calls_through_kamailio() {
     );
     let line = fw_line(&p1, c2, "INVITE200").unwrap_or_default();
     check!(line.contains("pinholes=4"), "call 2 answered: {line}");
-    bed.expect(true, "call 2: callee -> caller", callee_rtp, caller_rtp);
-    bed.expect(true, "call 2: caller -> callee", caller_rtp, callee_rtp);
+    bed.expect_both_ways(
+        true,
+        "call 2",
+        ("caller", caller_rtp),
+        ("callee", callee_rtp),
+    );
     bed.topo
         .show_sets(TABLE, "during call 2 (its BYE will never come)");
     let limit = Duration::from_secs(MAX_DURATION + LIFETIME + 6);
@@ -430,17 +415,11 @@ fn pinholes_follow_calls_through_kamailio() {
         t2.elapsed()
     );
     bed.topo.show_sets(TABLE, "after call 2's expiry");
-    bed.expect(
+    bed.expect_both_ways(
         false,
-        "call 2 expired: callee -> caller",
-        callee_rtp,
-        caller_rtp,
-    );
-    bed.expect(
-        false,
-        "call 2 expired: caller -> callee",
-        caller_rtp,
-        callee_rtp,
+        "call 2 expired",
+        ("caller", caller_rtp),
+        ("callee", callee_rtp),
     );
     let forgotten = wait_for(Duration::from_secs(LIFETIME + 3), || {
         !p1.rpc(&["sipsd.pinholes"]).contains(c2)
@@ -504,16 +483,8 @@ fn pinholes_follow_calls_through_kamailio() {
     );
     bed.agent.kill();
     let c3 = "fw-3@test";
-    let (_d3, invite) = Dialog::offer(
-        c3,
-        &sdp("alice", CALLER, 40000),
-        &recipients,
-        ContentAlg::Aes256Gcm,
-        &p1,
-        callee.port(),
-    );
     let t3 = Instant::now();
-    caller.send(p1.port, &invite.build(caller.port()));
+    let _d3 = send_offer(c3, "alice", 40000, &recipients, &p1, &caller, &callee);
     let final3 = caller.wait(Duration::from_secs(5), |m| {
         m.call_id() == c3 && m.status().is_some_and(|s| s >= 200)
     });
@@ -531,15 +502,7 @@ fn pinholes_follow_calls_through_kamailio() {
     );
 
     let c4 = "fw-4@test";
-    let (mut d4, invite) = Dialog::offer(
-        c4,
-        &sdp("alice", CALLER, 40000),
-        &recipients,
-        ContentAlg::Aes256Gcm,
-        &p1,
-        callee.port(),
-    );
-    caller.send(p1.port, &invite.build(caller.port()));
+    let mut d4 = send_offer(c4, "alice", 40000, &recipients, &p1, &caller, &callee);
     let inv = received(&callee, c4, "INVITE", 1).expect("P1 relays call 4's INVITE");
     let line = fw_line(&p1, c4, "INVITE").unwrap_or_default();
     check!(
@@ -600,8 +563,12 @@ fn pinholes_follow_calls_through_kamailio() {
         narrowed.len() == 4 && !narrowed.iter().any(|e| e.starts_with("open4")),
         "answer: the any-source elements narrowed to the callee's address:port, 4 exact elements"
     );
-    bed.expect(true, "narrowed: callee -> caller", callee_rtp, caller_rtp);
-    bed.expect(true, "narrowed: caller -> callee", caller_rtp, callee_rtp);
+    bed.expect_both_ways(
+        true,
+        "narrowed",
+        ("caller", caller_rtp),
+        ("callee", callee_rtp),
+    );
     bed.expect(
         false,
         "narrowed: another source -> caller",

@@ -38,12 +38,14 @@ use sipsd::engine::cache::DialogKey;
 
 use support::dialog::{received, srtp_sdp, Dialog};
 use support::fwbed::netns::{self, Topology, CALLEE, CALLER};
-use support::fwbed::{fw_line, workspace_bin, Bed, RecorderNs, FW_LINK, REC_IFACE, REC_KEYS};
+use support::fwbed::{
+    fw_line, netns_kamailio, workspace_bin, Bed, RecorderNs, FW_LINK, REC_IFACE, REC_KEYS,
+};
 use support::kamailio::{next_hop, P1};
 use support::procs::{wait_for, Proc};
 use support::sip::{reply, Peer};
 use support::tone::{dominant_freq, ffmpeg_tx};
-use support::tools::{find_in_path, skip, Need, Tools};
+use support::tools::{find_in_path, skip};
 use support::vectors::cert_recipient;
 use support::work::WorkDir;
 
@@ -200,14 +202,7 @@ fn no_key_in(name: &str, log: &str) {
 
 #[test]
 fn mirrored_srtp_call_through_kamailio_is_recorded() {
-    let _serial = support::serial();
-    if netns::skip_unless_able("kamailio_record_media") {
-        return;
-    }
-    let Some(t) = Tools::require(
-        "kamailio_record_media",
-        &[Need::Kamailio, Need::Kamcmd, Need::Module, Need::Keys],
-    ) else {
+    let Some((_serial, t)) = netns_kamailio("kamailio_record_media") else {
         return;
     };
     if let Some(tool) = ["ffmpeg", "ss", "timeout"]

@@ -136,6 +136,26 @@ macro_rules! try_mut {
     };
 }
 
+/// `let x = try_res!(result);` — the value, or return the `sd_result` the error is.
+macro_rules! try_res {
+    ($r:expr) => {
+        match $r {
+            Ok(v) => v,
+            Err(r) => return r,
+        }
+    };
+}
+
+/// `let out = try_out!(ptr, EMPTY);` — an out-parameter, set to `EMPTY` before anything else
+/// can fail (C reads it whatever the result), or return `SD_ERR_NULL_PARAMETER`.
+macro_rules! try_out {
+    ($ptr:expr, $empty:expr) => {{
+        let out = $crate::ffi::boundary::try_mut!($ptr);
+        *out = $empty;
+        out
+    }};
+}
+
 /// `let s = try_slice!(sd_str);` — the bytes or return `SD_ERR_NULL_PARAMETER`.
 macro_rules! try_slice {
     ($s:expr) => {
@@ -161,4 +181,47 @@ macro_rules! try_cstr {
     }};
 }
 
-pub(crate) use {ffi_boundary, try_cstr, try_mut, try_ref, try_slice};
+pub(crate) use {ffi_boundary, try_cstr, try_mut, try_out, try_ref, try_res, try_slice};
+
+/// The body of every getter that hands C a view of `*item`: checks `out` and empties it,
+/// checks `item`, then [`put_view`] of what `value` reads (SD_ERR_INVALID_ARGUMENT when it
+/// reads nothing).
+///
+/// # Safety
+/// `out` NULL or writable; `item` NULL or live for the call and as long as the view is used.
+pub unsafe fn get_view<T>(
+    item: *const T,
+    out: *mut sd_str,
+    value: impl FnOnce(&T) -> Option<&[u8]>,
+) -> sd_result {
+    let out = try_out!(out, sd_str::EMPTY);
+    let item = try_ref!(item);
+    put_view(out, value(item))
+}
+
+/// What `read` says of `*item`, or the default (0, false) for NULL: the body of the
+/// counters and flags C may call with NULL.
+///
+/// # Safety
+/// `item` NULL or live for the call.
+pub unsafe fn read_or_default<T, R: Default>(item: *const T, read: impl FnOnce(&T) -> R) -> R {
+    // SAFETY: NULL or live, per the contract.
+    unsafe { item.as_ref() }.map_or_else(R::default, read)
+}
+
+/// Gives C a new `Box` of `value` in `*out` (freed with [`free_box`]).
+pub fn put_box<T>(out: &mut *mut T, value: T) {
+    *out = Box::into_raw(Box::new(value));
+}
+
+/// The body of every `*_free`: drops the `Box` C owned; NULL is accepted.
+///
+/// # Safety
+/// `p` NULL or from [`put_box`] (`Box::into_raw`) of a `T`, not yet freed, not used
+/// afterwards.
+pub unsafe fn free_box<T>(p: *mut T) {
+    if !p.is_null() {
+        // SAFETY: per the contract, `p` came from Box::into_raw and is freed once.
+        drop(unsafe { Box::from_raw(p) });
+    }
+}

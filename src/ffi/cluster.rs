@@ -15,10 +15,12 @@
 
 use std::ffi::c_char;
 
-use super::boundary::{ffi_boundary, sd_str, try_mut, try_ref, try_slice};
+use super::boundary::{
+    ffi_boundary, read_or_default, sd_str, try_mut, try_out, try_ref, try_res, try_slice,
+};
 use super::ctx::sd_ctx;
 use super::result::{fail, sd_result};
-use crate::engine::cluster::{self, Kind, MediaStore, PeerInfo};
+use crate::engine::cluster::{self, Kind, MediaStore, PeerInfo, Received};
 use crate::engine::Error;
 
 /// Sizes of the cluster interface.
@@ -92,6 +94,26 @@ pub struct sd_cluster_rx {
     pub media_stale: u32,
     /// The sender's node name, NUL-terminated.
     pub node: [c_char; 65],
+}
+
+impl From<&Received> for sd_cluster_rx {
+    fn from(r: &Received) -> sd_cluster_rx {
+        let mut node = [0; 65];
+        fill(&mut node, &r.node);
+        sd_cluster_rx {
+            kind: r.kind.into(),
+            stored: r.stored,
+            refreshed: r.refreshed,
+            stale: r.stale,
+            expired: r.expired,
+            ended: r.ended,
+            sync_stored: r.sync_stored,
+            media_stored: r.media_stored,
+            media_closed: r.media_closed,
+            media_stale: r.media_stale,
+            node,
+        }
+    }
 }
 
 /// One peer, as `sd_cluster_peer` reports it. Owned by the caller.
@@ -198,6 +220,25 @@ unsafe fn deliver(
     }
 }
 
+/// The body of the calls that write one message: `*len` emptied, the context and the
+/// buffer checked before `seal` takes anything, then [`deliver`].
+///
+/// # Safety
+/// `ctx` NULL or from `sd_ctx_new`; `len` NULL or writable; `buf` as [`write_out`].
+unsafe fn seal_into(
+    ctx: *const sd_ctx,
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+    seal: impl FnOnce(&sd_ctx) -> crate::engine::Result<Option<String>>,
+) -> sd_result {
+    let len = try_out!(len, 0);
+    let ctx = try_ref!(ctx);
+    try_res!(buffer_ok(buf, cap));
+    // SAFETY: forwarded from the caller's contract on `buf` and `cap`.
+    unsafe { deliver(seal(ctx), buf, cap, len) }
+}
+
 /// 1 when replication is configured (`cluster_key`), else 0 (also for NULL).
 ///
 /// # Safety
@@ -206,7 +247,7 @@ unsafe fn deliver(
 pub unsafe extern "C" fn sd_cluster_enabled(ctx: *const sd_ctx) -> u32 {
     ffi_boundary! {
         // SAFETY: NULL or a live context per the contract.
-        u32::from(unsafe { ctx.as_ref() }.is_some_and(|c| c.proxy.cluster_enabled()))
+        u32::from(unsafe { read_or_default(ctx, |c| c.proxy.cluster_enabled()) })
     }
 }
 
@@ -237,14 +278,8 @@ pub unsafe extern "C" fn sd_cluster_take(
     len: *mut usize,
 ) -> sd_result {
     ffi_boundary! {
-        let len = try_mut!(len);
-        *len = 0;
-        let ctx = try_ref!(ctx);
-        if let Err(r) = buffer_ok(buf, cap) {
-            return r;
-        }
-        // SAFETY: forwarded from the caller's contract on `buf` and `cap`.
-        unsafe { deliver(ctx.proxy.cluster_take(), buf, cap, len) }
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { seal_into(ctx, buf, cap, len, |ctx| ctx.proxy.cluster_take()) }
     }
 }
 
@@ -261,14 +296,8 @@ pub unsafe extern "C" fn sd_cluster_sync_request(
     len: *mut usize,
 ) -> sd_result {
     ffi_boundary! {
-        let len = try_mut!(len);
-        *len = 0;
-        let ctx = try_ref!(ctx);
-        if let Err(r) = buffer_ok(buf, cap) {
-            return r;
-        }
-        // SAFETY: forwarded from the caller's contract on `buf` and `cap`.
-        unsafe { deliver(ctx.proxy.cluster_sync_request().map(Some), buf, cap, len) }
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { seal_into(ctx, buf, cap, len, |ctx| ctx.proxy.cluster_sync_request().map(Some)) }
     }
 }
 
@@ -288,15 +317,11 @@ pub unsafe extern "C" fn sd_cluster_sync_next(
     len: *mut usize,
 ) -> sd_result {
     ffi_boundary! {
-        let len = try_mut!(len);
-        *len = 0;
-        let more = try_mut!(more);
-        *more = 0;
+        let len = try_out!(len, 0);
+        let more = try_out!(more, 0);
         let cursor = try_mut!(cursor);
         let ctx = try_ref!(ctx);
-        if let Err(r) = buffer_ok(buf, cap) {
-            return r;
-        }
+        try_res!(buffer_ok(buf, cap));
         let part = ctx.proxy.cluster_sync_next(*cursor, media_store(ctx)).map(|(text, next)| {
             *more = u32::from(next.is_some());
             *cursor = next.unwrap_or(0);
@@ -323,37 +348,17 @@ pub unsafe extern "C" fn sd_cluster_receive(
     out: *mut sd_cluster_rx,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = sd_cluster_rx {
-            kind: sd_cluster_kind::SD_CLUSTER_UPDATE,
-            stored: 0,
-            refreshed: 0,
-            stale: 0,
-            expired: 0,
-            ended: 0,
-            sync_stored: 0,
-            media_stored: 0,
-            media_closed: 0,
-            media_stale: 0,
-            node: [0; 65],
-        };
+        let out = try_out!(
+            out,
+            sd_cluster_rx::from(&Received::nothing(Kind::Update, String::new()))
+        );
         let ctx = try_ref!(ctx);
         let body = try_slice!(body);
         let from = try_slice!(from);
         let from = String::from_utf8_lossy(from);
         match ctx.proxy.cluster_receive(body, &from, media_store(ctx)) {
             Ok(r) => {
-                out.kind = r.kind.into();
-                out.stored = r.stored;
-                out.refreshed = r.refreshed;
-                out.stale = r.stale;
-                out.expired = r.expired;
-                out.ended = r.ended;
-                out.sync_stored = r.sync_stored;
-                out.media_stored = r.media_stored;
-                out.media_closed = r.media_closed;
-                out.media_stale = r.media_stale;
-                fill(&mut out.node, &r.node);
+                *out = sd_cluster_rx::from(&r);
                 sd_result::SD_OK
             }
             Err(e) => fail(&e),
@@ -371,14 +376,16 @@ pub unsafe extern "C" fn sd_cluster_info(
     out: *mut sd_cluster_self_info,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = sd_cluster_self_info {
-            node: [0; 65],
-            started_ms: 0,
-            sync_requested_ms: 0,
-            sync_served_ms: 0,
-            peers: 0,
-        };
+        let out = try_out!(
+            out,
+            sd_cluster_self_info {
+                node: [0; 65],
+                started_ms: 0,
+                sync_requested_ms: 0,
+                sync_served_ms: 0,
+                peers: 0,
+            }
+        );
         let ctx = try_ref!(ctx);
         let info = match ctx.proxy.cluster_info() {
             Ok(i) => i,
@@ -409,8 +416,7 @@ pub unsafe extern "C" fn sd_cluster_peer(
     out: *mut sd_cluster_peer_info,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = peer_of(None);
+        let out = try_out!(out, peer_of(None));
         let ctx = try_ref!(ctx);
         match ctx.proxy.cluster_peers() {
             Ok(peers) => match peers.get(index) {

@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use super::boundary::{ffi_boundary, try_cstr, try_mut};
+use super::boundary::{ffi_boundary, free_box, try_cstr, try_mut};
 use super::result::{fail, sd_result};
 use crate::engine::config::Config;
 
@@ -28,10 +28,8 @@ pub extern "C" fn sd_config_new() -> *mut sd_config {
 #[no_mangle]
 pub unsafe extern "C" fn sd_config_free(cfg: *mut sd_config) {
     ffi_boundary! {
-        if !cfg.is_null() {
-            // SAFETY: per the contract above, `cfg` came from Box::into_raw in sd_config_new.
-            drop(unsafe { Box::from_raw(cfg) });
-        }
+        // SAFETY: NULL or from sd_config_new, freed once, per the contract.
+        unsafe { free_box(cfg) }
     }
 }
 

@@ -1,6 +1,8 @@
 //! `sd_ctx`: a proxy (keys, policy, shared dialog key cache) and the per-message calls.
 
-use super::boundary::{ffi_boundary, sd_str, try_mut, try_ref, try_slice};
+use super::boundary::{
+    ffi_boundary, free_box, get_view, put_box, read_or_default, sd_str, try_out, try_ref, try_slice,
+};
 use super::config::sd_config;
 use super::plain::sd_plain;
 use super::result::{fail, sd_result};
@@ -68,8 +70,7 @@ pub struct sd_msg {
 #[no_mangle]
 pub unsafe extern "C" fn sd_ctx_new(cfg: *const sd_config, out: *mut *mut sd_ctx) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = std::ptr::null_mut();
+        let out = try_out!(out, std::ptr::null_mut());
         let cfg = try_ref!(cfg);
         let made = cfg.inner.edge_config().and_then(|edge| {
             let proxy = Proxy::new(cfg.inner.proxy_config())?;
@@ -80,7 +81,7 @@ pub unsafe extern "C" fn sd_ctx_new(cfg: *const sd_config, out: *mut *mut sd_ctx
         match made {
             Ok((proxy, edge, pinholes)) => {
                 let warnings = proxy.key_warnings();
-                *out = Box::into_raw(Box::new(sd_ctx { proxy, edge, pinholes, warnings }));
+                put_box(out, sd_ctx { proxy, edge, pinholes, warnings });
                 sd_result::SD_OK
             }
             Err(e) => fail(&e),
@@ -96,10 +97,8 @@ pub unsafe extern "C" fn sd_ctx_new(cfg: *const sd_config, out: *mut *mut sd_ctx
 #[no_mangle]
 pub unsafe extern "C" fn sd_ctx_free(ctx: *mut sd_ctx) {
     ffi_boundary! {
-        if !ctx.is_null() {
-            // SAFETY: per the contract, `ctx` came from Box::into_raw in sd_ctx_new.
-            drop(unsafe { Box::from_raw(ctx) });
-        }
+        // SAFETY: NULL or from sd_ctx_new, freed once, per the contract.
+        unsafe { free_box(ctx) }
     }
 }
 
@@ -156,8 +155,7 @@ pub unsafe extern "C" fn sd_stat_value(
     out: *mut u64,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = 0;
+        let out = try_out!(out, 0);
         let ctx = try_ref!(ctx);
         let Some(stat) = stats::stat(index) else {
             return sd_result::SD_ERR_INVALID_ARGUMENT;
@@ -271,8 +269,7 @@ pub unsafe extern "C" fn sd_unwrap_body(
     out: *mut *mut sd_plain,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = std::ptr::null_mut();
+        let out = try_out!(out, std::ptr::null_mut());
         let ctx = try_ref!(ctx);
         let msg = try_msg!(msg);
         plain_out(ctx.proxy.unwrap(&msg), out)
@@ -283,7 +280,7 @@ pub unsafe extern "C" fn sd_unwrap_body(
 pub(super) fn plain_out(r: crate::engine::Result<Unwrapped>, out: &mut *mut sd_plain) -> sd_result {
     match r {
         Ok(Unwrapped::Disclosed(parts)) => {
-            *out = Box::into_raw(Box::new(sd_plain::new(parts)));
+            put_box(out, sd_plain::new(parts));
             sd_result::SD_OK
         }
         Ok(Unwrapped::NotForMe) => sd_result::SD_NOT_FOR_ME,
@@ -371,7 +368,7 @@ pub unsafe extern "C" fn sd_dialog_end_msg(ctx: *const sd_ctx, msg: *const sd_ms
 pub unsafe extern "C" fn sd_ctx_warning_count(ctx: *const sd_ctx) -> usize {
     ffi_boundary! {
         // SAFETY: NULL or a live context per the contract.
-        unsafe { ctx.as_ref() }.map_or(0, |c| c.warnings.len())
+        unsafe { read_or_default(ctx, |c| c.warnings.len()) }
     }
 }
 
@@ -387,15 +384,7 @@ pub unsafe extern "C" fn sd_ctx_warning(
     out: *mut sd_str,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = sd_str::EMPTY;
-        let ctx = try_ref!(ctx);
-        match ctx.warnings.get(index) {
-            Some(w) => {
-                *out = sd_str::of(w.as_bytes());
-                sd_result::SD_OK
-            }
-            None => sd_result::SD_ERR_INVALID_ARGUMENT,
-        }
+        // SAFETY: `ctx` from sd_ctx_new, `out` writable, per the contract.
+        unsafe { get_view(ctx, out, |c| c.warnings.get(index).map(String::as_bytes)) }
     }
 }

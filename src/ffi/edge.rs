@@ -3,7 +3,9 @@
 
 use std::ffi::c_char;
 
-use super::boundary::{ffi_boundary, sd_str, try_mut, try_ref, try_slice};
+use super::boundary::{
+    ffi_boundary, free_box, get_view, put_box, read_or_default, sd_str, try_out, try_ref, try_slice,
+};
 use super::ctx::{plain_out, sd_ctx, sd_msg, try_msg};
 use super::fields::{self, field_names};
 use super::plain::sd_plain;
@@ -106,8 +108,7 @@ pub unsafe extern "C" fn sd_seal(
     out: *mut *mut sd_sealed,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = std::ptr::null_mut();
+        let out = try_out!(out, std::ptr::null_mut());
         let ctx = try_ref!(ctx);
         let msg = try_msg!(msg);
         let p = try_ref!(parties);
@@ -123,7 +124,7 @@ pub unsafe extern "C" fn sd_seal(
         match edge.seal(&ctx.proxy, &msg, &parties) {
             Ok(SealOutcome::Sealed(sealed)) => {
                 let generation = sealed.generation.to_string();
-                *out = Box::into_raw(Box::new(sd_sealed { sealed, generation }));
+                put_box(out, sd_sealed { sealed, generation });
                 sd_result::SD_OK
             }
             Ok(SealOutcome::Nothing) => sd_result::SD_NOTHING_TO_SEAL,
@@ -146,16 +147,8 @@ pub unsafe extern "C" fn sd_sealed_get(
     out: *mut sd_str,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = sd_str::EMPTY;
-        let s = try_ref!(s);
-        match sd_seal_field::from_u32(field).and_then(|f| s.get(f)) {
-            Some(v) => {
-                *out = sd_str::of(v);
-                sd_result::SD_OK
-            }
-            None => sd_result::SD_ERR_INVALID_ARGUMENT,
-        }
+        // SAFETY: `s` from sd_seal, `out` writable, per the contract.
+        unsafe { get_view(s, out, |s| sd_seal_field::from_u32(field).and_then(|f| s.get(f))) }
     }
 }
 
@@ -167,7 +160,7 @@ pub unsafe extern "C" fn sd_sealed_get(
 pub unsafe extern "C" fn sd_sealed_generation(s: *const sd_sealed) -> u32 {
     ffi_boundary! {
         // SAFETY: NULL or a live sd_sealed per the contract.
-        unsafe { s.as_ref() }.map_or(0, |s| s.sealed.generation)
+        unsafe { read_or_default(s, |s| s.sealed.generation) }
     }
 }
 
@@ -178,10 +171,8 @@ pub unsafe extern "C" fn sd_sealed_generation(s: *const sd_sealed) -> u32 {
 #[no_mangle]
 pub unsafe extern "C" fn sd_sealed_free(s: *mut sd_sealed) {
     ffi_boundary! {
-        if !s.is_null() {
-            // SAFETY: per the contract, `s` came from Box::into_raw in sd_seal.
-            drop(unsafe { Box::from_raw(s) });
-        }
+        // SAFETY: NULL or from sd_seal, freed once, per the contract.
+        unsafe { free_box(s) }
     }
 }
 
@@ -200,8 +191,7 @@ pub unsafe extern "C" fn sd_open(
     out: *mut *mut sd_plain,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = std::ptr::null_mut();
+        let out = try_out!(out, std::ptr::null_mut());
         let ctx = try_ref!(ctx);
         let msg = try_msg!(msg);
         let Some(edge) = &ctx.edge else {

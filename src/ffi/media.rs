@@ -15,7 +15,7 @@ use std::ffi::c_char;
 use smallvec::SmallVec;
 use zeroize::Zeroizing;
 
-use super::boundary::{ffi_boundary, put_view, sd_str, try_mut, try_ref};
+use super::boundary::{ffi_boundary, get_view, read_or_default, sd_str};
 use super::fields::{self, field_names, Decimal};
 use super::plain::sd_plain;
 use super::result::sd_result;
@@ -309,6 +309,11 @@ impl SdpText {
     }
 }
 
+/// Stream `media` of part `part`'s SDP, if there is one.
+fn stream(p: &sd_plain, part: usize, media: usize) -> Option<Stream<'_>> {
+    p.part(part)?.sdp().stream(media)
+}
+
 /// Number of media streams (`m=` lines) of part `part`'s SDP; 0 for NULL, a part out of
 /// range, a part that is not SDP or whose SDP is malformed (`SD_FIELD_SDP_ERROR` tells).
 ///
@@ -318,9 +323,7 @@ impl SdpText {
 pub unsafe extern "C" fn sd_plain_media_count(p: *const sd_plain, part: usize) -> usize {
     ffi_boundary! {
         // SAFETY: NULL or a live sd_plain per the contract.
-        unsafe { p.as_ref() }
-            .and_then(|p| p.part(part))
-            .map_or(0, |f| f.sdp().len())
+        unsafe { read_or_default(p, |p| p.part(part).map_or(0, |f| f.sdp().len())) }
     }
 }
 
@@ -340,15 +343,14 @@ pub unsafe extern "C" fn sd_plain_media_get(
     out: *mut sd_str,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = sd_str::EMPTY;
-        let p = try_ref!(p);
-        let value = p
-            .part(part)
-            .and_then(|f| f.sdp().stream(media))
-            .zip(sd_media_field::from_u32(field))
-            .and_then(|(s, field)| s.get(field));
-        put_view(out, value)
+        // SAFETY: `p` from sd_unwrap_body, `out` writable, per the contract.
+        unsafe {
+            get_view(p, out, |p| {
+                stream(p, part, media)
+                    .zip(sd_media_field::from_u32(field))
+                    .and_then(|(s, field)| s.get(field))
+            })
+        }
     }
 }
 
@@ -365,10 +367,7 @@ pub unsafe extern "C" fn sd_plain_crypto_count(
 ) -> usize {
     ffi_boundary! {
         // SAFETY: NULL or a live sd_plain per the contract.
-        unsafe { p.as_ref() }
-            .and_then(|p| p.part(part))
-            .and_then(|f| f.sdp().stream(media))
-            .map_or(0, |s| s.crypto_count())
+        unsafe { read_or_default(p, |p| stream(p, part, media).map_or(0, |s| s.crypto_count())) }
     }
 }
 
@@ -390,15 +389,14 @@ pub unsafe extern "C" fn sd_plain_crypto_get(
     out: *mut sd_str,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = sd_str::EMPTY;
-        let p = try_ref!(p);
-        let value = p
-            .part(part)
-            .and_then(|f| f.sdp().stream(media))
-            .zip(sd_crypto_field::from_u32(field))
-            .and_then(|(s, field)| s.crypto(crypto, field));
-        put_view(out, value)
+        // SAFETY: `p` from sd_unwrap_body, `out` writable, per the contract.
+        unsafe {
+            get_view(p, out, |p| {
+                stream(p, part, media)
+                    .zip(sd_crypto_field::from_u32(field))
+                    .and_then(|(s, field)| s.crypto(crypto, field))
+            })
+        }
     }
 }
 

@@ -8,6 +8,9 @@
 //!   `Box`es that C owns between their constructor and their one `*_free` function (which
 //!   accepts NULL).
 //!   Everything else is borrowed for the duration of the call, or for the lifetime stated.
+//! - The bodies share the helpers of `boundary.rs` (`try_out!`, `get_view`, `read_or_default`,
+//!   `put_box`, `free_box`) and `snapshot.rs` (the RPC tables); the `extern "C"` functions
+//!   themselves stay written out, for cbindgen.
 //! - No thread is started: the context is made before the SIP server forks its workers.
 #![allow(unsafe_code)]
 #![allow(non_camel_case_types)]
@@ -23,6 +26,7 @@ mod pinhole;
 mod plain;
 mod record;
 mod result;
+mod snapshot;
 
 pub use boundary::sd_str;
 pub use cluster::{

@@ -3,11 +3,14 @@
 
 use std::ffi::c_char;
 
-use super::boundary::{ffi_boundary, put_view, sd_str, try_mut, try_ref, try_slice};
+use super::boundary::{
+    ffi_boundary, free_box, get_view, read_or_default, sd_str, try_out, try_ref, try_res, try_slice,
+};
 use super::ctx::{sd_ctx, sd_msg, try_msg};
 use super::fields::{self, field_names};
 use super::plain::sd_plain;
 use super::result::{fail, sd_result};
+use super::snapshot::{put_snapshot, Rows};
 use crate::engine::pinhole::{DialogPinholes, Pinholes};
 use crate::engine::Error;
 use crate::record::StopReason;
@@ -26,7 +29,7 @@ fn pinholes(ctx: &sd_ctx) -> Result<&Pinholes, sd_result> {
 pub unsafe extern "C" fn sd_pinhole_enabled(ctx: *const sd_ctx) -> u32 {
     ffi_boundary! {
         // SAFETY: NULL or a live context per the contract.
-        u32::from(unsafe { ctx.as_ref() }.is_some_and(|c| c.pinholes.is_some()))
+        u32::from(unsafe { read_or_default(ctx, |c| c.pinholes.is_some()) })
     }
 }
 
@@ -48,14 +51,10 @@ pub unsafe extern "C" fn sd_pinhole_open(
     flows: *mut u32,
 ) -> sd_result {
     ffi_boundary! {
-        let flows = try_mut!(flows);
-        *flows = 0;
+        let flows = try_out!(flows, 0);
         let ctx = try_ref!(ctx);
         let msg = try_msg!(msg);
-        let p = match pinholes(ctx) {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
+        let p = try_res!(pinholes(ctx));
         // SAFETY: NULL or a live sd_plain per the contract.
         let Some(plain) = (unsafe { plain.as_ref() }) else {
             return sd_result::SD_NOT_FOR_ME;
@@ -90,14 +89,10 @@ pub unsafe extern "C" fn sd_pinhole_close(
     flows: *mut u32,
 ) -> sd_result {
     ffi_boundary! {
-        let flows = try_mut!(flows);
-        *flows = 0;
+        let flows = try_out!(flows, 0);
         let ctx = try_ref!(ctx);
         let msg = try_msg!(msg);
-        let p = match pinholes(ctx) {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
+        let p = try_res!(pinholes(ctx));
         match p.close_of(&ctx.proxy, &msg) {
             Ok(n) => {
                 *flows = u32::try_from(n).unwrap_or(u32::MAX);
@@ -129,10 +124,7 @@ pub unsafe extern "C" fn sd_pinhole_close_dialog(
         let call_id = try_slice!(call_id);
         let tag = try_slice!(from_tag);
         let method = try_slice!(method);
-        let p = match pinholes(ctx) {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
+        let p = try_res!(pinholes(ctx));
         let reason = StopReason::of(method, status);
         match p.close(&ctx.proxy, call_id, &[tag], reason) {
             Ok(_) => sd_result::SD_OK,
@@ -151,10 +143,7 @@ pub unsafe extern "C" fn sd_pinhole_close_dialog(
 pub unsafe extern "C" fn sd_pinhole_refresh(ctx: *const sd_ctx) -> sd_result {
     ffi_boundary! {
         let ctx = try_ref!(ctx);
-        let p = match pinholes(ctx) {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
+        let p = try_res!(pinholes(ctx));
         match p.refresh(&ctx.proxy) {
             Ok(_) => sd_result::SD_OK,
             Err(e) => fail(&e),
@@ -198,9 +187,7 @@ field_names!(sd_pinhole_field {
 
 /// A copy of the pinhole table at one moment. Owned by C (a `Box`) from
 /// `sd_pinholes_snapshot` until `sd_pinholes_free`.
-pub struct sd_pinholes {
-    rows: Vec<[String; 8]>,
-}
+pub struct sd_pinholes(Rows<sd_pinhole_field, 8>);
 
 fn row(d: DialogPinholes) -> [String; 8] {
     [
@@ -225,21 +212,10 @@ pub unsafe extern "C" fn sd_pinholes_snapshot(
     out: *mut *mut sd_pinholes,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = std::ptr::null_mut();
+        let out = try_out!(out, std::ptr::null_mut());
         let ctx = try_ref!(ctx);
-        let p = match pinholes(ctx) {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
-        match p.list() {
-            Ok(l) => {
-                let rows = l.into_iter().map(row).collect();
-                *out = Box::into_raw(Box::new(sd_pinholes { rows }));
-                sd_result::SD_OK
-            }
-            Err(e) => fail(&e),
-        }
+        let p = try_res!(pinholes(ctx));
+        put_snapshot(out, p.list(), row, sd_pinholes)
     }
 }
 
@@ -251,7 +227,7 @@ pub unsafe extern "C" fn sd_pinholes_snapshot(
 pub unsafe extern "C" fn sd_pinholes_count(p: *const sd_pinholes) -> usize {
     ffi_boundary! {
         // SAFETY: NULL or a live snapshot per the contract.
-        unsafe { p.as_ref() }.map_or(0, |p| p.rows.len())
+        unsafe { read_or_default(p, |p| p.0.len()) }
     }
 }
 
@@ -268,15 +244,8 @@ pub unsafe extern "C" fn sd_pinholes_get(
     out: *mut sd_str,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = sd_str::EMPTY;
-        let p = try_ref!(p);
-        let value = p
-            .rows
-            .get(index)
-            .zip(sd_pinhole_field::from_u32(field))
-            .map(|(r, f)| r[f as usize].as_bytes());
-        put_view(out, value)
+        // SAFETY: `p` from sd_pinholes_snapshot, `out` writable, per the contract.
+        unsafe { get_view(p, out, |p| p.0.get(index, field)) }
     }
 }
 
@@ -287,10 +256,8 @@ pub unsafe extern "C" fn sd_pinholes_get(
 #[no_mangle]
 pub unsafe extern "C" fn sd_pinholes_free(p: *mut sd_pinholes) {
     ffi_boundary! {
-        if !p.is_null() {
-            // SAFETY: per the contract, `p` came from Box::into_raw in sd_pinholes_snapshot.
-            drop(unsafe { Box::from_raw(p) });
-        }
+        // SAFETY: NULL or from sd_pinholes_snapshot, freed once, per the contract.
+        unsafe { free_box(p) }
     }
 }
 

@@ -3,7 +3,7 @@
 use std::cell::OnceCell;
 use std::ffi::c_char;
 
-use super::boundary::{ffi_boundary, put_view, sd_str, try_mut, try_ref};
+use super::boundary::{ffi_boundary, free_box, get_view, read_or_default, sd_str};
 use super::fields::{self, field_names, Decimal};
 use super::media::{sd_crypto_field, sd_media_field, SdpText};
 use super::result::sd_result;
@@ -152,7 +152,7 @@ impl PartFields {
 pub unsafe extern "C" fn sd_plain_count(p: *const sd_plain) -> usize {
     ffi_boundary! {
         // SAFETY: NULL or a live sd_plain per the contract.
-        unsafe { p.as_ref() }.map_or(0, |p| p.parts.len())
+        unsafe { read_or_default(p, |p| p.parts.len()) }
     }
 }
 
@@ -171,15 +171,14 @@ pub unsafe extern "C" fn sd_plain_get(
     out: *mut sd_str,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = sd_str::EMPTY;
-        let p = try_ref!(p);
-        let value = p
-            .parts
-            .get(index)
-            .zip(sd_field::from_u32(field))
-            .and_then(|(part, field)| part.get(field));
-        put_view(out, value)
+        // SAFETY: `p` from sd_unwrap_body, `out` writable, per the contract.
+        unsafe {
+            get_view(p, out, |p| {
+                p.part(index)
+                    .zip(sd_field::from_u32(field))
+                    .and_then(|(part, field)| part.get(field))
+            })
+        }
     }
 }
 
@@ -191,7 +190,7 @@ pub unsafe extern "C" fn sd_plain_get(
 pub unsafe extern "C" fn sd_plain_generation(p: *const sd_plain) -> u32 {
     ffi_boundary! {
         // SAFETY: NULL or a live sd_plain per the contract.
-        unsafe { p.as_ref() }.and_then(|p| p.parts.first()).map_or(0, |f| f.part.generation)
+        unsafe { read_or_default(p, |p| p.parts.first().map_or(0, |f| f.part.generation)) }
     }
 }
 
@@ -202,10 +201,8 @@ pub unsafe extern "C" fn sd_plain_generation(p: *const sd_plain) -> u32 {
 #[no_mangle]
 pub unsafe extern "C" fn sd_plain_free(p: *mut sd_plain) {
     ffi_boundary! {
-        if !p.is_null() {
-            // SAFETY: per the contract, `p` came from Box::into_raw in sd_unwrap_body.
-            drop(unsafe { Box::from_raw(p) });
-        }
+        // SAFETY: NULL or from sd_unwrap_body, freed once, per the contract.
+        unsafe { free_box(p) }
     }
 }
 

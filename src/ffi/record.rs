@@ -4,10 +4,13 @@
 
 use std::ffi::c_char;
 
-use super::boundary::{ffi_boundary, put_view, try_mut, try_ref};
+use super::boundary::{
+    ffi_boundary, free_box, get_view, read_or_default, sd_str, try_out, try_ref, try_res,
+};
 use super::ctx::{sd_ctx, sd_msg, try_msg};
 use super::fields::{self, field_names};
 use super::result::{fail, sd_result};
+use super::snapshot::{put_snapshot, Rows};
 use crate::engine::pinhole::{DialogRecording, Pinholes};
 use crate::engine::Error;
 
@@ -28,10 +31,7 @@ pub unsafe extern "C" fn sd_record_start(ctx: *const sd_ctx, msg: *const sd_msg)
     ffi_boundary! {
         let ctx = try_ref!(ctx);
         let msg = try_msg!(msg);
-        let p = match pinholes(ctx) {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
+        let p = try_res!(pinholes(ctx));
         match p.record_start(&msg) {
             Ok(_) => sd_result::SD_OK,
             Err(e) => fail(&e),
@@ -49,10 +49,7 @@ pub unsafe extern "C" fn sd_record_stop(ctx: *const sd_ctx, msg: *const sd_msg) 
     ffi_boundary! {
         let ctx = try_ref!(ctx);
         let msg = try_msg!(msg);
-        let p = match pinholes(ctx) {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
+        let p = try_res!(pinholes(ctx));
         match p.record_stop(&ctx.proxy, &msg) {
             Ok(true) => sd_result::SD_OK,
             Ok(false) => sd_result::SD_NOT_FOR_ME,
@@ -69,9 +66,9 @@ pub unsafe extern "C" fn sd_record_stop(ctx: *const sd_ctx, msg: *const sd_msg) 
 pub unsafe extern "C" fn sd_record_enabled(ctx: *const sd_ctx) -> u32 {
     ffi_boundary! {
         // SAFETY: NULL or a live context per the contract.
-        u32::from(unsafe { ctx.as_ref() }
-            .and_then(|c| c.pinholes.as_ref())
-            .is_some_and(|p| p.recording_enabled()))
+        u32::from(unsafe {
+            read_or_default(ctx, |c| c.pinholes.as_ref().is_some_and(|p| p.recording_enabled()))
+        })
     }
 }
 
@@ -114,9 +111,7 @@ field_names!(sd_recording_field {
 
 /// A copy of the recordings at one moment. Owned by C (a `Box`) from
 /// `sd_recordings_snapshot` until `sd_recordings_free`.
-pub struct sd_recordings {
-    rows: Vec<[String; 9]>,
-}
+pub struct sd_recordings(Rows<sd_recording_field, 9>);
 
 fn row(d: DialogRecording) -> [String; 9] {
     [
@@ -143,22 +138,14 @@ pub unsafe extern "C" fn sd_recordings_snapshot(
     out: *mut *mut sd_recordings,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = std::ptr::null_mut();
+        let out = try_out!(out, std::ptr::null_mut());
         let ctx = try_ref!(ctx);
         let p = match pinholes(ctx) {
             Ok(p) if p.recording_enabled() => p,
             Ok(_) => return fail(&Error::RecordingOff),
             Err(r) => return r,
         };
-        match p.recordings() {
-            Ok(l) => {
-                let rows = l.into_iter().map(row).collect();
-                *out = Box::into_raw(Box::new(sd_recordings { rows }));
-                sd_result::SD_OK
-            }
-            Err(e) => fail(&e),
-        }
+        put_snapshot(out, p.recordings(), row, sd_recordings)
     }
 }
 
@@ -170,7 +157,7 @@ pub unsafe extern "C" fn sd_recordings_snapshot(
 pub unsafe extern "C" fn sd_recordings_count(p: *const sd_recordings) -> usize {
     ffi_boundary! {
         // SAFETY: NULL or a live snapshot per the contract.
-        unsafe { p.as_ref() }.map_or(0, |p| p.rows.len())
+        unsafe { read_or_default(p, |p| p.0.len()) }
     }
 }
 
@@ -184,18 +171,11 @@ pub unsafe extern "C" fn sd_recordings_get(
     p: *const sd_recordings,
     index: usize,
     field: u32,
-    out: *mut super::boundary::sd_str,
+    out: *mut sd_str,
 ) -> sd_result {
     ffi_boundary! {
-        let out = try_mut!(out);
-        *out = super::boundary::sd_str::EMPTY;
-        let p = try_ref!(p);
-        let value = p
-            .rows
-            .get(index)
-            .zip(sd_recording_field::from_u32(field))
-            .map(|(r, f)| r[f as usize].as_bytes());
-        put_view(out, value)
+        // SAFETY: `p` from sd_recordings_snapshot, `out` writable, per the contract.
+        unsafe { get_view(p, out, |p| p.0.get(index, field)) }
     }
 }
 
@@ -206,10 +186,8 @@ pub unsafe extern "C" fn sd_recordings_get(
 #[no_mangle]
 pub unsafe extern "C" fn sd_recordings_free(p: *mut sd_recordings) {
     ffi_boundary! {
-        if !p.is_null() {
-            // SAFETY: per the contract, `p` came from Box::into_raw in sd_recordings_snapshot.
-            drop(unsafe { Box::from_raw(p) });
-        }
+        // SAFETY: NULL or from sd_recordings_snapshot, freed once, per the contract.
+        unsafe { free_box(p) }
     }
 }
 

@@ -12,7 +12,7 @@ use sipsd::engine::ua::UaSession;
 use sipsd::sip::body::signed::multipart_signed;
 use sipsd::sip::body::{mime_entity, BodyOptions};
 
-use super::{stat, Topology};
+use super::Topology;
 use crate::support::kamailio::{next_hop, EdgeKamailio, Kamailio};
 use crate::support::ports::ADDR;
 use crate::support::procs::wait_for;
@@ -57,14 +57,14 @@ pub fn cancelled_call(net: &Topology) {
         wait_for(Duration::from_secs(3), || {
             [&net.edge_a, &net.p1, &net.edge_b]
                 .iter()
-                .all(|k| stat(k, "cache_entries") == want)
+                .all(|k| k.stat("cache_entries") == want)
         })
     };
     check!(
         keys(1),
         "while it rings, edge A, P1 and edge B each hold the call's key"
     );
-    let ended = |k: &Kamailio| stat(k, "dialogs_ended");
+    let ended = |k: &Kamailio| k.stat("dialogs_ended");
     let before = [ended(&net.edge_a), ended(&net.p1), ended(&net.edge_b)];
     let cancel = Request::new("CANCEL", &call)
         .uri("sip:bob@example.net")
@@ -262,7 +262,7 @@ pub fn callee_without_certificate(t: &Tools, dir: &Path, net: &Topology, keys_a:
         l.first().map(|l| l.get("error")).unwrap_or("")
     );
     check!(
-        stat(&clear, "edge_sent_clear") == 1,
+        clear.stat("edge_sent_clear") == 1,
         "statistic edge_sent_clear = 1"
     );
 }

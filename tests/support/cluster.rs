@@ -63,14 +63,6 @@ pub fn cluster_view(k: &Kamailio) -> (u64, u64) {
     )
 }
 
-/// One figure of `sipsd.stats` (0 when absent).
-pub fn stat(k: &Kamailio, name: &str) -> u64 {
-    k.rpc_fields(&["sipsd.stats"])
-        .get(name)
-        .copied()
-        .unwrap_or(0)
-}
-
 /// A KDMQ request to the sipsd DMQ peer of the node at `to_port`, carrying `body`.
 pub fn kdmq(to_port: u16, from_port: u16, n: u32, body: &str) -> Vec<u8> {
     format!(

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::kamailio::Kamailio;
 use super::procs::wait_for;
+use super::tools::{Need, Tools};
 use super::work::WorkDir;
 use netns::{Guard, Topology};
 
@@ -208,9 +209,48 @@ impl Bed {
         self.topo.expect_media(TABLE, TABLE, pass, what, from, to);
     }
 
+    /// [`Bed::expect`] both ways between a caller's and a callee's endpoint, each named
+    /// (`("caller", rtp)`): "WHAT: callee -> caller", then "WHAT: caller -> callee".
+    pub fn expect_both_ways(
+        &self,
+        pass: bool,
+        what: &str,
+        caller: (&str, (&str, SocketAddr)),
+        callee: (&str, (&str, SocketAddr)),
+    ) {
+        let ((caller_name, caller), (callee_name, callee)) = (caller, callee);
+        self.expect(
+            pass,
+            &format!("{what}: {callee_name} -> {caller_name}"),
+            callee,
+            caller,
+        );
+        self.expect(
+            pass,
+            &format!("{what}: {caller_name} -> {callee_name}"),
+            caller,
+            callee,
+        );
+    }
+
     pub fn elements(&self) -> std::collections::BTreeSet<String> {
         self.topo.elements(TABLE)
     }
+}
+
+/// The start of a test through Kamailio and the pinhole agent in network namespaces: takes
+/// `support::serial()`, then returns the tools it needs (Kamailio, kamcmd, the module, the
+/// keys); None after SKIPPED, when it may not make namespaces or a tool is missing.
+pub fn netns_kamailio(name: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Tools)> {
+    let guard = super::serial();
+    if netns::skip_unless_able(name) {
+        return None;
+    }
+    let t = Tools::require(
+        name,
+        &[Need::Kamailio, Need::Kamcmd, Need::Module, Need::Keys],
+    )?;
+    Some((guard, t))
 }
 
 /// P1's `sipsd-fw:` line for `call` and `what` (INVITE, INVITE200), once it is logged.

@@ -392,6 +392,15 @@ impl Kamailio {
         numeric_fields(&self.rpc(args))
     }
 
+    /// One figure of `sipsd.stats`. The RPC lists every statistic the library has, so a
+    /// missing one (a wrong name, or a node that does not answer) fails the test here.
+    pub fn stat(&self, name: &str) -> u64 {
+        match self.rpc_fields(&["sipsd.stats"]).get(name) {
+            Some(v) => *v,
+            None => panic!("sipsd.stats has no {name}: a wrong name, or the node does not answer"),
+        }
+    }
+
     /// Kamailio statistics of a group (`stats.get_statistics sipsd:`): `sipsd:errors` -> N.
     pub fn statistics(&self, group: &str) -> BTreeMap<String, u64> {
         self.rpc(&["stats.get_statistics", group])

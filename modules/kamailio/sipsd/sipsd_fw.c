@@ -200,37 +200,23 @@ const char *sipsd_rpc_pinholes_doc[2] = {
 		"age",
 		0};
 
+static sd_result sipsd_fw_rpc_get(
+		const void *snap, size_t i, uint32_t field, sd_str *out)
+{
+	return sd_pinholes_get(snap, i, field, out);
+}
+
 void sipsd_rpc_pinholes(rpc_t *rpc, void *ctx)
 {
 	sd_pinholes *p = NULL;
 	sd_result r;
-	size_t i;
-	uint32_t f;
-	sd_str v;
-	str sv;
-	void *th;
 
 	if(_sipsd_ctx == NULL) {
 		rpc->fault(ctx, 500, "sipsd not initialized");
 		return;
 	}
 	r = sd_pinholes_snapshot(_sipsd_ctx, &p);
-	if(r != SD_OK) {
-		rpc->fault(ctx, 500, "%s", sd_strerror(r));
-		return;
-	}
-	for(i = 0; i < sd_pinholes_count(p); i++) {
-		if(rpc->add(ctx, "{", &th) < 0) {
-			rpc->fault(ctx, 500, "cannot create the reply");
-			break;
-		}
-		for(f = 0; f < sd_pinhole_field_count(); f++) {
-			if(sd_pinholes_get(p, i, f, &v) != SD_OK)
-				continue;
-			sipsd_str_from_sd(&v, &sv);
-			if(rpc->struct_add(th, "S", sd_pinhole_field_name(f), &sv) < 0)
-				break;
-		}
-	}
+	sipsd_rpc_rows(rpc, ctx, r, p, sd_pinholes_count(p),
+			sd_pinhole_field_count(), sd_pinhole_field_name, sipsd_fw_rpc_get);
 	sd_pinholes_free(p);
 }

@@ -1064,6 +1064,35 @@ static void sipsd_rpc_stats(rpc_t *rpc, void *ctx)
 	}
 }
 
+void sipsd_rpc_rows(rpc_t *rpc, void *ctx, sd_result r, const void *snap,
+		size_t rows, uint32_t fields, const char *(*field_name)(uint32_t),
+		sipsd_rpc_get_f get)
+{
+	size_t i;
+	uint32_t f;
+	sd_str v;
+	str sv;
+	void *th;
+
+	if(r != SD_OK) {
+		rpc->fault(ctx, 500, "%s", sd_strerror(r));
+		return;
+	}
+	for(i = 0; i < rows; i++) {
+		if(rpc->add(ctx, "{", &th) < 0) {
+			rpc->fault(ctx, 500, "cannot create the reply");
+			return;
+		}
+		for(f = 0; f < fields; f++) {
+			if(get(snap, i, f, &v) != SD_OK)
+				continue;
+			sipsd_str_from_sd(&v, &sv);
+			if(rpc->struct_add(th, "S", field_name(f), &sv) < 0)
+				break;
+		}
+	}
+}
+
 static void sipsd_rpc_reload(rpc_t *rpc, void *ctx)
 {
 	sd_result r;

@@ -10,6 +10,7 @@
 #define SIPSD_MOD_H
 
 #include "core/str.h"
+#include "core/rpc.h"
 #include "core/parser/msg_parser.h"
 #include "modules/textops/api.h"
 #include "modules/sl/sl.h"
@@ -94,5 +95,14 @@ hdr_field_t *sipsd_find_hdr(
 int sipsd_del_hdr(sip_msg_t *msg, const char *name, int len);
 /* a failure, logged at most SIPSD_LOG_BURST times per second and process */
 void sipsd_log_failure(const char *what, str *call_id, sd_result r);
+
+/* field of row i of a library snapshot (sd_pinholes_get, sd_recordings_get) */
+typedef sd_result (*sipsd_rpc_get_f)(
+		const void *snap, size_t i, uint32_t field, sd_str *out);
+/* the RPC reply for a snapshot of rows rows: r, the snapshot call's result, as a fault,
+ * else a struct per row with a member per field the row has, named by field_name */
+void sipsd_rpc_rows(rpc_t *rpc, void *ctx, sd_result r, const void *snap,
+		size_t rows, uint32_t fields, const char *(*field_name)(uint32_t),
+		sipsd_rpc_get_f get);
 
 #endif /* SIPSD_MOD_H */

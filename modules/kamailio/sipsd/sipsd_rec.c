@@ -57,37 +57,23 @@ const char *sipsd_rpc_recordings_doc[2] = {
 		"dialog, state, streams, started, stopped",
 		0};
 
+static sd_result sipsd_rec_rpc_get(
+		const void *snap, size_t i, uint32_t field, sd_str *out)
+{
+	return sd_recordings_get(snap, i, field, out);
+}
+
 void sipsd_rpc_recordings(rpc_t *rpc, void *ctx)
 {
 	sd_recordings *p = NULL;
 	sd_result r;
-	size_t i;
-	uint32_t f;
-	sd_str v;
-	str sv;
-	void *th;
 
 	if(_sipsd_ctx == NULL) {
 		rpc->fault(ctx, 500, "sipsd not initialized");
 		return;
 	}
 	r = sd_recordings_snapshot(_sipsd_ctx, &p);
-	if(r != SD_OK) {
-		rpc->fault(ctx, 500, "%s", sd_strerror(r));
-		return;
-	}
-	for(i = 0; i < sd_recordings_count(p); i++) {
-		if(rpc->add(ctx, "{", &th) < 0) {
-			rpc->fault(ctx, 500, "cannot create the reply");
-			break;
-		}
-		for(f = 0; f < sd_recording_field_count(); f++) {
-			if(sd_recordings_get(p, i, f, &v) != SD_OK)
-				continue;
-			sipsd_str_from_sd(&v, &sv);
-			if(rpc->struct_add(th, "S", sd_recording_field_name(f), &sv) < 0)
-				break;
-		}
-	}
+	sipsd_rpc_rows(rpc, ctx, r, p, sd_recordings_count(p),
+			sd_recording_field_count(), sd_recording_field_name, sipsd_rec_rpc_get);
 	sd_recordings_free(p);
 }

@@ -165,6 +165,25 @@ pub struct Received {
     pub media_stale: u32,
 }
 
+impl Received {
+    /// A message of `kind` from `node` that applied nothing (yet).
+    pub fn nothing(kind: Kind, node: String) -> Received {
+        Received {
+            kind,
+            node,
+            stored: 0,
+            refreshed: 0,
+            stale: 0,
+            expired: 0,
+            ended: 0,
+            sync_stored: 0,
+            media_stored: 0,
+            media_closed: 0,
+            media_stale: 0,
+        }
+    }
+}
+
 /// This node, for the RPC.
 #[derive(Clone, Debug)]
 pub struct ClusterInfo {
@@ -451,19 +470,7 @@ impl Cluster {
             }
             .into());
         }
-        let mut r = Received {
-            kind: msg.kind,
-            node: msg.node.to_string(),
-            stored: 0,
-            refreshed: 0,
-            stale: 0,
-            expired: 0,
-            ended: 0,
-            sync_stored: 0,
-            media_stored: 0,
-            media_closed: 0,
-            media_stale: 0,
-        };
+        let mut r = Received::nothing(msg.kind, msg.node.to_string());
         if msg.kind != Kind::SyncRequest {
             for m in &msg.media {
                 let applied = match media {

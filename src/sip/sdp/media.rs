@@ -250,18 +250,6 @@ impl Direction {
             Direction::Inactive => "inactive",
         }
     }
-
-    /// The direction an attribute name stands for.
-    pub fn from_attr(name: &str) -> Option<Direction> {
-        [
-            Direction::SendRecv,
-            Direction::SendOnly,
-            Direction::RecvOnly,
-            Direction::Inactive,
-        ]
-        .into_iter()
-        .find(|d| d.name() == name)
-    }
 }
 
 /// An `a=rtcp:<port> [<nettype> <addrtype> <address>]` attribute (RFC 3605).
