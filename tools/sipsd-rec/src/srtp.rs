@@ -27,6 +27,8 @@ mod ffi {
 
 /// Bytes libsrtp may append when protecting (tag + MKI).
 pub const MAX_TRAILER: usize = ffi::SRTP_MAX_TRAILER_LEN as usize;
+// Every MKI the SDP layer takes fits libsrtp's.
+const _: () = assert!(sdes::MAX_MKI_LEN as u32 == ffi::SRTP_MAX_MKI_LEN);
 /// Largest replay window libsrtp accepts.
 pub const MAX_WINDOW: u32 = 0x8000;
 
@@ -389,6 +391,39 @@ mod tests {
         p[8..12].copy_from_slice(&ssrc.to_be_bytes());
         p.extend(std::iter::repeat_n(0xd5u8, 160));
         p
+    }
+
+    #[test]
+    fn mkis_of_every_length_the_sdp_allows_round_trip() {
+        use base64::Engine;
+        let k = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 30]);
+        for len in [1u8, 4, 5, 16, 128] {
+            // two keys: the packet names the one it is under by its MKI
+            let value = format!(
+                "1 AES_CM_128_HMAC_SHA1_80 inline:{}|2^20|1:{len};inline:{}|2^20|2:{len}",
+                k(1),
+                k(2)
+            );
+            let a = CryptoAttr::parse(&value).unwrap();
+            let mut tx =
+                Session::new(&a, 0x51, 128).unwrap_or_else(|e| panic!("MKI of {len} bytes: {e}"));
+            let mut rx = Session::new(&a, 0x51, 128).unwrap();
+            let plain = rtp(3, 0x51);
+            let mut p = plain.clone();
+            tx.protect(&mut p).unwrap();
+            assert_eq!(
+                p.len(),
+                plain.len() + usize::from(len) + 10,
+                "MKI + tag appended"
+            );
+            assert_eq!(
+                p[plain.len()..plain.len() + usize::from(len)].last(),
+                Some(&1)
+            );
+            rx.unprotect(&mut p).unwrap();
+            assert_eq!(p, plain, "MKI of {len} bytes");
+        }
+        println!("  ok   {}: MKIs of 1, 4, 5, 16 and 128 bytes (two keys each) protect and unprotect; the packet carries MKI + tag", version());
     }
 
     #[test]
