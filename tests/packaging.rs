@@ -1,13 +1,14 @@
 //! The Debian packages, end to end (docs/PACKAGING.md):
 //!
-//! 1. `scripts/build-debs bookworm trixie`: dpkg-buildpackage in a clean, offline container of
+//! 1. `scripts/build-debs SUITE`: dpkg-buildpackage in a clean, offline container of
 //!    each suite (Kamailio 5.6.3 on Debian 12, 6.0.1 on Debian 13); lintian of that suite on
 //!    the result must report no error (its warnings are printed); the tools package's systemd
 //!    units (sipsd-fw, sipsd-rec) parse and are confined (`systemd-analyze security`);
 //! 2. reproducible: the Debian 12 packages built again from a fresh copy under another path
 //!    (`--build-root /srv/sipsd-again`: the workspace's crates, the module and the packages are
 //!    rebuilt; the vendored crates, whose paths do not change, come from cargo's cache) are byte
-//!    for byte the same;
+//!    for byte the same. The Debian 13 build runs beside the two Debian 12 builds (its output
+//!    printed when it ends), a container each;
 //! 3. in a clean container of the testbed's base image of each suite (sipsd-base:SUITE):
 //!    `apt-get install ./kamailio-sipsd-module_*.deb ./sipsd_*.deb`, then a SIPp call through
 //!    the packaged module with the packaged example cfg (trusted P1) and an untrusted P2, then
@@ -59,6 +60,63 @@ fn run(what: &str, cmd: &mut Command) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "FAILED: {what}\n{stdout}");
     stdout
+}
+
+/// A command running beside others, its output kept in files until `finish` prints it (the
+/// lines of two builds interleaved would be unreadable).
+struct Background {
+    what: String,
+    child: std::process::Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Background {
+    /// Starts `cmd`, its stdout and stderr written to `logs/SLUG.out` and `logs/SLUG.err`.
+    fn spawn(what: &str, cmd: &mut Command, logs: &Path) -> Self {
+        std::fs::create_dir_all(logs).unwrap_or_else(|e| panic!("{}: {e}", logs.display()));
+        let slug: String = what
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let stdout = logs.join(format!("{slug}.out"));
+        let stderr = logs.join(format!("{slug}.err"));
+        let file =
+            |p: &Path| std::fs::File::create(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file(&stdout))
+            .stderr(file(&stderr))
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        Background {
+            what: what.to_string(),
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits for the command, prints its stderr, and panics with `what` if it failed (as `run`).
+    fn finish(mut self) -> String {
+        let status = self
+            .child
+            .wait()
+            .unwrap_or_else(|e| panic!("{}: {e}", self.what));
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        eprint!("{}", read(&self.stderr));
+        let stdout = read(&self.stdout);
+        assert!(status.success(), "FAILED: {}\n{stdout}", self.what);
+        stdout
+    }
+}
+
+impl Drop for Background {
+    /// A check failed while the command runs: let it end before the test does (it writes
+    /// under target/).
+    fn drop(&mut self) {
+        let _ = self.child.wait();
+    }
 }
 
 fn sha256(path: &Path) -> String {
@@ -160,13 +218,32 @@ fn debian_packages_build_install_call_purge() {
     let out = root().join("target/packaging-test");
     let _ = std::fs::remove_dir_all(&out);
 
-    // 1. build, lintian
-    let mut build = Command::new(root().join("scripts/build-debs"));
-    build.arg("--out").arg(out.join("a"));
-    for (suite, _) in SUITES {
-        build.arg(suite);
-    }
-    run("scripts/build-debs bookworm trixie", &mut build);
+    // 1. build, lintian; 2. reproducible. The Debian 13 build in the background, beside the
+    // Debian 12 build and then its rebuild under another path (which reuses the cargo cache of
+    // that suite the first build filled).
+    let trixie = Background::spawn(
+        "scripts/build-debs trixie",
+        Command::new(root().join("scripts/build-debs"))
+            .arg("--out")
+            .arg(out.join("a"))
+            .arg("trixie"),
+        &out.join("logs"),
+    );
+    run(
+        "scripts/build-debs bookworm",
+        Command::new(root().join("scripts/build-debs"))
+            .arg("--out")
+            .arg(out.join("a"))
+            .arg("bookworm"),
+    );
+    run(
+        "scripts/build-debs --build-root /srv/sipsd-again bookworm",
+        Command::new(root().join("scripts/build-debs"))
+            .arg("--out")
+            .arg(out.join("b"))
+            .args(["--build-root", "/srv/sipsd-again", "bookworm"]),
+    );
+    trixie.finish();
     let mut built = BTreeMap::new();
     for (suite, n) in SUITES {
         let dir = out.join("a").join(suite);
@@ -199,14 +276,6 @@ fn debian_packages_build_install_call_purge() {
         built.insert(suite, found);
     }
 
-    // 2. reproducible
-    run(
-        "scripts/build-debs --build-root /srv/sipsd-again bookworm",
-        Command::new(root().join("scripts/build-debs"))
-            .arg("--out")
-            .arg(out.join("b"))
-            .args(["--build-root", "/srv/sipsd-again", "bookworm"]),
-    );
     let again = debs(&out.join("b/bookworm"));
     for (name, hash) in &built["bookworm"] {
         check!(
