@@ -26,8 +26,12 @@ use super::CmsKind;
 /// [`CmsMessage::parse_owned`] keeps the buffer it is given, so that
 /// [`CmsMessage::into_plaintext`] decrypts the content where it lies; every other input goes
 /// through the general decoder of the `der` and `cms` crates.
+///
+/// The decoded message is boxed: the general decoder's structures and the recipients read in
+/// place are several hundred bytes, and a message is moved a dozen times on its way through a
+/// proxy (into the decision, the opening, the result), where a box is one allocation.
 pub struct CmsMessage(
-    pub(crate) Message,
+    pub(crate) Box<Message>,
     pub(crate) std::cell::OnceCell<super::content::ContentParams>,
 );
 
@@ -61,20 +65,20 @@ impl CmsMessage {
     /// [`CmsMessage::parse_general_only`]).
     #[cfg(any(test, feature = "test-hooks"))]
     pub fn read_in_place(&self) -> bool {
-        matches!(self.0, Message::Profile(_))
+        matches!(*self.0, Message::Profile(_))
     }
 
     fn parse_general(bytes: &[u8]) -> Result<CmsMessage, CmsError> {
-        Message::parse(bytes).map(|m| CmsMessage(m, std::cell::OnceCell::new()))
+        Message::parse(bytes).map(|m| CmsMessage(Box::new(m), std::cell::OnceCell::new()))
     }
 
     pub(crate) fn profiled(der: Vec<u8>, p: profile::Profile) -> CmsMessage {
         CmsMessage(
-            Message::Profile(InPlace {
+            Box::new(Message::Profile(InPlace {
                 der,
                 content: p.content,
                 auth: p.auth,
-            }),
+            })),
             std::cell::OnceCell::from(p.params),
         )
     }
@@ -112,8 +116,7 @@ struct ContentInfoRef<'a> {
 }
 
 /// A decoded EnvelopedData, AuthEnvelopedData or EncryptedData.
-// `Profile` holds its recipients inline (`profile::Auth`, a few hundred bytes): one message per
-// body, moved a few times, where a box would be an allocation per body.
+// Large variants side by side: the whole enum is boxed once in `CmsMessage`.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Message {
     Enveloped(EnvelopedData),

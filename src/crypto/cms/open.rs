@@ -289,12 +289,13 @@ impl CmsMessage {
             return Err(CmsError::CekAlgMismatch);
         }
         // AuthEnvelopedData read in place: its mac, and its authAttrs' DER (the AAD)
-        let auth = match &self.0 {
+        let auth = match &*self.0 {
             Message::Profile(InPlace { auth: Some(a), .. }) => Some((a.mac.clone(), self.0.aad()?)),
             _ => None,
         };
-        let Message::Profile(p) = self.0 else {
-            return decrypt_content(&self.0, &params, cek).map(Plaintext::whole);
+        let p = match *self.0 {
+            Message::Profile(p) => p,
+            other => return decrypt_content(&other, &params, cek).map(Plaintext::whole),
         };
         let content = p.content;
         // from here on the buffer holds plaintext: zeroized on every way out
