@@ -108,17 +108,27 @@ def section(res):
         d = kv(line)
         v = line.split()[0]
         ok = int(d.get("ok", "0"))
-        us = int(d["ticks"]) * 1e6 / tck / ok if ok else float("nan")
+        if not ok:
+            us = float("nan")
+        elif "runtime_us" in d:
+            us = int(d["runtime_us"]) / ok
+        else:
+            us = int(d["ticks"]) * 1e6 / tck / ok
         runs.setdefault((d["alloc"], v), {})[int(d["round"])] = (us, d)
         if "load" in d:
             loads.append(float(d["load"]))
+    exact = all("runtime_us" in d for r in runs.values() for _, d in r.values())
+    cpu_source = ("utime + stime as the scheduler counts them in ns (`/proc/PID/schedstat`,"
+                  " which `/proc/PID/stat`'s tick counts are scaled to, without their truncation"
+                  f" to {1000 / tck:.0f} ms per process)" if exact else
+                  f"utime + stime from `/proc/PID/stat`, clock ticks of {1000 / tck:.0f} ms")
     w("What a Kamailio operator plans with: the CPU time P1 spends per call. Topology and bodies"
       " of section 5 (SIPp → P1 → P2 → SIPp callee on loopback, INVITE → 200 → ACK, 50 ms,"
       " BYE → 200; a ~1 KB SDP), at a fixed"
       f" **{env.get('rate')} calls/s** that every variant sustains, {env.get('calls')} calls"
-      f" ({env.get('secs')} s) per run after 40 warm-up calls. CPU is utime + stime of every P1"
-      f" process (the main process and all its forks) from `/proc/PID/stat`, clock ticks of"
-      f" {1000 / tck:.0f} ms, over the run, divided by the calls SIPp completed. Variants:")
+      f" ({env.get('secs')} s) per run after 40 warm-up calls. CPU is the time on a CPU of every P1"
+      f" process (the main process and all its forks) over the run, divided by the calls SIPp"
+      f" completed: {cpu_source}. Variants:")
     w("")
     for v, text in VARIANTS:
         w(f"- **{v}**: {text};")
