@@ -226,97 +226,147 @@ pub(super) fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| TOKEN_BYTES[usize::from(b)])
 }
 
-/// The fields of a text separated by runs of spaces and tabs (both ASCII, so every cut is
-/// a char boundary).
-struct BlankFields<'a> {
-    s: &'a str,
-    at: usize,
+/// True for a space or a tab, what separates the fields of the attribute.
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
 }
 
-impl<'a> Iterator for BlankFields<'a> {
-    type Item = &'a str;
+/// `b` less the spaces and tabs at both ends.
+fn trim_blanks(s: &str) -> &str {
+    let b = s.as_bytes();
+    let start = b.iter().position(|c| !is_blank(*c)).unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !is_blank(*c))
+        .map_or(start, |e| e + 1);
+    s.get(start..end).unwrap_or_default()
+}
 
-    fn next(&mut self) -> Option<&'a str> {
-        let bytes = self.s.as_bytes().get(self.at..)?;
-        let start = self.at + bytes.iter().position(|b| *b != b' ' && *b != b'\t')?;
-        let len = super::find_either(bytes.get(start - self.at..)?, b' ', b'\t')
-            .unwrap_or(self.s.len() - start);
-        self.at = start + len;
-        self.s.get(start..self.at)
+/// Where the first byte of `b` is that is not visible ASCII (0x21 to 0x7e) or is a `;`:
+/// where the info of a key parameter ends. Eight bytes at a time: the keys are the bulk of
+/// the attribute. In a `u64` word, a byte below 0x21 borrows into its high bit when 0x21 is
+/// taken from it, one at or above 0x7f has its high bit set with 1 added or on its own, and
+/// a `;` is a zero byte of the word xor `;`s; carries and borrows start only at a flagged
+/// byte, so the lowest flag is exact.
+fn info_end(b: &[u8]) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = b.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(w);
+        let x = u64::from_le_bytes(bytes);
+        let semi = x ^ (LOW * u64::from(b';'));
+        let flags = ((x.wrapping_sub(LOW * 0x21) & !x)
+            | x.wrapping_add(LOW)
+            | x
+            | (semi.wrapping_sub(LOW) & !semi))
+            & HIGH;
+        if flags != 0 {
+            return Some(at + (flags.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
     }
-}
-
-/// The byte range of `part` inside `whole` (`part` is a subslice of it).
-fn range_in(whole: &str, part: &str) -> Range<usize> {
-    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
-    start..start + part.len()
+    words
+        .remainder()
+        .iter()
+        .position(|c| !c.is_ascii_graphic() || *c == b';')
+        .map(|i| at + i)
 }
 
 impl CryptoAttr {
     /// Checks the syntax of an `a=crypto` value (what follows `a=crypto:`): a tag of 1 to 9
     /// digits, a suite token, key-params of `method:info` elements (at most [`MAX_KEYS`]),
     /// then any session parameters. Keys are not decoded here (see [`CryptoAttr::keys`]), so
-    /// an unknown suite or key method is kept, as RFC 4568 §6.1 asks of a receiver.
+    /// an unknown suite or key method is kept, as RFC 4568 §6.1 asks of a receiver. One walk
+    /// over the bytes: each field is read until the byte that ends it, which must be a
+    /// space, a tab or the end.
     pub fn parse(value: &str) -> Result<CryptoAttr, SdpError> {
-        let value = value.trim_matches(|c| c == ' ' || c == '\t');
+        let value = trim_blanks(value);
         if value.len() > MAX_CRYPTO_LEN {
             return Err(SdpError::CryptoTooLarge);
         }
-        let mut fields = BlankFields { s: value, at: 0 };
-        let tag = fields.next().ok_or(SdpError::BadCrypto("no tag"))?;
-        if tag.len() > 9 || !tag.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(SdpError::BadCrypto("tag is not 1 to 9 digits"));
+        let b = value.as_bytes();
+        // The field ending at `at` ends there: a blank or the end follows it.
+        let ends = |at: usize| b.get(at).is_none_or(|c| is_blank(*c));
+        // The next field after `at`, past the blanks (the end when none).
+        let skip = |mut at: usize| {
+            while b.get(at).is_some_and(|c| is_blank(*c)) {
+                at += 1;
+            }
+            at
+        };
+        // The end of the run of token bytes from `at`.
+        let token_end = |mut at: usize| {
+            while b.get(at).is_some_and(|c| TOKEN_BYTES[usize::from(*c)]) {
+                at += 1;
+            }
+            at
+        };
+        if b.is_empty() {
+            return Err(SdpError::BadCrypto("no tag"));
         }
-        let tag_n: u32 = tag.parse().map_err(|_| SdpError::BadCrypto("tag"))?;
-        let suite = fields
-            .next()
-            .ok_or(SdpError::BadCrypto("no crypto suite"))?;
-        if !is_token(suite) {
+        let (tag, tag_end) = super::digits(b, 0, 9)
+            .filter(|(_, end)| ends(*end))
+            .and_then(|(n, end)| Some((u32::try_from(n).ok()?, end)))
+            .ok_or(SdpError::BadCrypto("tag is not 1 to 9 digits"))?;
+        let suite_start = skip(tag_end);
+        if suite_start == b.len() {
+            return Err(SdpError::BadCrypto("no crypto suite"));
+        }
+        let suite_end = token_end(suite_start);
+        if suite_end == suite_start || !ends(suite_end) {
             return Err(SdpError::BadCrypto("crypto suite is not a token"));
         }
-        let keys = fields
-            .next()
-            .ok_or(SdpError::BadCrypto("no key parameters"))?;
-        let mut n = 0;
-        for param in super::split_byte(keys, b';') {
-            n += 1;
-            let (method, info) = super::split_once_byte(param, b':')
-                .ok_or(SdpError::BadCrypto("key parameter is not method:info"))?;
-            if !is_token(method) || info.is_empty() || !info.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(SdpError::BadCrypto("key parameter is not method:info"));
-            }
+        let keys_start = skip(suite_end);
+        if keys_start == b.len() {
+            return Err(SdpError::BadCrypto("no key parameters"));
         }
+        // Each key parameter: a method token, a colon, then visible bytes but `;` up to a
+        // `;` (another parameter follows), a blank or the end (the field ends).
+        let not_method_info = SdpError::BadCrypto("key parameter is not method:info");
+        let mut n = 0;
+        let mut at = keys_start;
+        let keys_end = loop {
+            n += 1;
+            let colon = token_end(at);
+            if colon == at || b.get(colon) != Some(&b':') {
+                return Err(not_method_info);
+            }
+            let info = colon + 1;
+            let rest = b.get(info..).unwrap_or_default();
+            let stop = info + info_end(rest).unwrap_or(rest.len());
+            match b.get(stop) {
+                _ if stop == info => return Err(not_method_info),
+                Some(b';') => at = stop + 1,
+                _ if ends(stop) => break stop,
+                // A byte that is neither visible nor a blank, inside the field.
+                _ => return Err(not_method_info),
+            }
+        };
         if n > MAX_KEYS {
             return Err(SdpError::CryptoTooLarge);
         }
-        let session = match fields.next() {
-            Some(first) => {
-                let start = range_in(value, first).start;
-                value.get(start..).unwrap_or_default()
-            }
-            None => value.get(value.len()..).unwrap_or_default(),
-        };
-        if !session
-            .bytes()
-            .all(|b| b.is_ascii_graphic() || b == b' ' || b == b'\t')
+        let session_params = skip(keys_end)..b.len();
+        if !b
+            .get(session_params.clone())
+            .unwrap_or_default()
+            .iter()
+            .all(|c| c.is_ascii_graphic() || is_blank(*c))
         {
             return Err(SdpError::BadCrypto(
                 "session parameters are not visible text",
             ));
         }
-        let (suite, key_params, session_params) = (
-            range_in(value, suite),
-            range_in(value, keys),
-            range_in(value, session),
-        );
         // Reserved up front: no reallocation leaves a copy of the keys behind.
         let mut owned = Zeroizing::new(String::with_capacity(value.len()));
         owned.push_str(value);
         Ok(CryptoAttr {
-            tag: tag_n,
+            tag,
             value: owned,
-            suite,
-            key_params,
+            suite: suite_start..suite_end,
+            key_params: keys_start..keys_end,
             session_params,
         })
     }

@@ -21,12 +21,37 @@ enum WordText {
     Owned(Box<str>),
 }
 
-/// Media types (RFC 8866 §5.14, IANA "media" registry).
-pub(super) const KINDS: &[&str] = &["audio", "video", "text", "application", "message", "image"];
+/// A list of known words as a function `$find` that gives the static copy of a word, `None`
+/// when it is not listed. A `match` on the text, which the compiler makes a switch on the
+/// length and a few comparisons of small words: a search of a table compared entry after
+/// entry, a cost paid in every `m=` and `a=rtpmap` line.
+macro_rules! known_words {
+    ($(#[$doc:meta])* $find:ident: $($word:literal,)*) => {
+        $(#[$doc])*
+        pub(super) fn $find(s: &str) -> Option<&'static str> {
+            match s {
+                $($word => Some($word),)*
+                _ => None,
+            }
+        }
+    };
+}
 
-/// Transport protocols in common use (RFC 8866 §5.14, RFC 3711, RFC 4585, RFC 5124,
-/// RFC 5764, RFC 8841, RFC 4975, RFC 4582, RFC 6787, T.38).
-pub(super) const PROTOS: &[&str] = &[
+known_words! {
+    /// Media types (RFC 8866 §5.14, IANA "media" registry).
+    known_kind:
+    "audio",
+    "video",
+    "text",
+    "application",
+    "message",
+    "image",
+}
+
+known_words! {
+    /// Transport protocols in common use (RFC 8866 §5.14, RFC 3711, RFC 4585, RFC 5124,
+    /// RFC 5764, RFC 8841, RFC 4975, RFC 4582, RFC 6787, T.38).
+    known_proto:
     "RTP/AVP",
     "RTP/SAVP",
     "RTP/AVPF",
@@ -48,10 +73,11 @@ pub(super) const PROTOS: &[&str] = &[
     "UDP/BFCP",
     "TCP/MRCPv2",
     "TCP/TLS/MRCPv2",
-];
+}
 
-/// Encoding names of `a=rtpmap` in common use, and those of RFC 3551's static types.
-pub(super) const ENCODINGS: &[&str] = &[
+known_words! {
+    /// Encoding names of `a=rtpmap` in common use, and those of RFC 3551's static types.
+    known_encoding:
     "PCMU",
     "PCMA",
     "G722",
@@ -91,7 +117,7 @@ pub(super) const ENCODINGS: &[&str] = &[
     "H261",
     "MPV",
     "MP2T",
-];
+}
 
 /// The RTP payload types 0 to 127 as `m=` lines write them (the common formats).
 const PAYLOAD_TYPES: [&str; 128] = [
@@ -107,14 +133,10 @@ const PAYLOAD_TYPES: [&str; 128] = [
 ];
 
 impl Word {
-    /// `s`, borrowed from `known` when it is one of those words (exactly), else owned.
-    pub(super) fn new(s: &str, known: &[&'static str]) -> Word {
-        // The first byte tells most words apart before their texts are compared.
-        let first = s.as_bytes().first();
-        match known
-            .iter()
-            .find(|k| k.as_bytes().first() == first && **k == s)
-        {
+    /// `s`, borrowed from the static copy `known` finds of it (one of the lists above,
+    /// [`known_kind`], [`known_proto`], [`known_encoding`]), else owned.
+    pub(super) fn new(s: &str, known: fn(&str) -> Option<&'static str>) -> Word {
+        match known(s) {
             Some(k) => Word(WordText::Static(k)),
             None => Word(WordText::Owned(s.into())),
         }
@@ -278,45 +300,60 @@ pub struct RtpMap {
 impl RtpMap {
     /// Parses the value after `a=rtpmap:`; `None` when malformed. Two fields separated by
     /// ASCII white space (as `split_ascii_whitespace` reads them, any around), read left to
-    /// right in one pass: the payload type, then `encoding/rate[/params]`.
+    /// right in one pass over the bytes: the payload type, then `encoding/rate[/params]`,
+    /// the numbers read as their digits go by.
     pub fn parse(value: &str) -> Option<RtpMap> {
-        /// The text from `*at` to the first byte `end` accepts (or to the end); `*at` moves there.
-        fn field<'a>(value: &'a str, at: &mut usize, end: fn(&u8) -> bool) -> &'a str {
-            let rest = value.as_bytes().get(*at..).unwrap_or_default();
-            let start = *at;
-            *at = start + rest.iter().position(end).unwrap_or(rest.len());
-            value.get(start..*at).unwrap_or_default()
-        }
-        let blank: fn(&u8) -> bool = u8::is_ascii_whitespace;
-        let blank_or_slash: fn(&u8) -> bool = |c| *c == b'/' || c.is_ascii_whitespace();
-        let number = |s: &str| u32::try_from(super::decimal(s, 10)?).ok();
         let b = value.as_bytes();
-        let mut at = b.iter().position(|c| !blank(c))?;
-        let pt = field(value, &mut at, blank);
-        let payload_type = u8::try_from(super::decimal(pt, 3)?)
-            .ok()
-            .filter(|p| *p <= 127)?;
-        field(value, &mut at, |c| !c.is_ascii_whitespace());
-        let encoding = field(value, &mut at, blank_or_slash);
+        let blank = |at: usize| b.get(at).is_some_and(u8::is_ascii_whitespace);
+        let number = |at: usize| {
+            let (n, end) = super::digits(b, at, 10)?;
+            Some((u32::try_from(n).ok()?, end))
+        };
+        let mut at = 0;
+        while blank(at) {
+            at += 1;
+        }
+        let (pt, end) = super::digits(b, at, 3)?;
+        // The payload type is the whole first field: white space must follow it.
+        let payload_type = u8::try_from(pt).ok().filter(|p| *p <= 127 && blank(end))?;
+        at = end;
+        while blank(at) {
+            at += 1;
+        }
+        let start = at;
+        while b
+            .get(at)
+            .is_some_and(|c| *c != b'/' && !c.is_ascii_whitespace())
+        {
+            at += 1;
+        }
+        let encoding = value.get(start..at)?;
         if !super::crypto::is_token(encoding) || b.get(at) != Some(&b'/') {
             return None;
         }
-        at += 1;
-        let clock_rate = number(field(value, &mut at, blank_or_slash))?;
+        let (clock_rate, end) = number(at + 1)?;
+        at = end;
         let params = match b.get(at) {
             Some(b'/') => {
-                at += 1;
-                Some(number(field(value, &mut at, blank_or_slash))?)
+                let (p, end) = number(at + 1)?;
+                at = end;
+                Some(p)
             }
             _ => None,
         };
-        // Only white space may follow: a third field, or a fourth `/` part, is refused.
-        if !b.get(at..).unwrap_or_default().iter().all(blank) {
+        // Only white space may follow: more in a number, a third field, or a fourth `/`
+        // part, is refused.
+        if !b
+            .get(at..)
+            .unwrap_or_default()
+            .iter()
+            .all(u8::is_ascii_whitespace)
+        {
             return None;
         }
         Some(RtpMap {
             payload_type,
-            encoding: Word::new(encoding, ENCODINGS),
+            encoding: Word::new(encoding, known_encoding),
             clock_rate,
             params,
         })
@@ -420,10 +457,10 @@ impl MediaInfo {
         formats: Vec<Word>,
     ) -> MediaInfo {
         MediaInfo {
-            kind: Word::new(kind, KINDS),
+            kind: Word::new(kind, known_kind),
             port,
             port_count,
-            proto: Word::new(proto, PROTOS),
+            proto: Word::new(proto, known_proto),
             formats,
             rtpmaps: Vec::new(),
             connection: None,

@@ -107,6 +107,19 @@ pub(super) fn decimal(s: &str, max: usize) -> Option<u64> {
     })
 }
 
+/// The run of ASCII digits at `b[at..]` as a number, and where the run ends; `None` when it
+/// has no digit or more than `max` (at most 19: nothing overflows). What [`decimal`] reads,
+/// for a parser that walks the bytes and finds the field's end as it goes.
+pub(super) fn digits(b: &[u8], at: usize, max: usize) -> Option<(u64, usize)> {
+    let mut n = 0u64;
+    let mut end = at;
+    while let Some(d) = b.get(end).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+        n = n.wrapping_mul(10).wrapping_add(u64::from(d));
+        end += 1;
+    }
+    (end > at && end - at <= max.min(19)).then_some((n, end))
+}
+
 /// `digits` as a number of at most 5 digits (a port), without sign or space.
 fn port_number(s: &str) -> Option<u16> {
     u16::try_from(decimal(s, 5)?).ok()
@@ -187,7 +200,7 @@ fn stray_nul_or_cr(text: &str) -> bool {
 
 /// The first `c` in `hay`, eight bytes at a time (the zero-byte test on `u64` words): SDP
 /// lines and fields are tens of bytes, too short for a general search to pay its setup.
-fn find_byte(hay: &[u8], c: u8) -> Option<usize> {
+pub(super) fn find_byte(hay: &[u8], c: u8) -> Option<usize> {
     find_either(hay, c, c)
 }
 
