@@ -1,9 +1,8 @@
 //! Content encryption: AES-GCM (RFC 5084) and AES-CBC (RFC 3565) over an
-//! `EncryptedContentInfo`'s algorithm identifier and parameters.
+//! `EncryptedContentInfo`'s algorithm identifier and parameters. GCM itself is computed by
+//! `gcm_backend` (RustCrypto, or AWS-LC with the cargo feature `aws-lc`).
 
 use aes::{Aes128, Aes256};
-use aes_gcm::aead::{consts, inout::InOutBuf, AeadInOut, KeyInit};
-use aes_gcm::AesGcm;
 use cbc::cipher::{block_padding::Pkcs7, BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
 use der::asn1::OctetString;
 use der::{Any, Decode, Encode, Sequence};
@@ -12,6 +11,7 @@ use zeroize::Zeroizing;
 
 use super::cek::{random_bytes, Cek, ContentAlg};
 use super::error::CmsError;
+use super::gcm_backend;
 
 /// GCM nonce length sipsd writes and accepts (RFC 5084 §3.2 recommends 12).
 pub(crate) const GCM_NONCE_LEN: usize = 12;
@@ -103,31 +103,6 @@ pub(crate) fn parse_params(ai: &AlgorithmIdentifierOwned) -> Result<ContentParam
     }
 }
 
-macro_rules! gcm_open {
-    ($aes:ty, $tag:ty, $key:expr, $nonce:expr, $aad:expr, $buf:expr, $tagbytes:expr) => {{
-        let c = AesGcm::<$aes, consts::U12, $tag>::new_from_slice($key)
-            .map_err(|_| CmsError::BadKeyLength)?;
-        let nonce = aes_gcm::Nonce::<consts::U12>::try_from($nonce)
-            .map_err(|_| CmsError::BadAlgParams("GCM nonce must be 12 bytes"))?;
-        let tag = aes_gcm::Tag::<$tag>::try_from($tagbytes).map_err(|_| CmsError::Decrypt)?;
-        c.decrypt_inout_detached(&nonce, $aad, InOutBuf::from($buf), &tag)
-            .map_err(|_| CmsError::Decrypt)
-    }};
-}
-
-macro_rules! gcm_open_tag {
-    ($aes:ty, $tag_len:expr, $($args:expr),*) => {
-        match $tag_len {
-            12 => gcm_open!($aes, consts::U12, $($args),*),
-            13 => gcm_open!($aes, consts::U13, $($args),*),
-            14 => gcm_open!($aes, consts::U14, $($args),*),
-            15 => gcm_open!($aes, consts::U15, $($args),*),
-            16 => gcm_open!($aes, consts::U16, $($args),*),
-            _ => Err(CmsError::BadAlgParams("GCM ICV length must be 12 to 16")),
-        }
-    };
-}
-
 /// Decrypts (and for GCM authenticates) `ciphertext` under `cek` into a new buffer.
 ///
 /// For GCM, `tag` is the authentication tag (AuthEnvelopedData's `mac`) and `aad` the DER of
@@ -147,8 +122,8 @@ pub(crate) fn decrypt(
 
 /// [`decrypt`] in place: `buf` holds the ciphertext and gets the plaintext, which is its first
 /// bytes; returns the plaintext's length (CBC padding removed). On an error `buf` holds the
-/// ciphertext still (GCM checks the tag before decrypting) or a partial CBC decryption: the
-/// caller zeroizes it either way.
+/// ciphertext still (GCM checks the tag before it releases plaintext; AWS-LC zeroes the buffer
+/// instead, see `gcm_backend`) or a partial CBC decryption: the caller zeroizes it either way.
 pub(crate) fn decrypt_in_place(
     cek: &Cek,
     params: &ContentParams,
@@ -170,15 +145,8 @@ pub(crate) fn decrypt_in_place(
             if tag.len() != *tag_len {
                 return Err(CmsError::Decrypt);
             }
-            let len = buf.len();
-            let nonce = nonce.as_slice();
-            match alg {
-                ContentAlg::Aes128Gcm => {
-                    gcm_open_tag!(Aes128, *tag_len, key, nonce, aad, &mut *buf, tag)?
-                }
-                _ => gcm_open_tag!(Aes256, *tag_len, key, nonce, aad, &mut *buf, tag)?,
-            }
-            Ok(len)
+            gcm_backend::open(*alg, key, nonce, aad, buf, tag)?;
+            Ok(buf.len())
         }
         ContentParams::Cbc { alg, iv } => {
             if buf.is_empty() || buf.len() % AES_BLOCK != 0 {
@@ -252,19 +220,11 @@ pub(crate) fn encrypt_with_iv(
     }
     if alg.is_aead() {
         let nonce_bytes = iv;
-        let nonce = aes_gcm::Nonce::<consts::U12>::try_from(nonce_bytes)
+        let nonce: &[u8; GCM_NONCE_LEN] = nonce_bytes
+            .try_into()
             .map_err(|_| CmsError::BadAlgParams("GCM nonce must be 12 bytes"))?;
         let mut buf = plaintext.to_vec();
-        let tag = match alg {
-            ContentAlg::Aes128Gcm => AesGcm::<Aes128, consts::U12>::new_from_slice(key)
-                .map_err(|_| CmsError::BadKeyLength)?
-                .encrypt_inout_detached(&nonce, aad, InOutBuf::from(buf.as_mut_slice()))
-                .map_err(|_| CmsError::Encode("plaintext too long for GCM".into()))?,
-            _ => AesGcm::<Aes256, consts::U12>::new_from_slice(key)
-                .map_err(|_| CmsError::BadKeyLength)?
-                .encrypt_inout_detached(&nonce, aad, InOutBuf::from(buf.as_mut_slice()))
-                .map_err(|_| CmsError::Encode("plaintext too long for GCM".into()))?,
-        };
+        let tag = gcm_backend::seal(alg, key, nonce, aad, &mut buf)?;
         let params = GcmParameters {
             nonce: OctetString::new(nonce_bytes).map_err(CmsError::encode)?,
             icv_len: GCM_TAG_LEN as u8,
@@ -357,6 +317,46 @@ mod tests {
             decrypt(&cek, &p, &e.ciphertext, e.tag.as_deref(), b"other aad"),
             Err(CmsError::Decrypt)
         ));
+    }
+
+    #[test]
+    fn truncated_or_long_gcm_tag_fails_as_decrypt() {
+        // The parameters say 16 bytes: a valid tag's prefix is refused (whichever backend
+        // would compute GCM), as is a tag with a byte too many.
+        for alg in [ContentAlg::Aes128Gcm, ContentAlg::Aes256Gcm] {
+            let cek = Cek::generate(alg).unwrap();
+            let e = encrypt(&cek, &[0x42u8; 1000], b"aad").unwrap();
+            let p = parse_params(&e.alg_id).unwrap();
+            let tag = e.tag.clone().unwrap();
+            for len in [0, 1, 12, 15] {
+                assert!(matches!(
+                    decrypt(&cek, &p, &e.ciphertext, Some(&tag[..len]), b"aad"),
+                    Err(CmsError::Decrypt)
+                ));
+            }
+            let mut long = tag.clone();
+            long.push(0);
+            assert!(matches!(
+                decrypt(&cek, &p, &e.ciphertext, Some(&long), b"aad"),
+                Err(CmsError::Decrypt)
+            ));
+            assert!(matches!(
+                decrypt(&cek, &p, &e.ciphertext, None, b"aad"),
+                Err(CmsError::Decrypt)
+            ));
+            // the ciphertext one byte short or long
+            let ct = &e.ciphertext;
+            assert!(matches!(
+                decrypt(&cek, &p, &ct[..ct.len() - 1], Some(&tag), b"aad"),
+                Err(CmsError::Decrypt)
+            ));
+            let mut longer = ct.clone();
+            longer.push(0);
+            assert!(matches!(
+                decrypt(&cek, &p, &longer, Some(&tag), b"aad"),
+                Err(CmsError::Decrypt)
+            ));
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod cek;
 mod content;
 mod der_set;
 pub mod error;
+mod gcm_backend;
 mod implicit_rejection;
 mod inspect;
 mod lookup;
