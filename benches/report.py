@@ -77,6 +77,12 @@ w("")
 
 targets = []  # (target, measured, met)
 
+
+def verdict(ok):
+    """The Targets table's word for met (True), missed (False), or not resolved (None)."""
+    return "not resolved" if ok is None else "yes" if ok else "**no**"
+
+
 # ---------------------------------------------------------------- 1. cache hit
 w("## 1. Cache-hit path: in-dialog body with the cached dialog key")
 w("")
@@ -380,7 +386,7 @@ w("")
 w("| target | measured | met |")
 w("| --- | --- | --- |")
 for name, val, ok in targets:
-    w(f"| {name} | {val} | {'yes' if ok else '**no**'} |")
+    w(f"| {name} | {val} | {verdict(ok)} |")
 w("")
 notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "BENCHMARKS-notes.md")
 if os.path.exists(notes):
@@ -436,7 +442,7 @@ def splice(old, new, prefixes, step_targets):
         else:
             at = old.find("## Targets")
             old = old[:at] + block + old[at:] if at >= 0 else old + "\n" + block
-    rows = {f"| {n}": f"| {n} | {v} | {'yes' if ok else '**no**'} |" for n, v, ok in step_targets}
+    rows = {f"| {n}": f"| {n} | {v} | {verdict(ok)} |" for n, v, ok in step_targets}
     tb = blocks(old).get("## Targets")
     if tb is not None:
         lines = tb.split("\n")

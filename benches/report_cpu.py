@@ -98,7 +98,8 @@ def spread(v):
 
 
 def section(res):
-    """(lines, targets) of the section; targets are (name, measured, met)."""
+    """(lines, targets) of the section; targets are (name, measured, met: True, False, or None
+    when the rounds disagree)."""
     L, targets = [], []
     w = L.append
     w(TITLE)
@@ -179,20 +180,39 @@ def section(res):
             w(f"| {v} | {len(us)} | {ok:,} / {failed} | {dec / max(ok, 1):.2f} | {rsa / max(placed, 1):.2f} | **{med:.0f} µs** |"
               f" {spread(us)} µs | {med / base_med:.2f}x | {pr} | {med - base_med:+.0f} µs |")
         w("")
+        # Met when every round meets it, missed when none does, else not resolved: a ratio of
+        # medians inside the rounds' spread says nothing about 5%.
+        def rounds_verdict(v, limit_of):
+            r, ok = runs.get((alloc, v), {}), []
+            for k, (u, _) in r.items():
+                lim = limit_of(k)
+                if lim is not None:
+                    ok.append(u <= lim)
+            if not ok:
+                return None, ""
+            return (True if all(ok) else False if not any(ok) else None), f"; {sum(ok)} of {len(ok)} rounds within"
+
+        def of_round(variant, factor, add=0.0):
+            other = runs.get((alloc, variant), {})
+            return lambda k: factor * other[k][0] + add if k in other else None
+
         if "psk" in meds:
+            met, rounds = rounds_verdict("psk", of_round("nomodule", 1.05))
             targets.append((f"CPU per call, PSK ≤ 1.05x no module ({alloc})",
-                            f"{meds['psk'] / base_med:.2f}x ({meds['psk']:.0f} vs {base_med:.0f} µs)",
-                            meds["psk"] <= 1.05 * base_med))
+                            f"{meds['psk'] / base_med:.2f}x ({meds['psk']:.0f} vs {base_med:.0f} µs{rounds})",
+                            met))
         if "psk" in meds and "nomodule-enc" in meds:
             enc = meds["nomodule-enc"]
+            met, rounds = rounds_verdict("psk", of_round("nomodule-enc", 1.05))
             targets.append((f"... PSK ≤ 1.05x no module carrying the same encrypted bodies ({alloc})",
-                            f"{meds['psk'] / enc:.2f}x ({meds['psk']:.0f} vs {enc:.0f} µs)",
-                            meds["psk"] <= 1.05 * enc))
+                            f"{meds['psk'] / enc:.2f}x ({meds['psk']:.0f} vs {enc:.0f} µs{rounds})",
+                            met))
         if "rsa" in meds:
             limit = 1.05 * base_med + op_us
+            met, rounds = rounds_verdict("rsa", of_round("nomodule", 1.05, op_us))
             targets.append((f"CPU per call, RSA ≤ no module × 1.05 + one RSA-2048 op ({alloc})",
-                            f"{meds['rsa']:.0f} vs {limit:.0f} µs ({meds['rsa'] - base_med:+.0f} µs; op {op_us:.0f} µs)",
-                            meds["rsa"] <= limit))
+                            f"{meds['rsa']:.0f} vs {limit:.0f} µs ({meds['rsa'] - base_med:+.0f} µs; op {op_us:.0f} µs{rounds})",
+                            met))
     # the same runs split: user and kernel time, page faults, context switches (medians)
     split = [(a, v) for a, _ in ALLOCS for v, _ in VARIANTS
              if runs.get((a, v)) and all("utime" in d for _, d in runs[(a, v)].values())]
@@ -269,6 +289,13 @@ def section(res):
                 cells.append(f"{x[0] / b1[0]:.3f}x ({(x[0] - b1[0]) / 1e3:+,.0f}K)" if b1 else "n/a")
             w(f"| {v} | " + " | ".join(cells) + " |")
         w("")
+        # the goal in the one measure this machine resolves (user-space instructions)
+        for a, _ in ALLOCS:
+            x, b1 = cg.get((a, "psk")), cg.get((a, "nomodule-enc"))
+            if x and b1:
+                targets.append((f"... PSK ≤ 1.05x no module carrying the same bodies, in instructions (callgrind, {a})",
+                                f"{x[0] / b1[0]:.3f}x ({x[0] / 1e3:,.0f}K vs {b1[0] / 1e3:,.0f}K)",
+                                x[0] <= 1.05 * b1[0]))
     hot = {}
     for v in ("psk", "psk_b64", "rsa", "plain"):
         e = os.path.join(res, "criterion-whole-call", "whole_call", v, "new", "estimates.json")
