@@ -33,6 +33,16 @@ def kv(line):
     return {m.group(1): m.group(2) for m in re.finditer(r"(\w+)=(\S+)", line)}
 
 
+def whole_call_us(res, variants):
+    """{variant: µs} of the criterion `whole_call` medians this run kept, of those asked."""
+    hot = {}
+    for v in variants:
+        e = os.path.join(res, "criterion-whole-call", "whole_call", v, "new", "estimates.json")
+        if os.path.exists(e):
+            hot[v] = json.load(open(e))["median"]["point_estimate"] / 1e3
+    return hot
+
+
 def rsa_op_us(res):
     """(µs, where from) of one RSA-2048 OAEP private-key operation through AWS-LC."""
     p = os.path.join(res, "criterion-aws-lc", "rsa_oaep_2048", "aws_lc", "new", "estimates.json")
@@ -41,11 +51,7 @@ def rsa_op_us(res):
     # A run of this section alone: the hot whole calls of the same run, RSA less PSK (the
     # one operation, and the RSA offer's larger RecipientInfos): the machine's speed of the
     # day, not a figure from another day.
-    hot = {}
-    for v in ("rsa", "psk"):
-        e = os.path.join(res, "criterion-whole-call", "whole_call", v, "new", "estimates.json")
-        if os.path.exists(e):
-            hot[v] = json.load(open(e))["median"]["point_estimate"] / 1e3
+    hot = whole_call_us(res, ("rsa", "psk"))
     if len(hot) == 2 and hot["rsa"] > hot["psk"]:
         return hot["rsa"] - hot["psk"], "measured in this run (criterion `whole_call`, rsa less psk, hot)"
     return RSA_OP_US_DEFAULT, "the figure issue 11 plans with (≈ 0.25 ms with aws-lc here)"
@@ -296,11 +302,7 @@ def section(res):
                 targets.append((f"... PSK ≤ 1.05x no module carrying the same bodies, in instructions (callgrind, {a})",
                                 f"{x[0] / b1[0]:.3f}x ({x[0] / 1e3:,.0f}K vs {b1[0] / 1e3:,.0f}K)",
                                 x[0] <= 1.05 * b1[0]))
-    hot = {}
-    for v in ("psk", "psk_b64", "rsa", "plain"):
-        e = os.path.join(res, "criterion-whole-call", "whole_call", v, "new", "estimates.json")
-        if os.path.exists(e):
-            hot[v] = json.load(open(e))["median"]["point_estimate"] / 1e3
+    hot = whole_call_us(res, ("psk", "psk_b64", "rsa", "plain"))
     if hot:
         w("The same library work hot in the caches, in a loop (criterion `whole_call` in"
           " `benches/crypto.rs`, `--features aws-lc` as `make` builds it: the offer through"
