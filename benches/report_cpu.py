@@ -27,6 +27,8 @@ ALLOCS = [("default", "Kamailio's default memory manager (qm)"), ("tlsf", "`-x t
 # The RSA-2048 private-key operation with aws-lc on this machine, when not measured in the run
 # (issue 11: about 0.25 ms).
 RSA_OP_US_DEFAULT = 250.0
+# Issue 11's goal: sipsd adds at most 5% (PSK; RSA: 5% and the one operation).
+GOAL_RATIO = 1.05
 
 
 def kv(line):
@@ -101,6 +103,26 @@ def perf_groups(path):
 
 def spread(v):
     return f"{min(v):.0f}–{max(v):.0f}"
+
+
+def rounds_verdict(runs, alloc, v, limit_of):
+    """(met, text) of variant v: met when every round is within its round's limit
+    (limit_of(round) µs), missed when none is, else None (not resolved: a ratio of medians
+    inside the rounds' spread says nothing about 5%)."""
+    ok = []
+    for k, (u, _) in runs.get((alloc, v), {}).items():
+        lim = limit_of(k)
+        if lim is not None:
+            ok.append(u <= lim)
+    if not ok:
+        return None, ""
+    return (True if all(ok) else False if not any(ok) else None), f"; {sum(ok)} of {len(ok)} rounds within"
+
+
+def of_round(runs, alloc, variant, add=0.0):
+    """The limit of each round: GOAL_RATIO x that round's run of variant, plus add µs."""
+    other = runs.get((alloc, variant), {})
+    return lambda k: GOAL_RATIO * other[k][0] + add if k in other else None
 
 
 def section(res):
@@ -186,36 +208,20 @@ def section(res):
             w(f"| {v} | {len(us)} | {ok:,} / {failed} | {dec / max(ok, 1):.2f} | {rsa / max(placed, 1):.2f} | **{med:.0f} µs** |"
               f" {spread(us)} µs | {med / base_med:.2f}x | {pr} | {med - base_med:+.0f} µs |")
         w("")
-        # Met when every round meets it, missed when none does, else not resolved: a ratio of
-        # medians inside the rounds' spread says nothing about 5%.
-        def rounds_verdict(v, limit_of):
-            r, ok = runs.get((alloc, v), {}), []
-            for k, (u, _) in r.items():
-                lim = limit_of(k)
-                if lim is not None:
-                    ok.append(u <= lim)
-            if not ok:
-                return None, ""
-            return (True if all(ok) else False if not any(ok) else None), f"; {sum(ok)} of {len(ok)} rounds within"
-
-        def of_round(variant, factor, add=0.0):
-            other = runs.get((alloc, variant), {})
-            return lambda k: factor * other[k][0] + add if k in other else None
-
         if "psk" in meds:
-            met, rounds = rounds_verdict("psk", of_round("nomodule", 1.05))
+            met, rounds = rounds_verdict(runs, alloc, "psk", of_round(runs, alloc, "nomodule"))
             targets.append((f"CPU per call, PSK ≤ 1.05x no module ({alloc})",
                             f"{meds['psk'] / base_med:.2f}x ({meds['psk']:.0f} vs {base_med:.0f} µs{rounds})",
                             met))
         if "psk" in meds and "nomodule-enc" in meds:
             enc = meds["nomodule-enc"]
-            met, rounds = rounds_verdict("psk", of_round("nomodule-enc", 1.05))
+            met, rounds = rounds_verdict(runs, alloc, "psk", of_round(runs, alloc, "nomodule-enc"))
             targets.append((f"... PSK ≤ 1.05x no module carrying the same encrypted bodies ({alloc})",
                             f"{meds['psk'] / enc:.2f}x ({meds['psk']:.0f} vs {enc:.0f} µs{rounds})",
                             met))
         if "rsa" in meds:
-            limit = 1.05 * base_med + op_us
-            met, rounds = rounds_verdict("rsa", of_round("nomodule", 1.05, op_us))
+            limit = GOAL_RATIO * base_med + op_us
+            met, rounds = rounds_verdict(runs, alloc, "rsa", of_round(runs, alloc, "nomodule", op_us))
             targets.append((f"CPU per call, RSA ≤ no module × 1.05 + one RSA-2048 op ({alloc})",
                             f"{meds['rsa']:.0f} vs {limit:.0f} µs ({meds['rsa'] - base_med:+.0f} µs; op {op_us:.0f} µs{rounds})",
                             met))
@@ -301,7 +307,7 @@ def section(res):
             if x and b1:
                 targets.append((f"... PSK ≤ 1.05x no module carrying the same bodies, in instructions (callgrind, {a})",
                                 f"{x[0] / b1[0]:.3f}x ({x[0] / 1e3:,.0f}K vs {b1[0] / 1e3:,.0f}K)",
-                                x[0] <= 1.05 * b1[0]))
+                                x[0] <= GOAL_RATIO * b1[0]))
     hot = whole_call_us(res, ("psk", "psk_b64", "rsa", "plain"))
     if hot:
         w("The same library work hot in the caches, in a loop (criterion `whole_call` in"
